@@ -1,0 +1,27 @@
+"""graphc: a symbolic computational-graph compiler for NumPy-style Python.
+
+Trace a NumPy function into an explicit graph IR, differentiate it with compiler passes, look at
+every stage, and run it.
+
+Example:
+    >>> import numpy as np, graphc
+    >>> g = graphc.trace(lambda x: np.sum(np.tanh(x) ** 2), graphc.spec("f32[3]"))
+    >>> graphc.evaluate(g, np.zeros(3, np.float32))
+    [array(0., dtype=float32)]
+"""
+
+from graphc import numpy  # noqa: F401  (installs the tracer's NumPy handlers)
+from graphc.interp import evaluate
+from graphc.ir import Aval, DTypeError, Graph, GraphcError, Node, ShapeError
+from graphc.pytree import pytree, register_pytree, tree_map
+from graphc.text import load, parse
+from graphc.trace import Spec, Tracer, TracerError, UnsupportedError, scope, spec, trace
+from graphc.verify import VerifyError, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aval", "DTypeError", "Graph", "GraphcError", "Node", "ShapeError", "Spec", "Tracer",
+    "TracerError", "UnsupportedError", "VerifyError", "evaluate", "load", "numpy", "parse",
+    "pytree", "register_pytree", "scope", "spec", "trace", "tree_map", "verify",
+]

@@ -1,0 +1,470 @@
+"""The graph IR: abstract values, immutable nodes and graphs.
+
+A `Node` is one value computed by one op from other nodes. Nodes never change after creation, so a
+graph is simply "everything reachable from the outputs"; passes build new nodes instead of editing.
+Every walk here is iterative, so graphs of hundreds of thousands of nodes are fine.
+
+Example:
+    >>> import numpy as np, graphc
+    >>> g = graphc.trace(lambda x: np.tanh(x) * 2.0, graphc.spec("f32[3]"))
+    >>> print(g)
+    { lambda ; a:f32[3]. let
+        b:f32[3] = tanh a
+        c:f32[3] = mul b 2.0:f32
+      in (c,) }
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+
+DTYPE_NAMES: dict[np.dtype, str] = {
+    np.dtype(np.bool_): "bool",
+    np.dtype(np.int8): "i8",
+    np.dtype(np.int16): "i16",
+    np.dtype(np.int32): "i32",
+    np.dtype(np.int64): "i64",
+    np.dtype(np.uint8): "u8",
+    np.dtype(np.uint16): "u16",
+    np.dtype(np.uint32): "u32",
+    np.dtype(np.uint64): "u64",
+    np.dtype(np.float16): "f16",
+    np.dtype(np.float32): "f32",
+    np.dtype(np.float64): "f64",
+}
+DTYPES_BY_NAME: dict[str, np.dtype] = {v: k for k, v in DTYPE_NAMES.items()}
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises on purpose (bad input, unsupported feature)."""
+
+    def __init__(self, message: str, location: str | None = None):
+        self.message = message
+        self.location = location
+        super().__init__(f"{message} (at {location})" if location else message)
+
+
+class ShapeError(GraphcError):
+    """Operands whose shapes or dtypes an op cannot accept."""
+
+
+class DTypeError(GraphcError):
+    """A dtype graphc does not handle, or a dtype an op does not accept."""
+
+
+def as_dtype(dt: Any) -> np.dtype:
+    """Normalise a dtype-like (np.float32, 'f32', 'float32', np.dtype) to a supported np.dtype."""
+    if isinstance(dt, str) and dt in DTYPES_BY_NAME:
+        return DTYPES_BY_NAME[dt]
+    try:
+        d = np.dtype(dt)
+    except TypeError as e:
+        raise DTypeError(f"{dt!r} is not a dtype") from e
+    if d not in DTYPE_NAMES:
+        raise DTypeError(
+            f"dtype {d} is not supported by graphc (supported: {', '.join(DTYPE_NAMES.values())})"
+        )
+    return d
+
+
+def dtype_name(dt: np.dtype) -> str:
+    return DTYPE_NAMES[np.dtype(dt)]
+
+
+def is_float(dt: np.dtype) -> bool:
+    return np.dtype(dt).kind == "f"
+
+
+# ---------------------------------------------------------------------------------------------
+# abstract values
+
+
+@dataclass(frozen=True)
+class Aval:
+    """Shape and dtype of a value: what the compiler knows before the data exists.
+
+    Example:
+        >>> Aval((4, 3), np.dtype("float32"))
+        Aval(f32[4,3])
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "dtype", as_dtype(self.dtype))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __str__(self) -> str:
+        return f"{dtype_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+    def __repr__(self) -> str:
+        return f"Aval({self})"
+
+    @staticmethod
+    def parse(text: str) -> Aval:
+        """Parse the short form `f32[4,3]` (also `f32[]` for a scalar)."""
+        text = text.strip()
+        if "[" not in text or not text.endswith("]"):
+            raise GraphcError(f"malformed type {text!r}: expected e.g. f32[4,3]")
+        name, dims = text[:-1].split("[", 1)
+        if name not in DTYPES_BY_NAME:
+            raise DTypeError(f"unknown dtype {name!r} in {text!r}")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip() != "")
+        except ValueError:
+            raise GraphcError(f"malformed shape in {text!r}: dimensions must be integers") from None
+        if any(d < 0 for d in shape):
+            raise GraphcError(f"negative dimension in {text!r}")
+        return Aval(shape, DTYPES_BY_NAME[name])
+
+
+@dataclass(frozen=True)
+class TupleAval:
+    """The type of a node that yields several values (a fused kernel); read with `proj` nodes."""
+
+    avals: tuple[Aval, ...]
+
+    def __str__(self) -> str:
+        return "(" + ", ".join(map(str, self.avals)) + ")"
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.avals)
+
+
+# ---------------------------------------------------------------------------------------------
+# constants
+
+
+class Const:
+    """An immutable array held in an attribute; hashed and compared by content."""
+
+    __slots__ = ("value", "_key")
+
+    def __init__(self, value: Any, dtype: Any = None):
+        arr = np.array(value, dtype=dtype, copy=True, order="C")
+        as_dtype(arr.dtype)
+        arr.flags.writeable = False
+        self.value = arr
+        digest = hashlib.sha256(arr.tobytes()).hexdigest()
+        self._key = (str(arr.dtype), arr.shape, digest)
+
+    @property
+    def aval(self) -> Aval:
+        return Aval(self.value.shape, self.value.dtype)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Const) and self._key == other._key
+
+    def __repr__(self) -> str:
+        return f"Const({self.value!r})"
+
+
+# ---------------------------------------------------------------------------------------------
+# nodes
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Where a node came from: the user's `file:line` and the module scope (e.g. model.layers.0)."""
+
+    loc: str | None = None
+    scope: str | None = None
+    name: str | None = None  # a user-facing name for graph inputs, e.g. the parameter path
+
+
+_EMPTY_META = Meta()
+
+
+class Node:
+    """One value: `op` applied to `inputs` with `attrs`, of type `aval`.
+
+    Nodes are immutable and compared by identity; structural comparison lives on `Graph`.
+    Create nodes through `graphc.ops.apply` (which runs the op's shape rule), not directly.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "aval", "meta", "__weakref__")
+
+    op: str
+    inputs: tuple[Node, ...]
+    attrs: Mapping[str, Any]
+    aval: Aval | TupleAval
+    meta: Meta
+
+    def __init__(
+        self,
+        op: str,
+        inputs: Iterable[Node],
+        attrs: Mapping[str, Any] | None,
+        aval: Aval | TupleAval,
+        meta: Meta | None = None,
+    ):
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "inputs", tuple(inputs))
+        object.__setattr__(self, "attrs", MappingProxyType(dict(attrs or {})))
+        object.__setattr__(self, "aval", aval)
+        object.__setattr__(self, "meta", meta or _EMPTY_META)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("graphc nodes are immutable; build a new node instead")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.aval.shape  # type: ignore[union-attr]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.aval.dtype  # type: ignore[union-attr]
+
+    def attr_key(self) -> tuple:
+        """Attributes as a hashable, order-independent key (used by CSE and hashing)."""
+        return tuple(sorted(self.attrs.items()))
+
+    def __repr__(self) -> str:
+        attrs = "".join(f" {k}={v!r}" for k, v in self.attrs.items() if k != "value")
+        return f"<Node {self.op}{attrs} : {self.aval}>"
+
+
+def make_input(aval: Aval, name: str | None = None) -> Node:
+    """A fresh graph input of type `aval`."""
+    return Node("input", (), {}, aval, Meta(name=name))
+
+
+def make_const(value: Any, dtype: Any = None, meta: Meta | None = None) -> Node:
+    """A constant node holding a copy of `value`."""
+    c = Const(value, dtype)
+    return Node("const", (), {"value": c}, c.aval, meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# walks (all iterative)
+
+
+def toposort(outputs: Iterable[Node]) -> list[Node]:
+    """All nodes reachable from `outputs`, each after its inputs, in a deterministic order.
+
+    The order is the post-order of a depth-first walk that visits outputs and inputs left to
+    right, so equal graphs give equal orders. Raises GraphcError on a cycle.
+    """
+    order: list[Node] = []
+    state: dict[int, int] = {}  # id -> 1 visiting, 2 done
+    for root in outputs:
+        if state.get(id(root)) == 2:
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        state[id(root)] = 1
+        while stack:
+            node, i = stack[-1]
+            if i < len(node.inputs):
+                stack[-1] = (node, i + 1)
+                child = node.inputs[i]
+                s = state.get(id(child))
+                if s is None:
+                    state[id(child)] = 1
+                    stack.append((child, 0))
+                elif s == 1:
+                    raise GraphcError(f"the graph has a cycle through a {child.op} node")
+            else:
+                stack.pop()
+                state[id(node)] = 2
+                order.append(node)
+    return order
+
+
+def users(nodes: Iterable[Node]) -> dict[int, list[Node]]:
+    """Map id(node) -> the nodes (among `nodes`) that read it, once per use."""
+    out: dict[int, list[Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            out.setdefault(id(i), []).append(n)
+    return out
+
+
+def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
+    """Rebuild the graph above `outputs`, replacing each node whose id is in `mapping`.
+
+    Nodes whose inputs did not change are reused as they are. Shape rules are not re-run: the
+    replacement must have the same aval as what it replaces.
+    """
+    new: dict[int, Node] = dict(mapping)
+    for n in toposort(outputs):
+        if id(n) in new:
+            continue
+        ins = tuple(new.get(id(i), i) for i in n.inputs)
+        if all(a is b for a, b in zip(ins, n.inputs, strict=True)):
+            new[id(n)] = n
+        else:
+            new[id(n)] = Node(n.op, ins, n.attrs, n.aval, n.meta)
+    return [new[id(o)] for o in outputs]
+
+
+# ---------------------------------------------------------------------------------------------
+# graphs
+
+
+class Graph:
+    """A function in IR form: ordered `inputs`, ordered `outputs`, everything in between.
+
+    Graphs are immutable. Equality and hashing are structural: two graphs are equal when they
+    compute the same thing the same way, whatever objects they are made of (source locations and
+    input names do not count). The structural hash is the compile-cache key.
+
+    Example:
+        >>> g = graphc.trace(lambda x, y: np.sum((x - y) ** 2), 1.0, 2.0)
+        >>> len(g.inputs), len(g.outputs)
+        (2, 1)
+    """
+
+    __slots__ = ("inputs", "outputs", "_nodes", "_hash", "in_tree", "out_tree", "name")
+
+    def __init__(
+        self,
+        inputs: Iterable[Node],
+        outputs: Iterable[Node],
+        *,
+        in_tree: Any = None,
+        out_tree: Any = None,
+        name: str | None = None,
+    ):
+        self.inputs: tuple[Node, ...] = tuple(inputs)
+        self.outputs: tuple[Node, ...] = tuple(outputs)
+        self.in_tree = in_tree
+        self.out_tree = out_tree
+        self.name = name
+        self._nodes: list[Node] | None = None
+        self._hash: str | None = None
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def nodes(self) -> list[Node]:
+        """Every node in topological order: the inputs first (in order), then the rest."""
+        if self._nodes is None:
+            body = toposort(self.outputs)
+            ins = {id(i) for i in self.inputs}
+            self._nodes = list(self.inputs) + [n for n in body if id(n) not in ins]
+        return self._nodes
+
+    @property
+    def constants(self) -> list[Node]:
+        return [n for n in self.nodes if n.op == "const"]
+
+    @property
+    def equations(self) -> list[Node]:
+        """The nodes that do work (everything but inputs and constants)."""
+        return [n for n in self.nodes if n.op not in ("input", "const")]
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for n in self.equations:
+            counts[n.op] = counts.get(n.op, 0) + 1
+        return counts
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def with_outputs(self, outputs: Iterable[Node]) -> Graph:
+        return Graph(self.inputs, outputs, in_tree=self.in_tree, name=self.name)
+
+    # -- identity -------------------------------------------------------------------------------
+    def structural_hash(self) -> str:
+        """A hex digest that depends only on the structure (ops, attrs, types, constants)."""
+        if self._hash is None:
+            from graphc.text import print_graph
+
+            h = hashlib.sha256(print_graph(self, locations=False).encode())
+            for c in self.constants:
+                h.update(repr(c.attrs["value"]._key).encode())
+            self._hash = h.hexdigest()
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return self is other or self.structural_hash() == other.structural_hash()
+
+    def __hash__(self) -> int:
+        return hash(self.structural_hash())
+
+    # -- views ------------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        from graphc.text import print_graph
+
+        return print_graph(self)
+
+    def __repr__(self) -> str:
+        return f"<Graph {len(self.inputs)} inputs, {len(self.equations)} equations>"
+
+    def pretty(self, locations: bool = True) -> str:
+        """The IR text, with source locations as trailing comments when `locations`."""
+        from graphc.text import print_graph
+
+        return print_graph(self, locations=locations)
+
+    def verify(self) -> Graph:
+        """Check the graph's invariants; raise GraphcError naming the first violation."""
+        from graphc.verify import verify
+
+        verify(self)
+        return self
+
+    def to_networkx(self):  # -> networkx.MultiDiGraph
+        """The graph as a `networkx.MultiDiGraph`: one node per value (named as in the IR text),
+        one edge per use (so a value used twice by one op gives two edges), with op, shape,
+        dtype and location attributes on nodes and the operand position on edges."""
+        import networkx as nx
+
+        from graphc.text import node_names
+
+        names = node_names(self)
+        g = nx.MultiDiGraph()
+        out_ids = {id(o) for o in self.outputs}
+        for n in self.nodes:
+            aval = n.aval
+            g.add_node(
+                names[id(n)],
+                op=n.op,
+                shape=getattr(aval, "shape", None),
+                dtype=str(getattr(aval, "dtype", "tuple")),
+                type=str(aval),
+                loc=n.meta.loc,
+                scope=n.meta.scope,
+                is_output=id(n) in out_ids,
+            )
+        for n in self.nodes:
+            for pos, i in enumerate(n.inputs):
+                g.add_edge(names[id(i)], names[id(n)], operand=pos)
+        return g
+
+    def save(self, path: str) -> None:
+        """Write the graph as IR text (`path`) plus its large constants (`path` + '.npz')."""
+        from graphc.text import save
+
+        save(self, path)

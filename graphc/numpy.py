@@ -1,0 +1,1034 @@
+"""`graphc.numpy`: the NumPy functions graphc traces, plus a few NumPy lacks (relu, sigmoid,
+softmax, conv2d, ...). Inside a traced function plain `np.*` calls reach these same functions
+through NumPy's dispatch protocols; calling them on concrete arrays computes at once.
+
+Type promotion follows NumPy 2 exactly (including NEP 50 weak Python scalars, so `x_f32 * 2.0`
+stays float32): graphc asks NumPy's own ufunc type resolver and inserts explicit `cast` nodes.
+
+Example:
+    >>> import graphc.numpy as gnp
+    >>> gnp.softmax(np.array([0.0, 1e4]))
+    array([0., 1.])
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import string
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.ir import Aval, DTypeError, GraphcError, ShapeError, as_dtype, make_const
+from graphc.ops import registry
+from graphc.trace import (
+    HANDLED_FUNCTIONS,
+    HANDLED_UFUNCS,
+    Tracer,
+    TracerError,
+    UnsupportedError,
+    _meta,
+    bind,
+    user_location,
+)
+
+# ---------------------------------------------------------------------------------------------
+# promotion
+
+
+def _dtype_token(x: Any) -> Any:
+    """What NumPy's resolver needs for an operand: a dtype, or a Python type for weak scalars."""
+    if isinstance(x, Tracer):
+        return x.dtype
+    if isinstance(x, bool):
+        return np.dtype(np.bool_)
+    if isinstance(x, (int, float, complex)):
+        return type(x)
+    return np.asarray(x).dtype
+
+
+def _resolve(ufunc: np.ufunc, args: Sequence[Any]) -> tuple[np.dtype, ...]:
+    tokens = tuple(_dtype_token(a) for a in args) + (None,) * ufunc.nout
+    try:
+        return ufunc.resolve_dtypes(tokens)
+    except Exception:
+        kinds = ", ".join(str(t if isinstance(t, np.dtype) else t.__name__) for t in tokens[:-1])
+        raise DTypeError(f"numpy.{ufunc.__name__} does not accept operands of type {kinds}",
+                         user_location()) from None
+
+
+def _convert(x: Any, dt: np.dtype) -> Any:
+    if isinstance(x, Tracer):
+        return x if x.dtype == dt else bind("cast", x, dtype=dt)
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise DTypeError(f"cannot use {type(x).__name__} as an array operand", user_location())
+    return arr.astype(dt)
+
+
+def _ufunc(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
+    """A handler applying IR op `op` with NumPy's promotion rules for `ufunc`."""
+
+    def handler(*args: Any) -> Any:
+        dts = _resolve(ufunc, args)
+        return bind(op, *[_convert(a, d) for a, d in zip(args, dts, strict=False)])
+
+    handler.__name__ = ufunc.__name__
+    return handler
+
+
+def _asarr(x: Any) -> Any:
+    """Tracers stay; everything else becomes an ndarray (Python scalars keep NumPy's dtype)."""
+    return x if isinstance(x, Tracer) else np.asarray(x)
+
+
+def _any_traced(*xs: Any) -> bool:
+    return builtins.any(isinstance(x, Tracer) for x in xs)
+
+
+# ---------------------------------------------------------------------------------------------
+# elementwise
+
+add = _ufunc("add", np.add)
+subtract = _ufunc("sub", np.subtract)
+multiply = _ufunc("mul", np.multiply)
+divide = true_divide = _ufunc("div", np.true_divide)
+maximum = _ufunc("maximum", np.maximum)
+minimum = _ufunc("minimum", np.minimum)
+less = _ufunc("lt", np.less)
+less_equal = _ufunc("le", np.less_equal)
+greater = _ufunc("gt", np.greater)
+greater_equal = _ufunc("ge", np.greater_equal)
+equal = _ufunc("eq", np.equal)
+not_equal = _ufunc("ne", np.not_equal)
+logical_and = _ufunc("logical_and", np.logical_and)
+logical_or = _ufunc("logical_or", np.logical_or)
+logical_xor = _ufunc("logical_xor", np.logical_xor)
+logical_not = _ufunc("logical_not", np.logical_not)
+negative = _ufunc("neg", np.negative)
+absolute = abs = _ufunc("abs", np.absolute)
+sign = _ufunc("sign", np.sign)
+exp = _ufunc("exp", np.exp)
+log = _ufunc("log", np.log)
+log1p = _ufunc("log1p", np.log1p)
+expm1 = _ufunc("expm1", np.expm1)
+sqrt = _ufunc("sqrt", np.sqrt)
+square = _ufunc("square", np.square)
+sin = _ufunc("sin", np.sin)
+cos = _ufunc("cos", np.cos)
+tan = _ufunc("tan", np.tan)
+tanh = _ufunc("tanh", np.tanh)
+floor = _ufunc("floor", np.floor)
+ceil = _ufunc("ceil", np.ceil)
+rint = _ufunc("round", np.rint)
+isfinite = _ufunc("isfinite", np.isfinite)
+_float_unary = _ufunc("exp", np.exp)  # only used for its dtype rule, via _float_like
+
+
+def _float_like(x: Any) -> Any:
+    """x converted the way NumPy converts operands of float-only unary functions."""
+    return _convert(x, _resolve(np.exp, (x,))[0])
+
+
+def positive(x: Any) -> Any:
+    return x
+
+
+def power(x: Any, y: Any) -> Any:
+    """x ** y; a fixed integral exponent traces to `integer_pow` (exact and cheap)."""
+    if isinstance(x, Tracer) and isinstance(y, (int, float, np.integer, np.floating)) \
+            and not isinstance(y, bool) and float(y).is_integer() and builtins.abs(y) <= 64:
+        dts = _resolve(np.power, (x, y))
+        if dts[0].kind == "f" or (int(y) >= 0 and dts[0].kind in "iu"):
+            return bind("integer_pow", _convert(x, dts[0]), n=int(y))
+    dts = _resolve(np.power, (x, y))
+    if dts[0].kind != "f":
+        raise DTypeError("power of integer arrays with an array exponent is not supported; cast "
+                         "to float first", user_location())
+    return bind("pow", _convert(x, dts[0]), _convert(y, dts[1]))
+
+
+def reciprocal(x: Any) -> Any:
+    return divide(1.0 if _dtype_token(x).kind == "f" else 1, x)
+
+
+def isnan(x: Any) -> Any:
+    return not_equal(x, x)
+
+
+def isinf(x: Any) -> Any:
+    return logical_and(logical_not(isfinite(x)), logical_not(isnan(x)))
+
+
+def log2(x: Any) -> Any:
+    return log(x) * (1 / math.log(2))
+
+
+def log10(x: Any) -> Any:
+    return log(x) * (1 / math.log(10))
+
+
+def exp2(x: Any) -> Any:
+    return exp(_float_like(x) * math.log(2))
+
+
+def logaddexp(a: Any, b: Any) -> Any:
+    """log(exp(a) + exp(b)) without overflow."""
+    m = maximum(a, b)
+    d = subtract(a, b)
+    # where a == b == inf, a - b is nan; the max alone is then the answer
+    return m + log1p(exp(-absolute(where(isfinite(d), d, 0))))
+
+
+def rsqrt(x: Any) -> Any:
+    return bind("rsqrt", _float_like(x))
+
+
+def sigmoid(x: Any) -> Any:
+    """1 / (1 + exp(-x)), without overflow."""
+    return bind("sigmoid", _float_like(x))
+
+
+def relu(x: Any) -> Any:
+    """max(x, 0) with derivative 0 at 0."""
+    return bind("relu", _asarr(x))
+
+
+def softplus(x: Any) -> Any:
+    """log(1 + exp(x)), stable for large |x|."""
+    return bind("softplus", _float_like(x))
+
+
+def erf(x: Any) -> Any:
+    return bind("erf", _float_like(x))
+
+
+def gelu(x: Any, approximate: bool = True) -> Any:
+    """Gaussian error linear unit; the tanh approximation by default."""
+    x = _float_like(x)
+    if approximate:
+        return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * (x * x * x))))
+    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+
+def stop_gradient(x: Any) -> Any:
+    """The value of x, treated as a constant by differentiation."""
+    return bind("stop_gradient", _asarr(x))
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    dt = as_dtype(dtype)
+    if isinstance(x, Tracer):
+        return x if x.dtype == dt else bind("cast", x, dtype=dt)
+    return np.asarray(x).astype(dt)
+
+
+def where(cond: Any, x: Any = None, y: Any = None) -> Any:
+    if x is None or y is None:
+        raise UnsupportedError("np.where(cond) with one argument gives data-dependent shapes; "
+                               "graphc supports np.where(cond, x, y)", user_location())
+    cond = astype(cond, np.bool_)
+    # promote x and y as NumPy does for where (weak Python scalars included)
+    dts = _resolve(np.add, (x, y)) if not (_dtype_token(x) == _dtype_token(y) == np.bool_) \
+        else (np.dtype(np.bool_),) * 2
+    return bind("where", cond, _convert(x, dts[0]), _convert(y, dts[1]))
+
+
+def clip(a: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    out = a
+    if a_min is not None:
+        out = maximum(out, a_min)
+    if a_max is not None:
+        out = minimum(out, a_max)
+    return out
+
+
+def full(shape: Sequence[int], value: Any, dtype: Any) -> Tracer:
+    """A traced array of `shape` filled with `value` (kept as a broadcast, not materialised)."""
+    c = make_const(np.asarray(value, dtype=as_dtype(dtype)), meta=_meta())
+    return Tracer(registry.apply("broadcast_to", [c], {"shape": tuple(shape)}, _meta()))
+
+
+def _like(fill: Callable[[Any], Any]):
+    def fn(a: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
+        dt = as_dtype(dtype) if dtype is not None else _asarr(a).dtype
+        if not isinstance(a, Tracer):
+            return np.full(np.shape(a), fill(a), dtype=dt)
+        return full(a.shape, fill(a), dt)
+
+    return fn
+
+
+zeros_like = _like(lambda a: 0)
+ones_like = _like(lambda a: 1)
+
+
+def full_like(a: Any, fill_value: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
+    return _like(lambda _: fill_value)(a, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions
+
+
+def _norm_axes(x: Any, axis: Any) -> tuple[int, ...]:
+    try:
+        return registry.norm_axes("reduction", axis, len(np.shape(x)))
+    except ShapeError as e:
+        raise ShapeError(e.message, user_location()) from None
+
+
+def _sum_dtype(x: Any) -> np.dtype:
+    dt = x.dtype
+    if dt == np.bool_ or (dt.kind == "i" and dt.itemsize < 8):
+        return np.dtype(np.int64)
+    if dt.kind == "u" and dt.itemsize < 8:
+        return np.dtype(np.uint64)
+    return dt
+
+
+def _no_extras(name: str, out: Any = None, where: Any = None, initial: Any = None) -> None:
+    if out is not None or where is not None or initial is not None:
+        raise UnsupportedError(f"np.{name}: out=, where= and initial= are not supported",
+                               user_location())
+
+
+def sum(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+        initial: Any = None, where: Any = None) -> Any:
+    _no_extras("sum", out, where, initial)
+    x = _asarr(x)
+    x = astype(x, dtype if dtype is not None else _sum_dtype(x))
+    return bind("reduce_sum", x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+
+
+def prod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+         initial: Any = None, where: Any = None) -> Any:
+    _no_extras("prod", out, where, initial)
+    x = _asarr(x)
+    x = astype(x, dtype if dtype is not None else _sum_dtype(x))
+    return bind("reduce_prod", x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+
+
+def _extremum(op: str, name: str):
+    def fn(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
+           initial: Any = None, where: Any = None) -> Any:
+        _no_extras(name, out, where, initial)
+        x = _asarr(x)
+        return bind(op, x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+
+    fn.__name__ = name
+    return fn
+
+
+max = amax = _extremum("reduce_max", "max")
+min = amin = _extremum("reduce_min", "min")
+
+
+def any(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *,
+        where: Any = None) -> Any:
+    return max(astype(x, np.bool_), axis=axis, out=out, keepdims=keepdims, where=where)
+
+
+def all(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *,
+        where: Any = None) -> Any:
+    return min(astype(x, np.bool_), axis=axis, out=out, keepdims=keepdims, where=where)
+
+
+def _count(x: Any, axes: tuple[int, ...]) -> int:
+    return int(np.prod([np.shape(x)[a] for a in axes], dtype=np.int64))
+
+
+def mean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+         *, where: Any = None) -> Any:
+    _no_extras("mean", out, where)
+    x = _asarr(x)
+    if dtype is not None:
+        x = astype(x, dtype)
+    elif x.dtype.kind != "f":
+        x = astype(x, np.float64)
+    axes = _norm_axes(x, axis)
+    s = bind("reduce_sum", x, axes=axes, keepdims=bool(keepdims))
+    return s * (1.0 / _count(x, axes)) if _count(x, axes) else s / 0.0
+
+
+def var(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+        keepdims: bool = False, *, where: Any = None, mean: Any = None,
+        correction: Any = None) -> Any:
+    _no_extras("var", out, where)
+    x = _asarr(x)
+    if x.dtype.kind != "f":
+        x = astype(x, np.float64)
+    axes = _norm_axes(x, axis)
+    m = globals()["mean"](x, axis=axes, keepdims=True)
+    d = x - m
+    n = _count(x, axes)
+    s = bind("reduce_sum", d * d, axes=axes, keepdims=bool(keepdims))
+    return s * (1.0 / (n - ddof))
+
+
+def std(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+        keepdims: bool = False, **kw: Any) -> Any:
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+
+
+def _arg(op: str):
+    def fn(x: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
+        x = _asarr(x)
+        ax = None if axis is None else _norm_axes(x, axis)[0]
+        return bind(op, x, axis=ax, keepdims=bool(keepdims))
+
+    fn.__name__ = op
+    return fn
+
+
+argmax = _arg("argmax")
+argmin = _arg("argmin")
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """log(sum(exp(x))) over axis, exact for any magnitude (shifted by the max)."""
+    x = _float_like(x)
+    axes = _norm_axes(x, axis)
+    m = stop_gradient(max(x, axis=axes, keepdims=True))
+    m = where(isfinite(m), m, 0)  # rows of -inf give -inf, not nan
+    s = sum(exp(x - m), axis=axes, keepdims=True)
+    out = log(s) + m
+    return out if keepdims else reshape(out, registry.reduced_shape(x.shape, axes, False))
+
+
+def log_softmax(x: Any, axis: Any = -1) -> Any:
+    """x - logsumexp(x), stable for any magnitude."""
+    x = _float_like(x)
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: Any, axis: Any = -1) -> Any:
+    """exp(x) / sum(exp(x)), computed from the max-shifted values."""
+    x = _float_like(x)
+    axes = _norm_axes(x, axis)
+    e = exp(x - stop_gradient(max(x, axis=axes, keepdims=True)))
+    return e / sum(e, axis=axes, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+
+
+def _shape_arg(shape: Any) -> tuple:
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(s) for s in shape)
+
+
+def _resolve_reshape(size: int, shape: tuple) -> tuple[int, ...]:
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: more than one -1 in {shape}", user_location())
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        if known == 0 or size % known:
+            raise ShapeError(f"reshape: cannot reshape size {size} into {shape}", user_location())
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    return shape
+
+
+def reshape(x: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
+            copy: Any = None) -> Any:
+    if order != "C":
+        raise UnsupportedError("reshape: only order='C' is supported", user_location())
+    x = _asarr(x)
+    shape = _resolve_reshape(x.size, _shape_arg(newshape if shape is None else shape))
+    if tuple(shape) == tuple(x.shape):
+        return x
+    return bind("reshape", x, shape=shape)
+
+
+def ravel(x: Any, order: str = "C") -> Any:
+    return reshape(x, (-1,), order)
+
+
+def transpose(x: Any, axes: Any = None) -> Any:
+    x = _asarr(x)
+    nd = x.ndim
+    perm = tuple(range(nd))[::-1] if axes is None else tuple(int(a) % nd for a in axes) \
+        if nd else ()
+    if perm == tuple(range(nd)):
+        return x
+    return bind("transpose", x, perm=perm)
+
+
+def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+    x = _asarr(x)
+    perm = list(range(x.ndim))
+    a, b = axis1 % x.ndim, axis2 % x.ndim
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(x, perm)
+
+
+def moveaxis(x: Any, source: Any, destination: Any) -> Any:
+    x = _asarr(x)
+    src = [s % x.ndim for s in np.atleast_1d(source)]
+    dst = [d % x.ndim for d in np.atleast_1d(destination)]
+    order = [i for i in range(x.ndim) if i not in src]
+    for d, s in sorted(zip(dst, src, strict=True)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+def broadcast_to(x: Any, shape: Any, subok: bool = False) -> Any:
+    x = _asarr(x)
+    shape = _shape_arg(shape)
+    if tuple(shape) == tuple(x.shape):
+        return x
+    return bind("broadcast_to", x, shape=shape)
+
+
+def expand_dims(x: Any, axis: Any) -> Any:
+    x = _asarr(x)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    nd = x.ndim + len(axes)
+    axes = registry.norm_axes("expand_dims", axes, nd)
+    it = iter(x.shape)
+    return reshape(x, tuple(1 if i in axes else next(it) for i in range(nd)))
+
+
+def squeeze(x: Any, axis: Any = None) -> Any:
+    x = _asarr(x)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
+    else:
+        axes = _norm_axes(x, axis)
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ShapeError(f"squeeze: axis {a} of {x.shape} has length {x.shape[a]}, not 1",
+                                 user_location())
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+
+def _promote_all(arrays: Sequence[Any]) -> list[Any]:
+    dts = [_asarr(a).dtype for a in arrays]
+    dt = np.result_type(*dts)
+    return [astype(_asarr(a), dt) for a in arrays]
+
+
+def concatenate(arrays: Sequence[Any], axis: Any = 0, out: Any = None, dtype: Any = None,
+                casting: str = "same_kind") -> Any:
+    arrays = list(arrays)
+    if axis is None:
+        arrays = [ravel(a) for a in arrays]
+        axis = 0
+    arrays = _promote_all(arrays) if dtype is None else [astype(a, dtype) for a in arrays]
+    if not arrays:
+        raise ShapeError("concatenate: needs at least one array", user_location())
+    (ax,) = _norm_axes(arrays[0], axis)
+    if len(arrays) == 1:
+        return arrays[0]
+    return bind("concatenate", *arrays, axis=ax)
+
+
+def stack(arrays: Sequence[Any], axis: int = 0, out: Any = None, *, dtype: Any = None,
+          casting: str = "same_kind") -> Any:
+    arrays = [_asarr(a) for a in arrays]
+    if not arrays:
+        raise ShapeError("stack: needs at least one array", user_location())
+    shapes = {tuple(a.shape) for a in arrays}
+    if len(shapes) != 1:
+        raise ShapeError(f"stack: all arrays must have the same shape, got {sorted(shapes)}",
+                         user_location())
+    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
+
+
+def hstack(arrays: Sequence[Any], **kw: Any) -> Any:
+    arrays = [_asarr(a) for a in arrays]
+    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1)
+
+
+def vstack(arrays: Sequence[Any], **kw: Any) -> Any:
+    arrays = [_asarr(a) for a in arrays]
+    return concatenate([reshape(a, (1, -1)) if a.ndim == 1 else a for a in arrays], axis=0)
+
+
+def flip(x: Any, axis: Any = None) -> Any:
+    x = _asarr(x)
+    return bind("flip", x, axes=_norm_axes(x, axis))
+
+
+def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0) -> Any:
+    if mode != "constant":
+        raise UnsupportedError(f"np.pad: mode={mode!r} is not supported (only 'constant')",
+                               user_location())
+    x = _asarr(x)
+    pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    if np.ndim(constant_values) != 0:
+        raise UnsupportedError("np.pad: constant_values must be a single number", user_location())
+    return bind("pad", x, pads=tuple((int(lo), int(hi), 0) for lo, hi in pw),
+                value=float(constant_values))
+
+
+def take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
+    if mode != "raise":
+        raise UnsupportedError("np.take: only mode='raise' is supported", user_location())
+    a = _asarr(a)
+    if axis is None:
+        a, axis = ravel(a), 0
+    (ax,) = _norm_axes(a, axis)
+    return bind("gather", a, _index_array(indices, a.shape[ax]), axis=ax)
+
+
+# ---------------------------------------------------------------------------------------------
+# contractions
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """NumPy's matmul: 1-d operands are promoted to matrices and the added axis removed."""
+    dts = _resolve(np.matmul, (a, b))
+    a, b = _convert(a, dts[0]), _convert(b, dts[1])
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul: operands must not be scalars (use *)", user_location())
+    a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+    b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ShapeError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}",
+                         user_location())
+    out = bind("matmul", a2, b2)
+    if a.ndim == 1:
+        out = squeeze(out, -2)
+    if b.ndim == 1:
+        out = squeeze(out, -1)
+    return out
+
+
+def dot(a: Any, b: Any, out: Any = None) -> Any:
+    a, b = _asarr(a), _asarr(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return multiply(a, b)
+    if b.ndim <= 2:
+        return matmul(a, b)
+    return tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 2]))
+
+
+def vdot(a: Any, b: Any) -> Any:
+    return dot(ravel(a), ravel(b))
+
+
+def inner(a: Any, b: Any) -> Any:
+    a, b = _asarr(a), _asarr(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return multiply(a, b)
+    return tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 1]))
+
+
+def outer(a: Any, b: Any, out: Any = None) -> Any:
+    return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
+
+
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    """Sum over the given axes of a and b, as one matmul between two reshapes."""
+    dts = _resolve(np.matmul, (a, b))
+    a, b = _convert(a, dts[0]), _convert(b, dts[1])
+    if isinstance(axes, (int, np.integer)):
+        ax_a = list(range(a.ndim - int(axes), a.ndim))
+        ax_b = list(range(int(axes)))
+    else:
+        ax_a, ax_b = ([int(v)] if np.isscalar(v) else [int(i) for i in v] for v in axes)
+    ax_a = [i % a.ndim for i in ax_a]
+    ax_b = [i % b.ndim for i in ax_b]
+    for i, j in zip(ax_a, ax_b, strict=True):
+        if a.shape[i] != b.shape[j]:
+            raise ShapeError(f"tensordot: axis {i} of {a.shape} and axis {j} of {b.shape} differ",
+                             user_location())
+    free_a = [i for i in range(a.ndim) if i not in ax_a]
+    free_b = [i for i in range(b.ndim) if i not in ax_b]
+    k = int(np.prod([a.shape[i] for i in ax_a], dtype=np.int64))
+    a2 = reshape(transpose(a, free_a + ax_a), (-1, k))
+    b2 = reshape(transpose(b, ax_b + free_b), (k, -1))
+    out = bind("matmul", a2, b2)
+    return reshape(out, tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
+
+
+def _einsum_parse(spec: str, n: int) -> tuple[list[str], str]:
+    spec = spec.replace(" ", "")
+    if "." in spec:
+        raise UnsupportedError("einsum: '...' is not supported; name every axis", user_location())
+    lhs, arrow, out = spec.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != n:
+        raise ShapeError(f"einsum: {spec!r} names {len(ins)} operands but {n} were given",
+                         user_location())
+    if not arrow:
+        counts = {c: lhs.count(c) for c in lhs if c in string.ascii_letters}
+        out = "".join(sorted(c for c, k in counts.items() if k == 1))
+    for s in ins:
+        if len(set(s)) != len(s):
+            raise UnsupportedError(f"einsum: repeated index within one operand ({s!r}: "
+                                   "diagonals/traces) is not supported", user_location())
+    return ins, out
+
+
+def _einsum_one(x: Any, s: str, keep: str) -> tuple[Any, str]:
+    """Sum x over its letters not in `keep`."""
+    axes = tuple(i for i, c in enumerate(s) if c not in keep)
+    if not axes:
+        return x, s
+    return bind("reduce_sum", x, axes=axes, keepdims=False), "".join(c for c in s if c in keep)
+
+
+def _einsum_pair(a: Any, sa: str, b: Any, sb: str, keep: str) -> tuple[Any, str]:
+    a, sa = _einsum_one(a, sa, sb + keep)
+    b, sb = _einsum_one(b, sb, sa + keep)
+    batch = [c for c in sa if c in sb and c in keep]
+    contract = [c for c in sa if c in sb and c not in keep]
+    fa = [c for c in sa if c not in sb]
+    fb = [c for c in sb if c not in sa]
+    dims = {**dict(zip(sa, a.shape, strict=True)), **dict(zip(sb, b.shape, strict=True))}
+    for c in set(sa) & set(sb):
+        if a.shape[sa.index(c)] != b.shape[sb.index(c)]:
+            raise ShapeError(f"einsum: index {c!r} has sizes {a.shape[sa.index(c)]} and "
+                             f"{b.shape[sb.index(c)]}", user_location())
+
+    def size(cs):
+        return int(np.prod([dims[c] for c in cs], dtype=np.int64))
+
+    a3 = reshape(transpose(a, [sa.index(c) for c in batch + fa + contract]),
+                 (size(batch), size(fa), size(contract)))
+    b3 = reshape(transpose(b, [sb.index(c) for c in batch + contract + fb]),
+                 (size(batch), size(contract), size(fb)))
+    out = bind("matmul", a3, b3)
+    letters = batch + fa + fb
+    return reshape(out, tuple(dims[c] for c in letters)), "".join(letters)
+
+
+def einsum(spec: str, *operands: Any, **kwargs: Any) -> Any:
+    """Einstein summation for named axes (no '...' and no repeated index within an operand),
+    lowered to transposes, reshapes, reductions and batched matmuls."""
+    if kwargs.get("out") is not None:
+        raise UnsupportedError("einsum: out= is not supported", user_location())
+    ins, out_s = _einsum_parse(spec, len(operands))
+    ops = _promote_all(operands)
+    acc, s = ops[0], ins[0]
+    for j in range(1, len(ops)):
+        later = "".join(ins[j + 1:]) + out_s
+        acc, s = _einsum_pair(acc, s, ops[j], ins[j], later)
+    acc, s = _einsum_one(acc, s, out_s)
+    return transpose(acc, [s.index(c) for c in out_s]) if out_s else acc
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def conv2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> Any:
+    """2-d cross-correlation of NCHW images x with OIHW weights w (zero padding)."""
+    dts = _resolve(np.multiply, (x, w))
+    return bind("conv2d", _convert(x, dts[0]), _convert(w, dts[1]), stride=_pair(stride),
+                padding=_pair(padding))
+
+
+def max_pool2d(x: Any, kernel: Any = 2, stride: Any = None) -> Any:
+    """Max over kernel-sized windows of NCHW images (stride defaults to the kernel)."""
+    k = _pair(kernel)
+    return bind("max_pool2d", _float_like(x), kernel=k, stride=_pair(stride) if stride else k)
+
+
+def avg_pool2d(x: Any, kernel: Any = 2, stride: Any = None) -> Any:
+    """Mean over kernel-sized windows of NCHW images (stride defaults to the kernel)."""
+    k = _pair(kernel)
+    return bind("avg_pool2d", _float_like(x), kernel=k, stride=_pair(stride) if stride else k)
+
+
+# ---------------------------------------------------------------------------------------------
+# indexing
+
+
+def _index_array(idx: Any, n: int) -> Any:
+    """An integer index array (traced or concrete, negatives wrapped when concrete)."""
+    if isinstance(idx, Tracer):
+        if idx.dtype.kind not in "iu":
+            raise DTypeError(f"index arrays must be integers, got {idx.dtype}", user_location())
+        return idx
+    arr = np.asarray(idx)
+    if arr.dtype == np.bool_:
+        raise UnsupportedError("boolean mask indexing gives data-dependent shapes; use "
+                               "np.where(mask, x, 0) instead", user_location())
+    if arr.dtype.kind not in "iu":
+        raise DTypeError(f"index arrays must be integers, got {arr.dtype}", user_location())
+    if arr.size and (arr.max() >= n or arr.min() < -n):
+        raise ShapeError(f"index {int(arr.max() if arr.max() >= n else arr.min())} is out of "
+                         f"bounds for an axis of length {n}", user_location())
+    return np.where(arr < 0, arr + n, arr).astype(np.int64)
+
+
+def _is_array_index(k: Any) -> bool:
+    return isinstance(k, (Tracer, np.ndarray, list)) and not isinstance(k, bool)
+
+
+def getitem(x: Any, key: Any) -> Any:
+    """x[key] for ints, slices (any step), None, Ellipsis and integer arrays."""
+    x = _asarr(x)
+    key = key if isinstance(key, tuple) else (key,)
+    n_used = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
+    if builtins.sum(1 for k in key if k is Ellipsis) > 1:
+        raise ShapeError("an index can only have a single ellipsis ('...')", user_location())
+    if n_used > x.ndim:
+        raise ShapeError(f"too many indices ({n_used}) for an array of shape {x.shape}",
+                         user_location())
+    if Ellipsis in [k for k in key if not _is_array_index(k)]:
+        i = next(i for i, k in enumerate(key) if k is Ellipsis and not _is_array_index(k))
+        key = key[:i] + (slice(None),) * (x.ndim - n_used) + key[i + 1:]
+    key = key + (slice(None),) * (x.ndim - builtins.sum(1 for k in key if k is not None))
+    has_array = builtins.any(_is_array_index(k) for k in key)
+    if has_array and builtins.any(k is None for k in key):
+        raise UnsupportedError("combining None (np.newaxis) with array indices is not supported",
+                               user_location())
+
+    # 1. basic slicing, dimension by dimension
+    starts, stops, steps, flips = [], [], [], []
+    kinds = []  # per input dim: 'slice', 'int', or ('array', idx)
+    dim = 0
+    for k in key:
+        if k is None:
+            continue
+        n = x.shape[dim]
+        if isinstance(k, slice):
+            a, b, s = k.indices(n)
+            if s < 0:  # walk the flipped axis forwards instead
+                cnt = len(range(a, b, s))
+                flips.append(dim)
+                a = n - 1 - a
+                s = -s
+                b = a + (cnt - 1) * s + 1 if cnt else a
+            b = builtins.max(a, b)
+            starts.append(a), stops.append(b), steps.append(s)
+            kinds.append("slice")
+        elif _is_array_index(k):
+            starts.append(0), stops.append(n), steps.append(1)
+            kinds.append(("array", _index_array(k, n)))
+        else:
+            try:
+                i = int(k)
+            except TracerError:
+                raise UnsupportedError("a traced scalar cannot be used as an index; index with a "
+                                       "traced integer array (x[idx]) or np.take", user_location(),
+                                       ) from None
+            except (TypeError, ValueError):
+                raise ShapeError(f"invalid index {k!r}", user_location()) from None
+            if not -n <= i < n:
+                raise ShapeError(f"index {i} is out of bounds for an axis of length {n}",
+                                 user_location())
+            i %= n
+            if has_array:
+                starts.append(0), stops.append(n), steps.append(1)
+                kinds.append(("array", np.asarray(i, dtype=np.int64)))
+            else:
+                starts.append(i), stops.append(i + 1), steps.append(1)
+                kinds.append("int")
+        dim += 1
+    if flips:
+        x = bind("flip", x, axes=tuple(flips))
+    if (starts, stops, steps) != ([0] * x.ndim, list(x.shape), [1] * x.ndim):
+        x = bind("slice", x, start=tuple(starts), stop=tuple(stops), step=tuple(steps))
+
+    if has_array:
+        adv = [i for i, k in enumerate(kinds) if isinstance(k, tuple)]
+        idx = [kinds[i][1] for i in adv]
+        if adv == list(range(adv[0], adv[0] + len(adv))):
+            return bind("gather", x, *idx, axis=adv[0])
+        # separated array indices: NumPy puts the indexed axes first
+        rest = [i for i in range(x.ndim) if i not in adv]
+        return bind("gather", transpose(x, adv + rest), *idx, axis=0)
+
+    # 2. drop integer-indexed dims, insert new axes
+    shape, dim = [], 0
+    for k in key:
+        if k is None:
+            shape.append(1)
+            continue
+        if kinds[dim] != "int":
+            shape.append(x.shape[dim])
+        dim += 1
+    return reshape(x, tuple(shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# wiring into the tracer
+
+_UFUNCS: dict[np.ufunc, Callable] = {
+    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
+    np.power: power, np.maximum: maximum, np.minimum: minimum, np.less: less,
+    np.less_equal: less_equal, np.greater: greater, np.greater_equal: greater_equal,
+    np.equal: equal, np.not_equal: not_equal, np.logical_and: logical_and,
+    np.logical_or: logical_or, np.logical_xor: logical_xor, np.logical_not: logical_not,
+    np.negative: negative, np.positive: positive, np.absolute: absolute, np.sign: sign,
+    np.exp: exp, np.log: log, np.log1p: log1p, np.expm1: expm1, np.sqrt: sqrt,
+    np.square: square, np.sin: sin, np.cos: cos, np.tan: tan, np.tanh: tanh, np.floor: floor,
+    np.ceil: ceil, np.rint: rint, np.isfinite: isfinite, np.isnan: isnan, np.isinf: isinf,
+    np.reciprocal: reciprocal, np.log2: log2, np.log10: log10, np.exp2: exp2,
+    np.logaddexp: logaddexp, np.matmul: matmul,
+}
+HANDLED_UFUNCS.update(_UFUNCS)
+
+
+def round(x: Any, decimals: int = 0, out: Any = None) -> Any:
+    if decimals != 0:
+        raise UnsupportedError("np.round: only decimals=0 is supported", user_location())
+    return rint(x)
+
+
+around = round
+
+
+def copy(x: Any, *args: Any, **kwargs: Any) -> Any:
+    return x
+
+
+def shape(x: Any) -> tuple[int, ...]:
+    return tuple(_asarr(x).shape)
+
+
+def ndim(x: Any) -> int:
+    return _asarr(x).ndim
+
+
+def size(x: Any, axis: Any = None) -> int:
+    x = _asarr(x)
+    return x.size if axis is None else x.shape[axis]
+
+
+def result_type(*args: Any) -> np.dtype:
+    return np.result_type(*[_asarr(a).dtype if isinstance(a, Tracer) else a for a in args])
+
+
+_FUNCTIONS: dict[Callable, Callable] = {
+    np.sum: sum, np.prod: prod, np.max: max, np.amax: amax, np.min: min, np.amin: amin,
+    np.mean: mean, np.var: var, np.std: std, np.argmax: argmax, np.argmin: argmin,
+    np.any: any, np.all: all, np.where: where, np.clip: clip, np.concatenate: concatenate,
+    np.stack: stack, np.hstack: hstack, np.vstack: vstack, np.reshape: reshape,
+    np.ravel: ravel, np.transpose: transpose, np.swapaxes: swapaxes, np.moveaxis: moveaxis,
+    np.broadcast_to: broadcast_to, np.expand_dims: expand_dims, np.squeeze: squeeze,
+    np.flip: flip, np.pad: pad, np.take: take, np.dot: dot, np.vdot: vdot, np.inner: inner,
+    np.outer: outer, np.tensordot: tensordot, np.einsum: einsum, np.zeros_like: zeros_like,
+    np.ones_like: ones_like, np.full_like: full_like, np.round: round, np.around: around,
+    np.copy: copy, np.shape: shape, np.ndim: ndim, np.size: size, np.astype: astype,
+    np.result_type: result_type,
+}
+HANDLED_FUNCTIONS.update(_FUNCTIONS)
+
+
+def _unsupported_op(name: str) -> Callable:
+    def op(self, *args: Any) -> Any:
+        raise UnsupportedError(f"the {name} operator is not supported on traced arrays",
+                               user_location())
+
+    return op
+
+
+def _logical_or_bitwise(logical: Callable, name: str):
+    def op(a: Any, b: Any) -> Any:
+        if _dtype_token(a) == np.bool_ and _dtype_token(b) == np.bool_:
+            return logical(a, b)
+        raise UnsupportedError(f"the {name} operator is only supported on boolean arrays "
+                               "(bitwise integer operations are not)", user_location())
+
+    return op
+
+
+def _invert(a: Any) -> Any:
+    if a.dtype == np.bool_:
+        return logical_not(a)
+    raise UnsupportedError("the ~ operator is only supported on boolean arrays", user_location())
+
+
+_and = _logical_or_bitwise(logical_and, "&")
+_or = _logical_or_bitwise(logical_or, "|")
+_xor = _logical_or_bitwise(logical_xor, "^")
+
+
+def _install_operators() -> None:
+    T = Tracer
+    T.__add__ = lambda a, b: add(a, b)
+    T.__radd__ = lambda a, b: add(b, a)
+    T.__sub__ = lambda a, b: subtract(a, b)
+    T.__rsub__ = lambda a, b: subtract(b, a)
+    T.__mul__ = lambda a, b: multiply(a, b)
+    T.__rmul__ = lambda a, b: multiply(b, a)
+    T.__truediv__ = lambda a, b: divide(a, b)
+    T.__rtruediv__ = lambda a, b: divide(b, a)
+    T.__pow__ = lambda a, b: power(a, b)
+    T.__rpow__ = lambda a, b: power(b, a)
+    T.__matmul__ = lambda a, b: matmul(a, b)
+    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    T.__neg__ = lambda a: negative(a)
+    T.__pos__ = lambda a: a
+    T.__abs__ = lambda a: absolute(a)
+    T.__lt__ = lambda a, b: less(a, b)
+    T.__le__ = lambda a, b: less_equal(a, b)
+    T.__gt__ = lambda a, b: greater(a, b)
+    T.__ge__ = lambda a, b: greater_equal(a, b)
+    T.__eq__ = lambda a, b: equal(a, b)  # type: ignore[assignment]
+    T.__ne__ = lambda a, b: not_equal(a, b)  # type: ignore[assignment]
+    T.__and__ = lambda a, b: _and(a, b)
+    T.__rand__ = lambda a, b: _and(b, a)
+    T.__or__ = lambda a, b: _or(a, b)
+    T.__ror__ = lambda a, b: _or(b, a)
+    T.__xor__ = lambda a, b: _xor(a, b)
+    T.__rxor__ = lambda a, b: _xor(b, a)
+    T.__invert__ = _invert
+    for name, sym in [("floordiv", "//"), ("mod", "%"), ("lshift", "<<"), ("rshift", ">>"),
+                      ("divmod", "divmod")]:
+        setattr(T, f"__{name}__", _unsupported_op(sym))
+        setattr(T, f"__r{name}__", _unsupported_op(sym))
+    T.__getitem__ = lambda a, k: getitem(a, k)
+    T.T = property(lambda a: transpose(a))
+    T.mT = property(lambda a: swapaxes(a, -1, -2))
+    T.reshape = lambda a, *shape, order="C": reshape(
+        a, shape[0] if len(shape) == 1 else shape, order)
+    T.transpose = lambda a, *axes: transpose(
+        a, None if not axes else axes[0] if len(axes) == 1 and not isinstance(axes[0], int)
+        else axes)
+    T.astype = lambda a, dtype, **kw: astype(a, dtype)
+    T.sum = lambda a, axis=None, dtype=None, out=None, keepdims=False: sum(
+        a, axis, dtype, out, keepdims)
+    T.prod = lambda a, axis=None, dtype=None, out=None, keepdims=False: prod(
+        a, axis, dtype, out, keepdims)
+    T.mean = lambda a, axis=None, dtype=None, out=None, keepdims=False: mean(
+        a, axis, dtype, out, keepdims)
+    T.var = lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False: var(
+        a, axis, dtype, out, ddof, keepdims)
+    T.std = lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False: std(
+        a, axis, dtype, out, ddof, keepdims)
+    T.max = lambda a, axis=None, out=None, keepdims=False: max(a, axis, out, keepdims)
+    T.min = lambda a, axis=None, out=None, keepdims=False: min(a, axis, out, keepdims)
+    T.any = lambda a, axis=None, out=None, keepdims=False: any(a, axis, out, keepdims)
+    T.all = lambda a, axis=None, out=None, keepdims=False: all(a, axis, out, keepdims)
+    T.argmax = lambda a, axis=None, out=None, *, keepdims=False: argmax(a, axis, keepdims=keepdims)
+    T.argmin = lambda a, axis=None, out=None, *, keepdims=False: argmin(a, axis, keepdims=keepdims)
+    T.squeeze = lambda a, axis=None: squeeze(a, axis)
+    T.ravel = lambda a, order="C": ravel(a, order)
+    T.flatten = lambda a, order="C": ravel(a, order)
+    T.dot = lambda a, b: dot(a, b)
+    T.swapaxes = lambda a, i, j: swapaxes(a, i, j)
+    T.clip = lambda a, lo=None, hi=None: clip(a, lo, hi)
+    T.round = lambda a, decimals=0: round(a, decimals)
+    T.copy = lambda a: a
+    T.take = lambda a, indices, axis=None: take(a, indices, axis)
+
+    def _item(a: Any, *args: Any) -> Any:
+        raise TracerError(".item() of a traced value is not known while tracing; return the "
+                          "array and convert it outside the traced function", user_location())
+
+    T.item = _item
+    T.tolist = _item
+
+
+_install_operators()
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in (
+    "annotations", "builtins", "math", "string", "np", "Any", "Callable", "Sequence", "Aval",
+    "DTypeError", "GraphcError", "ShapeError", "as_dtype", "make_const", "registry",
+    "HANDLED_FUNCTIONS", "HANDLED_UFUNCS", "Tracer", "TracerError", "UnsupportedError", "bind",
+    "user_location")]

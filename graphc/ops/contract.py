@@ -1,0 +1,293 @@
+"""Contractions (matmul) and NCHW image ops (conv2d, max/avg pooling) with their transposes.
+
+Each image op comes with the ops its gradient needs, and those ops' gradients are again ops of
+the same family, so derivatives of any order stay inside this small closed set:
+
+    conv2d(x, w)              vjp -> conv2d_input_grad(g, w), conv2d_weight_grad(x, g)
+    conv2d_input_grad(g, w)   vjp -> conv2d(h, w),            conv2d_weight_grad(h, g)
+    conv2d_weight_grad(x, g)  vjp -> conv2d_input_grad(g, h), conv2d(x, h)
+    max_pool2d(x)             vjp -> max_pool2d_grad(x, g)     (routes g to each window's argmax)
+    max_pool2d_grad(x, g)     vjp -> max_pool2d_select(x, h)   (reads h at each window's argmax)
+    avg_pool2d(x) <-> avg_pool2d_grad(g)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from graphc.ir import Aval, ShapeError
+from graphc.ops.registry import Kind, bind, broadcast_shapes, defop, fmt, require_float, same_dtype
+
+# -- matmul ----------------------------------------------------------------------------------
+
+
+def _matmul_rule(a: Aval, b: Aval) -> Aval:
+    if a.ndim < 2 or b.ndim < 2:
+        raise ShapeError(f"matmul: operands must be at least 2-d in the IR, got {fmt(a, b)}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(
+            f"matmul: inner dimensions differ: {a} @ {b} ({a.shape[-1]} != {b.shape[-2]})")
+    dt = same_dtype("matmul", a, b)
+    batch = broadcast_shapes("matmul", Aval(a.shape[:-2], dt), Aval(b.shape[:-2], dt))
+    return Aval(batch + (a.shape[-2], b.shape[-1]), dt)
+
+
+def _matmul_vjp(g, out, a, b):
+    return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+
+
+def _matmul_jvp(ts, out, a, b):
+    ta, tb = ts
+    terms = [t for t in (None if ta is None else ta @ b, None if tb is None else a @ tb)
+             if t is not None]
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+defop("matmul", Kind.CONTRACTION, _matmul_rule, np.matmul, arity=2, vjp=_matmul_vjp,
+      jvp=_matmul_jvp, doc="a @ b on the last two axes, batch axes broadcast (1-d operands are "
+                           "reshaped by the tracer)")
+
+
+# -- shared image helpers -----------------------------------------------------------------------
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def conv_out_hw(hw, k, stride, padding) -> tuple[int, int]:
+    return tuple((hw[i] + 2 * padding[i] - k[i]) // stride[i] + 1 for i in range(2))
+
+
+def _windows(x, k, stride):
+    """(N, C, OH, OW, kh, kw) view of the k-sized windows of x at the given stride."""
+    return sliding_window_view(x, k, axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
+
+
+def _spread(g, k, stride, hw, scale=None):
+    """Transpose of _windows for window contributions g[n, c, oh, ow, i, j] (or g / scale)."""
+    n, c, oh, ow = g.shape[:4]
+    out = np.zeros((n, c) + tuple(hw), g.dtype)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            part = g[..., i, j] if scale is None else g
+            out[:, :, i : i + stride[0] * oh : stride[0], j : j + stride[1] * ow : stride[1]] += part
+    return out
+
+
+def _check_image(op: str, x: Aval) -> None:
+    if x.ndim != 4:
+        raise ShapeError(f"{op}: expects an NCHW image batch (4-d), got {x}")
+    require_float(op, x)
+
+
+# -- conv2d ------------------------------------------------------------------------------------
+
+
+def _conv_rule(x: Aval, w: Aval, *, stride, padding) -> Aval:
+    _check_image("conv2d", x)
+    if w.ndim != 4 or w.shape[1] != x.shape[1]:
+        raise ShapeError(f"conv2d: weights must be (out, in={x.shape[1]}, kh, kw), got {w} "
+                         f"for input {x}")
+    same_dtype("conv2d", x, w)
+    oh, ow = conv_out_hw(x.shape[2:], w.shape[2:], stride, padding)
+    if oh <= 0 or ow <= 0:
+        raise ShapeError(f"conv2d: kernel {w.shape[2:]} is larger than the padded input {x}")
+    return Aval((x.shape[0], w.shape[0], oh, ow), x.dtype)
+
+
+def _padded(x, padding):
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+
+
+def _conv_impl(x, w, *, stride, padding):
+    win = _windows(_padded(x, padding), w.shape[2:], stride)
+    return np.ascontiguousarray(np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))
+                                .transpose(0, 3, 1, 2))
+
+
+def _conv_vjp(g, out, x, w, *, stride, padding):
+    return (bind("conv2d_input_grad", g, w, stride=stride, padding=padding,
+                 in_hw=tuple(x.shape[2:])),
+            bind("conv2d_weight_grad", x, g, stride=stride, padding=padding,
+                 kernel_hw=tuple(w.shape[2:])))
+
+
+def _bilinear_jvp(op):
+    def jvp(ts, out, a, b, **attrs):
+        ta, tb = ts
+        terms = [bind(op, ta, b, **attrs) if ta is not None else None,
+                 bind(op, a, tb, **attrs) if tb is not None else None]
+        terms = [t for t in terms if t is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    return jvp
+
+
+defop("conv2d", Kind.CONTRACTION, _conv_rule, _conv_impl, arity=2, vjp=_conv_vjp,
+      jvp=_bilinear_jvp("conv2d"),
+      doc="cross-correlation of NCHW x with OIHW w, zero padding, stride")
+
+
+def _conv_in_rule(g: Aval, w: Aval, *, stride, padding, in_hw) -> Aval:
+    same_dtype("conv2d_input_grad", g, w)
+    if g.ndim != 4 or w.ndim != 4 or g.shape[1] != w.shape[0]:
+        raise ShapeError(f"conv2d_input_grad: mismatched {fmt(g, w)}")
+    if conv_out_hw(in_hw, w.shape[2:], stride, padding) != g.shape[2:]:
+        raise ShapeError(f"conv2d_input_grad: {g} is not a conv2d output for input size {in_hw}")
+    return Aval((g.shape[0], w.shape[1]) + tuple(in_hw), g.dtype)
+
+
+def _conv_in_impl(g, w, *, stride, padding, in_hw):
+    ph, pw = padding
+    hp = (in_hw[0] + 2 * ph, in_hw[1] + 2 * pw)
+    contrib = np.einsum("nohw,ocij->nchwij", g, w)
+    out = _spread(contrib, w.shape[2:], stride, hp)
+    return np.ascontiguousarray(out[:, :, ph : ph + in_hw[0], pw : pw + in_hw[1]])
+
+
+def _conv_in_vjp(h, out, g, w, *, stride, padding, in_hw):
+    return (bind("conv2d", h, w, stride=stride, padding=padding),
+            bind("conv2d_weight_grad", h, g, stride=stride, padding=padding,
+                 kernel_hw=tuple(w.shape[2:])))
+
+
+defop("conv2d_input_grad", Kind.CONTRACTION, _conv_in_rule, _conv_in_impl, arity=2,
+      vjp=_conv_in_vjp, jvp=_bilinear_jvp("conv2d_input_grad"),
+      doc="transpose of conv2d in its input: the gradient of conv2d with respect to x")
+
+
+def _conv_w_rule(x: Aval, g: Aval, *, stride, padding, kernel_hw) -> Aval:
+    _check_image("conv2d_weight_grad", x)
+    same_dtype("conv2d_weight_grad", x, g)
+    if g.ndim != 4 or g.shape[0] != x.shape[0] or \
+            conv_out_hw(x.shape[2:], kernel_hw, stride, padding) != g.shape[2:]:
+        raise ShapeError(f"conv2d_weight_grad: {g} is not a conv2d output of {x}")
+    return Aval((g.shape[1], x.shape[1]) + tuple(kernel_hw), x.dtype)
+
+
+def _conv_w_impl(x, g, *, stride, padding, kernel_hw):
+    win = _windows(_padded(x, padding), kernel_hw, stride)
+    return np.ascontiguousarray(np.tensordot(g, win, axes=([0, 2, 3], [0, 2, 3])))
+
+
+def _conv_w_vjp(h, out, x, g, *, stride, padding, kernel_hw):
+    return (bind("conv2d_input_grad", g, h, stride=stride, padding=padding,
+                 in_hw=tuple(x.shape[2:])),
+            bind("conv2d", x, h, stride=stride, padding=padding))
+
+
+defop("conv2d_weight_grad", Kind.CONTRACTION, _conv_w_rule, _conv_w_impl, arity=2,
+      vjp=_conv_w_vjp, jvp=_bilinear_jvp("conv2d_weight_grad"),
+      doc="transpose of conv2d in its weights: the gradient of conv2d with respect to w")
+
+
+# -- pooling ----------------------------------------------------------------------------------
+
+
+def _pool_out(op: str, x: Aval, kernel, stride) -> tuple[int, int]:
+    _check_image(op, x)
+    oh, ow = conv_out_hw(x.shape[2:], kernel, stride, (0, 0))
+    if oh <= 0 or ow <= 0:
+        raise ShapeError(f"{op}: window {tuple(kernel)} is larger than the input {x}")
+    return oh, ow
+
+
+def _pool_rule(op: str):
+    def rule(x: Aval, *, kernel, stride) -> Aval:
+        return Aval(x.shape[:2] + _pool_out(op, x, kernel, stride), x.dtype)
+
+    return rule
+
+
+def _argmax_positions(x, kernel, stride):
+    """Row and column in x of the first maximum of every window, each (N, C, OH, OW)."""
+    win = _windows(x, kernel, stride)
+    n, c, oh, ow = win.shape[:4]
+    a = win.reshape(n, c, oh, ow, -1).argmax(-1)
+    di, dj = np.divmod(a, kernel[1])
+    rows = np.arange(oh)[:, None] * stride[0] + di
+    cols = np.arange(ow)[None, :] * stride[1] + dj
+    return rows, cols
+
+
+def _nc_index(x):
+    n, c = x.shape[:2]
+    return np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None]
+
+
+def _maxpool_impl(x, *, kernel, stride):
+    return np.ascontiguousarray(_windows(x, kernel, stride).max(axis=(-2, -1)))
+
+
+def _maxpool_grad_rule(x: Aval, g: Aval, *, kernel, stride) -> Aval:
+    want = x.shape[:2] + _pool_out("max_pool2d_grad", x, kernel, stride)
+    if g.shape != want:
+        raise ShapeError(f"max_pool2d_grad: cotangent {g} should have shape {want}")
+    same_dtype("max_pool2d_grad", x, g)
+    return x
+
+
+def _maxpool_grad_impl(x, g, *, kernel, stride):
+    rows, cols = _argmax_positions(x, kernel, stride)
+    ni, ci = _nc_index(x)
+    out = np.zeros_like(x)
+    np.add.at(out, (ni, ci, rows, cols), g)
+    return out
+
+
+def _maxpool_select_rule(x: Aval, h: Aval, *, kernel, stride) -> Aval:
+    if h.shape != x.shape:
+        raise ShapeError(f"max_pool2d_select: {h} should have the shape of {x}")
+    same_dtype("max_pool2d_select", x, h)
+    return Aval(x.shape[:2] + _pool_out("max_pool2d_select", x, kernel, stride), x.dtype)
+
+
+def _maxpool_select_impl(x, h, *, kernel, stride):
+    rows, cols = _argmax_positions(x, kernel, stride)
+    ni, ci = _nc_index(x)
+    return h[ni, ci, rows, cols]
+
+
+defop("max_pool2d", Kind.OTHER, _pool_rule("max_pool2d"), _maxpool_impl, arity=1,
+      vjp=lambda g, out, x, **a: (bind("max_pool2d_grad", x, g, **a),),
+      jvp=lambda ts, out, x, **a: bind("max_pool2d_select", x, ts[0], **a),
+      doc="max over kernel-sized windows; the gradient goes to each window's first maximum")
+defop("max_pool2d_grad", Kind.OTHER, _maxpool_grad_rule, _maxpool_grad_impl, arity=2,
+      vjp=lambda h, out, x, g, **a: (None, bind("max_pool2d_select", x, h, **a)),
+      jvp=lambda ts, out, x, g, **a: bind("max_pool2d_grad", x, ts[1], **a)
+      if ts[1] is not None else None,
+      doc="g routed to the first maximum of each window of x (zero elsewhere)")
+defop("max_pool2d_select", Kind.OTHER, _maxpool_select_rule, _maxpool_select_impl, arity=2,
+      vjp=lambda g, out, x, h, **a: (None, bind("max_pool2d_grad", x, g, **a)),
+      jvp=lambda ts, out, x, h, **a: bind("max_pool2d_select", x, ts[1], **a)
+      if ts[1] is not None else None,
+      doc="h read at the first maximum of each window of x")
+
+
+def _avgpool_impl(x, *, kernel, stride):
+    return np.ascontiguousarray(_windows(x, kernel, stride).mean(axis=(-2, -1), dtype=x.dtype))
+
+
+def _avgpool_grad_rule(g: Aval, *, kernel, stride, in_hw) -> Aval:
+    _check_image("avg_pool2d_grad", g)
+    if conv_out_hw(in_hw, kernel, stride, (0, 0)) != g.shape[2:]:
+        raise ShapeError(f"avg_pool2d_grad: {g} is not a pooling output for size {in_hw}")
+    return Aval(g.shape[:2] + tuple(in_hw), g.dtype)
+
+
+def _avgpool_grad_impl(g, *, kernel, stride, in_hw):
+    return _spread(g / g.dtype.type(kernel[0] * kernel[1]), kernel, stride, in_hw, scale=True)
+
+
+defop("avg_pool2d", Kind.OTHER, _pool_rule("avg_pool2d"), _avgpool_impl, arity=1,
+      vjp=lambda g, out, x, **a: (bind("avg_pool2d_grad", g, in_hw=tuple(x.shape[2:]), **a),),
+      jvp=lambda ts, out, x, **a: bind("avg_pool2d", ts[0], **a),
+      doc="mean over kernel-sized windows")
+defop("avg_pool2d_grad", Kind.OTHER, _avgpool_grad_rule, _avgpool_grad_impl, arity=1,
+      vjp=lambda h, out, g, *, kernel, stride, in_hw: (
+          bind("avg_pool2d", h, kernel=kernel, stride=stride),),
+      jvp=lambda ts, out, g, **a: bind("avg_pool2d_grad", ts[0], **a),
+      doc="transpose of avg_pool2d")

@@ -1,0 +1,316 @@
+"""Elementwise ops: unary math, binary arithmetic with NumPy broadcasting, comparisons, where.
+
+Binary ops broadcast implicitly (NumPy rules) but require equal dtypes: the tracer inserts
+explicit casts following NumPy's promotion, so the IR never promotes silently. Gradient rules
+return cotangents of the output's shape; the autodiff pass sums them to each input's shape.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from graphc.ir import Aval, DTypeError, as_dtype
+from graphc.ops.registry import (
+    Kind,
+    bind,
+    broadcast_shapes,
+    defop,
+    require_float,
+    same_dtype,
+)
+
+
+class Masked:
+    """A cotangent known to be zero wherever `mask` is False (returned by `where`'s rule).
+
+    The autodiff pass keeps the mask while it flows back through elementwise ops and re-applies
+    it after each rule, so `0 * inf` from an untaken branch never turns into NaN.
+    """
+
+    __slots__ = ("value", "mask")
+
+    def __init__(self, value: Any, mask: Any):
+        self.value = value
+        self.mask = mask
+
+
+# ---------------------------------------------------------------------------------------------
+# unary
+
+
+def _same(op: str, *, float_only: bool = True):
+    def rule(x: Aval) -> Aval:
+        if float_only:
+            require_float(op, x)
+        return x
+
+    return rule
+
+
+def unary(name: str, impl, deriv=None, *, float_only: bool = True, vjp=None, jvp=None,
+          differentiable: bool = True, doc: str = "", **kw: Any) -> None:
+    """Register a unary elementwise op; `deriv(x, out)` gives both gradient rules at once."""
+    if deriv is not None:
+        vjp = vjp or (lambda g, out, x: (g * deriv(x, out),))
+        jvp = jvp or (lambda ts, out, x: ts[0] * deriv(x, out))
+    defop(name, Kind.ELEMENTWISE, _same(name, float_only=float_only), impl, arity=1, vjp=vjp,
+          jvp=jvp, differentiable=differentiable, doc=doc, **kw)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a non-positive number never overflows; both branches are exact rearrangements
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+unary("neg", np.negative, float_only=False, doc="-x",
+      vjp=lambda g, out, x: (-g,), jvp=lambda ts, out, x: -ts[0])
+unary("abs", np.abs, lambda x, out: np.sign(x), float_only=False,
+      doc="|x|; derivative sign(x), so 0 at x = 0")
+unary("sign", np.sign, float_only=False, differentiable=False, doc="sign(x); derivative 0")
+unary("exp", np.exp, lambda x, out: out)
+unary("log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)")
+unary("log1p", np.log1p, lambda x, out: 1 / (1 + x))
+unary("expm1", np.expm1, lambda x, out: out + 1)
+unary("sqrt", np.sqrt, lambda x, out: 0.5 / out, doc="sqrt x; derivative inf at 0")
+unary("rsqrt", lambda x: (1 / np.sqrt(x)).astype(x.dtype), lambda x, out: -0.5 * out / x)
+unary("square", np.square, lambda x, out: 2 * x, float_only=False)
+unary("sin", np.sin, lambda x, out: np.cos(x))
+unary("cos", np.cos, lambda x, out: -np.sin(x))
+unary("tan", np.tan, lambda x, out: 1 + out * out)
+unary("tanh", np.tanh, lambda x, out: 1 - out * out)
+unary("sigmoid", _sigmoid, lambda x, out: out * (1 - out),
+      doc="1/(1+exp(-x)), computed without overflow for any x")
+unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype),
+      vjp=lambda g, out, x: (np.where(x > 0, g, 0),),
+      jvp=lambda ts, out, x: np.where(x > 0, ts[0], 0), float_only=False,
+      doc="max(x, 0); derivative 0 at x = 0")
+unary("softplus", lambda x: np.logaddexp(0, x).astype(x.dtype),
+      lambda x, out: bind("sigmoid", x), doc="log(1 + exp x), stable for large |x|")
+unary("erf", _erf, lambda x, out: _TWO_OVER_SQRT_PI * np.exp(-(x * x)))
+unary("floor", np.floor, differentiable=False, doc="derivative 0")
+unary("ceil", np.ceil, differentiable=False, doc="derivative 0")
+unary("round", np.round, differentiable=False, doc="round half to even; derivative 0")
+unary("stop_gradient", lambda x: x, float_only=False,
+      vjp=lambda g, out, x: (None,), jvp=lambda ts, out, x: None,
+      doc="identity whose derivative is taken to be 0")
+
+
+def _bool_rule(op: str):
+    def rule(x: Aval) -> Aval:
+        return Aval(x.shape, np.bool_)
+
+    return rule
+
+
+defop("isfinite", Kind.ELEMENTWISE, _bool_rule("isfinite"), np.isfinite, arity=1,
+      differentiable=False)
+defop("logical_not", Kind.ELEMENTWISE, _bool_rule("logical_not"), np.logical_not, arity=1,
+      differentiable=False)
+
+
+def _cast_rule(x: Aval, *, dtype: Any) -> Aval:
+    return Aval(x.shape, as_dtype(dtype))
+
+
+def _cast_vjp(g, out, x, *, dtype):
+    if x.dtype.kind == "f" and as_dtype(dtype).kind == "f":
+        return (g.astype(x.dtype),)
+    return (None,)
+
+
+def _cast_jvp(ts, out, x, *, dtype):
+    if ts[0] is None or as_dtype(dtype).kind != "f":
+        return None
+    return ts[0].astype(dtype)
+
+
+defop("cast", Kind.ELEMENTWISE, _cast_rule, lambda x, *, dtype: x.astype(as_dtype(dtype)),
+      arity=1, vjp=_cast_vjp, jvp=_cast_jvp, doc="x.astype(dtype)")
+
+
+def _ipow_rule(x: Aval, *, n: int) -> Aval:
+    if x.dtype.kind not in "fiu":
+        raise DTypeError(f"integer_pow: needs a numeric operand, got {x}")
+    if n < 0 and x.dtype.kind != "f":
+        raise DTypeError("integer_pow: integers to negative powers are not allowed")
+    return x
+
+
+def _ipow_deriv(x, n):
+    if n == 0:
+        return None
+    if n == 1:
+        return 1
+    return n * (x if n == 2 else bind("integer_pow", x, n=n - 1))
+
+
+def _ipow_vjp(g, out, x, *, n):
+    d = _ipow_deriv(x, n)
+    return (None if d is None else g * d,)
+
+
+def _ipow_jvp(ts, out, x, *, n):
+    d = _ipow_deriv(x, n)
+    return None if d is None else ts[0] * d
+
+
+defop("integer_pow", Kind.ELEMENTWISE, _ipow_rule,
+      lambda x, *, n: np.power(x, n).astype(x.dtype), arity=1, vjp=_ipow_vjp, jvp=_ipow_jvp,
+      doc="x ** n for a fixed integer n (what `x ** 2` traces to)")
+
+
+# ---------------------------------------------------------------------------------------------
+# binary
+
+
+def _binary_rule(op: str, *, out_bool: bool = False, float_only: bool = False,
+                 bool_only: bool = False):
+    def rule(x: Aval, y: Aval) -> Aval:
+        shape = broadcast_shapes(op, x, y)
+        dt = same_dtype(op, x, y)
+        if float_only:
+            require_float(op, x)
+        if bool_only and dt != np.bool_:
+            raise DTypeError(f"{op}: needs boolean operands, got {x}, {y}")
+        return Aval(shape, np.bool_ if out_bool else dt)
+
+    return rule
+
+
+def binary(name: str, impl, *, vjp=None, jvp=None, out_bool=False, float_only=False,
+           bool_only=False, differentiable=True, doc: str = "", **kw: Any) -> None:
+    defop(name, Kind.ELEMENTWISE,
+          _binary_rule(name, out_bool=out_bool, float_only=float_only, bool_only=bool_only),
+          impl, arity=2, vjp=vjp, jvp=jvp, differentiable=differentiable, doc=doc, **kw)
+
+
+def _add_jvp(ts, out, x, y):
+    tx, ty = ts
+    if tx is None:
+        return ty
+    return tx if ty is None else tx + ty
+
+
+def _sub_jvp(ts, out, x, y):
+    tx, ty = ts
+    if ty is None:
+        return tx
+    return -ty if tx is None else tx - ty
+
+
+def _sum_terms(*terms):
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = acc + t
+    return acc
+
+
+def _mul_jvp(ts, out, x, y):
+    tx, ty = ts
+    return _sum_terms(None if tx is None else tx * y, None if ty is None else x * ty)
+
+
+def _div_jvp(ts, out, x, y):
+    tx, ty = ts
+    return _sum_terms(None if tx is None else tx / y, None if ty is None else -(out * ty) / y)
+
+
+def _pow_dx(out, x, y):
+    # d/dx x**y = y * x**(y-1); taken as 0 where y == 0 so that 0**0 has derivative 0
+    return np.where(y == 0, 0, y * x ** (y - 1))
+
+
+def _pow_dy(out, x, y):
+    # d/dy x**y = log(x) * x**y; taken as 0 at x == 0 (where x**y is 0 or 1 for y >= 0)
+    return np.where(x == 0, 0, np.log(np.where(x == 0, 1, x)) * out)
+
+
+def _pow_jvp(ts, out, x, y):
+    tx, ty = ts
+    return _sum_terms(None if tx is None else tx * _pow_dx(out, x, y),
+                      None if ty is None else ty * _pow_dy(out, x, y))
+
+
+def _minmax_vjp(pick):
+    # ties split the cotangent equally between the operands (as JAX and PyTorch do)
+    def vjp(g, out, x, y):
+        half = g * 0.5
+        gx = np.where(pick(x, y), g, np.where(x == y, half, 0))
+        gy = np.where(pick(y, x), g, np.where(x == y, half, 0))
+        return gx, gy
+
+    return vjp
+
+
+def _minmax_jvp(pick):
+    def jvp(ts, out, x, y):
+        tx, ty = ts
+        tx = 0 if tx is None else tx
+        ty = 0 if ty is None else ty
+        return np.where(pick(x, y), tx, np.where(x == y, (tx + ty) * 0.5, ty))
+
+    return jvp
+
+
+binary("add", np.add, vjp=lambda g, out, x, y: (g, g), jvp=_add_jvp)
+binary("sub", np.subtract, vjp=lambda g, out, x, y: (g, -g), jvp=_sub_jvp)
+binary("mul", np.multiply, vjp=lambda g, out, x, y: (g * y, g * x), jvp=_mul_jvp)
+binary("div", np.true_divide, float_only=True,
+       vjp=lambda g, out, x, y: (g / y, -(g * out) / y), jvp=_div_jvp)
+binary("pow", np.power, float_only=True,
+       vjp=lambda g, out, x, y: (g * _pow_dx(out, x, y), g * _pow_dy(out, x, y)), jvp=_pow_jvp,
+       doc="x ** y; d/dx is inf at x = 0 for 0 < y < 1 (x**0.5 at 0), and 0 where y == 0")
+binary("maximum", np.maximum, vjp=_minmax_vjp(np.greater), jvp=_minmax_jvp(np.greater),
+       doc="ties split the gradient equally")
+binary("minimum", np.minimum, vjp=_minmax_vjp(np.less), jvp=_minmax_jvp(np.less),
+       doc="ties split the gradient equally")
+for _name, _fn in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                   ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
+    binary(_name, _fn, out_bool=True, differentiable=False)
+binary("logical_and", np.logical_and, bool_only=True, differentiable=False)
+binary("logical_or", np.logical_or, bool_only=True, differentiable=False)
+binary("logical_xor", np.logical_xor, bool_only=True, differentiable=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# where
+
+
+def _where_rule(c: Aval, x: Aval, y: Aval) -> Aval:
+    if c.dtype != np.bool_:
+        raise DTypeError(f"where: condition must be boolean, got {c}")
+    shape = broadcast_shapes("where", c, x, y)
+    return Aval(shape, same_dtype("where", x, y))
+
+
+def _where_vjp(g, out, c, x, y):
+    zero = np.zeros((), g.dtype)
+    return (None, Masked(np.where(c, g, zero), c),
+            Masked(np.where(c, zero, g), np.logical_not(c)))
+
+
+def _where_jvp(ts, out, c, x, y):
+    _, tx, ty = ts
+    if tx is None and ty is None:
+        return None
+    zero = np.zeros((), out.dtype)
+    return np.where(c, zero if tx is None else tx, zero if ty is None else ty)
+
+
+defop("where", Kind.ELEMENTWISE, _where_rule, np.where, arity=3, vjp=_where_vjp,
+      jvp=_where_jvp,
+      doc="c ? x : y; the untaken branch gets an exactly zero gradient, even where it is "
+          "not finite")

@@ -1,0 +1,119 @@
+"""Reductions over a set of axes, with keepdims. `axes` is always a sorted tuple in the IR."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import Aval, DTypeError
+from graphc.ops.registry import Kind, bind, defop, norm_axes, reduced_shape
+
+
+def _reduce_rule(op: str):
+    def rule(x: Aval, *, axes: tuple[int, ...], keepdims: bool = False) -> Aval:
+        ax = norm_axes(op, axes, x.ndim)
+        if ax != tuple(axes):
+            raise DTypeError(f"{op}: axes must be a sorted tuple of non-negative ints, got {axes}")
+        if op != "reduce_sum" and op != "reduce_prod":
+            for a in ax:
+                if x.shape[a] == 0:
+                    raise DTypeError(f"{op}: zero-size axis {a} has no identity")
+        if x.dtype == np.bool_ and op in ("reduce_sum", "reduce_prod"):
+            raise DTypeError(f"{op}: cast booleans to a number type first")
+        return Aval(reduced_shape(x.shape, ax, keepdims), x.dtype)
+
+    return rule
+
+
+def keep(g, x_shape, axes, keepdims):
+    """Reshape a reduction's result (or cotangent) to the keepdims shape, ready to broadcast."""
+    if keepdims:
+        return g
+    return np.reshape(g, reduced_shape(x_shape, axes, True))
+
+
+def _sum_vjp(g, out, x, *, axes, keepdims=False):
+    return (np.broadcast_to(keep(g, x.shape, axes, keepdims), x.shape),)
+
+
+def _sum_jvp(ts, out, x, *, axes, keepdims=False):
+    return bind("reduce_sum", ts[0], axes=axes, keepdims=keepdims)
+
+
+def _extremum_weights(out, x, axes, keepdims):
+    # ties share the gradient equally, so the rule is symmetric and sums to exactly one
+    hit = x == keep(out, x.shape, axes, keepdims)
+    count = bind("reduce_sum", hit.astype(x.dtype), axes=axes, keepdims=True)
+    return hit, count
+
+
+def _extremum_vjp(g, out, x, *, axes, keepdims=False):
+    hit, count = _extremum_weights(out, x, axes, keepdims)
+    return (np.where(hit, keep(g, x.shape, axes, keepdims) / count, 0),)
+
+
+def _extremum_jvp(ts, out, x, *, axes, keepdims=False):
+    hit, count = _extremum_weights(out, x, axes, keepdims)
+    r = bind("reduce_sum", np.where(hit, ts[0], 0), axes=axes, keepdims=True) / count
+    return r if keepdims else np.reshape(r, out.shape)
+
+
+def _prod_others(out, x, axes, keepdims):
+    """d prod(x) / d x_i = product of the other elements, exact even where x has zeros."""
+    zero = x == 0
+    nzeros = bind("reduce_sum", zero.astype(x.dtype), axes=axes, keepdims=True)
+    p_nonzero = bind("reduce_prod", np.where(zero, 1, x), axes=axes, keepdims=True)
+    no_zeros = np.where(nzeros == 0, p_nonzero / np.where(zero, 1, x), 0)
+    one_zero = np.where((nzeros == 1) & zero, p_nonzero, 0)
+    return no_zeros + one_zero
+
+
+def _prod_vjp(g, out, x, *, axes, keepdims=False):
+    return (keep(g, x.shape, axes, keepdims) * _prod_others(out, x, axes, keepdims),)
+
+
+def _prod_jvp(ts, out, x, *, axes, keepdims=False):
+    return bind("reduce_sum", ts[0] * _prod_others(out, x, axes, keepdims), axes=axes,
+                keepdims=keepdims)
+
+
+def _np_reduce(fn):
+    return lambda x, *, axes, keepdims=False: np.asarray(fn(x, axis=axes, keepdims=keepdims))
+
+
+defop("reduce_sum", Kind.REDUCTION, _reduce_rule("reduce_sum"), _np_reduce(np.sum), arity=1,
+      vjp=_sum_vjp, jvp=_sum_jvp, doc="sum over axes")
+defop("reduce_max", Kind.REDUCTION, _reduce_rule("reduce_max"), _np_reduce(np.max), arity=1,
+      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="max over axes; ties share the gradient")
+defop("reduce_min", Kind.REDUCTION, _reduce_rule("reduce_min"), _np_reduce(np.min), arity=1,
+      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="min over axes; ties share the gradient")
+defop("reduce_prod", Kind.REDUCTION, _reduce_rule("reduce_prod"), _np_reduce(np.prod), arity=1,
+      vjp=_prod_vjp, jvp=_prod_jvp, doc="product over axes; exact gradient with zeros")
+
+
+def _arg_rule(op: str):
+    def rule(x: Aval, *, axis: int | None, keepdims: bool = False) -> Aval:
+        if axis is None:
+            if x.size == 0:
+                raise DTypeError(f"{op}: empty operand")
+            return Aval((1,) * x.ndim if keepdims else (), np.int64)
+        (ax,) = norm_axes(op, axis, x.ndim)
+        if ax != axis:
+            raise DTypeError(f"{op}: axis must be non-negative, got {axis}")
+        if x.shape[ax] == 0:
+            raise DTypeError(f"{op}: zero-size axis {ax}")
+        return Aval(reduced_shape(x.shape, (ax,), keepdims), np.int64)
+
+    return rule
+
+
+def _np_arg(fn):
+    def impl(x, *, axis, keepdims=False):
+        return np.asarray(fn(x, axis=axis, keepdims=keepdims), dtype=np.int64)
+
+    return impl
+
+
+defop("argmax", Kind.REDUCTION, _arg_rule("argmax"), _np_arg(np.argmax), arity=1,
+      differentiable=False, doc="index of the first maximum (flattened when axis is None)")
+defop("argmin", Kind.REDUCTION, _arg_rule("argmin"), _np_arg(np.argmin), arity=1,
+      differentiable=False, doc="index of the first minimum (flattened when axis is None)")

@@ -1,0 +1,167 @@
+"""The op registry: everything about an op in one entry.
+
+An `OpDef` carries the op's name, kind, shape+dtype rule, NumPy reference implementation, gradient
+rules and (when it has one) its Numba emitter. Passes ask about an op's `kind`, never its name.
+
+Gradient rules are written with NumPy operators on graph values: the autodiff pass calls them on
+tracers, so `lambda g, out, x: (g * (1 - out * out),)` produces ordinary IR for tanh's backward.
+Rules that need an op NumPy lacks call `bind("op", ...)`.
+
+Example:
+    >>> from graphc.ops import REGISTRY
+    >>> REGISTRY["tanh"].kind
+    <Kind.ELEMENTWISE: 'elementwise'>
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphc.ir import Aval, DTypeError, GraphcError, Meta, Node, ShapeError, TupleAval, dtype_name
+
+
+class Kind(enum.Enum):
+    ELEMENTWISE = "elementwise"
+    REDUCTION = "reduction"
+    SHAPE = "shape"
+    CONTRACTION = "contraction"
+    OTHER = "other"
+    SOURCE = "source"  # inputs and constants
+
+
+ShapeRule = Callable[..., "Aval | TupleAval"]
+
+
+@dataclass
+class OpDef:
+    """Everything graphc knows about one op.
+
+    shape(*avals, **attrs) -> Aval       the shape+dtype rule; raises ShapeError on bad operands
+    impl(*arrays, **attrs) -> ndarray    the NumPy reference (the interpreter runs this)
+    vjp(g, out, *xs, **attrs) -> tuple   input cotangents (None = no gradient), built from graph ops
+    jvp(ts, out, *xs, **attrs) -> value  output tangent from input tangents (None = zero)
+    linear                               the op is linear in every operand that has a gradient
+    emit                                 Numba emitter: a scalar expression template for elementwise
+                                         ops, e.g. "tanh({0})", or a callable for the rest
+    """
+
+    name: str
+    kind: Kind
+    shape: ShapeRule
+    impl: Callable[..., Any]
+    arity: int | None = None  # None: variadic
+    vjp: Callable[..., tuple] | None = None
+    jvp: Callable[..., Any] | None = None
+    differentiable: bool = True  # False: the op has derivative zero (comparisons, floor, argmax)
+    emit: Any = None
+    doc: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name} ({self.kind.value})>"
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def defop(name: str, kind: Kind, shape: ShapeRule, impl: Callable[..., Any], **kw: Any) -> OpDef:
+    """Register an op. Re-registering a name is an error (one place per op)."""
+    if name in REGISTRY:
+        raise GraphcError(f"op {name!r} is already registered")
+    op = OpDef(name, kind, shape, impl, **kw)
+    REGISTRY[name] = op
+    return op
+
+
+def get(name: str) -> OpDef:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise GraphcError(f"unknown op {name!r}") from None
+
+
+def apply(op: str, inputs: Sequence[Node], attrs: dict[str, Any] | None = None,
+          meta: Meta | None = None) -> Node:
+    """Create a node, running the op's shape rule. Raises ShapeError with the op's name."""
+    d = get(op)
+    attrs = attrs or {}
+    if d.arity is not None and len(inputs) != d.arity:
+        raise ShapeError(f"{op} takes {d.arity} operands, got {len(inputs)}")
+    aval = d.shape(*[i.aval for i in inputs], **attrs)
+    return Node(op, inputs, attrs, aval, meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# building values inside gradient rules
+
+# trace.py installs the function that turns (op, operands, attrs) into a traced value.
+_binder: list[Callable[..., Any]] = []
+
+
+def bind(op: str, *args: Any, **attrs: Any) -> Any:
+    """Apply a registered op to traced values (or arrays, evaluated at once)."""
+    return _binder[0](op, *args, **attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# shape-rule helpers
+
+
+def fmt(*avals: Aval) -> str:
+    return ", ".join(str(a) for a in avals)
+
+
+def broadcast_shapes(op: str, *avals: Aval) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*[a.shape for a in avals]))
+    except ValueError:
+        raise ShapeError(f"{op}: operand shapes {fmt(*avals)} do not broadcast together") from None
+
+
+def same_dtype(op: str, *avals: Aval) -> np.dtype:
+    dts = {a.dtype for a in avals}
+    if len(dts) != 1:
+        raise DTypeError(f"{op}: operand dtypes differ ({fmt(*avals)})")
+    return avals[0].dtype
+
+
+def require_float(op: str, a: Aval) -> None:
+    if a.dtype.kind != "f":
+        raise DTypeError(f"{op}: needs a floating-point operand, got {a}")
+
+
+def require_int(op: str, a: Aval) -> None:
+    if a.dtype.kind not in "iu":
+        raise DTypeError(f"{op}: index operand must be an integer array, got {a}")
+
+
+def norm_axes(op: str, axes: Any, ndim: int) -> tuple[int, ...]:
+    """Normalise an axis spec (None, int, tuple) to a sorted tuple of non-negative axes."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, (int, np.integer)):
+        axes = (axes,)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"{op}: axis {a} is out of range for a {ndim}-d operand")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: repeated axis in {tuple(axes)}")
+    return tuple(sorted(out))
+
+
+def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
+    if keepdims:
+        return tuple(1 if i in axes else s for i, s in enumerate(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def short(dt: np.dtype) -> str:
+    return dtype_name(dt)

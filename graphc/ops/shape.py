@@ -1,0 +1,248 @@
+"""Shape and movement ops: reshape, transpose, broadcast, slicing, padding, concatenation, flips,
+and integer-array indexing (gather) with its transpose (scatter_add).
+
+Attributes are stored fully resolved (no -1 in reshape, no negative axes, slices as explicit
+start/stop/step per dimension), so the IR states exactly what happens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import Aval, ShapeError
+from graphc.ops.registry import Kind, bind, broadcast_shapes, defop, fmt, require_int, same_dtype
+
+
+def sum_to_shape(g, shape: tuple[int, ...]):
+    """Sum a cotangent over the dimensions that broadcasting added or stretched.
+
+    This is the one place where graphc undoes broadcasting in gradients: the autodiff pass calls
+    it on every operand's cotangent, so individual rules never deal with broadcasting.
+    """
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    lead = len(g.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1
+    )
+    r = bind("reduce_sum", g, axes=axes, keepdims=False) if axes else g
+    return r if tuple(r.shape) == shape else np.reshape(r, shape)
+
+
+# -- reshape ---------------------------------------------------------------------------------
+
+
+def _reshape_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:
+    shape = tuple(shape)
+    if any(s < 0 for s in shape) or int(np.prod(shape, dtype=np.int64)) != x.size:
+        raise ShapeError(f"reshape: cannot reshape {x} into shape {shape}")
+    return Aval(shape, x.dtype)
+
+
+defop("reshape", Kind.SHAPE, _reshape_rule, lambda x, *, shape: np.reshape(x, shape), arity=1,
+      vjp=lambda g, out, x, *, shape: (np.reshape(g, x.shape),),
+      jvp=lambda ts, out, x, *, shape: np.reshape(ts[0], shape), extra={"linear": True})
+
+
+# -- transpose ---------------------------------------------------------------------------------
+
+
+def _transpose_rule(x: Aval, *, perm: tuple[int, ...]) -> Aval:
+    if sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: {tuple(perm)} is not a permutation of the axes of {x}")
+    return Aval(tuple(x.shape[p] for p in perm), x.dtype)
+
+
+defop("transpose", Kind.SHAPE, _transpose_rule, lambda x, *, perm: np.transpose(x, perm),
+      arity=1,
+      vjp=lambda g, out, x, *, perm: (np.transpose(g, tuple(np.argsort(perm))),),
+      jvp=lambda ts, out, x, *, perm: np.transpose(ts[0], perm), extra={"linear": True})
+
+
+# -- broadcast_to ----------------------------------------------------------------------------
+
+
+def _broadcast_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:
+    shape = tuple(shape)
+    if broadcast_shapes("broadcast_to", x, Aval(shape, x.dtype)) != shape:
+        raise ShapeError(f"broadcast_to: cannot broadcast {x} to shape {shape}")
+    return Aval(shape, x.dtype)
+
+
+defop("broadcast_to", Kind.SHAPE, _broadcast_rule,
+      lambda x, *, shape: np.ascontiguousarray(np.broadcast_to(x, shape)), arity=1,
+      vjp=lambda g, out, x, *, shape: (sum_to_shape(g, x.shape),),
+      jvp=lambda ts, out, x, *, shape: np.broadcast_to(ts[0], shape), extra={"linear": True})
+
+
+# -- slice / pad -------------------------------------------------------------------------------
+
+
+def _count(start: int, stop: int, step: int) -> int:
+    return max(0, -(-(stop - start) // step))
+
+
+def _slice_rule(x: Aval, *, start, stop, step) -> Aval:
+    if not (len(start) == len(stop) == len(step) == x.ndim):
+        raise ShapeError(f"slice: needs start/stop/step for each of the {x.ndim} axes of {x}")
+    out = []
+    for n, a, b, s in zip(x.shape, start, stop, step, strict=True):
+        if s <= 0 or not 0 <= a <= b <= n:
+            raise ShapeError(f"slice: bad range {a}:{b}:{s} for an axis of length {n}")
+        out.append(_count(a, b, s))
+    return Aval(tuple(out), x.dtype)
+
+
+def _slice_impl(x, *, start, stop, step):
+    return x[tuple(slice(a, b, s) for a, b, s in zip(start, stop, step, strict=True))]
+
+
+def _slice_vjp(g, out, x, *, start, stop, step):
+    pads = []
+    for n, a, s, c in zip(x.shape, start, step, out.shape, strict=True):
+        pads.append((a, n - (a + (c - 1) * s + 1), s - 1) if c else (0, n, 0))
+    return (bind("pad", g, pads=tuple(pads), value=0.0),)
+
+
+defop("slice", Kind.SHAPE, _slice_rule, _slice_impl, arity=1, vjp=_slice_vjp,
+      jvp=lambda ts, out, x, **a: bind("slice", ts[0], **a), extra={"linear": True},
+      doc="x[start:stop:step] on every axis (positive steps; negative ones trace as flip)")
+
+
+def _pad_rule(x: Aval, *, pads, value: float = 0.0) -> Aval:
+    if len(pads) != x.ndim:
+        raise ShapeError(f"pad: needs (low, high, interior) for each of the {x.ndim} axes of {x}")
+    out = []
+    for n, (lo, hi, it) in zip(x.shape, pads, strict=True):
+        if lo < 0 or hi < 0 or it < 0:
+            raise ShapeError(f"pad: negative padding {(lo, hi, it)}")
+        out.append(lo + hi + n + max(n - 1, 0) * it)
+    return Aval(tuple(out), x.dtype)
+
+
+def _pad_inner(pads, shape):
+    return tuple(slice(lo, lo + (n - 1) * (it + 1) + 1, it + 1) if n else slice(lo, lo)
+                 for (lo, _, it), n in zip(pads, shape, strict=True))
+
+
+def _pad_impl(x, *, pads, value=0.0):
+    out_shape = _pad_rule(Aval(x.shape, x.dtype), pads=pads).shape
+    out = np.full(out_shape, value, dtype=x.dtype)
+    out[_pad_inner(pads, x.shape)] = x
+    return out
+
+
+def _pad_vjp(g, out, x, *, pads, value=0.0):
+    sl = _pad_inner(pads, x.shape)
+    return (bind("slice", g, start=tuple(s.start for s in sl), stop=tuple(s.stop for s in sl),
+                 step=tuple(s.step for s in sl)),)
+
+
+defop("pad", Kind.SHAPE, _pad_rule, _pad_impl, arity=1, vjp=_pad_vjp,
+      jvp=lambda ts, out, x, *, pads, value=0.0: bind("pad", ts[0], pads=pads, value=0.0),
+      doc="pad each axis with (low, high, interior) copies of value")
+
+
+# -- concatenate / flip ------------------------------------------------------------------------
+
+
+def _concat_rule(*xs: Aval, axis: int) -> Aval:
+    if not xs:
+        raise ShapeError("concatenate: needs at least one array")
+    dt = same_dtype("concatenate", *xs)
+    nd = xs[0].ndim
+    if not 0 <= axis < nd:
+        raise ShapeError(f"concatenate: axis {axis} out of range for {xs[0]}")
+    for a in xs:
+        if a.ndim != nd or any(s != t for i, (s, t) in enumerate(zip(a.shape, xs[0].shape))
+                               if i != axis):
+            raise ShapeError(f"concatenate: shapes {fmt(*xs)} differ outside axis {axis}")
+    shape = list(xs[0].shape)
+    shape[axis] = sum(a.shape[axis] for a in xs)
+    return Aval(tuple(shape), dt)
+
+
+def _concat_vjp(g, out, *xs, axis):
+    cts, off = [], 0
+    for x in xs:
+        n = x.shape[axis]
+        start = tuple(off if i == axis else 0 for i in range(out.ndim))
+        stop = tuple(off + n if i == axis else s for i, s in enumerate(out.shape))
+        cts.append(bind("slice", g, start=start, stop=stop, step=(1,) * out.ndim))
+        off += n
+    return tuple(cts)
+
+
+def _concat_jvp(ts, out, *xs, axis):
+    if all(t is None for t in ts):
+        return None
+    parts = [np.zeros(x.shape, x.dtype) if t is None else t for t, x in zip(ts, xs, strict=True)]
+    return bind("concatenate", *parts, axis=axis)
+
+
+defop("concatenate", Kind.SHAPE, _concat_rule, lambda *xs, axis: np.concatenate(xs, axis=axis),
+      vjp=_concat_vjp, jvp=_concat_jvp, extra={"linear": True})
+
+
+def _flip_rule(x: Aval, *, axes: tuple[int, ...]) -> Aval:
+    if any(not 0 <= a < x.ndim for a in axes):
+        raise ShapeError(f"flip: axes {axes} out of range for {x}")
+    return x
+
+
+defop("flip", Kind.SHAPE, _flip_rule, lambda x, *, axes: np.flip(x, axes).copy(), arity=1,
+      vjp=lambda g, out, x, *, axes: (np.flip(g, axes),),
+      jvp=lambda ts, out, x, *, axes: np.flip(ts[0], axes), extra={"linear": True})
+
+
+# -- gather / scatter_add ---------------------------------------------------------------------
+
+
+def _index_shape(op: str, idx: tuple[Aval, ...]) -> tuple[int, ...]:
+    for i in idx:
+        require_int(op, i)
+    return broadcast_shapes(op, *idx)
+
+
+def _gather_rule(x: Aval, *idx: Aval, axis: int) -> Aval:
+    k = len(idx)
+    if k == 0 or not 0 <= axis <= x.ndim - k:
+        raise ShapeError(f"gather: {k} index arrays at axis {axis} do not fit {x}")
+    b = _index_shape("gather", idx)
+    return Aval(x.shape[:axis] + b + x.shape[axis + k:], x.dtype)
+
+
+def _gather_impl(x, *idx, axis):
+    return x[(slice(None),) * axis + tuple(idx)]
+
+
+def _gather_vjp(g, out, x, *idx, axis):
+    return (bind("scatter_add", g, *idx, axis=axis, shape=x.shape),) + (None,) * len(idx)
+
+
+def _scatter_rule(u: Aval, *idx: Aval, axis: int, shape: tuple[int, ...]) -> Aval:
+    k = len(idx)
+    b = _index_shape("scatter_add", idx)
+    want = tuple(shape[:axis]) + b + tuple(shape[axis + k:])
+    if k == 0 or u.shape != want:
+        raise ShapeError(f"scatter_add: updates {u} do not match {want} for shape {shape}")
+    return Aval(tuple(shape), u.dtype)
+
+
+def _scatter_impl(u, *idx, axis, shape):
+    out = np.zeros(shape, u.dtype)
+    np.add.at(out, (slice(None),) * axis + tuple(idx), u)
+    return out
+
+
+defop("gather", Kind.OTHER, _gather_rule, _gather_impl, vjp=_gather_vjp,
+      jvp=lambda ts, out, x, *idx, axis: bind("gather", ts[0], *idx, axis=axis),
+      doc="x[:, ..., i1, i2, ...] with k integer arrays (broadcast together) at axes "
+          "axis..axis+k-1; covers np.take and x[np.arange(n), labels]")
+defop("scatter_add", Kind.OTHER, _scatter_rule, _scatter_impl,
+      vjp=lambda g, out, u, *idx, axis, shape: (bind("gather", g, *idx, axis=axis),)
+      + (None,) * len(idx),
+      jvp=lambda ts, out, u, *idx, axis, shape: bind("scatter_add", ts[0], *idx, axis=axis,
+                                                      shape=shape),
+      doc="zeros(shape) with u added at the gathered positions (repeated indices accumulate)")

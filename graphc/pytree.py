@@ -1,0 +1,157 @@
+"""Nested containers ("pytrees"): flatten to a list of leaves and rebuild.
+
+Containers: tuple, list, dict (insertion order kept), NamedTuple, dataclass instances, None, and
+classes registered with `register_pytree` or the `@pytree` decorator (the analogue of Flux's
+`@functor`). Everything else is a leaf. Which leaves are traced is decided by the caller.
+
+Example:
+    >>> leaves, tree = flatten({"a": 1.0, "b": (2.0, None)})
+    >>> leaves
+    [1.0, 2.0]
+    >>> unflatten(tree, [10.0, 20.0])
+    {'a': 10.0, 'b': (20.0, None)}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# cls -> (flatten: obj -> (children, aux), unflatten: (aux, children) -> obj)
+_REGISTRY: dict[type, tuple[Callable, Callable]] = {}
+
+
+def register_pytree(cls: type, flatten_fn: Callable[[Any], tuple[list, Any]],
+                    unflatten_fn: Callable[[Any, list], Any]) -> None:
+    """Make instances of `cls` containers: `flatten_fn(obj) -> (children, aux)` and
+    `unflatten_fn(aux, children) -> obj`. `aux` must be hashable (it is part of cache keys)."""
+    _REGISTRY[cls] = (flatten_fn, unflatten_fn)
+
+
+def pytree(cls: type[T]) -> type[T]:
+    """Class decorator: every attribute of an instance is a child (like Flux's `@functor`).
+
+    Example:
+        >>> @pytree
+        ... class Affine:
+        ...     def __init__(self, W, b):
+        ...         self.W, self.b = W, b
+    """
+
+    def flat(obj):
+        names = tuple(vars(obj))
+        return [getattr(obj, n) for n in names], names
+
+    def unflat(names, children):
+        obj = cls.__new__(cls)
+        for n, c in zip(names, children, strict=True):
+            object.__setattr__(obj, n, c)
+        return obj
+
+    register_pytree(cls, flat, unflat)
+    return cls
+
+
+class TreeDef:
+    """The shape of a pytree without its leaves; hashable and comparable."""
+
+    __slots__ = ("kind", "aux", "children", "num_leaves", "_key")
+
+    def __init__(self, kind: Any, aux: Any, children: tuple[TreeDef, ...]):
+        self.kind = kind  # None for a leaf, else the container type
+        self.aux = aux
+        self.children = children
+        self.num_leaves = 1 if kind is None else sum(c.num_leaves for c in children)
+        self._key = (kind, aux, tuple(c._key for c in children))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TreeDef) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        if self.kind is None:
+            return "*"
+        name = getattr(self.kind, "__name__", str(self.kind))
+        inner = ", ".join(map(repr, self.children))
+        return f"{name}({inner})" if self.aux is None else f"{name}[{self.aux}]({inner})"
+
+
+LEAF = TreeDef(None, None, ())
+
+
+def _node_of(x: Any) -> tuple[type, list, Any] | None:
+    t = type(x)
+    if x is None:
+        return type(None), [], None
+    if t in _REGISTRY:
+        children, aux = _REGISTRY[t][0](x)
+        return t, list(children), aux
+    if t is tuple or t is list:
+        return t, list(x), None
+    if t is dict:
+        return dict, list(x.values()), tuple(x.keys())
+    if isinstance(x, tuple) and hasattr(t, "_fields"):  # NamedTuple
+        return t, list(x), None
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        names = tuple(f.name for f in dataclasses.fields(x))
+        return t, [getattr(x, n) for n in names], names
+    return None
+
+
+def flatten(tree: Any) -> tuple[list, TreeDef]:
+    """Leaves in a fixed left-to-right order, and the structure to rebuild them."""
+    leaves: list = []
+
+    def go(x: Any) -> TreeDef:
+        node = _node_of(x)
+        if node is None:
+            leaves.append(x)
+            return LEAF
+        kind, children, aux = node
+        return TreeDef(kind, aux, tuple(go(c) for c in children))
+
+    return leaves, go(tree)
+
+
+def unflatten(tree: TreeDef, leaves: list) -> Any:
+    """Inverse of `flatten`."""
+    it = iter(leaves)
+
+    def go(t: TreeDef) -> Any:
+        if t.kind is None:
+            return next(it)
+        children = [go(c) for c in t.children]
+        k = t.kind
+        if k is type(None):
+            return None
+        if k in _REGISTRY:
+            return _REGISTRY[k][1](t.aux, children)
+        if k is tuple or k is list:
+            return k(children)
+        if k is dict:
+            return dict(zip(t.aux, children, strict=True))
+        if issubclass(k, tuple):
+            return k(*children)
+        obj = object.__new__(k)
+        for n, c in zip(t.aux, children, strict=True):
+            object.__setattr__(obj, n, c)
+        return obj
+
+    out = go(tree)
+    return out
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """Apply `fn` to corresponding leaves of trees with the same structure."""
+    leaves, td = flatten(tree)
+    others = [flatten(r)[0] for r in rest]
+    return unflatten(td, [fn(x, *ys) for x, *ys in zip(leaves, *others, strict=True)])
+
+
+def tree_leaves(tree: Any) -> list:
+    return flatten(tree)[0]

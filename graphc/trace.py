@@ -1,0 +1,480 @@
+"""Tracing: run a user's NumPy function on tracers and record what it computes as a Graph.
+
+A `Tracer` stands in for an array. Operators, NumPy ufuncs (`__array_ufunc__`) and NumPy functions
+(`__array_function__`) on tracers create IR nodes instead of computing; each node remembers the
+user's `file:line` and the module scope it was created under.
+
+Example:
+    >>> g = graphc.trace(lambda x, W: np.tanh(x @ W), graphc.spec("f32[4,3]"), graphc.spec("f32[3,2]"))
+    >>> [n.op for n in g.equations]
+    ['matmul', 'tanh']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from graphc import pytree
+from graphc.ir import (
+    Aval,
+    DTypeError,
+    Graph,
+    GraphcError,
+    Meta,
+    Node,
+    as_dtype,
+    make_const,
+    make_input,
+)
+from graphc.ops import registry
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+class TracerError(GraphcError):
+    """Python tried to use a traced value as a concrete one (control flow, float(x), ...)."""
+
+
+class UnsupportedError(GraphcError):
+    """A NumPy function or feature that graphc does not trace."""
+
+
+# ---------------------------------------------------------------------------------------------
+# where in the user's code we are
+
+_SKIP = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "passes") + os.sep,
+    os.path.dirname(os.path.abspath(np.__file__)) + os.sep,
+    "<__array_function__",
+    "<frozen ",
+    contextlib.__file__,
+)
+
+
+def _display_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith(".." + os.sep + "..") else rel
+
+
+def user_location() -> str | None:
+    """`file:line` of the innermost frame outside graphc and NumPy (the user's code)."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not fn.startswith(_SKIP):
+            return f"{_display_path(fn)}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+_state = threading.local()
+
+
+def _scopes() -> list[str]:
+    if not hasattr(_state, "scopes"):
+        _state.scopes = []
+    return _state.scopes
+
+
+@contextlib.contextmanager
+def scope(name: str) -> Iterator[None]:
+    """Record nodes created inside as belonging to module scope `name` (nested scopes join
+    with dots, e.g. `model.layers.0`). Layers use this; users may too.
+
+    Example:
+        >>> with graphc.scope("encoder"):
+        ...     y = np.tanh(x)
+    """
+    s = _scopes()
+    s.append(str(name))
+    try:
+        yield
+    finally:
+        s.pop()
+
+
+def current_scope() -> str | None:
+    s = _scopes()
+    return ".".join(s) if s else None
+
+
+def _meta() -> Meta:
+    return Meta(user_location(), current_scope())
+
+
+# ---------------------------------------------------------------------------------------------
+# input specifications
+
+
+class Spec:
+    """A shape and dtype standing in for an example argument: `spec("f32[64,784]")`.
+
+    Example:
+        >>> graphc.spec("f32[64,784]").shape
+        (64, 784)
+    """
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: Aval):
+        self.aval = aval
+
+    shape = property(lambda self: self.aval.shape)
+    dtype = property(lambda self: self.aval.dtype)
+    ndim = property(lambda self: self.aval.ndim)
+
+    def __repr__(self) -> str:
+        return f"spec({str(self.aval)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Spec) and other.aval == self.aval
+
+    def __hash__(self) -> int:
+        return hash(self.aval)
+
+
+def spec(text_or_shape: str | tuple[int, ...], dtype: Any = np.float32) -> Spec:
+    """A shape/dtype spec: `spec("f32[64,784]")` or `spec((64, 784), np.float32)`."""
+    if isinstance(text_or_shape, str):
+        return Spec(Aval.parse(text_or_shape))
+    return Spec(Aval(tuple(text_or_shape), as_dtype(dtype)))
+
+
+# ---------------------------------------------------------------------------------------------
+# tracers
+
+# NumPy functions that tracers handle: filled in by graphc.numpy
+HANDLED_FUNCTIONS: dict[Callable, Callable] = {}
+HANDLED_UFUNCS: dict[np.ufunc, Callable] = {}
+
+
+def _concrete_error(what: str, hint: str) -> TracerError:
+    return TracerError(f"{what} of a traced value is not known while tracing; {hint}",
+                       user_location())
+
+
+_CONTROL_HINT = ("Python control flow cannot depend on array values. Use np.where(cond, a, b) "
+                 "to choose between values, or pass the value as a static Python number")
+
+
+class Tracer:
+    """A traced array. Use it like a NumPy array; shape, ndim and dtype are concrete."""
+
+    __slots__ = ("node",)
+    __array_priority__ = 1000
+    __hash__ = None  # type: ignore[assignment]  # like ndarray: unhashable
+
+    def __init__(self, node: Node):
+        self.node = node
+
+    # -- metadata (concrete) ------------------------------------------------------------------
+    @property
+    def aval(self) -> Aval:
+        return self.node.aval  # type: ignore[return-value]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.aval.shape  # type: ignore[union-attr]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.node.aval.dtype  # type: ignore[union-attr]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TracerError("len() of a 0-d traced value", user_location())
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.shape:
+            raise TracerError("iteration over a 0-d traced value", user_location())
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self) -> str:
+        return f"Tracer<{self.aval} = {self.node.op}>"
+
+    # -- no concrete values --------------------------------------------------------------------
+    def __bool__(self) -> bool:
+        raise _concrete_error("the truth value", _CONTROL_HINT)
+
+    def __float__(self) -> float:
+        raise _concrete_error("float()", "keep computing with arrays, or return the value and "
+                              "convert it outside the traced function")
+
+    def __int__(self) -> int:
+        raise _concrete_error("int()", "sizes and indices that steer the computation must be "
+                              "Python ints, not traced values")
+
+    __index__ = __int__
+
+    def __complex__(self) -> complex:
+        raise _concrete_error("complex()", "complex numbers are not supported")
+
+    def __array__(self, dtype=None, copy=None):
+        raise _concrete_error("the array value", "np.asarray()/np.array() on a traced value "
+                              "cannot run while tracing; use graphc.numpy functions instead")
+
+    def __setitem__(self, key, value):
+        raise TracerError("in-place assignment to a traced array is not supported; build a new "
+                          "array instead (np.where, np.concatenate, or x + np.pad(...))",
+                          user_location())
+
+    # -- NumPy protocols --------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__":
+            raise UnsupportedError(f"numpy.{ufunc.__name__}.{method} is not supported by graphc",
+                                   user_location())
+        if kwargs.get("out") is not None:
+            raise UnsupportedError(f"numpy.{ufunc.__name__}(..., out=...) writes in place, "
+                                   "which graphc does not trace", user_location())
+        handler = HANDLED_UFUNCS.get(ufunc)
+        if handler is None:
+            raise UnsupportedError(f"numpy.{ufunc.__name__} is not supported by graphc",
+                                   user_location())
+        kwargs.pop("out", None)
+        dtype = kwargs.pop("dtype", None)
+        if kwargs:
+            raise UnsupportedError(f"numpy.{ufunc.__name__}: keyword arguments "
+                                   f"{sorted(kwargs)} are not supported", user_location())
+        out = handler(*inputs)
+        return out.astype(dtype) if dtype is not None else out
+
+    def __array_function__(self, func, types, args, kwargs):
+        handler = HANDLED_FUNCTIONS.get(func)
+        if handler is None:
+            mod = getattr(func, "__module__", "numpy") or "numpy"
+            if mod.startswith("numpy") and ("._" in mod or mod.startswith("numpy._")):
+                mod = "numpy"  # private implementation modules: users know np.<name>
+            raise UnsupportedError(f"{mod}.{func.__name__} is not supported by graphc",
+                                   user_location())
+        return handler(*args, **kwargs)
+
+
+# operator overloads are installed by graphc.numpy (they share code with the functions)
+
+
+# ---------------------------------------------------------------------------------------------
+# bind: the single place where traced values are created
+
+
+def is_traced(x: Any) -> bool:
+    return isinstance(x, Tracer)
+
+
+def to_node(x: Any, dtype: Any = None) -> Node:
+    """The node for a tracer, or a constant node for an array-like."""
+    if isinstance(x, Tracer):
+        return x.node
+    arr = np.asarray(x, dtype=dtype)
+    if arr.dtype == object:
+        raise DTypeError(f"cannot use {type(x).__name__} {x!r} as an array", user_location())
+    return make_const(arr, meta=_meta())
+
+
+def bind(op: str, *args: Any, **attrs: Any) -> Any:
+    """Apply a registered op. With any traced operand, record a node and return a Tracer;
+    with only concrete operands, run the op's NumPy implementation at once."""
+    d = registry.get(op)
+    if not any(isinstance(a, Tracer) for a in args):
+        arrs = [np.asarray(a) for a in args]
+        out_aval = registry.apply(op, [make_const(a) for a in arrs], attrs).aval
+        return np.asarray(d.impl(*arrs, **attrs), dtype=out_aval.dtype)
+    nodes = [to_node(a) for a in args]
+    meta = _meta()
+    try:
+        node = registry.apply(op, nodes, attrs, meta)
+    except GraphcError as e:
+        if e.location is None:
+            raise type(e)(e.message, meta.loc) from None
+        raise
+    return Tracer(node)
+
+
+registry._binder.append(bind)
+
+
+# ---------------------------------------------------------------------------------------------
+# trace
+
+
+def _is_traceable_leaf(x: Any) -> bool:
+    """Leaves that become graph inputs: arrays, NumPy scalars, Python floats, specs.
+    Python ints/bools, strings, callables and None stay static (they steer the trace)."""
+    if isinstance(x, (np.ndarray, np.generic, Spec, Tracer)):
+        return True
+    return isinstance(x, float)
+
+
+def leaf_aval(x: Any) -> Aval:
+    if isinstance(x, Spec):
+        return x.aval
+    if isinstance(x, Tracer):
+        return x.aval
+    arr = np.asarray(x)
+    try:
+        return Aval(arr.shape, as_dtype(arr.dtype))
+    except DTypeError as e:
+        raise DTypeError(f"an argument of dtype {arr.dtype} is not supported: {e.message}",
+                         user_location()) from None
+
+
+class InTree:
+    """How a call's (args, kwargs) map onto a graph's flat inputs: structure, which leaves are
+    traced, and the static leaves' values. Hashable, so it can key caches."""
+
+    __slots__ = ("treedef", "traced", "static", "_key")
+
+    def __init__(self, treedef: pytree.TreeDef, traced: tuple[bool, ...], static: tuple):
+        self.treedef = treedef
+        self.traced = traced
+        self.static = static
+        try:
+            self._key = hash((treedef, traced, static))
+        except TypeError:
+            self._key = hash((treedef, traced, tuple(id(s) for s in static)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InTree):
+            return False
+        if (self.treedef, self.traced) != (other.treedef, other.traced):
+            return False
+        return all(a is b or _static_eq(a, b) for a, b in zip(self.static, other.static,
+                                                               strict=True))
+
+    def __hash__(self) -> int:
+        return self._key
+
+    def rebuild(self, traced_values: list) -> Any:
+        it_t, it_s = iter(traced_values), iter(self.static)
+        leaves = [next(it_t) if t else next(it_s) for t in self.traced]
+        return pytree.unflatten(self.treedef, leaves)
+
+
+def _static_eq(a: Any, b: Any) -> bool:
+    try:
+        return bool(type(a) is type(b) and a == b)
+    except Exception:
+        return False
+
+
+def split_args(tree: Any) -> tuple[list, InTree]:
+    """Flatten call arguments into traced leaves and an InTree describing the rest."""
+    leaves, td = pytree.flatten(tree)
+    traced = tuple(_is_traceable_leaf(x) for x in leaves)
+    return ([x for x, t in zip(leaves, traced, strict=True) if t],
+            InTree(td, traced, tuple(x for x, t in zip(leaves, traced, strict=True) if not t)))
+
+
+def _leaf_names(tree: Any) -> list[str]:
+    """Readable paths for the leaves of (args, kwargs), e.g. args[0]['W1']."""
+    out: list[str] = []
+
+    def go(x, path):
+        node = pytree._node_of(x)
+        if node is None:
+            out.append(path)
+            return
+        kind, children, aux = node
+        if kind is dict:
+            for k, c in zip(aux, children, strict=True):
+                go(c, f"{path}[{k!r}]")
+        elif isinstance(aux, tuple) and len(aux) == len(children):
+            for k, c in zip(aux, children, strict=True):
+                go(c, f"{path}.{k}")
+        else:
+            for i, c in enumerate(children):
+                go(c, f"{path}[{i}]")
+
+    args, kwargs = tree
+    for i, a in enumerate(args):
+        go(a, f"arg{i}")
+    for k, v in kwargs.items():
+        go(v, k)
+    return out
+
+
+def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = None) -> Graph:
+    """Trace `fn(*args, **kwargs)` into a Graph whose inputs are the traceable leaves."""
+    leaves, in_tree = split_args((args, kwargs))
+    names = [n for n, t in zip(_leaf_names((args, kwargs)), in_tree.traced, strict=True) if t]
+    inputs = [make_input(leaf_aval(x), nm) for x, nm in zip(leaves, names, strict=True)]
+    call_args, call_kwargs = in_tree.rebuild([Tracer(n) for n in inputs])
+    out = fn(*call_args, **call_kwargs)
+    out_leaves, out_tree = pytree.flatten(out)
+    outputs = []
+    out_mask = []
+    for leaf in out_leaves:
+        if isinstance(leaf, Tracer):
+            outputs.append(leaf.node)
+            out_mask.append(True)
+        elif leaf is None:
+            out_mask.append(False)
+        else:
+            try:
+                outputs.append(to_node(leaf))
+            except GraphcError:
+                raise GraphcError(
+                    f"{name or 'the function'} returned a {type(leaf).__name__}, which is not "
+                    "an array; return arrays (or containers of arrays)") from None
+            out_mask.append(True)
+    g = Graph(inputs, outputs, in_tree=in_tree, out_tree=(out_tree, tuple(out_mask)),
+              name=name)
+    return g
+
+
+def fn_name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def trace(fn: Callable, *args: Any, **kwargs: Any) -> Graph:
+    """Trace `fn` on example arguments into a Graph.
+
+    Arguments may be arrays, Python/NumPy scalars, specs (`graphc.spec("f32[64,784]")`), or
+    nested containers of these; Python ints, strings and callables are passed through as they
+    are (static). Closed-over arrays become constants.
+
+    Example:
+        >>> g = graphc.trace(lambda x: 3 * x**2 + 2 * x + 1, 2.0)
+        >>> print(g)
+        { lambda ; a:f64[]. let
+            b:f64[] = integer_pow[n=2] a
+            c:f64[] = mul 3.0:f64 b
+            d:f64[] = mul 2.0:f64 a
+            e:f64[] = add c d
+            f:f64[] = add e 1.0:f64
+          in (f,) }
+    """
+    try:
+        return trace_flat(fn, args, kwargs, name=fn_name(fn))
+    except GraphcError as e:
+        # the message names the user's file:line; graphc's own frames would only distract
+        raise e.with_traceback(None) from None
+
+
+def unflatten_outputs(graph: Graph, values: list) -> Any:
+    """Put flat output values back into the traced function's output structure."""
+    if graph.out_tree is None:
+        return values
+    tree, mask = graph.out_tree
+    it = iter(values)
+    return pytree.unflatten(tree, [next(it) if m else None for m in mask])

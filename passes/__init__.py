@@ -1,0 +1,1 @@
+"""Graph -> Graph transformations (autodiff, simplification, fusion), registered by name."""

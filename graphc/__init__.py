@@ -11,6 +11,20 @@ Example:
 """
 
 from graphc import numpy  # noqa: F401  (installs the tracer's NumPy handlers)
+from graphc.api import (
+    GradCheckError,
+    check_grads,
+    destructure,
+    grad,
+    gradient,
+    hessian,
+    jacobian,
+    jit,
+    jvp,
+    value_and_grad,
+    vjp,
+    withgradient,
+)
 from graphc.interp import evaluate
 from graphc.ir import Aval, DTypeError, Graph, GraphcError, Node, ShapeError
 from graphc.pytree import pytree, register_pytree, tree_map
@@ -21,6 +35,8 @@ from graphc.verify import VerifyError, verify
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradCheckError", "check_grads", "destructure", "grad", "gradient", "hessian", "jacobian",
+    "jit", "jvp", "value_and_grad", "vjp", "withgradient",
     "Aval", "DTypeError", "Graph", "GraphcError", "Node", "ShapeError", "Spec", "Tracer",
     "TracerError", "UnsupportedError", "VerifyError", "evaluate", "load", "numpy", "parse",
     "pytree", "register_pytree", "scope", "spec", "trace", "tree_map", "verify",

@@ -54,7 +54,9 @@ def evaluate(graph: Graph, *args: Any) -> list[np.ndarray]:
         op = registry.get(n.op)
         ins = [env[id(i)] for i in n.inputs]
         try:
-            out = op.impl(*ins, **n.attrs)
+            # untaken where-branches may legitimately overflow or divide by zero
+            with np.errstate(all="ignore"):
+                out = op.impl(*ins, **n.attrs)
         except Exception as e:  # a bug in an impl, or bad runtime data (e.g. index out of range)
             where = f" (traced at {n.meta.loc})" if n.meta.loc else ""
             raise GraphcError(f"evaluating {n.op}{where} failed: {e}") from e

@@ -131,13 +131,13 @@ class Aval:
         name, dims = text[:-1].split("[", 1)
         if name not in DTYPES_BY_NAME:
             raise DTypeError(f"unknown dtype {name!r} in {text!r}")
-        try:
-            shape = tuple(int(d) for d in dims.split(",") if d.strip() != "")
-        except ValueError:
-            raise GraphcError(f"malformed shape in {text!r}: dimensions must be integers") from None
-        if any(d < 0 for d in shape):
+        parts = [d.strip() for d in dims.split(",")] if dims.strip() else []
+        if any(d.startswith("-") and d[1:].isdigit() for d in parts):
             raise GraphcError(f"negative dimension in {text!r}")
-        return Aval(shape, DTYPES_BY_NAME[name])
+        # plain digits only: int() alone would also take "", "+4" and "4_0"
+        if not all(d.isascii() and d.isdigit() for d in parts):
+            raise GraphcError(f"malformed shape in {text!r}: dimensions must be integers")
+        return Aval(tuple(int(d) for d in parts), DTYPES_BY_NAME[name])
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,7 @@ class Meta:
     loc: str | None = None
     scope: str | None = None
     name: str | None = None  # a user-facing name for graph inputs, e.g. the parameter path
+    role: str | None = None  # "grad" for nodes the autodiff pass created, "tangent" for JVP
 
 
 _EMPTY_META = Meta()
@@ -231,6 +232,9 @@ class Node:
         object.__setattr__(self, "meta", meta or _EMPTY_META)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("graphc nodes are immutable; build a new node instead")
+
+    def __delattr__(self, name: str) -> None:
         raise AttributeError("graphc nodes are immutable; build a new node instead")
 
     @property
@@ -340,7 +344,7 @@ class Graph:
         (2, 1)
     """
 
-    __slots__ = ("inputs", "outputs", "_nodes", "_hash", "in_tree", "out_tree", "name")
+    __slots__ = ("inputs", "outputs", "_nodes", "_hash", "in_tree", "out_tree", "name", "info")
 
     def __init__(
         self,
@@ -356,6 +360,8 @@ class Graph:
         self.in_tree = in_tree
         self.out_tree = out_tree
         self.name = name
+        # annotations that are not part of the structure (e.g. autodiff's cotangent map)
+        self.info: dict[str, Any] = {}
         self._nodes: list[Node] | None = None
         self._hash: str | None = None
 
@@ -400,8 +406,11 @@ class Graph:
             from graphc.text import print_graph
 
             h = hashlib.sha256(print_graph(self, locations=False).encode())
+            # scalar literals are written out in full, once per use (the text cannot show that
+            # one literal node is shared), so only array constants add their data here
             for c in self.constants:
-                h.update(repr(c.attrs["value"]._key).encode())
+                if c.aval.shape != ():
+                    h.update(repr(c.attrs["value"]._key).encode())
             self._hash = h.hexdigest()
         return self._hash
 

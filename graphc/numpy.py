@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 import string
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,6 +42,8 @@ from graphc.trace import (
 def _dtype_token(x: Any) -> Any:
     """What NumPy's resolver needs for an operand: a dtype, or a Python type for weak scalars."""
     if isinstance(x, Tracer):
+        return x.dtype
+    if isinstance(x, np.generic):  # NumPy scalars are strong, even np.float64 (a float subclass)
         return x.dtype
     if isinstance(x, bool):
         return np.dtype(np.bool_)
@@ -144,6 +147,9 @@ def power(x: Any, y: Any) -> Any:
         if dts[0].kind == "f" or (int(y) >= 0 and dts[0].kind in "iu"):
             return bind("integer_pow", _convert(x, dts[0]), n=int(y))
     dts = _resolve(np.power, (x, y))
+    if dts[0].kind != "f" and isinstance(y, (int, np.integer)) and int(y) < 0:
+        raise DTypeError("integers to negative integer powers are not allowed (as in NumPy); "
+                         "cast to float first", user_location())
     if dts[0].kind != "f":
         raise DTypeError("power of integer arrays with an array exponent is not supported; cast "
                          "to float first", user_location())
@@ -151,7 +157,12 @@ def power(x: Any, y: Any) -> Any:
 
 
 def reciprocal(x: Any) -> Any:
-    return divide(1.0 if _dtype_token(x).kind == "f" else 1, x)
+    dt = _resolve(np.reciprocal, (x,))[0]
+    x = _convert(x, dt)
+    if dt.kind == "f":
+        return divide(1.0, x)
+    # NumPy's integer reciprocal truncates: 1 -> 1, -1 -> -1, anything else -> 0
+    return where(equal(absolute(x) if dt.kind == "i" else x, 1), x, 0)
 
 
 def isnan(x: Any) -> Any:
@@ -178,8 +189,9 @@ def logaddexp(a: Any, b: Any) -> Any:
     """log(exp(a) + exp(b)) without overflow."""
     m = maximum(a, b)
     d = subtract(a, b)
-    # where a == b == inf, a - b is nan; the max alone is then the answer
-    return m + log1p(exp(-absolute(where(isfinite(d), d, 0))))
+    # where a == b == +-inf, a - b is nan; the max alone is then the answer (a difference of
+    # +-inf is fine: exp(-inf) = 0)
+    return m + log1p(exp(-absolute(where(isnan(d), 0, d))))
 
 
 def rsqrt(x: Any) -> Any:
@@ -399,9 +411,13 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def log_softmax(x: Any, axis: Any = -1) -> Any:
-    """x - logsumexp(x), stable for any magnitude."""
+    """x - logsumexp(x), computed as (x - max) - log(sum(exp(x - max))): subtracting the max
+    first keeps large logits exact (1e4 + log 2 is not representable in float32)."""
     x = _float_like(x)
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    axes = _norm_axes(x, axis)
+    m = stop_gradient(max(x, axis=axes, keepdims=True))
+    shifted = x - where(isfinite(m), m, 0)
+    return shifted - log(sum(exp(shifted), axis=axes, keepdims=True))
 
 
 def softmax(x: Any, axis: Any = -1) -> Any:
@@ -748,10 +764,15 @@ def avg_pool2d(x: Any, kernel: Any = 2, stride: Any = None) -> Any:
 def _index_array(idx: Any, n: int) -> Any:
     """An integer index array (traced or concrete, negatives wrapped when concrete)."""
     if isinstance(idx, Tracer):
+        if idx.dtype == np.bool_:
+            raise UnsupportedError("boolean mask indexing gives data-dependent shapes; use "
+                                   "np.where(mask, x, 0) instead", user_location())
         if idx.dtype.kind not in "iu":
             raise DTypeError(f"index arrays must be integers, got {idx.dtype}", user_location())
         return idx
     arr = np.asarray(idx)
+    if isinstance(idx, list) and arr.size == 0:  # x[[]] selects nothing, as in NumPy
+        arr = arr.astype(np.int64)
     if arr.dtype == np.bool_:
         raise UnsupportedError("boolean mask indexing gives data-dependent shapes; use "
                                "np.where(mask, x, 0) instead", user_location())
@@ -809,14 +830,18 @@ def getitem(x: Any, key: Any) -> Any:
             starts.append(0), stops.append(n), steps.append(1)
             kinds.append(("array", _index_array(k, n)))
         else:
+            if isinstance(k, (bool, np.bool_)):
+                raise UnsupportedError("boolean mask indexing gives data-dependent shapes; use "
+                                       "np.where(mask, x, 0) instead", user_location())
             try:
-                i = int(k)
+                i = operator.index(k)
             except TracerError:
                 raise UnsupportedError("a traced scalar cannot be used as an index; index with a "
                                        "traced integer array (x[idx]) or np.take", user_location(),
                                        ) from None
             except (TypeError, ValueError):
-                raise ShapeError(f"invalid index {k!r}", user_location()) from None
+                raise ShapeError(f"invalid index {k!r}: only integers, slices, ..., None and "
+                                 "integer arrays are valid indices", user_location()) from None
             if not -n <= i < n:
                 raise ShapeError(f"index {i} is out of bounds for an axis of length {n}",
                                  user_location())
@@ -876,6 +901,8 @@ HANDLED_UFUNCS.update(_UFUNCS)
 def round(x: Any, decimals: int = 0, out: Any = None) -> Any:
     if decimals != 0:
         raise UnsupportedError("np.round: only decimals=0 is supported", user_location())
+    if _asarr(x).dtype.kind in "iu":  # NumPy returns integers unchanged (same dtype)
+        return _asarr(x)
     return rint(x)
 
 
@@ -1028,7 +1055,7 @@ def _install_operators() -> None:
 _install_operators()
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
-    "annotations", "builtins", "math", "string", "np", "Any", "Callable", "Sequence", "Aval",
-    "DTypeError", "GraphcError", "ShapeError", "as_dtype", "make_const", "registry",
+    "annotations", "builtins", "math", "operator", "string", "np", "Any", "Callable", "Sequence",
+    "Aval", "DTypeError", "GraphcError", "ShapeError", "as_dtype", "make_const", "registry",
     "HANDLED_FUNCTIONS", "HANDLED_UFUNCS", "Tracer", "TracerError", "UnsupportedError", "bind",
     "user_location")]

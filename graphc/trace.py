@@ -110,7 +110,22 @@ def current_scope() -> str | None:
     return ".".join(s) if s else None
 
 
+@contextlib.contextmanager
+def meta_override(meta: Meta | None) -> Iterator[None]:
+    """Give every node created inside this metadata (passes use it so that derived nodes point
+    at the user code they come from, rather than at the pass)."""
+    prev = getattr(_state, "override", None)
+    _state.override = meta
+    try:
+        yield
+    finally:
+        _state.override = prev
+
+
 def _meta() -> Meta:
+    o = getattr(_state, "override", None)
+    if o is not None:
+        return o
     return Meta(user_location(), current_scope())
 
 

@@ -72,7 +72,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
-unary("neg", np.negative, float_only=False, doc="-x",
+unary("neg", np.negative, float_only=False, doc="-x", extra={"linear": True},
       vjp=lambda g, out, x: (-g,), jvp=lambda ts, out, x: -ts[0])
 unary("abs", np.abs, lambda x, out: np.sign(x), float_only=False,
       doc="|x|; derivative sign(x), so 0 at x = 0")
@@ -135,7 +135,7 @@ def _cast_jvp(ts, out, x, *, dtype):
 
 
 defop("cast", Kind.ELEMENTWISE, _cast_rule, lambda x, *, dtype: x.astype(as_dtype(dtype)),
-      arity=1, vjp=_cast_vjp, jvp=_cast_jvp, doc="x.astype(dtype)")
+      arity=1, vjp=_cast_vjp, jvp=_cast_jvp, doc="x.astype(dtype)", extra={"linear": True})
 
 
 def _ipow_rule(x: Aval, *, n: int) -> Aval:
@@ -265,8 +265,9 @@ def _minmax_jvp(pick):
     return jvp
 
 
-binary("add", np.add, vjp=lambda g, out, x, y: (g, g), jvp=_add_jvp)
-binary("sub", np.subtract, vjp=lambda g, out, x, y: (g, -g), jvp=_sub_jvp)
+binary("add", np.add, vjp=lambda g, out, x, y: (g, g), jvp=_add_jvp, extra={"linear": True})
+binary("sub", np.subtract, vjp=lambda g, out, x, y: (g, -g), jvp=_sub_jvp,
+       extra={"linear": True})
 binary("mul", np.multiply, vjp=lambda g, out, x, y: (g * y, g * x), jvp=_mul_jvp)
 binary("div", np.true_divide, float_only=True,
        vjp=lambda g, out, x, y: (g / y, -(g * out) / y), jvp=_div_jvp)

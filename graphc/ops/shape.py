@@ -26,7 +26,8 @@ def sum_to_shape(g, shape: tuple[int, ...]):
     axes = tuple(range(lead)) + tuple(
         lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1
     )
-    r = bind("reduce_sum", g, axes=axes, keepdims=False) if axes else g
+    # with no added leading axes, keepdims gives the target shape directly
+    r = bind("reduce_sum", g, axes=axes, keepdims=lead == 0) if axes else g
     return r if tuple(r.shape) == shape else np.reshape(r, shape)
 
 

@@ -1,0 +1,632 @@
+"""The user-facing transformations: jit, grad, value_and_grad, vjp, jvp, jacobian, hessian (JAX
+style), gradient and withgradient (Flux style), destructure, check_grads.
+
+Every transformation traces the user's function into a graph, applies graph passes (autodiff,
+optimization) and runs the result. Called with traced values (inside another transformation),
+they splice their graph into the enclosing trace instead of running it, which is why
+`grad(grad(f))`, `jacobian(grad(f))` and gradients through `destructure` simply work.
+
+Example:
+    >>> graphc.grad(lambda x: 3 * x**2 + 2 * x + 1)(2.0)
+    14.0
+    >>> graphc.gradient(lambda x, y: np.sum((x - y) ** 2), np.array([2.0, 1.0]), np.array([2.0, 0.0]))
+    (array([0., 2.]), array([-0., -2.]))
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc import numpy as gnp
+from graphc import pytree
+from graphc.interp import evaluate
+from graphc.ir import Graph, GraphcError, is_float, substitute
+from graphc.trace import (
+    Tracer,
+    fn_name,
+    leaf_aval,
+    split_args,
+    to_node,
+    trace_flat,
+    unflatten_outputs,
+)
+
+
+class GradCheckError(GraphcError):
+    """Automatic and numerical derivatives disagree."""
+
+
+# ---------------------------------------------------------------------------------------------
+# running graphs
+
+
+def default_backend() -> str:
+    return os.environ.get("GRAPHC_BACKEND", "interpreter")
+
+
+_EXECUTORS: dict[str, Callable[[Graph], Callable[[list], list]]] = {
+    "interpreter": lambda graph: lambda args: evaluate(graph, *args),
+}
+
+
+def register_backend(name: str, compile_fn: Callable[[Graph], Callable[[list], list]]) -> None:
+    """Make `backend=name` available: `compile_fn(graph)` returns a function of a list of input
+    arrays returning the list of output arrays."""
+    _EXECUTORS[name] = compile_fn
+
+
+def executable(graph: Graph, backend: str | None = None) -> Callable[[list], list]:
+    backend = backend or default_backend()
+    if backend not in _EXECUTORS:
+        raise GraphcError(f"unknown backend {backend!r} (available: {', '.join(_EXECUTORS)})")
+    return _EXECUTORS[backend](graph)
+
+
+def inline(graph: Graph, args: Sequence[Any]) -> list[Tracer]:
+    """Splice `graph` into the current trace with `args` (tracers or arrays) as its inputs."""
+    mapping = {}
+    for node, a in zip(graph.inputs, args, strict=True):
+        if isinstance(a, Tracer):
+            v = a if a.aval == node.aval else a.astype(node.dtype)
+            mapping[id(node)] = v.node
+        else:
+            mapping[id(node)] = to_node(np.asarray(a, dtype=node.dtype))
+    return [Tracer(o) for o in substitute(list(graph.outputs), mapping)]
+
+
+class _Staged:
+    """Per-input-signature cache of (graph, executable) for one transformed function."""
+
+    def __init__(self, build: Callable[[tuple, dict], Graph], backend: str | None):
+        self.build = build
+        self.backend = backend
+        self.cache: dict[Any, tuple[Graph, Callable | None]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, args: tuple, kwargs: dict) -> tuple[Graph, Callable | None, list, bool]:
+        """The graph for this signature and, for concrete arguments, its executable."""
+        leaves, in_tree = split_args((args, kwargs))
+        traced = any(isinstance(x, Tracer) for x in leaves)
+        key = (in_tree, tuple(leaf_aval(x) for x in leaves))
+        with self.lock:  # one trace and one compile per signature, even from several threads
+            graph, exe = self.cache.get(key, (None, None))
+            if graph is None:
+                graph = self.build(args, kwargs)
+            if exe is None and not traced:
+                exe = executable(graph, self.backend)
+            self.cache[key] = (graph, exe)
+        return graph, exe, leaves, traced
+
+    def run(self, args: tuple, kwargs: dict) -> tuple[Graph, list]:
+        graph, exe, leaves, traced = self.get(args, kwargs)
+        if traced:
+            return graph, inline(graph, leaves)
+        return graph, exe(leaves)
+
+
+# ---------------------------------------------------------------------------------------------
+# jit
+
+
+class Jitted:
+    """A function compiled per input signature. Call it like the original function."""
+
+    def __init__(self, fn: Callable, backend: str | None = None):
+        self.fn = fn
+        self.backend = backend
+        self._staged = _Staged(lambda a, k: trace_flat(fn, a, k, name=fn_name(fn)), backend)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        graph, outs = self._staged.run(args, kwargs)
+        return unflatten_outputs(graph, outs)
+
+    def trace(self, *args: Any, **kwargs: Any) -> Graph:
+        """The traced graph for these arguments."""
+        return self._staged.get(args, kwargs)[0]
+
+
+def jit(fn: Callable | None = None, *, backend: str | None = None) -> Any:
+    """Compile `fn` for each new input signature (shapes, dtypes, structure) and run it.
+
+    Example:
+        >>> f = graphc.jit(lambda x: np.tanh(x) * 2)
+        >>> f(np.zeros(3))
+        array([0., 0., 0.])
+    """
+    if fn is None:
+        return lambda f: Jitted(f, backend)
+    return Jitted(fn, backend)
+
+
+# ---------------------------------------------------------------------------------------------
+# reverse mode
+
+
+def _argnums(argnums: int | Sequence[int], n: int) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in nums:
+        if not -n <= a < n:
+            raise GraphcError(f"argnums {argnums} out of range for {n} positional arguments")
+    return tuple(a % n for a in nums)
+
+
+def _leaf_owners(args: tuple, kwargs: dict) -> list[int]:
+    """For each traced leaf of (args, kwargs): the positional index it belongs to (-1: kwargs)."""
+    owners = []
+    for i, a in enumerate(args):
+        owners += [i] * len(split_args(((a,), {}))[0])
+    owners += [-1] * len(split_args(((), kwargs))[0])
+    return owners
+
+
+def _wrt_inputs(graph: Graph, owners: list[int], nums: tuple[int, ...]) -> list[int]:
+    return [k for k, o in enumerate(owners) if o in nums and is_float(graph.inputs[k].dtype)]
+
+
+def _structure_like(arg: Any, values: dict[int, Any], first: int) -> Any:
+    """Rebuild `arg`'s structure: traced float leaves take values[k] (k counted from `first`),
+    every other leaf becomes None. Python float leaves come back as Python floats."""
+    leaves, td = pytree.flatten(arg)
+    out, k = [], first
+    for leaf in leaves:
+        if isinstance(leaf, (np.ndarray, np.generic, float, Tracer)) or \
+                type(leaf).__name__ == "Spec":
+            v = values.get(k)
+            if isinstance(leaf, float) and isinstance(v, np.ndarray) and v.shape == ():
+                v = float(v)
+            out.append(v)
+            k += 1
+        else:
+            out.append(None)
+    return pytree.unflatten(td, out)
+
+
+def _scalar_output(graph: Graph, what: str) -> None:
+    o = graph.outputs[0]
+    if o.aval.shape != () or not is_float(o.dtype):
+        raise GraphcError(f"{what} needs a function returning a floating-point scalar; "
+                          f"{graph.name or 'it'} returned {o.aval}")
+
+
+def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+                   *, backend: str | None = None) -> Callable[..., Any]:
+    """Return a function computing `(fn(*args), gradient)` (with `has_aux`: `((value, aux),
+    gradient)`). The gradient mirrors `args[argnums]` (a tuple for several argnums), with None
+    for leaves that have no gradient (integers, functions).
+
+    Example:
+        >>> graphc.value_and_grad(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
+        (array(5.), array([2., 4.]))
+    """
+    from passes.autodiff import vjp as vjp_pass
+
+    def wrapped_fn(*args, **kwargs):
+        r = fn(*args, **kwargs)
+        if has_aux:
+            if not (isinstance(r, tuple) and len(r) == 2):
+                raise GraphcError("with has_aux=True the function must return (value, aux)")
+            return r
+        return r, None
+
+    def build(args: tuple, kwargs: dict) -> Graph:
+        nums = _argnums(argnums, len(args))
+        g = trace_flat(wrapped_fn, args, kwargs, name=fn_name(fn))
+        _scalar_output(g, "grad")
+        wrt = _wrt_inputs(g, _leaf_owners(args, kwargs), nums)
+        joint = vjp_pass(g, wrt, seed="ones", outputs=[0])
+        joint.out_tree = g.out_tree
+        joint.info["wrt"] = tuple(wrt)
+        return joint
+
+    staged = _Staged(build, backend)
+
+    def vg(*args: Any, **kwargs: Any) -> Any:
+        nums = _argnums(argnums, len(args))
+        joint, outs = staged.run(args, kwargs)
+        wrt = joint.info["wrt"]
+        n_out = len(joint.outputs) - len(wrt)
+        value_aux = unflatten_outputs(joint, list(outs[:n_out]))
+        grads = dict(zip(wrt, outs[n_out:], strict=True))
+        owners = _leaf_owners(args, kwargs)
+        per_arg = tuple(_structure_like(args[i], grads, owners.index(i) if i in owners else 0)
+                        for i in nums)
+        g = per_arg[0] if isinstance(argnums, int) else per_arg
+        value, aux = value_aux
+        return ((value, aux) if has_aux else value), g
+
+    vg.__name__ = f"value_and_grad({fn_name(fn)})"
+    vg._staged = staged  # type: ignore[attr-defined]
+    return vg
+
+
+def grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+         *, backend: str | None = None) -> Callable[..., Any]:
+    """Return a function computing the gradient of scalar-valued `fn` with respect to
+    `args[argnums]` (JAX's `grad`).
+
+    Example:
+        >>> df = graphc.grad(lambda x: 3 * x**2 + 2 * x + 1)
+        >>> df(2.0), graphc.grad(df)(2.0)
+        (14.0, 6.0)
+    """
+    vg = value_and_grad(fn, argnums, has_aux, backend=backend)
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        (value_aux, grads) = vg(*args, **kwargs)
+        return (grads, value_aux[1]) if has_aux else grads
+
+    g.__name__ = f"grad({fn_name(fn)})"
+    return g
+
+
+def withgradient(f: Callable, *args: Any) -> tuple[Any, tuple]:
+    """Flux-style: `(f(args...), gradients)` with one gradient per argument, mirroring nested
+    structures, None where a leaf has no gradient.
+
+    Example:
+        >>> graphc.withgradient(lambda x: 3 * x**2 + 2 * x + 1, 2.0)
+        (17.0, (14.0,))
+    """
+    value, grads = value_and_grad(f, argnums=tuple(range(len(args))))(*args)
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = float(value) if not isinstance(value, Tracer) else value
+    return value, grads
+
+
+def gradient(f: Callable, *args: Any) -> tuple:
+    """Flux-style: a tuple with one gradient per argument, mirroring nested structures, None
+    where a leaf has no gradient (functions, integers).
+
+    Example:
+        >>> nt = dict(a=np.array([2.0, 1.0]), b=np.array([2.0, 0.0]), c=np.tanh)
+        >>> graphc.gradient(lambda t: np.sum((t["a"] - t["b"]) ** 2), nt)
+        ({'a': array([0., 2.]), 'b': array([-0., -2.]), 'c': None},)
+    """
+    return withgradient(f, *args)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# vjp / jvp
+
+
+def _flat_call_graph(fn: Callable, primals: tuple) -> tuple[Graph, list, Any]:
+    leaves, in_tree = split_args((primals, {}))
+    g = trace_flat(fn, primals, {}, name=fn_name(fn))
+    return g, leaves, in_tree
+
+
+def _run(graph: Graph, args: list, backend: str | None = None) -> list:
+    if any(isinstance(a, Tracer) for a in args):
+        return inline(graph, args)
+    return executable(graph, backend)(args)
+
+
+def vjp(fn: Callable, *primals: Any, has_aux: bool = False,
+        backend: str | None = None) -> tuple:
+    """Evaluate `fn(*primals)` and return `(out, vjp_fn)` (plus aux with `has_aux`), where
+    `vjp_fn(cotangent)` returns one gradient per primal. The forward graph runs now and saves
+    the residuals that the backward graph (run by `vjp_fn`) needs.
+
+    Example:
+        >>> out, back = graphc.vjp(np.sin, np.array([0.0, 1.0]))
+        >>> back(np.ones(2))
+        (array([1.        , 0.54030231]),)
+    """
+    from passes.autodiff import vjp as vjp_pass
+    from passes.partition import partition
+
+    def f2(*a):
+        r = fn(*a)
+        return r if has_aux else (r, None)
+
+    g, leaves, _ = _flat_call_graph(f2, primals)
+    n_main = g.out_tree[0].children[0].num_leaves  # leaves of the output (not of aux)
+    wrt = [k for k, x in enumerate(g.inputs) if is_float(x.dtype)]
+    diff_outs = [k for k in range(n_main) if is_float(g.outputs[k].dtype)]
+    joint = vjp_pass(g, wrt, seed="inputs", outputs=diff_outs)
+    part = partition(joint)
+    fwd_out = _run(part.forward, leaves, backend)
+    outs, residuals = fwd_out[: len(g.outputs)], fwd_out[len(g.outputs):]
+    result = unflatten_outputs(g, list(outs))
+    out_value, aux = result
+
+    def vjp_fn(cotangent: Any) -> tuple:
+        ct_leaves = pytree.flatten(cotangent)[0]
+        if len(ct_leaves) != n_main:
+            raise GraphcError(f"the cotangent has {len(ct_leaves)} leaves; the output has "
+                              f"{n_main}")
+        cts = [ct_leaves[k] for k in diff_outs]
+        grads = _run(part.backward, list(residuals) + cts, backend)
+        values = dict(zip(wrt, grads, strict=True))
+        owners = _leaf_owners(primals, {})
+        return tuple(_structure_like(p, values, owners.index(i) if i in owners else 0)
+                     for i, p in enumerate(primals))
+
+    return (out_value, vjp_fn, aux) if has_aux else (out_value, vjp_fn)
+
+
+def jvp(fn: Callable, primals: Sequence[Any], tangents: Sequence[Any],
+        backend: str | None = None) -> tuple[Any, Any]:
+    """Forward mode: `(fn(*primals), directional derivative along tangents)`.
+
+    Example:
+        >>> graphc.jvp(np.sin, (0.0,), (1.0,))
+        (0.0, 1.0)
+    """
+    from passes.autodiff import jvp as jvp_pass
+
+    primals = tuple(primals)
+    g, leaves, _ = _flat_call_graph(fn, primals)
+    t_leaves = split_args((tuple(tangents), {}))[0]
+    if len(t_leaves) != len(leaves):
+        raise GraphcError(f"jvp: {len(t_leaves)} tangent leaves for {len(leaves)} primal leaves")
+    wrt = [k for k, x in enumerate(g.inputs) if is_float(x.dtype)]
+    tg = jvp_pass(g, wrt)
+    outs = _run(tg, list(leaves) + [t_leaves[k] for k in wrt], backend)
+    n = len(g.outputs)
+    primal_out = unflatten_outputs(g, list(outs[:n]))
+    tangent_out = unflatten_outputs(g, list(outs[n:]))
+    if all(isinstance(p, float) for p in primals):
+        primal_out = _pyfloat(primal_out)
+        tangent_out = _pyfloat(tangent_out)
+    return primal_out, tangent_out
+
+
+def _pyfloat(x: Any) -> Any:
+    return float(x) if isinstance(x, np.ndarray) and x.shape == () else x
+
+
+# ---------------------------------------------------------------------------------------------
+# jacobian / hessian
+
+
+def _one_hot(k: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype)
+    e[k] = 1
+    return e.reshape(shape)
+
+
+def jacobian(fn: Callable, argnums: int = 0, mode: str = "auto",
+             backend: str | None = None) -> Callable[..., Any]:
+    """The Jacobian of array-valued `fn` with respect to `args[argnums]`, shaped
+    `out.shape + arg.shape`. mode="reverse" builds it a row at a time (one backward pass per
+    output element, one forward pass), "forward" a column at a time (one JVP per input
+    element); "auto" picks whichever needs fewer passes.
+
+    Example:
+        >>> graphc.jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
+        array([[2., 0.],
+               [0., 4.]])
+    """
+    from passes.autodiff import jvp as jvp_pass
+    from passes.autodiff import vjp as vjp_pass
+    from passes.partition import partition
+
+    if not isinstance(argnums, int):
+        raise GraphcError("jacobian takes a single argnums (an int)")
+
+    def jac(*args: Any) -> Any:
+        k = _argnums(argnums, len(args))[0]
+        x = args[k]
+        if not (isinstance(x, (np.ndarray, np.generic, float, Tracer))):
+            raise GraphcError("jacobian: the differentiated argument must be an array")
+
+        def f_of_x(xv):
+            return fn(*args[:k], xv, *args[k + 1:])
+
+        g = trace_flat(f_of_x, (x,), {}, name=fn_name(fn))
+        if len(g.outputs) != 1:
+            raise GraphcError("jacobian needs a function returning a single array")
+        out_aval, in_aval = g.outputs[0].aval, g.inputs[0].aval
+        if not is_float(in_aval.dtype):
+            raise GraphcError(f"jacobian: argument {k} is {in_aval}, not floating point")
+        n_out, n_in = out_aval.size, in_aval.size
+        use_fwd = mode == "forward" or (mode == "auto" and n_in < n_out)
+        if use_fwd:
+            tg = jvp_pass(g, [0])
+            cols = [_run(tg, [x, _one_hot(j, in_aval.shape, in_aval.dtype)], backend)[1]
+                    for j in range(n_in)]
+            J = gnp.stack([gnp.reshape(c, (-1,)) for c in cols], axis=1) if cols else \
+                np.zeros((n_out, 0), out_aval.dtype)
+        else:
+            part = partition(vjp_pass(g, [0], seed="inputs"))
+            fwd = _run(part.forward, [x], backend)
+            res = list(fwd[1:])
+            rows = [_run(part.backward, res + [_one_hot(i, out_aval.shape, out_aval.dtype)],
+                         backend)[0] for i in range(n_out)]
+            J = gnp.stack([gnp.reshape(r, (-1,)) for r in rows], axis=0) if rows else \
+                np.zeros((0, n_in), out_aval.dtype)
+        return gnp.reshape(J, out_aval.shape + in_aval.shape)
+
+    jac.__name__ = f"jacobian({fn_name(fn)})"
+    return jac
+
+
+def hessian(fn: Callable, argnums: int = 0, mode: str = "forward-over-reverse",
+            backend: str | None = None) -> Callable[..., Any]:
+    """The Hessian of scalar-valued `fn` with respect to `args[argnums]`, shaped
+    `arg.shape + arg.shape`. The default, forward-over-reverse, pushes one tangent per input
+    element through the gradient graph; "reverse-over-reverse" pulls one cotangent per element
+    back through it.
+
+    Example:
+        >>> graphc.hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))
+        array([[ 6.,  0.],
+               [ 0., 12.]])
+    """
+    inner = "forward" if mode == "forward-over-reverse" else "reverse"
+    if mode not in ("forward-over-reverse", "reverse-over-reverse"):
+        raise GraphcError(f"hessian mode must be 'forward-over-reverse' or "
+                          f"'reverse-over-reverse', got {mode!r}")
+    return jacobian(grad(fn, argnums, backend=backend), argnums, mode=inner, backend=backend)
+
+
+# ---------------------------------------------------------------------------------------------
+# destructure
+
+
+def destructure(tree: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """All floating-point array leaves of `tree` in one flat vector, and the function that
+    rebuilds a tree of the same structure from such a vector. Both directions are
+    differentiable, so losses can be written as functions of a flat parameter vector.
+
+    Example:
+        >>> flat, rebuild = graphc.destructure({"W": np.ones((2, 2)), "b": np.zeros(2)})
+        >>> flat.shape
+        (6,)
+        >>> rebuild(flat * 2)["W"]
+        array([[2., 2.],
+               [2., 2.]])
+    """
+    leaves, td = pytree.flatten(tree)
+    is_param = [_is_float_array(x) for x in leaves]
+    params = [x for x, p in zip(leaves, is_param, strict=True) if p]
+    shapes = [tuple(np.shape(x)) for x in params]
+    dtypes = [_dtype_of(x) for x in params]
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    if params:
+        flat = gnp.concatenate([gnp.reshape(x, (-1,)) for x in params])
+    else:
+        flat = np.zeros(0)
+
+    def rebuild(vec: Any) -> Any:
+        if int(np.prod(np.shape(vec))) != sum(sizes):
+            raise GraphcError(f"rebuild: expected a vector of {sum(sizes)} numbers, got shape "
+                              f"{np.shape(vec)}")
+        out, off, it = [], 0, iter(range(len(params)))
+        for leaf, p in zip(leaves, is_param, strict=True):
+            if not p:
+                out.append(leaf)
+                continue
+            j = next(it)
+            piece = gnp.reshape(vec[off: off + sizes[j]], shapes[j])
+            out.append(gnp.astype(piece, dtypes[j]))
+            off += sizes[j]
+        return pytree.unflatten(td, out)
+
+    return flat, rebuild
+
+
+def _is_float_array(x: Any) -> bool:
+    if isinstance(x, Tracer):
+        return x.dtype.kind == "f"
+    if isinstance(x, float):
+        return True
+    return isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f"
+
+
+def _dtype_of(x: Any) -> np.dtype:
+    return x.dtype if isinstance(x, Tracer) else np.asarray(x).dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# check_grads
+
+
+def _to_f64(x: Any) -> Any:
+    if isinstance(x, float) or (isinstance(x, (np.ndarray, np.generic))
+                                and np.asarray(x).dtype.kind == "f"):
+        return np.asarray(x, dtype=np.float64)
+    return x
+
+
+def _close(a: float, b: float, rtol: float, atol: float) -> bool:
+    return abs(a - b) <= atol + rtol * max(abs(a), abs(b))
+
+
+def check_grads(fn: Callable, args: Sequence[Any], order: int = 1,
+                modes: Sequence[str] = ("rev", "fwd"), *, eps: float = 1e-6,
+                rtol: float = 1e-6, atol: float = 1e-8, seed: int = 0,
+                backend: str | None = None) -> None:
+    """Compare graphc's derivatives of `fn` at `args` with central finite differences in
+    float64, along random directions (first order, or also second order with `order=2`).
+    Raises GradCheckError with a report when they disagree.
+
+    Example:
+        >>> graphc.check_grads(np.tanh, (np.array([0.3, -1.2]),), order=2)
+    """
+    args = tuple(pytree.tree_map(_to_f64, tuple(args)))
+    rng = np.random.default_rng(seed)
+    leaves, td = pytree.flatten(args)
+    is_p = [_is_float_array(x) for x in leaves]
+    direction = [rng.standard_normal(np.shape(x)) if p else None
+                 for x, p in zip(leaves, is_p, strict=True)]
+
+    def along(t: Any) -> tuple:
+        moved = [x + t * d if p else x for x, d, p in zip(leaves, direction, is_p, strict=True)]
+        return pytree.unflatten(td, moved)
+
+    out0 = fn(*args)
+    out_leaves = pytree.flatten(out0)[0]
+    cot = [rng.standard_normal(np.shape(o)) if _is_float_array(o) else None
+           for o in out_leaves]
+
+    def scalarized(*a: Any) -> Any:
+        outs = pytree.flatten(fn(*a))[0]
+        total = 0.0
+        for o, u in zip(outs, cot, strict=True):
+            if u is not None:
+                total = total + gnp.sum(o * u)
+        return total
+
+    def numeric() -> float:
+        hi = float(np.asarray(scalarized(*along(eps))))
+        lo = float(np.asarray(scalarized(*along(-eps))))
+        return (hi - lo) / (2 * eps)
+
+    def dot_tangent(grads: Any) -> Any:
+        g_leaves = pytree.flatten(grads)[0] if grads is not None else []
+        total = 0.0
+        for gl, d in zip(_params_only(g_leaves, is_p), [d for d in direction if d is not None],
+                         strict=False):
+            if gl is not None:
+                total = total + gnp.sum(gl * d)
+        return total
+
+    def rev_directional(*a: Any) -> Any:
+        grads = grad(scalarized, argnums=tuple(range(len(a))), backend=backend)(*a)
+        return dot_tangent(grads)
+
+    def fwd_directional(*a: Any) -> Any:
+        t_tree = _tangent_tree(a, direction, is_p)
+        _, t_out = jvp(scalarized, a, t_tree, backend=backend)
+        return t_out
+
+    num = numeric()
+    fns = {"rev": rev_directional, "fwd": fwd_directional}
+    for mode in modes:
+        got = float(np.asarray(fns[mode](*args)))
+        if not _close(got, num, rtol * 10, atol) and not _close(got, num, 1e-4, 1e-6):
+            raise GradCheckError(
+                f"check_grads: {'reverse' if mode == 'rev' else 'forward'}-mode directional "
+                f"derivative of {fn_name(fn)} is {got!r} but central differences give {num!r} "
+                f"(relative error {abs(got - num) / max(abs(num), 1e-300):.3g})")
+    if order >= 2:
+        for mode in modes:
+            check_grads(fns[mode], args, order=order - 1, modes=modes, eps=eps * 10, rtol=rtol,
+                        atol=atol, seed=seed + 1, backend=backend)
+
+
+def _params_only(g_leaves: list, is_p: list[bool]) -> list:
+    return g_leaves if len(g_leaves) == sum(is_p) else [g for g in g_leaves if g is not None]
+
+
+def _tangent_tree(args: tuple, direction: list, is_p: list[bool]) -> tuple:
+    """Tangents structured like args (zeros for non-float leaves that are traced)."""
+    leaves, td = pytree.flatten(args)
+    out = []
+    for x, d, p in zip(leaves, direction, is_p, strict=True):
+        if p:
+            out.append(d)
+        elif isinstance(x, (np.ndarray, np.generic)):
+            out.append(np.zeros(np.shape(x), np.asarray(x).dtype))
+        else:
+            out.append(x)
+    return tuple(pytree.unflatten(td, out))

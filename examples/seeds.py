@@ -26,6 +26,11 @@ def mlp(x, W1, b1, W2, b2):
     return W2 @ gnp.sigmoid(W1 @ x + b1[:, None]) + b2[:, None]
 
 
+def mlp_loss(x, y, W1, b1, W2, b2):
+    """Squared error of the two-layer perceptron: sum((mlp(x) - y)^2)."""
+    return np.sum((mlp(x, W1, b1, W2, b2) - y) ** 2)
+
+
 def convnet(x, w1, b1, w2, b2, W, b):
     """The seed ConvNet's forward pass on NCHW images: conv -> relu -> maxpool -> conv -> relu ->
     maxpool -> flatten -> dense, giving log-probabilities of 10 classes."""
@@ -41,6 +46,8 @@ EXAMPLE_ARGS = {
     "poly": (2.0,),
     "sqdiff": (spec("f64[2]"), spec("f64[2]")),
     "mlp": (spec("f32[4,16]"), spec("f32[8,4]"), spec("f32[8]"), spec("f32[3,8]"), spec("f32[3]")),
+    "mlp_loss": (spec("f32[4,16]"), spec("f32[3,16]"), spec("f32[8,4]"), spec("f32[8]"),
+                 spec("f32[3,8]"), spec("f32[3]")),
     "convnet": (spec("f32[64,1,28,28]"), spec("f32[8,1,3,3]"), spec("f32[8]"),
                 spec("f32[16,8,3,3]"), spec("f32[16]"), spec("f32[400,10]"), spec("f32[10]")),
 }

@@ -317,3 +317,19 @@ def test_partition_of_mlp():
     want = graphc.evaluate(joint, *args, np.float32(1.0))
     for a, b in zip(bwd, want[1:]):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_golden_mlp_gradient_graph_and_partition():
+    from conftest import check_golden
+
+    g = graphc.trace(seeds.mlp_loss, *seeds.EXAMPLE_ARGS["mlp_loss"])
+    joint = vjp(g, [2, 3, 4, 5], seed="inputs").verify()
+    check_golden("mlp_loss_joint.ir", str(joint))
+    p = partition(joint)
+    check_golden("mlp_loss_forward.ir", str(p.forward.verify()))
+    check_golden("mlp_loss_backward.ir", str(p.backward.verify()))
+    assert graphc.parse(str(p.backward)) == p.backward
+    # residuals: x, W2, the sigmoid output and the output error; nothing recomputable twice
+    assert sorted(str(r.aval) for r in p.residuals) == sorted(
+        ["f32[4,16]", "f32[3,8]", "f32[8,16]", "f32[3,16]"])
+    assert p.residual_bytes == (4 * 16 + 3 * 8 + 8 * 16 + 3 * 16) * 4

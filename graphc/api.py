@@ -47,11 +47,26 @@ class GradCheckError(GraphcError):
 
 
 def default_backend() -> str:
-    return os.environ.get("GRAPHC_BACKEND", "interpreter")
+    """`numba` (compiled) unless GRAPHC_BACKEND says otherwise (e.g. `interpreter`)."""
+    return os.environ.get("GRAPHC_BACKEND", "numba")
+
+
+def optimize(graph: Graph) -> Graph:
+    """The default optimization pipeline followed by fusion (what the numba backend runs)."""
+    from passes import COMPILE_PIPELINE, run_pipeline
+
+    return run_pipeline(graph, COMPILE_PIPELINE)
+
+
+def _compile_numba(graph: Graph) -> Callable[[list], list]:
+    from graphc.codegen import compile_graph
+
+    return compile_graph(optimize(graph))
 
 
 _EXECUTORS: dict[str, Callable[[Graph], Callable[[list], list]]] = {
     "interpreter": lambda graph: lambda args: evaluate(graph, *args),
+    "numba": _compile_numba,
 }
 
 

@@ -309,6 +309,20 @@ def users(nodes: Iterable[Node]) -> dict[int, list[Node]]:
     return out
 
 
+def node_signatures(graph: Graph) -> dict[int, int]:
+    """A structural hash per node (op, attributes, type and, recursively, its inputs; graph
+    inputs by position). Equal signatures mean equal computations, whatever the objects."""
+    pos = {id(n): i for i, n in enumerate(graph.inputs)}
+    sig: dict[int, int] = {}
+    for n in graph.nodes:
+        if n.op == "input":
+            sig[id(n)] = hash(("input", pos.get(id(n), -1), str(n.aval)))
+        else:
+            sig[id(n)] = hash((n.op, n.attr_key(), str(n.aval),
+                               tuple(sig[id(i)] for i in n.inputs)))
+    return sig
+
+
 def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
     """Rebuild the graph above `outputs`, replacing each node whose id is in `mapping`.
 
@@ -397,7 +411,18 @@ class Graph:
         return iter(self.nodes)
 
     def with_outputs(self, outputs: Iterable[Node]) -> Graph:
+        """A graph with the same inputs and other outputs (annotations are not kept)."""
         return Graph(self.inputs, outputs, in_tree=self.in_tree, name=self.name)
+
+    def derive(self, inputs: Iterable[Node] | None = None,
+               outputs: Iterable[Node] | None = None) -> Graph:
+        """The same function rebuilt by a pass: new inputs/outputs, same trees, name and
+        annotations. Passes return `graph.derive(outputs=...)`."""
+        g = Graph(self.inputs if inputs is None else inputs,
+                  self.outputs if outputs is None else outputs,
+                  in_tree=self.in_tree, out_tree=self.out_tree, name=self.name)
+        g.info.update(self.info)
+        return g
 
     # -- identity -------------------------------------------------------------------------------
     def structural_hash(self) -> str:

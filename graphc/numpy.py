@@ -71,11 +71,43 @@ def _convert(x: Any, dt: np.dtype) -> Any:
     return arr.astype(dt)
 
 
+def _logical(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
+    """A handler for a binary logical ufunc: NumPy accepts any numeric operands (nonzero is
+    true), the IR op takes booleans, so operands are cast to bool."""
+
+    def handler(*args: Any) -> Any:
+        _resolve(ufunc, args)  # reject what NumPy rejects
+        return bind(op, *[_convert(a, np.dtype(np.bool_)) for a in args])
+
+    handler.__name__ = ufunc.__name__
+    return handler
+
+
+def _integral(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
+    """A handler for floor/ceil: when NumPy keeps an integer or bool dtype (NumPy >= 2.3), the
+    result is the operand itself; otherwise the float op, as for any ufunc."""
+
+    def handler(x: Any) -> Any:
+        dts = _resolve(ufunc, (x,))
+        if dts[0].kind != "f":
+            return _convert(x, dts[-1])
+        return bind(op, _convert(x, dts[0]))
+
+    handler.__name__ = ufunc.__name__
+    return handler
+
+
 def _ufunc(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
     """A handler applying IR op `op` with NumPy's promotion rules for `ufunc`."""
 
     def handler(*args: Any) -> Any:
         dts = _resolve(ufunc, args)
+        for a, d in zip(args, dts, strict=False):
+            # NumPy raises OverflowError (or, comparing, answers exactly); never wrap silently
+            if type(a) is int and d.kind in "iu" and not np.iinfo(d).min <= a <= np.iinfo(d).max:
+                raise DTypeError(f"numpy.{ufunc.__name__}: Python integer {a} is out of bounds "
+                                 f"for {d}; cast the array to a wider dtype first",
+                                 user_location())
         return bind(op, *[_convert(a, d) for a, d in zip(args, dts, strict=False)])
 
     handler.__name__ = ufunc.__name__
@@ -106,9 +138,9 @@ greater = _ufunc("gt", np.greater)
 greater_equal = _ufunc("ge", np.greater_equal)
 equal = _ufunc("eq", np.equal)
 not_equal = _ufunc("ne", np.not_equal)
-logical_and = _ufunc("logical_and", np.logical_and)
-logical_or = _ufunc("logical_or", np.logical_or)
-logical_xor = _ufunc("logical_xor", np.logical_xor)
+logical_and = _logical("logical_and", np.logical_and)
+logical_or = _logical("logical_or", np.logical_or)
+logical_xor = _logical("logical_xor", np.logical_xor)
 logical_not = _ufunc("logical_not", np.logical_not)
 negative = _ufunc("neg", np.negative)
 absolute = abs = _ufunc("abs", np.absolute)
@@ -123,8 +155,8 @@ sin = _ufunc("sin", np.sin)
 cos = _ufunc("cos", np.cos)
 tan = _ufunc("tan", np.tan)
 tanh = _ufunc("tanh", np.tanh)
-floor = _ufunc("floor", np.floor)
-ceil = _ufunc("ceil", np.ceil)
+floor = _integral("floor", np.floor)
+ceil = _integral("ceil", np.ceil)
 rint = _ufunc("round", np.rint)
 isfinite = _ufunc("isfinite", np.isfinite)
 _float_unary = _ufunc("exp", np.exp)  # only used for its dtype rule, via _float_like
@@ -356,33 +388,46 @@ def mean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
          *, where: Any = None) -> Any:
     _no_extras("mean", out, where)
     x = _asarr(x)
+    out_dt = None
     if dtype is not None:
         x = astype(x, dtype)
     elif x.dtype.kind != "f":
         x = astype(x, np.float64)
+    elif x.dtype == np.float16:  # NumPy accumulates float16 in float32
+        x, out_dt = astype(x, np.float32), np.dtype(np.float16)
     axes = _norm_axes(x, axis)
     s = bind("reduce_sum", x, axes=axes, keepdims=bool(keepdims))
-    return s * (1.0 / _count(x, axes)) if _count(x, axes) else s / 0.0
+    if x.dtype.kind != "f":  # an integer dtype=: NumPy truncates the true quotient
+        return astype(divide(s, _count(x, axes)), x.dtype)
+    r = s * (1.0 / _count(x, axes)) if _count(x, axes) else s / 0.0
+    return r if out_dt is None else astype(r, out_dt)
 
 
 def var(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
         keepdims: bool = False, *, where: Any = None, mean: Any = None,
         correction: Any = None) -> Any:
     _no_extras("var", out, where)
+    if correction is not None:
+        if ddof != 0:
+            raise GraphcError("np.var/np.std: ddof and correction can't be provided "
+                              "simultaneously", user_location())
+        ddof = correction
     x = _asarr(x)
-    if x.dtype.kind != "f":
+    if dtype is not None:
+        x = astype(x, dtype)
+    elif x.dtype.kind != "f":
         x = astype(x, np.float64)
     axes = _norm_axes(x, axis)
-    m = globals()["mean"](x, axis=axes, keepdims=True)
+    m = globals()["mean"](x, axis=axes, keepdims=True) if mean is None else mean
     d = x - m
-    n = _count(x, axes)
+    n = _count(x, axes) - ddof
     s = bind("reduce_sum", d * d, axes=axes, keepdims=bool(keepdims))
-    return s * (1.0 / (n - ddof))
+    return s * (1.0 / n) if n > 0 else s / 0.0  # NumPy: inf/nan when ddof >= the count
 
 
 def std(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
         keepdims: bool = False, **kw: Any) -> Any:
-    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+    return sqrt(var(x, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw))
 
 
 def _arg(op: str):

@@ -104,6 +104,8 @@ def _scalar(v: Any, dt: np.dtype) -> str:
         return str(bool(v))
     if dt.kind in "iu":
         return str(int(v))
+    if np.isnan(v) and np.signbit(v):
+        return "-nan"  # NumPy and Python print "nan" whatever the sign
     if dt == np.float64:
         return repr(float(v))
     return str(dt.type(v))
@@ -253,12 +255,14 @@ def _parse_type(tk: _Tokens) -> Aval | TupleAval:
         raise ParseError(f"line {t[2]}: expected a type like f32[4,3], found {t[1]!r}")
     tk.expect("[")
     dims = []
-    while tk.peek()[1] != "]":
-        d = tk.next()
-        if d[0] != "num" or not d[1].isdigit():
-            raise ParseError(f"line {d[2]}: bad dimension {d[1]!r}")
-        dims.append(int(d[1]))
-        if tk.peek()[1] == ",":
+    if tk.peek()[1] != "]":
+        while True:  # INT (',' INT)*: no missing, doubled or trailing commas
+            d = tk.next()
+            if d[0] != "num" or not d[1].isdigit():
+                raise ParseError(f"line {d[2]}: bad dimension {d[1]!r}")
+            dims.append(int(d[1]))
+            if tk.peek()[1] != ",":
+                break
             tk.next()
     tk.expect("]")
     return Aval(tuple(dims), DTYPES_BY_NAME[t[1]])
@@ -279,6 +283,8 @@ def _parse_value(tk: _Tokens, consts: dict) -> Any:
         nt = tk.next()
         if nt[1] == "inf":
             return float("-inf")
+        if nt[1] == "nan":
+            return -float("nan")
         raise ParseError(f"line {t[2]}: unexpected '-'")
     if kind == "str":
         return ast.literal_eval(val)
@@ -337,10 +343,11 @@ def _parse_atom(tk: _Tokens, env: dict[str, Node]) -> Node:
 
 
 def _parse_comment(text: str) -> Meta:
-    m = re.fullmatch(r"#\s*(?P<loc>[^\s\[]+)?\s*(?:\[(?P<scope>[^\]]*)\])?\s*", text)
+    # the location may contain spaces (a path such as "My Projects/model.py:3")
+    m = re.fullmatch(r"#\s*(?P<loc>[^\[]*?)\s*(?:\[(?P<scope>[^\]]*)\])?\s*", text)
     if not m:
         return Meta()
-    return Meta(m.group("loc"), m.group("scope"))
+    return Meta(m.group("loc") or None, m.group("scope"))
 
 
 def _parse_graph(tk: _Tokens, consts: dict) -> Graph:
@@ -376,7 +383,8 @@ def _parse_graph(tk: _Tokens, consts: dict) -> Graph:
     while tk.peek()[1] != "in":
         n = tk.next()
         if n[0] != "name":
-            raise ParseError(f"line {n[2]}: expected an equation, found {n[1]!r}")
+            raise ParseError(f"line {n[2]}: expected an equation or 'in', found "
+                             f"{n[1] or 'end of text'!r}")
         if n[1] in env:
             raise ParseError(f"line {n[2]}: variable {n[1]!r} is defined twice")
         tk.expect(":")

@@ -1,1 +1,184 @@
-"""Graph -> Graph transformations (autodiff, simplification, fusion), registered by name."""
+"""Graph -> Graph transformations, registered by name, and the pass manager.
+
+A pass is a function `Graph -> Graph` with a one-line docstring, registered with `@register`.
+`run_pipeline(graph, names)` runs passes in order, verifies the graph after each one when asked
+(always in tests: GRAPHC_VERIFY=1), and records for each pass its node counts, time and a diff
+of what it removed and added. `GRAPHC_DEBUG=1` prints that record as the pipeline runs;
+`GRAPHC_DEBUG=2` also prints the IR after each pass.
+
+The default optimization pipeline is `DEFAULT_PIPELINE`, defined here and nowhere else.
+
+Example:
+    >>> from passes import run_pipeline
+    >>> g2 = run_pipeline(g)           # the default pipeline
+    >>> g2.info["pipeline"][0].name
+    'fold'
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from graphc.ir import Graph, GraphcError, Node, node_signatures
+
+PassFn = Callable[[Graph], Graph]
+
+
+@dataclass
+class Pass:
+    name: str
+    fn: PassFn
+    doc: str
+
+
+PASSES: dict[str, Pass] = {}
+
+
+def register(name: str) -> Callable[[PassFn], PassFn]:
+    """Register a pass under `name`; its docstring's first line is its description."""
+
+    def deco(fn: PassFn) -> PassFn:
+        if name in PASSES:
+            raise GraphcError(f"pass {name!r} is already registered")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        if not doc:
+            raise GraphcError(f"pass {name!r} needs a one-line docstring")
+        PASSES[name] = Pass(name, fn, doc[0])
+        return fn
+
+    return deco
+
+
+@dataclass
+class PassRecord:
+    """What one pass did to a graph."""
+
+    name: str
+    nodes_before: int
+    nodes_after: int
+    seconds: float
+    removed: Counter = field(default_factory=Counter)  # op -> count of nodes that disappeared
+    added: Counter = field(default_factory=Counter)  # op -> count of new nodes
+    notes: list[str] = field(default_factory=list)  # e.g. why-not-fused reasons
+
+    def summary(self) -> str:
+        def fmt(c: Counter) -> str:
+            return ", ".join(f"{op}×{k}" for op, k in sorted(c.items())) or "-"
+
+        return (f"{self.name:<10} {self.nodes_before:>6} -> {self.nodes_after:<6} nodes "
+                f"{self.seconds * 1e3:8.2f} ms   removed: {fmt(self.removed)}   "
+                f"added: {fmt(self.added)}")
+
+
+def diff(before: Graph, after: Graph) -> tuple[Counter, Counter]:
+    """Nodes (by op) present only before, and only after, compared structurally."""
+    sb, sa = node_signatures(before), node_signatures(after)
+    cb = Counter((n.op, sb[id(n)]) for n in before.equations)
+    ca = Counter((n.op, sa[id(n)]) for n in after.equations)
+    removed, added = Counter(), Counter()
+    for (op, _), k in (cb - ca).items():
+        removed[op] += k
+    for (op, _), k in (ca - cb).items():
+        added[op] += k
+    return removed, added
+
+
+def debug_level() -> int:
+    try:
+        return int(os.environ.get("GRAPHC_DEBUG", "0"))
+    except ValueError:
+        return 0
+
+
+def _verify_default() -> bool:
+    return os.environ.get("GRAPHC_VERIFY", "0") not in ("", "0")
+
+
+def run_pipeline(graph: Graph, names: Sequence[str] | None = None, *,
+                 verify: bool | None = None, debug: int | None = None,
+                 diffs: bool = False) -> Graph:
+    """Run the named passes (default: DEFAULT_PIPELINE) in order. The result's
+    `info["pipeline"]` holds one PassRecord per pass (with structural diffs when `diffs` or
+    when debugging)."""
+    from graphc.verify import verify as verify_graph
+
+    names = list(DEFAULT_PIPELINE if names is None else names)
+    verify = _verify_default() if verify is None else verify
+    debug = debug_level() if debug is None else debug
+    records: list[PassRecord] = []
+    info = dict(graph.info)
+    for name in names:
+        if name not in PASSES:
+            raise GraphcError(f"unknown pass {name!r} (registered: {', '.join(PASSES)})")
+        before = graph
+        t0 = time.perf_counter()
+        graph = PASSES[name].fn(graph)
+        dt = time.perf_counter() - t0
+        if verify:
+            try:
+                verify_graph(graph)
+            except GraphcError as e:
+                raise GraphcError(f"the graph is invalid after pass {name!r}: {e}") from e
+        removed, added = diff(before, graph) if debug or diffs else (Counter(), Counter())
+        rec = PassRecord(name, len(before.equations), len(graph.equations), dt, removed, added,
+                         list(graph.info.get("notes", [])))
+        records.append(rec)
+        if debug:
+            print(f"[graphc] {rec.summary()}", file=sys.stderr)
+            for note in rec.notes:
+                print(f"[graphc]     {note}", file=sys.stderr)
+            if debug >= 2:
+                print(graph.pretty(), file=sys.stderr)
+    # keep annotations (autodiff info, ...) that individual passes did not carry over
+    for k, v in info.items():
+        graph.info.setdefault(k, v)
+    graph.info["pipeline"] = records
+    return graph
+
+
+# ---------------------------------------------------------------------------------------------
+# rewriting
+
+
+def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *,
+            max_rounds: int = 8) -> Graph:
+    """Apply a local rewrite rule bottom-up until nothing changes (or `max_rounds`).
+
+    `rule(node)` sees a node whose inputs are already rewritten and returns a replacement node
+    of the same type, or None to keep it. The walk is iterative (topological order).
+    """
+    for _ in range(max_rounds):
+        changed = False
+        new: dict[int, Node] = {}
+        for n in graph.nodes:
+            ins = tuple(new.get(id(i), i) for i in n.inputs)
+            cur = n if all(a is b for a, b in zip(ins, n.inputs, strict=True)) else \
+                Node(n.op, ins, n.attrs, n.aval, n.meta)
+            rep = rule(cur) if cur.op not in ("input",) else None
+            if rep is not None and rep is not cur:
+                if rep.aval != n.aval:
+                    raise GraphcError(f"internal: rewrite of {n.op} changed its type from "
+                                      f"{n.aval} to {rep.aval}")
+                changed = True
+                cur = rep
+            elif cur is not n:
+                changed = True
+            new[id(n)] = cur
+        graph = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+        if not changed:
+            break
+    return graph
+
+
+# importing the pass modules registers them
+from passes import cse, dce, fold, fuse, simplify  # noqa: E402, F401
+
+# the optimization pipeline: algebra first, then sharing, then cleanup
+DEFAULT_PIPELINE: list[str] = ["fold", "simplify", "cse", "dce"]
+# what the compiler runs: the optimization pipeline, then fusion into kernels
+COMPILE_PIPELINE: list[str] = DEFAULT_PIPELINE + ["fuse", "dce"]

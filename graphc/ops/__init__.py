@@ -6,7 +6,7 @@ Example:
     ['argmax', 'argmin', 'reduce_max']
 """
 
-from graphc.ir import Aval, Const
+from graphc.ir import Aval, Const, TupleAval
 from graphc.ops import contract, elementwise, reduce, shape  # noqa: F401  (registers ops)
 from graphc.ops.elementwise import Masked
 from graphc.ops.registry import REGISTRY, Kind, OpDef, apply, bind, defop, get
@@ -28,3 +28,38 @@ defop("const", Kind.SOURCE, _const_rule, lambda *, value: value.value, arity=0,
 
 __all__ = ["REGISTRY", "Kind", "OpDef", "Masked", "apply", "bind", "defop", "get",
            "sum_to_shape"]
+
+
+# -- fused kernels ------------------------------------------------------------------------------
+# A fused node runs its `body` graph (one loop in compiled code); with several results its type
+# is a TupleAval and `proj` nodes read the results.
+
+
+def _fused_rule(*avals, body):
+    if len(avals) != len(body.inputs) or any(a != b.aval for a, b in zip(avals, body.inputs)):
+        from graphc.ir import ShapeError
+
+        raise ShapeError("fused: operand types do not match the body's inputs")
+    outs = tuple(o.aval for o in body.outputs)
+    return outs[0] if len(outs) == 1 else TupleAval(outs)
+
+
+def _fused_impl(*args, body):
+    from graphc.interp import evaluate
+
+    outs = evaluate(body, *args)
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _proj_rule(t, *, index):
+    if not isinstance(t, TupleAval) or not 0 <= index < len(t.avals):
+        from graphc.ir import ShapeError
+
+        raise ShapeError(f"proj: no result {index} in {t}")
+    return t.avals[index]
+
+
+defop("fused", Kind.OTHER, _fused_rule, _fused_impl, differentiable=False,
+      doc="a fused kernel: its body graph computed in one pass over its iteration space")
+defop("proj", Kind.OTHER, _proj_rule, lambda t, *, index: t[index], arity=1,
+      differentiable=False, doc="result `index` of a multi-result fused kernel")

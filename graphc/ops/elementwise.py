@@ -72,37 +72,50 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
+
+def _math(fn: str):
+    """Emitter for a function with a vectorizable version in graphc.codegen.mathlib."""
+    return lambda e, n, x: e.math(fn, n.dtype, x)
+
+
 unary("neg", np.negative, float_only=False, doc="-x", extra={"linear": True},
-      vjp=lambda g, out, x: (-g,), jvp=lambda ts, out, x: -ts[0])
+      vjp=lambda g, out, x: (-g,), jvp=lambda ts, out, x: -ts[0], emit="(-{0})")
 unary("abs", np.abs, lambda x, out: np.sign(x), float_only=False,
-      doc="|x|; derivative sign(x), so 0 at x = 0")
-unary("sign", np.sign, float_only=False, differentiable=False, doc="sign(x); derivative 0")
-unary("exp", np.exp, lambda x, out: out)
-unary("log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)")
-unary("log1p", np.log1p, lambda x, out: 1 / (1 + x))
-unary("expm1", np.expm1, lambda x, out: out + 1)
-unary("sqrt", np.sqrt, lambda x, out: 0.5 / out, doc="sqrt x; derivative inf at 0")
-unary("rsqrt", lambda x: (1 / np.sqrt(x)).astype(x.dtype), lambda x, out: -0.5 * out / x)
-unary("square", np.square, lambda x, out: 2 * x, float_only=False)
-unary("sin", np.sin, lambda x, out: np.cos(x))
-unary("cos", np.cos, lambda x, out: -np.sin(x))
-unary("tan", np.tan, lambda x, out: 1 + out * out)
-unary("tanh", np.tanh, lambda x, out: 1 - out * out)
+      doc="|x|; derivative sign(x), so 0 at x = 0", emit="abs({0})")
+unary("sign", np.sign, float_only=False, differentiable=False, doc="sign(x); derivative 0",
+      emit="np.sign({0})")
+unary("exp", np.exp, lambda x, out: out, emit=_math("exp"))
+unary("log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)",
+      emit=_math("log"))
+unary("log1p", np.log1p, lambda x, out: 1 / (1 + x), emit=_math("log1p"))
+unary("expm1", np.expm1, lambda x, out: out + 1, emit=_math("expm1"))
+unary("sqrt", np.sqrt, lambda x, out: 0.5 / out, doc="sqrt x; derivative inf at 0",
+      emit="np.sqrt({0})")
+unary("rsqrt", lambda x: (1 / np.sqrt(x)).astype(x.dtype), lambda x, out: -0.5 * out / x,
+      emit=lambda e, n, x: f"({e.lit(1, n.dtype)} / np.sqrt({x}))")
+unary("square", np.square, lambda x, out: 2 * x, float_only=False, emit="({0} * {0})")
+unary("sin", np.sin, lambda x, out: np.cos(x), emit=_math("sin"))
+unary("cos", np.cos, lambda x, out: -np.sin(x), emit=_math("cos"))
+unary("tan", np.tan, lambda x, out: 1 + out * out, emit=_math("tan"))
+unary("tanh", np.tanh, lambda x, out: 1 - out * out, emit=_math("tanh"))
 unary("sigmoid", _sigmoid, lambda x, out: out * (1 - out),
-      doc="1/(1+exp(-x)), computed without overflow for any x")
+      doc="1/(1+exp(-x)), computed without overflow for any x", emit=_math("sigmoid"))
 unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype),
       vjp=lambda g, out, x: (np.where(x > 0, g, 0),),
       jvp=lambda ts, out, x: np.where(x > 0, ts[0], 0), float_only=False,
-      doc="max(x, 0); derivative 0 at x = 0")
+      doc="max(x, 0); derivative 0 at x = 0",
+      emit=lambda e, n, x: f"({x} if not ({x} <= {e.lit(0, n.dtype)}) else {e.lit(0, n.dtype)})")
 unary("softplus", lambda x: np.logaddexp(0, x).astype(x.dtype),
-      lambda x, out: bind("sigmoid", x), doc="log(1 + exp x), stable for large |x|")
-unary("erf", _erf, lambda x, out: _TWO_OVER_SQRT_PI * np.exp(-(x * x)))
-unary("floor", np.floor, differentiable=False, doc="derivative 0")
-unary("ceil", np.ceil, differentiable=False, doc="derivative 0")
-unary("round", np.round, differentiable=False, doc="round half to even; derivative 0")
+      lambda x, out: bind("sigmoid", x), doc="log(1 + exp x), stable for large |x|",
+      emit=_math("softplus"))
+unary("erf", _erf, lambda x, out: _TWO_OVER_SQRT_PI * np.exp(-(x * x)), emit=_math("erf"))
+unary("floor", np.floor, differentiable=False, doc="derivative 0", emit="np.floor({0})")
+unary("ceil", np.ceil, differentiable=False, doc="derivative 0", emit="np.ceil({0})")
+unary("round", np.round, differentiable=False, doc="round half to even; derivative 0",
+      emit="np.rint({0})")
 unary("stop_gradient", lambda x: x, float_only=False,
       vjp=lambda g, out, x: (None,), jvp=lambda ts, out, x: None,
-      doc="identity whose derivative is taken to be 0")
+      doc="identity whose derivative is taken to be 0", emit="{0}")
 
 
 def _bool_rule(op: str):
@@ -113,9 +126,10 @@ def _bool_rule(op: str):
 
 
 defop("isfinite", Kind.ELEMENTWISE, _bool_rule("isfinite"), np.isfinite, arity=1,
-      differentiable=False)
+      differentiable=False,
+      emit=lambda e, n, x: f"np.isfinite({x})" if n.inputs[0].dtype.kind == "f" else "True")
 defop("logical_not", Kind.ELEMENTWISE, _bool_rule("logical_not"), np.logical_not, arity=1,
-      differentiable=False)
+      differentiable=False, emit="(not {0})")
 
 
 def _cast_rule(x: Aval, *, dtype: Any) -> Aval:
@@ -135,7 +149,8 @@ def _cast_jvp(ts, out, x, *, dtype):
 
 
 defop("cast", Kind.ELEMENTWISE, _cast_rule, lambda x, *, dtype: x.astype(as_dtype(dtype)),
-      arity=1, vjp=_cast_vjp, jvp=_cast_jvp, doc="x.astype(dtype)", extra={"linear": True})
+      arity=1, vjp=_cast_vjp, jvp=_cast_jvp, doc="x.astype(dtype)", extra={"linear": True},
+      emit=lambda e, n, x: e.cast(x, n.inputs[0].dtype, n.dtype))
 
 
 def _ipow_rule(x: Aval, *, n: int) -> Aval:
@@ -166,6 +181,7 @@ def _ipow_jvp(ts, out, x, *, n):
 
 defop("integer_pow", Kind.ELEMENTWISE, _ipow_rule,
       lambda x, *, n: np.power(x, n).astype(x.dtype), arity=1, vjp=_ipow_vjp, jvp=_ipow_jvp,
+      emit=lambda e, node, x: e.integer_pow(x, node.attrs["n"], node.dtype),
       doc="x ** n for a fixed integer n (what `x ** 2` traces to)")
 
 
@@ -265,25 +281,30 @@ def _minmax_jvp(pick):
     return jvp
 
 
-binary("add", np.add, vjp=lambda g, out, x, y: (g, g), jvp=_add_jvp, extra={"linear": True})
+binary("add", np.add, vjp=lambda g, out, x, y: (g, g), jvp=_add_jvp, extra={"linear": True},
+       emit="({0} + {1})")
 binary("sub", np.subtract, vjp=lambda g, out, x, y: (g, -g), jvp=_sub_jvp,
-       extra={"linear": True})
-binary("mul", np.multiply, vjp=lambda g, out, x, y: (g * y, g * x), jvp=_mul_jvp)
-binary("div", np.true_divide, float_only=True,
+       extra={"linear": True}, emit="({0} - {1})")
+binary("mul", np.multiply, vjp=lambda g, out, x, y: (g * y, g * x), jvp=_mul_jvp,
+       emit="({0} * {1})")
+binary("div", np.true_divide, float_only=True, emit="({0} / {1})",
        vjp=lambda g, out, x, y: (g / y, -(g * out) / y), jvp=_div_jvp)
-binary("pow", np.power, float_only=True,
+binary("pow", np.power, float_only=True, emit="({0} ** {1})",
        vjp=lambda g, out, x, y: (g * _pow_dx(out, x, y), g * _pow_dy(out, x, y)), jvp=_pow_jvp,
        doc="x ** y; d/dx is inf at x = 0 for 0 < y < 1 (x**0.5 at 0), and 0 where y == 0")
 binary("maximum", np.maximum, vjp=_minmax_vjp(np.greater), jvp=_minmax_jvp(np.greater),
+       emit="({0} if ({0} > {1} or {0} != {0}) else {1})",
        doc="ties split the gradient equally")
 binary("minimum", np.minimum, vjp=_minmax_vjp(np.less), jvp=_minmax_jvp(np.less),
+       emit="({0} if ({0} < {1} or {0} != {0}) else {1})",
        doc="ties split the gradient equally")
-for _name, _fn in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
-                   ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
-    binary(_name, _fn, out_bool=True, differentiable=False)
-binary("logical_and", np.logical_and, bool_only=True, differentiable=False)
-binary("logical_or", np.logical_or, bool_only=True, differentiable=False)
-binary("logical_xor", np.logical_xor, bool_only=True, differentiable=False)
+for _name, _fn, _sym in [("lt", np.less, "<"), ("le", np.less_equal, "<="),
+                         ("gt", np.greater, ">"), ("ge", np.greater_equal, ">="),
+                         ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")]:
+    binary(_name, _fn, out_bool=True, differentiable=False, emit=f"({{0}} {_sym} {{1}})")
+binary("logical_and", np.logical_and, bool_only=True, differentiable=False, emit="({0} & {1})")
+binary("logical_or", np.logical_or, bool_only=True, differentiable=False, emit="({0} | {1})")
+binary("logical_xor", np.logical_xor, bool_only=True, differentiable=False, emit="({0} ^ {1})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +333,7 @@ def _where_jvp(ts, out, c, x, y):
 
 
 defop("where", Kind.ELEMENTWISE, _where_rule, np.where, arity=3, vjp=_where_vjp,
+      emit="({1} if {0} else {2})",
       jvp=_where_jvp,
       doc="c ? x : y; the untaken branch gets an exactly zero gradient, even where it is "
           "not finite")

@@ -81,13 +81,16 @@ def _np_reduce(fn):
 
 
 defop("reduce_sum", Kind.REDUCTION, _reduce_rule("reduce_sum"), _np_reduce(np.sum), arity=1,
-      vjp=_sum_vjp, jvp=_sum_jvp, doc="sum over axes")
+      vjp=_sum_vjp, jvp=_sum_jvp, doc="sum over axes", extra={"fusable_reduction": "sum"})
 defop("reduce_max", Kind.REDUCTION, _reduce_rule("reduce_max"), _np_reduce(np.max), arity=1,
-      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="max over axes; ties share the gradient")
+      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="max over axes; ties share the gradient",
+      extra={"fusable_reduction": "max"})
 defop("reduce_min", Kind.REDUCTION, _reduce_rule("reduce_min"), _np_reduce(np.min), arity=1,
-      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="min over axes; ties share the gradient")
+      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="min over axes; ties share the gradient",
+      extra={"fusable_reduction": "min"})
 defop("reduce_prod", Kind.REDUCTION, _reduce_rule("reduce_prod"), _np_reduce(np.prod), arity=1,
-      vjp=_prod_vjp, jvp=_prod_jvp, doc="product over axes; exact gradient with zeros")
+      vjp=_prod_vjp, jvp=_prod_jvp, doc="product over axes; exact gradient with zeros",
+      extra={"fusable_reduction": "prod"})
 
 
 def _arg_rule(op: str):

@@ -74,7 +74,8 @@ def _broadcast_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:
 defop("broadcast_to", Kind.SHAPE, _broadcast_rule,
       lambda x, *, shape: np.ascontiguousarray(np.broadcast_to(x, shape)), arity=1,
       vjp=lambda g, out, x, *, shape: (sum_to_shape(g, x.shape),),
-      jvp=lambda ts, out, x, *, shape: np.broadcast_to(ts[0], shape), extra={"linear": True})
+      jvp=lambda ts, out, x, *, shape: np.broadcast_to(ts[0], shape),
+      extra={"linear": True, "fusable_view": True})
 
 
 # -- slice / pad -------------------------------------------------------------------------------

@@ -1,0 +1,326 @@
+"""Fused node -> the Python source of one Numba kernel.
+
+A fused body is elementwise work over an iteration space S, plus reductions of S-shaped values
+over one set of axes R. The kernel is a loop nest over S after *collapsing*: adjacent axes that
+every operand treats alike (all full, or all broadcast; all reduced or all kept) merge into one,
+so `x + b` with x f32[64,512] and b f32[512] is a 2-deep nest whose inner loop is contiguous
+(LLVM vectorizes it) and reads b[i1]. Each operand arrives flattened and is read at the linear
+offset its own shape gives (stride 0 along broadcast axes).
+
+Reductions accumulate in a local scalar over the innermost reduced loop (vectorized with the
+`reassoc` fast-math flag, which only these kernels get) and fold into their output slot. The
+outermost loop is split into chunks [lo, hi) that run on different threads; when the outermost
+axis is reduced, chunk c accumulates into row c of a partial-result buffer that the driver
+combines.
+
+Every kernel starts with the IR lines it implements, as comments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphc.ir import Aval, Node, dtype_name
+from graphc.ops import REGISTRY
+
+_NP_TYPES = {
+    "f32": "np.float32", "f64": "np.float64", "i8": "np.int8", "i16": "np.int16",
+    "i32": "np.int32", "i64": "np.int64", "u8": "np.uint8", "u16": "np.uint16",
+    "u32": "np.uint32", "u64": "np.uint64", "bool": "np.bool_",
+}
+SUPPORTED_DTYPES = frozenset(_NP_TYPES)
+
+
+def np_type(dt: np.dtype) -> str:
+    return _NP_TYPES[dtype_name(dt)]
+
+
+@dataclass
+class LoopPlan:
+    """The collapsed loop nest of one fused kernel."""
+
+    dims: list[int]  # sizes of the collapsed axes
+    red: list[bool]  # per collapsed axis: reduced?
+    in_strides: list[list[int]]  # per operand, per collapsed axis (0: broadcast)
+    out_strides: list[int]  # linear strides of a full-space result
+    red_strides: list[int]  # linear strides of a reduction result (0 along reduced axes)
+    red_size: int  # elements of a reduction result
+
+    @property
+    def outer_reduced(self) -> bool:
+        return bool(self.dims) and self.red[0]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.dims, dtype=np.int64)) if self.dims else 1
+
+
+def _c_strides(shape: list[int]) -> list[int]:
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc if s != 1 else 0)
+        acc *= s
+    return out[::-1]
+
+
+def plan_loops(space: tuple[int, ...], operand_shapes: list[tuple[int, ...]],
+               red_axes: tuple[int, ...]) -> LoopPlan:
+    """Collapse the iteration space; see the module docstring."""
+    nd = len(space)
+    keys: list[tuple] = []
+    sizes: list[int] = []
+    for j in range(nd):
+        if space[j] == 1:
+            continue  # a unit axis changes no offset
+        full = []
+        for shp in operand_shapes:
+            k = j - (nd - len(shp))
+            full.append(k >= 0 and shp[k] == space[j])
+        key = (tuple(full), j in red_axes)
+        if keys and keys[-1] == key:
+            sizes[-1] *= space[j]
+        else:
+            keys.append(key)
+            sizes.append(space[j])
+    red = [k[1] for k in keys]
+    in_strides = []
+    for i in range(len(operand_shapes)):
+        eff = [s if k[0][i] else 1 for s, k in zip(sizes, keys, strict=True)]
+        in_strides.append(_c_strides(eff))
+    kept = [1 if r else s for s, r in zip(sizes, red, strict=True)]
+    return LoopPlan(sizes, red, in_strides, _c_strides(sizes), _c_strides(kept),
+                    int(np.prod(kept, dtype=np.int64)) if kept else 1)
+
+
+_REDUCE_INIT = {"sum": 0, "prod": 1, "max": "-inf", "min": "inf"}
+
+
+def _combine(kind: str, acc: str, v: str) -> str:
+    if kind == "sum":
+        return f"{acc} + {v}"
+    if kind == "prod":
+        return f"{acc} * {v}"
+    if kind == "max":  # NaN wins, as in np.max
+        return f"{acc} if ({acc} >= {v} or {acc} != {acc}) else {v}"
+    return f"{acc} if ({acc} <= {v} or {acc} != {acc}) else {v}"
+
+
+def reduce_identity(kind: str, dt: np.dtype):
+    """The starting value of a reduction of dtype dt."""
+    if kind in ("sum", "prod"):
+        return dt.type(_REDUCE_INIT[kind])
+    if dt.kind == "f":
+        return dt.type(-np.inf if kind == "max" else np.inf)
+    if dt == np.bool_:
+        return np.bool_(kind == "min")
+    info = np.iinfo(dt)
+    return dt.type(info.min if kind == "max" else info.max)
+
+
+@dataclass
+class EmitContext:
+    """What op emitters use to write scalar code: typed literals, math functions, casts."""
+
+    consts: dict[str, str] = field(default_factory=dict)  # source text -> global name
+    imports: set[str] = field(default_factory=set)
+
+    def lit(self, value, dt: np.dtype) -> str:
+        """A global name bound to a constant of dtype dt (numba types it exactly)."""
+        dt = np.dtype(dt)
+        if dt == np.bool_:
+            return "True" if bool(value) else "False"
+        v = dt.type(value)
+        if dt.kind == "f":
+            text = "np.inf" if v == np.inf else "-np.inf" if v == -np.inf else \
+                "np.nan" if v != v else repr(float(v))
+        else:
+            text = str(int(v))
+        src = f"{np_type(dt)}({text})"
+        if src not in self.consts:
+            self.consts[src] = f"_c{len(self.consts)}"
+        return self.consts[src]
+
+    def math(self, fn: str, dt: np.dtype, x: str) -> str:
+        from graphc.codegen import mathlib_name
+
+        name = mathlib_name(fn, dt)
+        if name is not None:
+            self.imports.add(name)
+            return f"{name}({x})"
+        if fn == "sigmoid":
+            one = self.lit(1, dt)
+            return f"({one} / ({one} + np.exp(-{x})))"
+        if fn == "softplus":
+            return f"np.logaddexp({self.lit(0, dt)}, {x})"
+        if fn == "erf":
+            return f"{np_type(dt)}(math.erf({x}))"
+        return f"np.{fn}({x})"
+
+    def cast(self, x: str, src: np.dtype, dst: np.dtype) -> str:
+        if src == dst:
+            return x
+        if dst == np.bool_:
+            return f"({x} != 0)"
+        return f"{np_type(dst)}({x})"
+
+    def integer_pow(self, x: str, n: int, dt: np.dtype) -> str:
+        if n == 0:
+            return self.lit(1, dt)
+        k = abs(n)
+        # repeated squaring, written out: x**5 = (x*x)*(x*x)*x
+        terms, p, sq = [], x, 1
+        while k:
+            if k & 1:
+                terms.append(p)
+            k >>= 1
+            if k:
+                p = f"({p} * {p})"
+                sq += 1
+        expr = " * ".join(terms)
+        return f"({self.lit(1, dt)} / ({expr}))" if n < 0 else f"({expr})"
+
+
+def emit_op(e: EmitContext, n: Node, args: list[str]) -> str:
+    d = REGISTRY[n.op]
+    if d.extra.get("fusable_view"):
+        return args[0]
+    if d.emit is None:
+        raise NotImplementedError(f"{n.op} has no Numba emitter")
+    if isinstance(d.emit, str):
+        return d.emit.format(*args)
+    return d.emit(e, n, *args)
+
+
+def _index(strides: list[int], idx: list[str]) -> str:
+    terms = []
+    for s, i in zip(strides, idx, strict=True):
+        if s == 1:
+            terms.append(i)
+        elif s:
+            terms.append(f"{i} * {s}")
+    return " + ".join(terms) if terms else "0"
+
+
+@dataclass
+class Kernel:
+    """One generated kernel and how the driver calls it."""
+
+    name: str
+    source: str
+    plan: LoopPlan
+    n_inputs: int
+    full_outputs: list[int]  # body output positions computed at full size
+    red_outputs: list[tuple[int, str]]  # (body output position, reduction kind)
+    out_avals: list[Aval]
+    work: int  # elements × ops: decides threading
+
+
+def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> Kernel:
+    """Generate the kernel for fused node `node` (its attrs["body"])."""
+    body = node.attrs["body"]
+    members = body.equations
+    reds = [m for m in members if REGISTRY[m.op].extra.get("fusable_reduction")]
+    space = tuple(reds[0].inputs[0].shape) if reds else None
+    if space is None:
+        space = tuple(body.outputs[0].shape)
+        for m in members:
+            if len(m.shape) > len(space) or (len(m.shape) == len(space) and m.aval.size >
+                                             int(np.prod(space))):
+                space = tuple(m.shape)
+    red_axes = tuple(reds[0].attrs["axes"]) if reds else ()
+    plan = plan_loops(space, [tuple(i.shape) for i in body.inputs], red_axes)
+    nd = len(plan.dims)
+    idx = [f"i{j}" for j in range(nd)]
+
+    out_pos = {id(o): k for k, o in enumerate(body.outputs)}
+    full_outputs = [k for k, o in enumerate(body.outputs)
+                    if not REGISTRY[o.op].extra.get("fusable_reduction")]
+    red_outputs = [(out_pos[id(r)], REGISTRY[r.op].extra["fusable_reduction"]) for r in reds
+                   if id(r) in out_pos]
+    params = [f"x{k}" for k in range(len(body.inputs))] + \
+        [f"o{k}" for k in full_outputs] + [f"r{k}" for k, _ in red_outputs]
+
+    # scalar code for the body, innermost
+    names: dict[int, str] = {}
+    lines: list[str] = []
+    for k, i in enumerate(body.inputs):
+        names[id(i)] = f"a{k}"
+    loads = [f"a{k} = x{k}[{_index(plan.in_strides[k], idx)}]"
+             for k in range(len(body.inputs))]
+    red_vals: dict[int, str] = {}
+    for m in members:
+        if REGISTRY[m.op].extra.get("fusable_reduction"):
+            red_vals[id(m)] = names[id(m.inputs[0])]
+            continue
+        args = []
+        for i in m.inputs:
+            if i.op == "const":
+                args.append(e.lit(i.attrs["value"].value[()], i.dtype))
+            else:
+                args.append(names[id(i)])
+        v = f"v{len(names)}"
+        names[id(m)] = v
+        lines.append(f"{v} = {emit_op(e, m, args)}")
+    stores = [f"o{k}[{_index(plan.out_strides, idx)}] = {names[id(body.outputs[k])]}"
+              for k in full_outputs]
+
+    # reductions: local accumulators over the innermost reduced loops
+    inner_red = 0
+    for r in reversed(plan.red):
+        if not r:
+            break
+        inner_red += 1
+    acc_level = nd - inner_red  # loops >= acc_level accumulate into locals
+    src: list[str] = [f"def {name}({', '.join(params)}, lo, hi, chunk):"]
+    src += [f"    # {line}" for line in ir_lines]
+    ind = "    "
+    for j in range(nd):
+        if j == acc_level and red_outputs and inner_red:
+            for k, kind in red_outputs:
+                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype),
+                            body.outputs[k].dtype)
+                src.append(f"{ind}acc{k} = {ini}")
+        rng = "range(lo, hi)" if j == 0 else f"range({plan.dims[j]})"
+        src.append(f"{ind}for i{j} in {rng}:")
+        ind += "    "
+    if nd == 0:
+        src.append(f"{ind}if lo >= hi:\n{ind}    return")
+        if red_outputs and inner_red:
+            for k, kind in red_outputs:
+                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype),
+                            body.outputs[k].dtype)
+                src.append(f"{ind}acc{k} = {ini}")
+    used_inputs = _used(lines + stores, len(body.inputs), red_vals)
+    src += [ind + ld for k, ld in enumerate(loads) if k in used_inputs]
+    src += [ind + ln for ln in lines]
+    src += [ind + st for st in stores]
+    red_out_node = {out_pos[id(r)]: r for r in reds if id(r) in out_pos}
+    row = f"chunk * {plan.red_size} + " if plan.outer_reduced else ""
+    if red_outputs and inner_red == 0:
+        # the innermost axis is kept (e.g. a column sum): accumulate straight into the slot
+        for k, kind in red_outputs:
+            v = red_vals[id(red_out_node[k])]
+            slot = f"r{k}[{row}{_index(plan.red_strides, idx)}]"
+            src.append(f"{ind}{slot} = {_combine(kind, slot, v)}")
+    elif red_outputs:
+        for k, kind in red_outputs:
+            v = red_vals[id(red_out_node[k])]
+            src.append(f"{ind}acc{k} = {_combine(kind, f'acc{k}', v)}")
+        # close the accumulating loops and fold the locals into their slots
+        ind = "    " * (acc_level + 1)
+        ridx = _index(plan.red_strides[:acc_level], idx[:acc_level])
+        for k, kind in red_outputs:
+            slot = f"r{k}[{row}{ridx}]"
+            src.append(f"{ind}{slot} = {_combine(kind, slot, f'acc{k}')}")
+    work = plan.size * max(1, len(members))
+    return Kernel(name, "\n".join(src), plan, len(body.inputs), full_outputs, red_outputs,
+                  [o.aval for o in body.outputs], work)
+
+
+def _used(lines: list[str], n: int, red_vals: dict[int, str]) -> set[int]:
+    text = "\n".join(lines) + " " + " ".join(red_vals.values())
+    import re
+
+    return {k for k in range(n) if re.search(rf"\ba{k}\b", text)}

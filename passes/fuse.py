@@ -1,0 +1,339 @@
+"""Fusion: group elementwise work into kernels that make one pass over memory.
+
+A group shares one *iteration space* (a shape S): its members are elementwise ops with result
+shape S, broadcasts into S (free: the kernel reads the smaller operand with broadcast indexing),
+and reductions of S-shaped values, all over the same axes. Each group becomes one `fused` node
+whose body is a nested graph; with several results (a value and its gradients, a loss and the
+per-element gradients) it yields a tuple read with `proj`.
+
+How groups form, in topological order:
+- vertical: an op joins the group of each operand it can share a loop with;
+- reductions join the group that produces their operand (`sum(y * w)` is one loop) but end it:
+  an op reading a reduction's result needs the finished value, so it starts a new loop;
+- sibling: groups over the same space that read a common input merge, so the input is read once;
+- contractions (matmul, conv) stay outside: BLAS does them, and their elementwise epilogue
+  (`relu(x @ W + b)`) becomes one kernel after them.
+
+Legality: merging two groups must not create a cycle in the contracted graph (A -> X -> B with
+X outside would need B both before and after X). This is checked with networkx on the
+contracted graph, searching only the window of nodes that can lie between the two groups.
+Every place where two adjacent ops end up in different kernels records why ("Why not fused").
+
+Example:
+    >>> fg = fuse(graph)
+    >>> fg.info["fusion"].kernels, fg.info["fusion"].boundaries[0].reason
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from graphc.ir import Graph, Meta, Node, TupleAval, make_input, users
+from graphc.ops import REGISTRY, Kind, apply
+from passes import register
+
+MAX_GROUP = 256  # ops per kernel: bounds the compile time of any one kernel
+
+
+@dataclass
+class Boundary:
+    """Two adjacent ops that run in different kernels, and why."""
+
+    producer: Node
+    consumer: Node
+    reason: str
+
+    def __str__(self) -> str:
+        def where(n: Node) -> str:
+            return f" ({n.meta.loc})" if n.meta.loc else ""
+
+        return (f"why not fused: {self.producer.op}{where(self.producer)} -> "
+                f"{self.consumer.op}{where(self.consumer)}: {self.reason}")
+
+
+@dataclass
+class FusionReport:
+    kernels: int = 0  # fused nodes created
+    boundaries: list[Boundary] = field(default_factory=list)
+
+    def reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for b in self.boundaries:
+            key = b.reason.split(" (")[0]
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+def _space(n: Node) -> tuple[int, ...] | None:
+    """The iteration space an op can share, or None if it cannot be fused."""
+    if n.op in ("input", "const"):
+        return None
+    d = REGISTRY[n.op]
+    if d.kind is Kind.ELEMENTWISE or d.extra.get("fusable_view"):
+        return n.shape
+    if d.extra.get("fusable_reduction"):
+        return n.inputs[0].shape
+    return None
+
+
+def _is_reduction(n: Node) -> bool:
+    return bool(REGISTRY[n.op].extra.get("fusable_reduction"))
+
+
+def _why_unfusable(n: Node) -> str:
+    d = REGISTRY[n.op]
+    if d.kind is Kind.CONTRACTION:
+        return f"{n.op} is a contraction (runs as BLAS or a dedicated kernel)"
+    if d.kind is Kind.SHAPE:
+        return f"{n.op} moves data (runs as a view or a copy)"
+    if d.kind is Kind.REDUCTION:
+        return f"{n.op} is not a fusable reduction"
+    return f"{n.op} has no loop form"
+
+
+class _Groups:
+    """Groups as nodes of a networkx DiGraph contracted from the original graph."""
+
+    def __init__(self, nodes: list[Node]):
+        self.pos = {id(n): k for k, n in enumerate(nodes)}
+        self.of: dict[int, int] = {}  # id(node) -> group key (a member's id)
+        self.members: dict[int, list[Node]] = {}
+        self.axes: dict[int, tuple | None] = {}
+        self.space: dict[int, tuple] = {}
+        self.C = nx.DiGraph()
+        for n in nodes:
+            self.C.add_node(id(n), lo=self.pos[id(n)], hi=self.pos[id(n)])
+            for i in n.inputs:
+                self.C.add_edge(id(i), id(n))
+
+    def key(self, n: Node) -> int:
+        return self.of.get(id(n), id(n))
+
+    def start(self, n: Node, space: tuple) -> None:
+        k = id(n)
+        self.of[k] = k
+        self.members[k] = [n]
+        self.space[k] = space
+        self.axes[k] = tuple(n.attrs["axes"]) if _is_reduction(n) else None
+
+    def would_cycle(self, a: int, b: int) -> bool:
+        """Would merging groups a and b close a cycle through some other node?"""
+        C = self.C
+        lo = min(C.nodes[a]["lo"], C.nodes[b]["lo"])
+        hi = max(C.nodes[a]["hi"], C.nodes[b]["hi"])
+        # a path between a and b only passes through nodes whose span overlaps theirs
+        view = nx.subgraph_view(C, filter_node=lambda v: C.nodes[v]["lo"] <= hi
+                                and C.nodes[v]["hi"] >= lo)
+        for s, t in ((a, b), (b, a)):
+            for succ in list(view.successors(s)):
+                if succ != t and nx.has_path(view, succ, t):
+                    return True
+        return False
+
+    def merge(self, a: int, b: int) -> int:
+        """Merge group b into group a (in the contracted graph too); returns the key."""
+        C = self.C
+        for p in list(C.predecessors(b)):
+            if p != a:
+                C.add_edge(p, a)
+        for s in list(C.successors(b)):
+            if s != a:
+                C.add_edge(a, s)
+        C.nodes[a]["lo"] = min(C.nodes[a]["lo"], C.nodes[b]["lo"])
+        C.nodes[a]["hi"] = max(C.nodes[a]["hi"], C.nodes[b]["hi"])
+        C.remove_node(b)
+        if C.has_edge(a, a):
+            C.remove_edge(a, a)
+        for n in self.members[b]:
+            self.of[id(n)] = a
+        self.members[a] += self.members.pop(b)
+        if self.axes[a] is None:
+            self.axes[a] = self.axes[b]
+        del self.axes[b], self.space[b]
+        return a
+
+    def why_not(self, a: int, b: int) -> str | None:
+        if self.space[a] != self.space[b]:
+            return f"different iteration space ({_fmt(self.space[a])} vs {_fmt(self.space[b])})"
+        if self.axes[a] is not None and self.axes[b] is not None and \
+                self.axes[a] != self.axes[b]:
+            return f"different reduction axes ({self.axes[a]} vs {self.axes[b]})"
+        if len(self.members[a]) + len(self.members[b]) > MAX_GROUP:
+            return f"size cap ({MAX_GROUP} ops per kernel)"
+        if self._reads_reduction(a, b) or self._reads_reduction(b, a):
+            return "reads a reduction's result (complete only after its loop)"
+        if self.would_cycle(a, b):
+            return "would create a cycle"
+        return None
+
+    def _reads_reduction(self, a: int, b: int) -> bool:
+        """Does a member of group b read a reduction computed in group a?"""
+        reds = {id(m) for m in self.members[a] if _is_reduction(m)}
+        return bool(reds) and any(id(i) in reds for m in self.members[b] for i in m.inputs)
+
+
+def _fmt(shape: tuple) -> str:
+    return "[" + ",".join(map(str, shape)) + "]"
+
+
+@register("fuse")
+def fuse(graph: Graph) -> Graph:
+    """Group elementwise ops and reductions into fused kernels (one loop each)."""
+    nodes = graph.nodes
+    G = _Groups(nodes)
+    report = FusionReport()
+    readers = users(nodes)
+
+    # 1. vertical: producers and consumers in one loop
+    for n in nodes:
+        space = _space(n)
+        if space is None:
+            continue
+        G.start(n, space)
+        for p in n.inputs:
+            if p.op in ("input", "const"):
+                continue
+            if id(p) not in G.of:
+                report.boundaries.append(Boundary(p, n, _why_unfusable(p)))
+                continue
+            a, b = G.key(p), G.key(n)
+            if a == b:
+                continue
+            if _is_reduction(p):
+                report.boundaries.append(Boundary(
+                    p, n, "reads a reduction's result (complete only after its loop)"))
+                continue
+            reason = G.why_not(a, b)
+            if reason:
+                report.boundaries.append(Boundary(p, n, reason))
+                continue
+            G.merge(a, b)
+    for n in nodes:
+        if id(n) not in G.of and n.op not in ("input", "const"):
+            for r in readers.get(id(n), []):
+                if id(r) in G.of:
+                    pass  # recorded above as the consumer's boundary
+
+    # 2. siblings: groups over one space reading a common input share the loop
+    by_input: dict[tuple, list[int]] = {}
+    for k in list(G.members):
+        for n in G.members[k]:
+            for i in n.inputs:
+                if G.key(i) != k and i.op != "const":
+                    lst = by_input.setdefault((id(i), G.space[k]), [])
+                    if k not in lst:
+                        lst.append(k)
+    for lst in by_input.values():
+        live = [k for k in lst if k in G.members]
+        while len(live) > 1:
+            a, rest = live[0], live[1:]
+            merged = False
+            for b in rest:
+                if b in G.members and a in G.members and G.why_not(a, b) is None:
+                    G.merge(a, b)
+                    merged = True
+            live = [k for k in rest if k in G.members and k != a] if not merged else \
+                [k for k in rest if k in G.members and k != a]
+            if not merged:
+                live = live[1:] if live else []
+
+    # 3. build the fused graph in a topological order of the contracted graph
+    if not nx.is_directed_acyclic_graph(G.C):
+        raise AssertionError("internal: fusion produced a cyclic contracted graph")
+    pos = G.pos
+    new: dict[int, Node] = {}
+    out_ids = {id(o) for o in graph.outputs}
+    order = nx.lexicographical_topological_sort(G.C, key=lambda v: G.C.nodes[v]["lo"])
+    by_id = {id(n): n for n in nodes}
+    for key in order:
+        if key not in G.members:
+            n = by_id[key]
+            new[key] = n if n.op == "input" or all(
+                new[id(i)] is i for i in n.inputs) else Node(
+                n.op, [new[id(i)] for i in n.inputs], n.attrs, n.aval, n.meta)
+            continue
+        members = sorted(G.members[key], key=lambda n: pos[id(n)])
+        if all(REGISTRY[m.op].extra.get("fusable_view") for m in members):
+            for m in members:  # a lone broadcast: the driver makes it as a view
+                new[id(m)] = Node(m.op, [new[id(i)] for i in m.inputs], m.attrs, m.aval,
+                                  m.meta)
+            continue
+        fused, results = _build_group(members, new, readers, out_ids)
+        report.kernels += 1
+        for m, value in results:
+            new[id(m)] = value
+        del fused
+    out = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+    out.info["fusion"] = report
+    out.info["notes"] = [str(b) for b in report.boundaries]
+    return out
+
+
+def _build_group(members: list[Node], new: dict[int, Node], readers: dict[int, list[Node]],
+                 out_ids: set[int]) -> tuple[Node, list[tuple[Node, Node]]]:
+    """Make the fused node for one group; returns it and (member, value) for its results."""
+    inside = {id(m) for m in members}
+    ext: list[Node] = []
+    body_in: dict[int, Node] = {}
+    body: dict[int, Node] = {}
+    for m in members:
+        ins = []
+        for i in m.inputs:
+            if id(i) in inside:
+                ins.append(body[id(i)])
+            elif i.op == "const" and i.aval.shape == ():
+                ins.append(i)  # scalar constants live in the kernel's code
+            else:
+                if id(i) not in body_in:
+                    body_in[id(i)] = make_input(i.aval)
+                    ext.append(i)
+                ins.append(body_in[id(i)])
+        body[id(m)] = Node(m.op, ins, m.attrs, m.aval, m.meta)
+    results = [m for m in members
+               if id(m) in out_ids or any(id(r) not in inside for r in readers.get(id(m), []))]
+    body_graph = Graph([body_in[id(e)] for e in ext], [body[id(r)] for r in results],
+                       name="kernel")
+    last = results[-1] if results else members[-1]
+    meta = Meta(last.meta.loc, last.meta.scope, None, last.meta.role)
+    fused = apply("fused", [new[id(e)] for e in ext], {"body": body_graph}, meta)
+    if len(results) == 1:
+        return fused, [(results[0], fused)]
+    return fused, [(r, apply("proj", [fused], {"index": k}, r.meta))
+                   for k, r in enumerate(results)]
+
+
+# -- used by dce to drop unused results of fused nodes ------------------------------------------
+
+
+def restrict_outputs(n: Node, keep: list[int]) -> Node:
+    """A copy of fused node `n` computing only the results in `keep`."""
+    body = n.attrs["body"]
+    b2 = Graph(body.inputs, [body.outputs[k] for k in keep], name=body.name)
+    return apply("fused", list(n.inputs), {"body": b2}, n.meta)
+
+
+def reindex_projections(graph: Graph, shrunk: dict[int, Node]) -> list[Node]:
+    """Rebuild `graph` with fused nodes replaced by their restricted versions (`shrunk`, keyed
+    by the old node's id), renumbering the `proj` nodes that read them."""
+    new: dict[int, Node] = {}
+    for n in graph.nodes:
+        if id(n) in shrunk:
+            new[id(n)] = shrunk[id(n)]
+            continue
+        ins = [new.get(id(i), i) for i in n.inputs]
+        if n.op == "proj" and id(n.inputs[0]) in shrunk:
+            old = n.inputs[0]
+            body = old.attrs["body"]
+            keep = [k for k in range(len(body.outputs))
+                    if any(r.op == "proj" and r.attrs["index"] == k for r in graph.nodes
+                           if r.inputs and r.inputs[0] is old)]
+            f = shrunk[id(old)]
+            idx = keep.index(n.attrs["index"])
+            new[id(n)] = f if not isinstance(f.aval, TupleAval) else apply(
+                "proj", [f], {"index": idx}, n.meta)
+            continue
+        new[id(n)] = n if all(a is b for a, b in zip(ins, n.inputs, strict=True)) else Node(
+            n.op, ins, n.attrs, n.aval, n.meta)
+    return [new[id(o)] for o in graph.outputs]

@@ -21,6 +21,7 @@ from graphc.api import (
     jacobian,
     jit,
     jvp,
+    lower,
     value_and_grad,
     vjp,
     withgradient,
@@ -36,7 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GradCheckError", "check_grads", "destructure", "grad", "gradient", "hessian", "jacobian",
-    "jit", "jvp", "value_and_grad", "vjp", "withgradient",
+    "jit", "jvp", "lower", "value_and_grad", "vjp", "withgradient",
     "Aval", "DTypeError", "Graph", "GraphcError", "Node", "ShapeError", "Spec", "Tracer",
     "TracerError", "UnsupportedError", "VerifyError", "evaluate", "load", "numpy", "parse",
     "pytree", "register_pytree", "scope", "spec", "trace", "tree_map", "verify",

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -95,13 +97,39 @@ def inline(graph: Graph, args: Sequence[Any]) -> list[Tracer]:
     return [Tracer(o) for o in substitute(list(graph.outputs), mapping)]
 
 
+def log_compiles() -> bool:
+    return os.environ.get("GRAPHC_LOG_COMPILES", "0") not in ("", "0")
+
+
+def _describe_change(old: tuple | None, new: tuple) -> str:
+    """Why a new signature needs a compile, e.g. "input 0 shape (64, 784) -> (32, 784)"."""
+    if old is None:
+        return "first call"
+    (t_old, a_old), (t_new, a_new) = old, new
+    if t_old != t_new:
+        return "argument structure or static arguments changed"
+    if len(a_old) != len(a_new):
+        return f"number of array inputs {len(a_old)} -> {len(a_new)}"
+    for k, (x, y) in enumerate(zip(a_old, a_new, strict=True)):
+        if x.shape != y.shape:
+            return f"input {k} shape {x.shape} -> {y.shape}"
+        if x.dtype != y.dtype:
+            return f"input {k} dtype {x.dtype} -> {y.dtype}"
+    return "new signature"
+
+
 class _Staged:
     """Per-input-signature cache of (graph, executable) for one transformed function."""
 
-    def __init__(self, build: Callable[[tuple, dict], Graph], backend: str | None):
+    def __init__(self, build: Callable[[tuple, dict], Graph], backend: str | None,
+                 name: str = "function", log: bool | None = None):
         self.build = build
         self.backend = backend
+        self.name = name
+        self.log = log
         self.cache: dict[Any, tuple[Graph, Callable | None]] = {}
+        self.compiles: list[str] = []  # one reason per compile, in order
+        self._last_key: tuple | None = None
         self.lock = threading.Lock()
 
     def get(self, args: tuple, kwargs: dict) -> tuple[Graph, Callable | None, list, bool]:
@@ -114,7 +142,14 @@ class _Staged:
             if graph is None:
                 graph = self.build(args, kwargs)
             if exe is None and not traced:
+                reason = _describe_change(self._last_key, key)
+                t0 = time.perf_counter()
                 exe = executable(graph, self.backend)
+                self.compiles.append(reason)
+                if self.log or (self.log is None and log_compiles()):
+                    print(f"[graphc] compiled {self.name} in {time.perf_counter() - t0:.2f} s: "
+                          f"{reason}", file=sys.stderr)
+                self._last_key = key
             self.cache[key] = (graph, exe)
         return graph, exe, leaves, traced
 
@@ -129,14 +164,59 @@ class _Staged:
 # jit
 
 
-class Jitted:
-    """A function compiled per input signature. Call it like the original function."""
+class Lowered:
+    """Every stage of a compiled function for one input signature, for reading.
 
-    def __init__(self, fn: Callable, backend: str | None = None):
+    traced:    the graph as traced
+    optimized: after the optimization pipeline and fusion (what is compiled)
+    source:    the generated Python/Numba module (kernels and driver)
+    fallbacks: ops that run their NumPy implementation instead of compiled code
+    """
+
+    def __init__(self, traced: Graph, optimized: Graph, source: str, fallbacks: list[str],
+                 path: str | None = None):
+        self.traced = traced
+        self.optimized = optimized
+        self.source = source
+        self.fallbacks = fallbacks
+        self.path = path
+
+    def __repr__(self) -> str:
+        k = sum(1 for n in self.optimized.equations if n.op == "fused")
+        return (f"<Lowered: {len(self.traced.equations)} traced equations -> {k} kernels, "
+                f"{len(self.fallbacks)} NumPy fallbacks>")
+
+
+def lower(graph: Graph) -> Lowered:
+    """Optimize and generate code for `graph` without running it."""
+    from graphc.codegen import compile_graph
+
+    opt = optimize(graph)
+    exe = compile_graph(opt)
+    return Lowered(graph, opt, exe.source, exe.fallbacks, exe.path)
+
+
+class Jitted:
+    """A function compiled per input signature. Call it like the original function.
+
+    `.lower(*args)` shows every stage for those arguments; `.compiles` lists why each compile
+    happened ("first call", "input 0 shape (64, 784) -> (32, 784)", ...).
+    """
+
+    def __init__(self, fn: Callable, backend: str | None = None, log_compiles: bool | None = None):
         self.fn = fn
         self.backend = backend
-        self._staged = _Staged(lambda a, k: trace_flat(fn, a, k, name=fn_name(fn)), backend)
+        self._staged = _Staged(lambda a, k: trace_flat(fn, a, k, name=fn_name(fn)), backend,
+                               name=fn_name(fn), log=log_compiles)
         functools.update_wrapper(self, fn)
+
+    @property
+    def compiles(self) -> list[str]:
+        return list(self._staged.compiles)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        """The traced graph, the optimized graph and the generated source for these args."""
+        return lower(self.trace(*args, **kwargs))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         graph, outs = self._staged.run(args, kwargs)
@@ -147,7 +227,8 @@ class Jitted:
         return self._staged.get(args, kwargs)[0]
 
 
-def jit(fn: Callable | None = None, *, backend: str | None = None) -> Any:
+def jit(fn: Callable | None = None, *, backend: str | None = None,
+        log_compiles: bool | None = None) -> Any:
     """Compile `fn` for each new input signature (shapes, dtypes, structure) and run it.
 
     Example:
@@ -156,8 +237,8 @@ def jit(fn: Callable | None = None, *, backend: str | None = None) -> Any:
         array([0., 0., 0.])
     """
     if fn is None:
-        return lambda f: Jitted(f, backend)
-    return Jitted(fn, backend)
+        return lambda f: Jitted(f, backend, log_compiles)
+    return Jitted(fn, backend, log_compiles)
 
 
 # ---------------------------------------------------------------------------------------------

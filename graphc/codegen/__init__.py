@@ -358,8 +358,8 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
-        parts.append(f"\n@njit(cache=True, nogil=True, error_model='numpy', "
-                     f"fastmath={{{flags}}})\n{kern}\n")
+        parts.append(f"\n@njit({k.signature!r}, cache=True, nogil=True, "
+                     f"error_model='numpy', fastmath={{{flags}}})\n{kern}\n")
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")

@@ -31,6 +31,9 @@ _NP_TYPES = {
     "u32": "np.uint32", "u64": "np.uint64", "bool": "np.bool_",
 }
 SUPPORTED_DTYPES = frozenset(_NP_TYPES)
+_NB_TYPES = {"bool": "boolean", **{n: n for n in (
+    "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+    "uint64")}}
 
 
 def np_type(dt: np.dtype) -> str:
@@ -215,6 +218,7 @@ class Kernel:
     red_outputs: list[tuple[int, str]]  # (body output position, reduction kind)
     out_avals: list[Aval]
     work: int  # elements × ops: decides threading
+    signature: str = ""  # Numba signature: compiled eagerly when the module is imported
 
 
 def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> Kernel:
@@ -315,8 +319,12 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
             slot = f"r{k}[{row}{ridx}]"
             src.append(f"{ind}{slot} = {_combine(kind, slot, f'acc{k}')}")
     work = plan.size * max(1, len(members))
+    arrays = [i.dtype for i in body.inputs] + [body.outputs[k].dtype for k in full_outputs] + \
+        [body.outputs[k].dtype for k, _ in red_outputs]
+    sig = "void(" + ", ".join([f"{_NB_TYPES[np.dtype(d).name]}[::1]" for d in arrays] +
+                              ["int64"] * 3) + ")"
     return Kernel(name, "\n".join(src), plan, len(body.inputs), full_outputs, red_outputs,
-                  [o.aval for o in body.outputs], work)
+                  [o.aval for o in body.outputs], work, sig)
 
 
 def _used(lines: list[str], n: int, red_vals: dict[int, str]) -> set[int]:

@@ -95,6 +95,16 @@ class Executable:
     compile_seconds: float = 0.0
     _local: threading.local = field(default_factory=threading.local)
 
+    def cache_stats(self) -> tuple[int, int]:
+        """(kernels loaded from Numba's on-disk cache, kernels compiled by LLVM)."""
+        hits = misses = 0
+        mod = sys.modules.get(os.path.splitext(os.path.basename(self.path))[0])
+        for k in self.kernels:
+            st = getattr(mod, k.name).stats
+            hits += sum(st.cache_hits.values())
+            misses += sum(st.cache_misses.values())
+        return hits, misses
+
     def __call__(self, args: list) -> list:
         bufs = getattr(self._local, "bufs", None)
         if bufs is None:
@@ -339,10 +349,19 @@ import math
 
 import numpy as np
 from numba import njit
+from numba import types as _nb
 
 from graphc.codegen.runtime import launch as _launch
 from graphc.codegen import _buf, _flat, _impl
 {imports}
+
+def _ro(t):
+    return _nb.Array(t, 1, "C", readonly=True)
+
+
+def _rw(t):
+    return _nb.Array(t, 1, "C")
+
 '''
 
 
@@ -358,7 +377,7 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
-        parts.append(f"\n@njit({k.signature!r}, cache=True, nogil=True, "
+        parts.append(f"\n@njit({k.signature}, cache=True, nogil=True, "
                      f"error_model='numpy', fastmath={{{flags}}})\n{kern}\n")
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
@@ -376,7 +395,9 @@ def _buf(bufs: dict, slot: int, size: int, dtype) -> np.ndarray:
 
 def _flat(x: Any) -> np.ndarray:
     a = np.asarray(x)
-    return a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
+    if a.flags.c_contiguous and a.flags.writeable:  # kernel signatures take writable arrays
+        return a.reshape(-1)
+    return np.array(a, order="C").reshape(-1)  # constants and np.frombuffer data are read-only
 
 
 def _impl(op: str, attrs: dict, *args: Any) -> Any:
@@ -428,13 +449,15 @@ def _load_module(name: str, path: str, source: str):
             ok = False
         if not ok:
             _write_atomic(path, source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        # Numba re-imports the defining module when it loads a cached kernel
+        sys.modules[name] = mod
         try:
-            spec = importlib.util.spec_from_file_location(name, path)
-            mod = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(mod)  # type: ignore[union-attr]
-            sys.modules[name] = mod
             return mod
         except Exception:
+            del sys.modules[name]
             if attempt:
                 raise
             _purge(path)

@@ -31,7 +31,7 @@ _NP_TYPES = {
     "u32": "np.uint32", "u64": "np.uint64", "bool": "np.bool_",
 }
 SUPPORTED_DTYPES = frozenset(_NP_TYPES)
-_NB_TYPES = {"bool": "boolean", **{n: n for n in (
+_NB_TYPES = {"bool": "_nb.boolean", **{n: f"_nb.{n}" for n in (
     "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
     "uint64")}}
 
@@ -218,7 +218,7 @@ class Kernel:
     red_outputs: list[tuple[int, str]]  # (body output position, reduction kind)
     out_avals: list[Aval]
     work: int  # elements × ops: decides threading
-    signature: str = ""  # Numba signature: compiled eagerly when the module is imported
+    signature: str = ""  # Numba signature (source): compiled eagerly at import
 
 
 def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> Kernel:
@@ -319,10 +319,11 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
             slot = f"r{k}[{row}{ridx}]"
             src.append(f"{ind}{slot} = {_combine(kind, slot, f'acc{k}')}")
     work = plan.size * max(1, len(members))
-    arrays = [i.dtype for i in body.inputs] + [body.outputs[k].dtype for k in full_outputs] + \
-        [body.outputs[k].dtype for k, _ in red_outputs]
-    sig = "void(" + ", ".join([f"{_NB_TYPES[np.dtype(d).name]}[::1]" for d in arrays] +
-                              ["int64"] * 3) + ")"
+    # operands are read-only (constants and broadcast views are), results writable
+    ins = [f"_ro({_NB_TYPES[np.dtype(i.dtype).name]})" for i in body.inputs]
+    outs = [f"_rw({_NB_TYPES[np.dtype(body.outputs[k].dtype).name]})"
+            for k in full_outputs + [k for k, _ in red_outputs]]
+    sig = "_nb.void(" + ", ".join(ins + outs + ["_nb.int64"] * 3) + ")"
     return Kernel(name, "\n".join(src), plan, len(body.inputs), full_outputs, red_outputs,
                   [o.aval for o in body.outputs], work, sig)
 

@@ -1,0 +1,239 @@
+"""The Numba backend: every op compiled vs its reference, random fused programs, gradients,
+the on-disk cache, recompilation, corrupt cache entries, threads, buffer ownership."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import seeds
+from test_fusion import _mlp_step
+from test_ops_table import CASES, OpCase, assert_matches
+
+import graphc
+from graphc import numpy as gnp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _backend_rows(per_op: int = 2) -> list[OpCase]:
+    seen: dict[str, int] = {}
+    rows = []
+    for c in CASES:
+        if seen.get(c.op, 0) < per_op:
+            rows.append(c)
+            seen[c.op] = seen.get(c.op, 0) + 1
+    return rows
+
+
+ROWS = _backend_rows()
+
+
+@pytest.mark.parametrize("case", ROWS, ids=[c.id for c in ROWS])
+def test_op_compiled_matches_reference(case):
+    arrays = case.make_args()
+    with np.errstate(all="ignore"):
+        want = case.reference(*[np.array(a, copy=True) if isinstance(a, np.ndarray) else a
+                                for a in arrays])
+        got = graphc.jit(case.fn, backend="numba")(*arrays)
+    assert_matches(got, want, case, "compiled value")
+
+
+def test_every_op_has_a_backend_row():
+    ops = {c.op for c in CASES}
+    assert ops == {c.op for c in ROWS}
+
+
+def test_compiled_gradients_match_interpreter():
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s.shape).astype(np.float32)
+            for s in seeds.EXAMPLE_ARGS["mlp_loss"]]
+    nums = (2, 3, 4, 5)
+    v1, g1 = graphc.value_and_grad(seeds.mlp_loss, argnums=nums, backend="numba")(*args)
+    v2, g2 = graphc.value_and_grad(seeds.mlp_loss, argnums=nums, backend="interpreter")(*args)
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_convnet_gradients_match_interpreter():
+    rng = np.random.default_rng(1)
+    shapes = [(2, 1, 12, 12), (4, 1, 3, 3), (4,), (6, 4, 3, 3), (6,), (6, 10), (10,)]
+    args = [rng.standard_normal(s).astype(np.float32) * 0.5 for s in shapes]
+
+    def loss(*a):
+        return -np.sum(seeds.convnet(*a)[:, 3])
+
+    nums = tuple(range(1, 7))
+    g1 = graphc.grad(loss, argnums=nums, backend="numba")(*args)
+    g2 = graphc.grad(loss, argnums=nums, backend="interpreter")(*args)
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_fused_programs_compiled_equal_interpreted(seed):
+    shape = [(5, 4), (3, 1, 4), (6,), (2, 3, 4)][seed % 4]
+
+    def prog(x, y):
+        rng = np.random.default_rng(seed)
+        vals = [x, y]
+        for _ in range(10):
+            a, b = vals[rng.integers(len(vals))], vals[rng.integers(len(vals))]
+            k = rng.integers(7)
+            if k == 0:
+                v = np.tanh(a) + b
+            elif k == 1:
+                v = np.maximum(a, b) * 0.5
+            elif k == 2:
+                v = np.sum(a * b, axis=-1, keepdims=True) + a
+            elif k == 3:
+                v = np.where(a > b, np.exp(-np.abs(a)), b)
+            elif k == 4:
+                v = np.max(a, axis=0) + gnp.sigmoid(b)
+            elif k == 5:
+                v = np.sum(a, axis=0, keepdims=True) * b
+            else:
+                v = np.sum(a) * b - np.log1p(np.abs(b))
+            vals.append(v)
+        return tuple(vals[2:])
+
+    data = np.random.default_rng(100 + seed)
+    args = [data.standard_normal(shape).astype(np.float32) for _ in range(2)]
+    got = graphc.jit(prog, backend="numba")(*args)
+    want = graphc.jit(prog, backend="interpreter")(*args)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_large_parallel_reductions():
+    # big enough to be split across threads, with reductions over leading and trailing axes
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((512, 300)).astype(np.float32)
+    f = graphc.jit(lambda x: (np.sum(x * 2, axis=0), np.max(x, axis=1), np.sum(np.exp(-x * x))))
+    a, b, c = f(x)
+    np.testing.assert_allclose(a, np.sum(x * 2, axis=0), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(b, np.max(x, axis=1))
+    np.testing.assert_allclose(c, np.sum(np.exp(-x * x)), rtol=1e-5)
+
+
+def test_nan_propagates_through_compiled_max():
+    x = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]])
+    got = graphc.jit(lambda x: np.max(x, axis=1))(x)
+    np.testing.assert_array_equal(got, [np.nan, 6.0])
+
+
+def test_returned_arrays_are_never_overwritten():
+    f = graphc.jit(lambda x: (np.tanh(x) * 2, np.sum(x), x.reshape(-1), x))
+    x1, x2 = np.ones((3, 4), np.float32), np.zeros((3, 4), np.float32)
+    r1 = f(x1)
+    saved = [np.array(r, copy=True) for r in r1]
+    f(x2)
+    for r, s in zip(r1, saved, strict=True):
+        np.testing.assert_array_equal(r, s)
+    assert not np.shares_memory(r1[3], x1) and not np.shares_memory(r1[2], x1)
+
+
+def test_recompiles_on_new_shape_and_says_why(capsys):
+    f = graphc.jit(lambda x: np.tanh(x) + 1, log_compiles=True)
+    f(np.ones((4, 3), np.float32))
+    f(np.ones((2, 3), np.float32))
+    f(np.ones((4, 3), np.float32))
+    f(np.ones((2, 3), np.float64))
+    assert f.compiles == ["first call", "input 0 shape (4, 3) -> (2, 3)",
+                          "input 0 dtype float32 -> float64"]
+    err = capsys.readouterr().err
+    assert "input 0 shape (4, 3) -> (2, 3)" in err
+
+
+def test_two_threads_compile_once():
+    f = graphc.jit(lambda x: np.sin(x) * np.cos(x))
+    x = np.linspace(0, 1, 1000).astype(np.float32)
+    out = [None, None]
+    barrier = threading.Barrier(2)
+
+    def work(i):
+        barrier.wait()
+        out[i] = f(x)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(f.compiles) == 1
+    for o in out:
+        np.testing.assert_allclose(o, np.sin(x) * np.cos(x), rtol=1e-6, atol=1e-7)
+
+
+def test_fallbacks_are_visible():
+    lo = graphc.jit(lambda x, i: np.take(x, i) * 2).lower(np.ones(5), np.array([0, 3]))
+    assert any("gather" in f for f in lo.fallbacks) or "gather" in lo.source
+    assert "# " in lo.source and "mul" in lo.source  # kernels carry their IR as comments
+
+
+def test_generated_source_is_written_to_the_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    lo = graphc.jit(lambda x: np.exp(x) - 1).lower(np.ones(7))
+    assert lo.path.startswith(str(tmp_path)) and os.path.exists(lo.path)
+    with open(lo.path) as f:
+        assert f.read() == lo.source
+
+
+_SCRIPT = textwrap.dedent("""
+    import sys, time
+    t0 = time.perf_counter()
+    import numpy as np, graphc
+    from graphc.api import _EXECUTORS
+    exes = []
+    orig = _EXECUTORS["numba"]
+    _EXECUTORS["numba"] = lambda g: exes.append(orig(g)) or exes[-1]
+    f = graphc.jit(lambda x, w: np.sum(np.tanh(x @ w) ** 2))
+    v = f(np.ones((8, 5), np.float32), np.full((5, 3), 0.1, np.float32))
+    print(repr(float(v)), *exes[0].cache_stats())
+""")
+
+
+def _run_fresh(cache: str) -> tuple[float, int, int]:
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    v, hits, misses = out.stdout.split()
+    return float(v), int(hits), int(misses)
+
+
+@pytest.mark.slow
+def test_disk_cache_hit_in_a_new_process_and_corrupt_entries(tmp_path):
+    cache = str(tmp_path / "cache")
+    want = float(np.sum(np.tanh(np.ones((8, 5)) @ np.full((5, 3), 0.1)) ** 2))
+    v, hits, misses = _run_fresh(cache)
+    assert misses >= 1 and hits == 0 and abs(v - want) < 1e-4
+    v, hits, misses = _run_fresh(cache)
+    assert hits >= 1 and misses == 0 and abs(v - want) < 1e-4
+    # corrupt the generated module and Numba's cache files: detected and rebuilt
+    for root, _, files in os.walk(cache):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"\x00garbage\x00")
+    v, hits, misses = _run_fresh(cache)
+    assert abs(v - want) < 1e-4
+    v, hits, misses = _run_fresh(cache)
+    assert hits >= 1 and abs(v - want) < 1e-4
+
+
+def test_mlp_step_compiled_matches_interpreter():
+    rng = np.random.default_rng(3)
+    shapes = {"W1": (20, 16), "b1": (16,), "W2": (16, 12), "b2": (12,), "W3": (12, 10),
+              "b3": (10,)}
+    p = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+    x = rng.standard_normal((8, 20)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    p1, l1 = graphc.jit(_mlp_step)(p, x, y)
+    p2, l2 = graphc.jit(_mlp_step, backend="interpreter")(p, x, y)
+    np.testing.assert_allclose(l1, l2, rtol=1e-5)
+    for k in p:
+        np.testing.assert_allclose(p1[k], p2[k], rtol=1e-5, atol=1e-6)

@@ -4,7 +4,11 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+# every pass's result is verified in tests; compiled kernels are shared through the disk cache
+os.environ.setdefault("GRAPHC_VERIFY", "1")
+os.environ.setdefault("GRAPHC_CACHE_DIR", os.path.join(ROOT, ".graphc-cache"))
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 

@@ -204,11 +204,12 @@ class Jitted:
     """
 
     def __init__(self, fn: Callable, backend: str | None = None, log_compiles: bool | None = None):
+        # first: update_wrapper copies fn.__dict__, which must not replace our own state
+        functools.update_wrapper(self, fn)
         self.fn = fn
         self.backend = backend
         self._staged = _Staged(lambda a, k: trace_flat(fn, a, k, name=fn_name(fn)), backend,
                                name=fn_name(fn), log=log_compiles)
-        functools.update_wrapper(self, fn)
 
     @property
     def compiles(self) -> list[str]:
@@ -338,7 +339,6 @@ def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool
         return ((value, aux) if has_aux else value), g
 
     vg.__name__ = f"value_and_grad({fn_name(fn)})"
-    vg._staged = staged  # type: ignore[attr-defined]
     return vg
 
 

@@ -630,15 +630,21 @@ def sum_of_broadcast(node: Node) -> Node | None:
     made = [a for a in axes if a < lead or x.shape[a - lead] != shape[a]]
     if not made:
         return None
-    own = tuple(a - lead for a in axes if a not in made)  # axes of x still to be summed
     meta = node.meta
-    y = apply("reduce_sum", [x], {"axes": own, "keepdims": True}, meta) if own else x
+    x_axes = tuple(a - lead for a in axes if a >= lead)  # x's own axes among the summed ones
+    if any(x.shape[i] != 1 for i in x_axes):
+        # summing x's length-1 axes along with the others is free, and drops them
+        y = apply("reduce_sum", [x], {"axes": x_axes, "keepdims": keepdims}, meta)
+        rest = y.shape
+    else:
+        y = x
+        rest = x.shape if keepdims else tuple(s for i, s in enumerate(x.shape) if i not in x_axes)
     count = int(np.prod([shape[a] for a in made], dtype=np.int64))
     if count != 1:
         y = apply("mul", [y, make_const(np.asarray(count, dtype=x.dtype), meta=meta)], None, meta)
-    # y has x's rank with every reduced axis of length 1; line it up with the result
-    padded = (1,) * lead + y.shape
-    target = padded if keepdims else tuple(s for i, s in enumerate(padded) if i not in axes)
+    # line y up with the result: leading axes of the broadcast that survive become 1s
+    kept_lead = lead if keepdims else sum(1 for a in range(lead) if a not in axes)
+    target = (1,) * kept_lead + rest
     if y.shape != target:
         y = apply("reshape", [y], {"shape": target}, meta)
     return _as_type_of(y, node)

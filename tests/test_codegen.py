@@ -237,3 +237,11 @@ def test_mlp_step_compiled_matches_interpreter():
     np.testing.assert_allclose(l1, l2, rtol=1e-5)
     for k in p:
         np.testing.assert_allclose(p1[k], p2[k], rtol=1e-5, atol=1e-6)
+
+
+def test_jit_of_a_transformed_function():
+    vg = graphc.value_and_grad(lambda x, w: np.sum(x * w * w), argnums=(0, 1))
+    v, (gx, gw) = graphc.jit(vg)(np.ones(3), np.full(3, 2.0))
+    assert v == 12.0
+    np.testing.assert_array_equal(gx, [4.0, 4.0, 4.0])
+    np.testing.assert_array_equal(gw, [4.0, 4.0, 4.0])

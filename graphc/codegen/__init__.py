@@ -45,7 +45,7 @@ def mathlib_name(fn: str, dt: np.dtype) -> str | None:
             from graphc.codegen import mathlib
 
             _MATHLIB = {k: mathlib.source_name(*k) for k in mathlib.FUNCS}
-        except ImportError:
+        except (ImportError, AttributeError):  # no vectorizable library: NumPy's scalar calls
             _MATHLIB = {}
     return _MATHLIB.get((fn, dtype_name(dt)))
 

@@ -33,7 +33,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# PyTorch and JAX are optional peers for comparison, never dependencies of graphc
 bench: setup
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 || echo "torch unavailable: benchmarking without it"
+	@$(PY) -c "import jax" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check jax jaxlib || echo "jax unavailable: benchmarking without it"
 	$(PY) benchmarks/run.py
 
 lint: setup

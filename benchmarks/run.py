@@ -1,0 +1,514 @@
+"""graphc's benchmark suite (`make bench`): each workload against a NumPy baseline and, when they
+are installed, PyTorch (eager and torch.compile) and JAX, all float32, medians of repeated runs.
+
+Workloads (exactly as defined below):
+1. gelu: loss = sum(gelu(x) * w), gelu(x) = 0.5 x (1 + tanh(0.7978845608 (x + 0.044715 x^3))),
+   value and both gradients, x and w of 2^22 elements.
+2. mlp: one SGD training step of a 784-512-256-10 ReLU MLP, batch 256, softmax cross-entropy.
+3. convnet: one SGD step, batch 64 of 1x28x28: conv 8@3x3 -> ReLU -> maxpool 2 -> conv 16@3x3 ->
+   ReLU -> maxpool 2 -> dense 400->10, cross-entropy.
+4. chain: 2,000 alternating tanh/sin ops over 1,024 elements, value and gradient: first call
+   (trace + compile) and steady state.
+5. startup: process start to the first result of the MLP step, cold and warm on-disk cache.
+
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import graphc  # noqa: E402
+from graphc import numpy as gnp  # noqa: E402
+
+RESULTS: list[tuple[str, str, float | None, str]] = []  # workload, implementation, ms, note
+
+
+def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts) * 1e3)
+
+
+def record(workload: str, impl: str, ms: float | None, note: str = "") -> None:
+    RESULTS.append((workload, impl, ms, note))
+    shown = f"{ms:9.2f} ms" if ms is not None else "        -   "
+    print(f"  {impl:<34} {shown}  {note}", flush=True)
+
+
+def try_import(name: str):
+    try:
+        return __import__(name)
+    except Exception:
+        return None
+
+
+torch = try_import("torch")
+jax = try_import("jax")
+if jax is not None:
+    import jax.numpy as jnp
+
+    jax.config.update("jax_platforms", "cpu")
+
+
+def bench_torch(workload: str, make: Callable[[], Callable[[], object]], repeat: int,
+                compile_too: bool = True) -> None:
+    if torch is None:
+        record(workload, "torch eager", None, "torch not installed")
+        return
+    torch.set_num_threads(os.cpu_count() or 1)
+    fn = make()
+    record(workload, "torch eager", median_ms(fn, repeat))
+    if compile_too:
+        try:
+            cfn = make(compiled=True)  # type: ignore[call-arg]
+            t = time.perf_counter()
+            cfn()
+            first = time.perf_counter() - t
+            record(workload, "torch.compile", median_ms(cfn, repeat),
+                   f"first call {first:.1f} s")
+        except Exception as e:  # torch.compile needs a working C++ toolchain
+            record(workload, "torch.compile", None, f"failed: {type(e).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. gelu
+
+
+C0, C1 = 0.7978845608, 0.044715
+
+
+def gelu_loss(x, w):
+    return np.sum(gnp.gelu(x) * w)
+
+
+def bench_gelu(repeat: int) -> None:
+    print("\n[1] gelu value+grad over 2^22 float32 elements", flush=True)
+    n = 1 << 22
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n).astype(np.float32)
+    w = rng.standard_normal(n).astype(np.float32)
+
+    def numpy_version():
+        t = np.tanh(np.float32(C0) * (x + np.float32(C1) * x * x * x))
+        g = 0.5 * x * (1 + t)
+        loss = np.sum(g * w)
+        dg = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * np.float32(C0) * (1 + 3 * np.float32(C1) * x * x)
+        return loss, w * dg, g
+
+    t_np = median_ms(numpy_version, max(3, repeat // 4), warmup=1)
+    record("gelu", "NumPy (hand-written)", t_np)
+
+    f = graphc.jit(graphc.value_and_grad(gelu_loss, argnums=(0, 1)))
+    t = time.perf_counter()
+    f(x, w)
+    first = time.perf_counter() - t
+    t_g = median_ms(lambda: f(x, w), repeat)
+    record("gelu", "graphc", t_g, f"first call {first:.2f} s; {t_np / t_g:.0f}x NumPy")
+
+    hand = _hand_fused_gelu()
+    if hand is not None:
+        t_h = median_ms(lambda: hand(x, w), repeat)
+        record("gelu", "hand-fused Numba kernel (2 threads)", t_h,
+               f"graphc / hand-fused = {t_g / t_h:.2f}")
+
+    def make_torch(compiled: bool = False):
+        tx = torch.from_numpy(x).requires_grad_()
+        tw = torch.from_numpy(w).requires_grad_()
+
+        def step(tx, tw):
+            g = 0.5 * tx * (1 + torch.tanh(C0 * (tx + C1 * tx**3)))
+            loss = (g * tw).sum()
+            gx, gw = torch.autograd.grad(loss, (tx, tw))
+            return loss, gx, gw
+
+        fn = torch.compile(step) if compiled else step
+        return lambda: fn(tx, tw)
+
+    bench_torch("gelu", make_torch, repeat)
+    if jax is not None:
+        jf = jax.jit(jax.value_and_grad(
+            lambda x, w: jnp.sum(0.5 * x * (1 + jnp.tanh(C0 * (x + C1 * x**3))) * w),
+            argnums=(0, 1)))
+        jx, jw = jnp.asarray(x), jnp.asarray(w)
+        record("gelu", "JAX jit", median_ms(lambda: jax.block_until_ready(jf(jx, jw)), repeat))
+    else:
+        record("gelu", "JAX jit", None, "jax not installed")
+
+
+def _hand_fused_gelu():
+    """The reference point: one hand-written single-pass kernel with a vectorizable tanh."""
+    try:
+        from numba import njit
+
+        from graphc.codegen import mathlib
+        from graphc.codegen.runtime import launch
+    except Exception:
+        return None
+    tanh = mathlib.FUNCS.get(("tanh", "f32")) if hasattr(mathlib, "FUNCS") else None
+    if tanh is None:
+        return None
+
+    @njit(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", cache=True)
+    def kernel(x, w, gx, gw, part, lo, hi, c):
+        acc = np.float32(0)
+        for i in range(lo, hi):
+            a = x[i]
+            t = tanh(np.float32(C0) * (a + np.float32(C1) * a * a * a))
+            g = np.float32(0.5) * a * (np.float32(1) + t)
+            acc += g * w[i]
+            dg = np.float32(0.5) * (np.float32(1) + t) + np.float32(0.5) * a * (
+                np.float32(1) - t * t) * np.float32(C0) * (
+                np.float32(1) + np.float32(3 * C1) * a * a)
+            gx[i] = w[i] * dg
+            gw[i] = g
+        part[c] = acc
+
+    def run(x, w):
+        gx, gw = np.empty_like(x), np.empty_like(w)
+        part = np.zeros(2, np.float32)
+        launch(kernel, 2, x.size, x, w, gx, gw, part)
+        return part.sum(), gx, gw
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. MLP step
+
+MLP_SHAPES = {"W1": (784, 512), "b1": (512,), "W2": (512, 256), "b2": (256,), "W3": (256, 10),
+              "b3": (10,)}
+
+
+def mlp_loss(p, x, y):
+    h = gnp.relu(x @ p["W1"] + p["b1"])
+    h = gnp.relu(h @ p["W2"] + p["b2"])
+    logits = h @ p["W3"] + p["b3"]
+    return -np.mean(gnp.log_softmax(logits, axis=1)[np.arange(x.shape[0]), y])
+
+
+def mlp_step(p, x, y):
+    loss, g = graphc.value_and_grad(mlp_loss)(p, x, y)
+    return {k: p[k] - np.float32(0.01) * g[k] for k in p}, loss
+
+
+def mlp_data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    p = {k: (rng.standard_normal(s) * (0.05 if len(s) == 2 else 0.0)).astype(np.float32)
+         for k, s in MLP_SHAPES.items()}
+    x = rng.random((256, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    return p, x, y
+
+
+def bench_mlp(repeat: int) -> None:
+    print("\n[2] MLP training step 784-512-256-10, batch 256", flush=True)
+    p, x, y = mlp_data()
+    h1 = np.random.default_rng(1).random((256, 512), dtype=np.float32)
+    h2 = np.random.default_rng(2).random((256, 256), dtype=np.float32)
+    g3 = np.random.default_rng(3).random((256, 10), dtype=np.float32)
+
+    def gemms():
+        x @ p["W1"], h1 @ p["W2"], h2 @ p["W3"]
+        h2.T @ g3, g3 @ p["W3"].T, h1.T @ h2, h2 @ p["W2"].T, x.T @ h1
+
+    t_gemm = median_ms(gemms, repeat)
+    record("mlp", "its 8 GEMMs alone (NumPy BLAS)", t_gemm)
+
+    def numpy_step():
+        a1 = x @ p["W1"] + p["b1"]
+        r1 = np.maximum(a1, 0)
+        a2 = r1 @ p["W2"] + p["b2"]
+        r2 = np.maximum(a2, 0)
+        lo = r2 @ p["W3"] + p["b3"]
+        m = lo.max(1, keepdims=True)
+        e = np.exp(lo - m)
+        sm = e / e.sum(1, keepdims=True)
+        d = sm
+        d[np.arange(256), y] -= 1
+        d /= 256
+        gW3, gb3 = r2.T @ d, d.sum(0)
+        d2 = (d @ p["W3"].T) * (a2 > 0)
+        gW2, gb2 = r1.T @ d2, d2.sum(0)
+        d1 = (d2 @ p["W2"].T) * (a1 > 0)
+        gW1, gb1 = x.T @ d1, d1.sum(0)
+        return {k: p[k] - 0.01 * g for k, g in
+                zip(["W1", "b1", "W2", "b2", "W3", "b3"], [gW1, gb1, gW2, gb2, gW3, gb3])}
+
+    record("mlp", "NumPy (hand-written)", median_ms(numpy_step, repeat))
+    f = graphc.jit(mlp_step)
+    t = time.perf_counter()
+    f(p, x, y)
+    first = time.perf_counter() - t
+    t_g = median_ms(lambda: f(p, x, y), repeat)
+    record("mlp", "graphc (function)", t_g,
+           f"first call {first:.2f} s; {t_g / t_gemm:.2f}x its GEMMs")
+    _bench_mlp_layers(x, y, repeat, t_gemm)
+
+    def make_torch(compiled: bool = False):
+        tp = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in p.items()}
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step(tx, ty):
+            h = torch.relu(tx @ tp["W1"] + tp["b1"])
+            h = torch.relu(h @ tp["W2"] + tp["b2"])
+            loss = torch.nn.functional.cross_entropy(h @ tp["W3"] + tp["b3"], ty)
+            gs = torch.autograd.grad(loss, list(tp.values()))
+            with torch.no_grad():
+                for v, g in zip(tp.values(), gs, strict=True):
+                    v -= 0.01 * g
+            return loss
+
+        fn = torch.compile(step) if compiled else step
+        return lambda: fn(tx, ty)
+
+    bench_torch("mlp", make_torch, repeat)
+    if jax is not None:
+        def jloss(p, x, y):
+            h = jax.nn.relu(x @ p["W1"] + p["b1"])
+            h = jax.nn.relu(h @ p["W2"] + p["b2"])
+            lp = jax.nn.log_softmax(h @ p["W3"] + p["b3"], axis=1)
+            return -jnp.mean(lp[jnp.arange(x.shape[0]), y])
+
+        @jax.jit
+        def jstep(p, x, y):
+            loss, g = jax.value_and_grad(jloss)(p, x, y)
+            return {k: p[k] - 0.01 * g[k] for k in p}, loss
+
+        jp = {k: jnp.asarray(v) for k, v in p.items()}
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+        record("mlp", "JAX jit", median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)),
+                                           repeat))
+    else:
+        record("mlp", "JAX jit", None, "jax not installed")
+
+
+def _bench_mlp_layers(x, y, repeat: int, t_gemm: float) -> None:
+    try:
+        from graphc import nn
+    except Exception:
+        record("mlp", "graphc (nn layers)", None, "graphc.nn not available")
+        return
+    try:
+        model = nn.Chain(nn.Dense(784, 512, act=nn.relu), nn.Dense(512, 256, act=nn.relu),
+                         nn.Dense(256, 10))
+        opt = nn.SGD(lr=0.01)
+        state = opt.init(model)
+        step = nn.train_step(model, lambda m, x, y: nn.cross_entropy(m(x), y), opt)
+        t = time.perf_counter()
+        model2, state2, _ = step(model, state, x, y)
+        first = time.perf_counter() - t
+        t_l = median_ms(lambda: step(model, state, x, y), repeat)
+        record("mlp", "graphc (nn layers, train_step)", t_l,
+               f"first call {first:.2f} s; {t_l / t_gemm:.2f}x its GEMMs")
+    except Exception as e:
+        record("mlp", "graphc (nn layers)", None, f"failed: {type(e).__name__}: {e}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. ConvNet step
+
+CONV_SHAPES = {"w1": (8, 1, 3, 3), "b1": (8,), "w2": (16, 8, 3, 3), "b2": (16,),
+               "W": (400, 10), "b": (10,)}
+
+
+def conv_loss(p, x, y):
+    h = gnp.max_pool2d(gnp.relu(gnp.conv2d(x, p["w1"]) + p["b1"][:, None, None]), 2)
+    h = gnp.max_pool2d(gnp.relu(gnp.conv2d(h, p["w2"]) + p["b2"][:, None, None]), 2)
+    logits = h.reshape(x.shape[0], -1) @ p["W"] + p["b"]
+    return -np.mean(gnp.log_softmax(logits, axis=1)[np.arange(x.shape[0]), y])
+
+
+def conv_step(p, x, y):
+    loss, g = graphc.value_and_grad(conv_loss)(p, x, y)
+    return {k: p[k] - np.float32(0.01) * g[k] for k in p}, loss
+
+
+def bench_convnet(repeat: int) -> None:
+    print("\n[3] ConvNet training step, batch 64 of 1x28x28", flush=True)
+    rng = np.random.default_rng(0)
+    p = {k: (rng.standard_normal(s) * 0.1).astype(np.float32) for k, s in CONV_SHAPES.items()}
+    x = rng.random((64, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    f = graphc.jit(conv_step)
+    t = time.perf_counter()
+    f(p, x, y)
+    first = time.perf_counter() - t
+    t_g = median_ms(lambda: f(p, x, y), repeat)
+    lo = f.lower(p, x, y)
+    record("convnet", "graphc (function)", t_g,
+           f"first call {first:.2f} s; NumPy fallbacks: {len(lo.fallbacks)}")
+    fi = graphc.jit(conv_step, backend="interpreter")
+    record("convnet", "graphc reference interpreter (NumPy)", median_ms(lambda: fi(p, x, y),
+                                                                      max(3, repeat // 4)))
+
+    def make_torch(compiled: bool = False):
+        tp = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in p.items()}
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        F = torch.nn.functional
+
+        def step(tx, ty):
+            h = F.max_pool2d(torch.relu(F.conv2d(tx, tp["w1"], tp["b1"])), 2)
+            h = F.max_pool2d(torch.relu(F.conv2d(h, tp["w2"], tp["b2"])), 2)
+            loss = F.cross_entropy(h.reshape(64, -1) @ tp["W"] + tp["b"], ty)
+            gs = torch.autograd.grad(loss, list(tp.values()))
+            with torch.no_grad():
+                for v, g in zip(tp.values(), gs, strict=True):
+                    v -= 0.01 * g
+            return loss
+
+        fn = torch.compile(step) if compiled else step
+        return lambda: fn(tx, ty)
+
+    bench_torch("convnet", make_torch, repeat)
+    if jax is not None:
+        from jax import lax
+
+        def pool(h):
+            return lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+        def jloss(p, x, y):
+            h = lax.conv(x, p["w1"], (1, 1), "VALID") + p["b1"][:, None, None]
+            h = pool(jax.nn.relu(h))
+            h = lax.conv(h, p["w2"], (1, 1), "VALID") + p["b2"][:, None, None]
+            h = pool(jax.nn.relu(h))
+            lp = jax.nn.log_softmax(h.reshape(x.shape[0], -1) @ p["W"] + p["b"], axis=1)
+            return -jnp.mean(lp[jnp.arange(x.shape[0]), y])
+
+        @jax.jit
+        def jstep(p, x, y):
+            loss, g = jax.value_and_grad(jloss)(p, x, y)
+            return {k: p[k] - 0.01 * g[k] for k in p}, loss
+
+        jp = {k: jnp.asarray(v) for k, v in p.items()}
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+        record("convnet", "JAX jit",
+               median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)), repeat))
+    else:
+        record("convnet", "JAX jit", None, "jax not installed")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. deep chain
+
+
+def chain(x):
+    for i in range(2000):
+        x = np.sin(x) if i % 2 else np.tanh(x)
+    return np.sum(x)
+
+
+def bench_chain(repeat: int) -> None:
+    print("\n[4] deep chain: 2,000 alternating tanh/sin ops over 1,024 elements, value+grad",
+          flush=True)
+    x = np.linspace(-1, 1, 1024, dtype=np.float32)
+    cache = tempfile.mkdtemp(prefix="graphc-bench-")
+    old = os.environ.get("GRAPHC_CACHE_DIR")
+    os.environ["GRAPHC_CACHE_DIR"] = cache  # a cold cache: the first call compiles
+    try:
+        f = graphc.jit(graphc.value_and_grad(chain))
+        t = time.perf_counter()
+        f(x)
+        first = time.perf_counter() - t
+        t_g = median_ms(lambda: f(x), repeat)
+        record("chain", "graphc", t_g, f"first call {first:.2f} s (cold cache)")
+    finally:
+        if old is None:
+            os.environ.pop("GRAPHC_CACHE_DIR", None)
+        else:
+            os.environ["GRAPHC_CACHE_DIR"] = old
+        shutil.rmtree(cache, ignore_errors=True)
+    t_np = median_ms(lambda: graphc.value_and_grad(chain, backend="interpreter")(x), 3, 1)
+    record("chain", "graphc reference interpreter (NumPy)", t_np, "includes tracing")
+    if jax is not None:
+        def jchain(x):
+            for i in range(2000):
+                x = jnp.sin(x) if i % 2 else jnp.tanh(x)
+            return jnp.sum(x)
+
+        jf = jax.jit(jax.value_and_grad(jchain))
+        jx = jnp.asarray(x)
+        t = time.perf_counter()
+        jax.block_until_ready(jf(jx))
+        first = time.perf_counter() - t
+        record("chain", "JAX jit", median_ms(lambda: jax.block_until_ready(jf(jx)), repeat),
+               f"first call {first:.2f} s")
+    else:
+        record("chain", "JAX jit", None, "jax not installed")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. startup
+
+_STARTUP = """
+import time, sys
+t0 = time.perf_counter()
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+import run as b
+f = b.graphc.jit(b.mlp_step)
+p, x, y = b.mlp_data()
+f(p, x, y)
+print(time.perf_counter() - t0)
+"""
+
+
+def bench_startup(repeat: int) -> None:
+    print("\n[5] process start to first result of the MLP step", flush=True)
+    cache = tempfile.mkdtemp(prefix="graphc-bench-")
+    code = _STARTUP.format(root=ROOT, bench=os.path.join(ROOT, "benchmarks"))
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache)
+
+    def run_once() -> float:
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+        del out
+        return time.perf_counter() - t
+
+    try:
+        cold = run_once()
+        warm = float(np.median([run_once() for _ in range(3)]))
+        record("startup", "graphc cold cache (process total)", cold * 1e3)
+        record("startup", "graphc warm cache (process total)", warm * 1e3)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+BENCHES = {"gelu": bench_gelu, "mlp": bench_mlp, "convnet": bench_convnet, "chain": bench_chain,
+           "startup": bench_startup}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("which", nargs="*", default=list(BENCHES))
+    ap.add_argument("--repeat", type=int, default=20)
+    args = ap.parse_args(argv)
+    print(f"graphc {graphc.__version__}; numpy {np.__version__}; "
+          f"torch {getattr(torch, '__version__', 'not installed')}; "
+          f"jax {getattr(jax, '__version__', 'not installed')}; {os.cpu_count()} cores")
+    for name in args.which:
+        BENCHES[name](args.repeat)
+    print("\nsummary (median ms)")
+    for w, impl, ms, note in RESULTS:
+        print(f"{w:<8} {impl:<38} {'-' if ms is None else f'{ms:.2f}':>10}  {note}")
+
+
+if __name__ == "__main__":
+    main()

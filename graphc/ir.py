@@ -497,6 +497,12 @@ class Graph:
                 g.add_edge(names[id(i)], names[id(n)], operand=pos)
         return g
 
+    def to_dot(self, **kwargs: Any) -> str:
+        """The graph as Graphviz DOT text; keyword options as for `graphc.viz.to_dot`."""
+        from graphc.viz import to_dot
+
+        return to_dot(self, **kwargs)
+
     def save(self, path: str) -> None:
         """Write the graph as IR text (`path`) plus its large constants (`path` + '.npz')."""
         from graphc.text import save

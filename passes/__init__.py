@@ -116,6 +116,7 @@ def run_pipeline(graph: Graph, names: Sequence[str] | None = None, *,
         if name not in PASSES:
             raise GraphcError(f"unknown pass {name!r} (registered: {', '.join(PASSES)})")
         before = graph
+        before.info.pop("notes", None)  # notes belong to the pass that wrote them
         t0 = time.perf_counter()
         graph = PASSES[name].fn(graph)
         dt = time.perf_counter() - t0
@@ -126,7 +127,7 @@ def run_pipeline(graph: Graph, names: Sequence[str] | None = None, *,
                 raise GraphcError(f"the graph is invalid after pass {name!r}: {e}") from e
         removed, added = diff(before, graph) if debug or diffs else (Counter(), Counter())
         rec = PassRecord(name, len(before.equations), len(graph.equations), dt, removed, added,
-                         list(graph.info.get("notes", [])))
+                         list(graph.info.pop("notes", [])))
         records.append(rec)
         if debug:
             print(f"[graphc] {rec.summary()}", file=sys.stderr)

@@ -110,7 +110,8 @@ def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
     the original inputs (a VJP). seed="ones": every differentiated output gets cotangent 1 (the
     gradient of a scalar loss). `outputs` selects the outputs to differentiate (default: all);
     the joint graph returns all original outputs, then one gradient per `wrt` input.
-    `joint.info["grad_of"]` maps id(cotangent node) -> the forward node it belongs to.
+    `joint.info["grad_of"]` lists (cotangent node, forward node) pairs: each accumulated
+    cotangent and the value it is the gradient of.
     """
     _check_wrt(graph, wrt)
     outs = list(range(len(graph.outputs))) if outputs is None else list(outputs)
@@ -135,7 +136,7 @@ def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
             c.parts.append(Tracer(seed_node))
             c.masks.append(None)
 
-    grad_of: dict[int, Node] = {}
+    grad_of: list[tuple[Node, Node]] = []
     for n in reversed(graph.nodes):
         entry = cts.get(id(n))
         if entry is None or n.op in ("input", "const"):
@@ -145,7 +146,7 @@ def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
         op = REGISTRY[n.op]
         with meta_override(_derived_meta(n, "grad")):
             g, mask = entry.total()
-            grad_of[id(g.node)] = n
+            grad_of.append((g.node, n))
             ins = [Tracer(i) for i in n.inputs]
             results = op.vjp(g, Tracer(n), *ins, **n.attrs)
             if len(results) != len(n.inputs):
@@ -181,7 +182,7 @@ def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
         else:
             with meta_override(_derived_meta(x, "grad")):
                 grads.append(entry.total()[0].node)
-            grad_of[id(grads[-1])] = x
+            grad_of.append((grads[-1], x))
     joint = Graph(list(graph.inputs) + ct_inputs, list(graph.outputs) + grads,
                   name=f"vjp({graph.name})" if graph.name else None)
     joint.info.update(grad_of=grad_of, n_primal_inputs=len(graph.inputs),

@@ -121,14 +121,18 @@ class _Groups:
     def would_cycle(self, a: int, b: int) -> bool:
         """Would merging groups a and b close a cycle through some other node?"""
         C = self.C
+        starts = [(s, t, [v for v in C.successors(s) if v != t]) for s, t in ((a, b), (b, a))]
+        if not any(firsts for _, _, firsts in starts):
+            return False  # neither group feeds anything else: no other path can exist
         lo = min(C.nodes[a]["lo"], C.nodes[b]["lo"])
         hi = max(C.nodes[a]["hi"], C.nodes[b]["hi"])
+        nodes = C.nodes
         # a path between a and b only passes through nodes whose span overlaps theirs
-        view = nx.subgraph_view(C, filter_node=lambda v: C.nodes[v]["lo"] <= hi
-                                and C.nodes[v]["hi"] >= lo)
-        for s, t in ((a, b), (b, a)):
-            for succ in list(view.successors(s)):
-                if succ != t and nx.has_path(view, succ, t):
+        view = nx.subgraph_view(C, filter_node=lambda v: nodes[v]["lo"] <= hi
+                                and nodes[v]["hi"] >= lo)
+        for _, t, firsts in starts:
+            for succ in firsts:
+                if nodes[succ]["lo"] <= hi and nx.has_path(view, succ, t):
                     return True
         return False
 

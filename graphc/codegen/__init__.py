@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc.codegen import vm
 from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name
 from graphc.ops import REGISTRY, Kind
 
@@ -133,6 +134,7 @@ class _Driver:
         self.names: dict[int, str] = {}
         self.slots: dict[int, int] = {}  # id(node) -> buffer slot for pooled intermediates
         self.fresh: set[int] = set()  # storage owners whose result is returned to the caller
+        self.vm_programs: list = []
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -153,12 +155,22 @@ class _Driver:
         self.lines.append("    " + ", ".join(self.names[id(n)] for n in g.inputs) +
                           (", = args" if len(g.inputs) == 1 else " = args")
                           if g.inputs else "    pass")
-        for n in nodes:
+        k = 0
+        while k < len(nodes):
+            n = nodes[k]
+            k += 1
             if n.op == "input":
                 continue
-            v = f"v_{irn[id(n)]}" if not irn[id(n)][0].isdigit() and ":" not in irn[id(n)] \
-                else f"v{len(self.names)}"
-            self.names[id(n)] = v
+            if n.op == "fused" and use_vm() and vm.eligible(n):
+                batch, rest = self._vm_batch(nodes, k - 1)
+                if sum(len(f.attrs["body"].equations) for f in batch) >= VM_MIN_OPS:
+                    for c in rest:  # constants met inside the batch: no inputs, emit first
+                        self._name(c, irn)
+                        self._const(c, self.names[id(c)])
+                    self._emit_vm(batch, irn)
+                    k = self._skip_batch(nodes, k - 1, batch, rest)
+                    continue
+            v = self._name(n, irn)
             if n.op == "const":
                 self._const(n, v)
                 continue
@@ -178,6 +190,112 @@ class _Driver:
         outs = [self._output(o) for o in g.outputs]
         self.lines.append(f"    return [{', '.join(outs)}]")
         return "\n".join(self.lines)
+
+    def _name(self, n: Node, irn: dict[int, str]) -> str:
+        if id(n) not in self.names:
+            name = irn[id(n)]
+            self.names[id(n)] = f"v_{name}" if name.isidentifier() else f"v{len(self.names)}"
+        return self.names[id(n)]
+
+    # -- the tape machine -------------------------------------------------------------------
+    def _vm_batch(self, nodes: list[Node], start: int) -> tuple[list[Node], list[Node]]:
+        """The longest run of machine-eligible kernels from nodes[start] over one space and
+        dtype, none reading a reduction computed inside the run; and constants met on the way."""
+        first = nodes[start]
+        space = vm.space_of(first)
+        dt = _float_dtype(first)
+        batch, consts = [first], []
+        reduced: set[int] = set(self._reduction_results(first))
+        for m in nodes[start + 1:]:
+            if m.op == "proj" and m.inputs[0] in batch:
+                continue
+            if m.op == "const":
+                consts.append(m)
+                continue
+            if not (m.op == "fused" and vm.eligible(m) and vm.space_of(m) == space
+                    and _float_dtype(m) == dt):
+                break
+            if any(id(i) in reduced for i in m.inputs):
+                break
+            batch.append(m)
+            reduced |= set(self._reduction_results(m))
+        return batch, consts
+
+    def _reduction_results(self, f: Node) -> list[int]:
+        """Ids of the nodes through which other nodes read f's reduction results."""
+        body = f.attrs["body"]
+        red = [k for k, o in enumerate(body.outputs)
+               if REGISTRY[o.op].extra.get("fusable_reduction")]
+        if not isinstance(f.aval, TupleAval):
+            return [id(f)] if red else []
+        return [id(m) for m in self.by_id.values() if m.op == "proj" and m.inputs[0] is f
+                and m.attrs["index"] in red]
+
+    def _skip_batch(self, nodes: list[Node], start: int, batch: list[Node],
+                    consts: list[Node]) -> int:
+        members = {id(b) for b in batch} | {id(c) for c in consts}
+        k = start
+        while k < len(nodes) and (id(nodes[k]) in members or (
+                nodes[k].op == "proj" and nodes[k].inputs[0] in batch)):
+            k += 1
+        return k
+
+    def _emit_vm(self, batch: list[Node], irn: dict[int, str]) -> None:
+        in_batch = {id(b) for b in batch}
+        out_ids = {id(o) for o in self.graph.outputs}
+        needed: set[tuple[int, int]] = set()
+        readers: dict[int, list[Node]] = {}
+        for m in self.graph.nodes:
+            for i in m.inputs:
+                readers.setdefault(id(i), []).append(m)
+
+        def used_outside(node: Node) -> bool:
+            return id(node) in out_ids or any(id(r) not in in_batch for r in
+                                              readers.get(id(node), []))
+
+        projs: dict[tuple[int, int], Node] = {}
+        for f in batch:
+            if isinstance(f.aval, TupleAval):
+                for p in readers.get(id(f), []):
+                    if p.op == "proj":
+                        projs[(id(f), p.attrs["index"])] = p
+                        if used_outside(p):
+                            needed.add((id(f), p.attrs["index"]))
+            elif used_outside(f):
+                needed.add((id(f), 0))
+        prog = vm.translate(batch, needed)
+        key = f"P{len(self.consts)}"
+        self.consts[key] = prog  # type: ignore[assignment]
+        self.vm_programs.append(prog)
+        for f in batch:
+            self.lines.append(f"    # {_ir_line(f, irn)}  [tape machine]")
+        ins = ", ".join(self.names[id(src)] for src, _ in prog.inputs)
+        outs = []
+        for f, idx in prog.outputs:
+            owner = f if not isinstance(f.aval, TupleAval) else projs.get((id(f), idx))
+            av = f.attrs["body"].outputs[idx].aval
+            outs.append(self._buffer(owner, av.size, av.dtype))
+        res = f"_vmr{len(self.vm_programs)}"
+        self.lines.append(f"    {res} = _vm_run(_K['{key}'], [{ins}{',' if ins else ''}], "
+                          f"[{', '.join(outs)}{',' if outs else ''}])")
+        produced: dict[tuple[int, int], str] = {}
+        for j, (f, idx) in enumerate(prog.outputs):
+            av = f.attrs["body"].outputs[idx].aval
+            produced[(id(f), idx)] = f"{res}[0][{j}].reshape({av.shape})"
+        for j, (f, idx, _) in enumerate(prog.accs):
+            av = f.attrs["body"].outputs[idx].aval
+            produced[(id(f), idx)] = f"{res}[1][{j}].reshape({av.shape})"
+        for f in batch:
+            v = self._name(f, irn)
+            body = f.attrs["body"]
+            if isinstance(f.aval, TupleAval):
+                parts = [produced.get((id(f), k), "None") for k in range(len(body.outputs))]
+                self.lines.append(f"    {v} = ({', '.join(parts)},)")
+                for (fid, k), p in projs.items():
+                    if fid == id(f):
+                        self.lines.append(f"    {self._name(p, irn)} = {v}[{k}]")
+            else:
+                self.lines.append(f"    {v} = {produced.get((id(f), 0), 'None')}")
 
     # -- storage ------------------------------------------------------------------------------
     def _plan_storage(self, nodes: list[Node]) -> None:
@@ -319,6 +437,18 @@ class _Driver:
         return v
 
 
+VM_MIN_OPS = 128  # kernels (or runs of kernels) at least this big run on the tape machine
+
+
+def use_vm() -> bool:
+    return os.environ.get("GRAPHC_VM", "1") not in ("", "0")
+
+
+def _float_dtype(f: Node) -> np.dtype:
+    return next(v.dtype for v in f.attrs["body"].nodes
+                if not isinstance(v.aval, TupleAval) and v.dtype.kind == "f")
+
+
 def _owns_storage(n: Node) -> bool:
     """Nodes whose result the driver allocates (kernel results and matrix products)."""
     if n.op == "fused":
@@ -352,7 +482,7 @@ from numba import njit
 from numba import types as _nb
 
 from graphc.codegen.runtime import launch as _launch
-from graphc.codegen import _buf, _flat, _impl
+from graphc.codegen import _buf, _flat, _impl, _vm_run
 {imports}
 
 def _ro(t):
@@ -394,14 +524,45 @@ def _buf(bufs: dict, slot: int, size: int, dtype) -> np.ndarray:
 
 
 def _flat(x: Any) -> np.ndarray:
+    """A flat C-contiguous view (copied only when not contiguous). Kernel operands are typed
+    read-only, so constants and np.frombuffer data pass without a copy."""
     a = np.asarray(x)
-    if a.flags.c_contiguous and a.flags.writeable:  # kernel signatures take writable arrays
-        return a.reshape(-1)
-    return np.array(a, order="C").reshape(-1)  # constants and np.frombuffer data are read-only
+    return a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
 
 
 def _impl(op: str, attrs: dict, *args: Any) -> Any:
     return REGISTRY[op].impl(*args, **attrs)
+
+
+def _vm_run(prog, ins: list, outs: list) -> tuple[list, list]:
+    """Run a tape-machine program: returns (stored results, reduction results)."""
+    from graphc.codegen import runtime
+    from graphc.codegen.kernels import reduce_identity
+
+    dt = prog.dtype
+    flat_in = [_flat(a) if np.asarray(a).dtype == dt else _flat(a).astype(dt) for a in ins]
+    # boolean results are computed as 0/1 in the machine's dtype, then converted
+    work_out = [o if o.dtype == dt else np.empty(o.size, dt) for o in outs]
+    p_in = np.array([a.ctypes.data for a in flat_in], np.int64)
+    p_out = np.array([a.ctypes.data for a in work_out], np.int64)
+    nblocks = -(-prog.size // prog.block)
+    nchunks = runtime.chunks_for(nblocks, prog.size * max(prog.ops, 1))
+    acc = np.empty((nchunks, max(len(prog.accs), 1)), dt)
+    for j, (_, _, kind) in enumerate(prog.accs):
+        acc[:, j] = reduce_identity(kind, dt)
+    fn = getattr(vm.machine(), "vm_" + dtype_name(dt))
+    runtime.launch(fn, nchunks, nblocks, prog.code, prog.consts, p_in, p_out, acc, prog.size,
+                   prog.nregs, prog.block)
+    for o, w in zip(outs, work_out, strict=True):
+        if o is not w:
+            o[...] = w != 0 if o.dtype == np.bool_ else w
+    reds = []
+    for j, (_, _, kind) in enumerate(prog.accs):
+        col = acc[:, j]
+        reds.append(np.asarray(col.sum() if kind == "sum" else col.max() if kind == "max"
+                               else col.min(), dtype=dt))
+    del flat_in
+    return outs, reds
 
 
 # ---------------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ class EmitContext:
 
     consts: dict[str, str] = field(default_factory=dict)  # source text -> global name
     imports: set[str] = field(default_factory=set)
+    prefix: str = "_c"
 
     def lit(self, value, dt: np.dtype) -> str:
         """A global name bound to a constant of dtype dt (numba types it exactly)."""
@@ -142,7 +143,7 @@ class EmitContext:
             text = str(int(v))
         src = f"{np_type(dt)}({text})"
         if src not in self.consts:
-            self.consts[src] = f"_c{len(self.consts)}"
+            self.consts[src] = f"{self.prefix}{len(self.consts)}"
         return self.consts[src]
 
     def math(self, fn: str, dt: np.dtype, x: str) -> str:

@@ -1,0 +1,427 @@
+"""A precompiled tape machine for very large elementwise computations.
+
+Compiling a kernel costs Numba/LLVM time roughly in proportion to its size: a 2,000-op chain and
+its gradient (7,000 ops) would take a minute to compile as specialised kernels. Those graphs run
+instead on a *tape machine*: one Numba function per dtype, generated from the op registry's
+own emitters (`generate_source`), compiled once and kept in Numba's disk cache. A graph is
+translated into a tape of register instructions; no per-graph compilation happens at all.
+
+The machine walks the iteration space in blocks of `block` elements (chosen so the live
+registers fit in cache); for each block it runs every instruction as a short loop over the
+block, which LLVM vectorises. Several consecutive fused kernels over the same space run as one
+tape ("batch"), so values passed between them stay in registers instead of going through memory.
+
+Values of the group's float dtype and booleans (stored as 0/1) are supported; operands must be
+full-size or single elements; reductions must be over the whole space (sum, max, min).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphc.ir import Node, TupleAval, dtype_name
+from graphc.ops import REGISTRY, Kind
+
+# opcode numbers: 0..9 are structural, the rest follow VM_OPS
+LOAD, LOAD1, STORE, CONST, ACC_SUM, ACC_MAX, ACC_MIN = 0, 1, 2, 3, 4, 5, 6
+UNARY = ["neg", "abs", "sign", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "square", "sin",
+         "cos", "tan", "tanh", "sigmoid", "relu", "softplus", "erf", "floor", "ceil", "round",
+         "isfinite", "logical_not"]
+BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "le", "gt", "ge", "eq",
+          "ne", "logical_and", "logical_or", "logical_xor"]
+COPY = ["stop_gradient", "broadcast_to", "cast"]  # value copies in the machine
+OPCODE: dict[str, int] = {}
+for _i, _op in enumerate(UNARY + BINARY + ["where", "integer_pow", "copy"]):
+    OPCODE[_op] = 10 + _i
+_BOOL_IN = {"logical_not", "logical_and", "logical_or", "logical_xor"}
+MAX_REG_BYTES = 192 * 1024  # register file per thread: stays in L2
+
+
+# ---------------------------------------------------------------------------------------------
+# the machine's source, generated from the registry's emitters
+
+
+def _expr(op: str, dt: np.dtype, args: list[str]) -> str:
+    """The scalar expression for `op` on float-typed register values (booleans are 0/1)."""
+    from graphc.codegen.kernels import emit_op, np_type
+    from graphc.ir import Aval, make_input
+
+    e = _CTX
+    d = REGISTRY[op]
+    in_dt = np.dtype(np.bool_) if op in _BOOL_IN else dt
+    fake_in = [make_input(Aval((), in_dt)) for _ in args]
+    out = d.shape(*[i.aval for i in fake_in])
+    node = Node(op, fake_in, {}, out)
+    ops_args = [f"({a} != 0)" if op in _BOOL_IN else a for a in args]
+    text = emit_op(e, node, ops_args)
+    if out.dtype == np.bool_:
+        text = f"{np_type(dt)}({text})"
+    return text
+
+
+_CTX = None
+
+
+def generate_source() -> str:
+    """The machine's module source (both dtypes)."""
+    global _CTX
+    from graphc.codegen.kernels import EmitContext, np_type
+
+    parts = [_VM_HEADER]
+    all_imports: set[str] = set()
+    bodies = []
+    for dt in (np.dtype(np.float32), np.dtype(np.float64)):
+        _CTX = EmitContext(prefix=f"_c{dtype_name(dt)}_")
+        t = np_type(dt)
+        lines = []
+        for op in UNARY:
+            expr = _expr(op, dt, ["R[a, i]"])
+            lines.append(f"            elif op == {OPCODE[op]}:  # {op}\n"
+                         f"                for i in range(m):\n"
+                         f"                    R[d, i] = {expr}")
+        for op in BINARY:
+            expr = _expr(op, dt, ["R[a, i]", "R[b, i]"])
+            lines.append(f"            elif op == {OPCODE[op]}:  # {op}\n"
+                         f"                for i in range(m):\n"
+                         f"                    R[d, i] = {expr}")
+        lines.append(f"            elif op == {OPCODE['where']}:  # where\n"
+                     f"                for i in range(m):\n"
+                     f"                    R[d, i] = R[b, i] if R[a, i] != 0 else R[c, i]")
+        lines.append(f"            elif op == {OPCODE['integer_pow']}:  # integer_pow (n in b)\n"
+                     f"                for i in range(m):\n"
+                     f"                    R[d, i] = R[a, i] ** b")
+        lines.append(f"            elif op == {OPCODE['copy']}:  # copies\n"
+                     f"                for i in range(m):\n"
+                     f"                    R[d, i] = R[a, i]")
+        consts = "".join(f"{name} = {src}\n" for src, name in _CTX.consts.items())
+        all_imports |= _CTX.imports
+        name = f"vm_{dtype_name(dt)}"
+        body = _VM_FN.format(name=name, t=t, ptr=f"_ptr_{dtype_name(dt)}",
+                             ops="\n".join(lines))
+        bodies.append(consts + "\n" + body)
+    if all_imports:
+        parts.append("from graphc.codegen.mathlib import " + ", ".join(sorted(all_imports)))
+    parts.append(_PTRS)
+    parts += bodies
+    return "\n".join(parts) + "\n"
+
+
+_VM_HEADER = '''"""graphc's tape machine (generated by graphc.codegen.vm.generate_source; do not edit).
+
+`make vm` (or graphc.codegen.vm.write_source()) regenerates it; a test checks it is current.
+"""
+# ruff: noqa
+import math
+
+import numpy as np
+from numba import carray, njit, types
+from numba.extending import intrinsic
+'''
+
+_PTRS = '''
+
+def _ptr_intrinsic(nbtype):
+    @intrinsic
+    def ptr(typingctx, addr):
+        sig = types.CPointer(nbtype)(types.int64)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(nbtype)))
+
+        return sig, codegen
+
+    return ptr
+
+
+_ptr_f32 = _ptr_intrinsic(types.float32)
+_ptr_f64 = _ptr_intrinsic(types.float64)
+'''
+
+_VM_FN = '''
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={{"contract"}})
+def {name}(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
+    """Run tape `code` over blocks [blo, bhi) of an n-element space."""
+    R = np.empty((nregs, block), {t})
+    nacc = acc.shape[1]
+    for blk in range(blo, bhi):
+        s = blk * block
+        m = min(block, n - s)
+        for pc in range(code.shape[0]):
+            op = code[pc, 0]
+            d = code[pc, 1]
+            a = code[pc, 2]
+            b = code[pc, 3]
+            c = code[pc, 4]
+            if op == 0:  # load input a
+                x = carray({ptr}(ins[a]), (n,))
+                for i in range(m):
+                    R[d, i] = x[s + i]
+            elif op == 1:  # load a one-element input, broadcast
+                x = carray({ptr}(ins[a]), (1,))
+                v = x[0]
+                for i in range(m):
+                    R[d, i] = v
+            elif op == 2:  # store register a to output d
+                y = carray({ptr}(outs[d]), (n,))
+                for i in range(m):
+                    y[s + i] = R[a, i]
+            elif op == 3:  # constant
+                v = consts[a]
+                for i in range(m):
+                    R[d, i] = v
+            elif op == 4:  # sum into accumulator d
+                t = acc[chunk, d]
+                for i in range(m):
+                    t += R[a, i]
+                acc[chunk, d] = t
+            elif op == 5:  # max (NaN wins)
+                t = acc[chunk, d]
+                for i in range(m):
+                    v = R[a, i]
+                    t = t if (t >= v or t != t) else v
+                acc[chunk, d] = t
+            elif op == 6:  # min (NaN wins)
+                t = acc[chunk, d]
+                for i in range(m):
+                    v = R[a, i]
+                    t = t if (t <= v or t != t) else v
+                acc[chunk, d] = t
+{ops}
+    return nacc
+'''
+
+
+def source_path() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_vm_generated.py")
+
+
+def write_source() -> None:
+    with open(source_path(), "w") as f:
+        f.write(generate_source())
+
+
+_MACHINE = None
+
+
+def machine():
+    global _MACHINE
+    if _MACHINE is None:
+        from graphc.codegen import _vm_generated
+
+        _MACHINE = _vm_generated
+    return _MACHINE
+
+
+# ---------------------------------------------------------------------------------------------
+# eligibility and translation
+
+
+def eligible(n: Node) -> bool:
+    """Can fused node n run on the machine?"""
+    if n.op != "fused":
+        return False
+    body = n.attrs["body"]
+    floats = {v.dtype for v in body.nodes if not isinstance(v.aval, TupleAval)
+              and v.dtype.kind == "f"}
+    if len(floats) != 1 or next(iter(floats)) not in (np.float32, np.float64):
+        return False
+    (dt,) = floats
+    space = _space(body)
+    size = int(np.prod(space, dtype=np.int64))
+    for i in body.inputs:
+        if i.aval.size not in (1, size) or (i.aval.size == size and tuple(i.shape) != space):
+            return False
+    for v in body.equations:
+        d = REGISTRY[v.op]
+        if v.dtype not in (dt, np.bool_):
+            return False
+        red = d.extra.get("fusable_reduction")
+        if red:
+            if red not in ("sum", "max", "min") or v.aval.size != 1 or \
+                    tuple(v.inputs[0].shape) != space:
+                return False
+            continue
+        if v.op == "cast":
+            if not (v.inputs[0].dtype in (dt, np.bool_) and v.dtype in (dt, np.bool_)):
+                return False
+            continue
+        if v.op not in OPCODE and v.op not in COPY:
+            return False
+        if d.kind is not Kind.ELEMENTWISE and not d.extra.get("fusable_view"):
+            return False
+        if tuple(v.shape) != space and v.aval.size != 1:
+            return False
+    return True
+
+
+def _space(body) -> tuple[int, ...]:
+    best: tuple[int, ...] = ()
+    for v in body.nodes:
+        if isinstance(v.aval, TupleAval):
+            continue
+        shape = tuple(v.inputs[0].shape) if REGISTRY[v.op].extra.get("fusable_reduction") \
+            else tuple(v.shape)
+        if int(np.prod(shape, dtype=np.int64)) > int(np.prod(best, dtype=np.int64)):
+            best = shape
+    return best
+
+
+def space_of(n: Node) -> tuple[int, ...]:
+    return _space(n.attrs["body"])
+
+
+@dataclass
+class Program:
+    """A tape for one batch of fused nodes."""
+
+    dtype: np.dtype
+    size: int
+    code: np.ndarray
+    consts: np.ndarray
+    inputs: list[tuple[Node, int]]  # (outside node, -1) or (fused node, result index) read
+    outputs: list[tuple[Node, int]]  # (fused node, result index) written to memory
+    accs: list[tuple[Node, int, str]]  # (fused node, result index, kind)
+    nregs: int
+    block: int
+    ops: int = 0
+    listing: list[str] = field(default_factory=list)
+
+
+def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
+    """Translate consecutive eligible fused nodes (one space, one dtype) into a tape.
+
+    `needed` holds (id(fused node), result index) pairs read outside the batch: those are
+    stored to memory; everything else stays in registers.
+    """
+    first = batch[0].attrs["body"]
+    dt = next(v.dtype for v in first.nodes if not isinstance(v.aval, TupleAval)
+              and v.dtype.kind == "f")
+    size = int(np.prod(space_of(batch[0]), dtype=np.int64))
+    code: list[list[int]] = []
+    listing: list[str] = []
+    consts: list[float] = []
+    inputs: list[tuple[Node, int]] = []
+    input_slot: dict[tuple[int, int], int] = {}
+    outputs: list[tuple[Node, int]] = []
+    accs: list[tuple[Node, int, str]] = []
+    # value keys: ("batch", id(fused), k) for kernel results, ("body", id(node)) inside bodies
+    reg_of: dict[tuple, int] = {}
+    free: list[int] = []
+    nregs = 0
+
+    def alloc() -> int:
+        nonlocal nregs
+        if free:
+            return free.pop()
+        nregs += 1
+        return nregs - 1
+
+    # last use of every value, in tape order, for register reuse
+    steps: list[tuple[Node, Node]] = [(f, v) for f in batch for v in f.attrs["body"].equations]
+    result_key = {}
+    for f in batch:
+        body = f.attrs["body"]
+        for k, o in enumerate(body.outputs):
+            result_key[id(o)] = ("batch", id(f), k)
+    last: dict[tuple, int] = {}
+
+    def key_of(f: Node, v: Node) -> tuple:
+        body = f.attrs["body"]
+        if v.op == "input":
+            src = f.inputs[body.inputs.index(v)]
+            if src.op == "proj" and src.inputs[0] in batch:
+                return ("batch", id(src.inputs[0]), src.attrs["index"])
+            if src.op == "fused" and src in batch:
+                return ("batch", id(src), 0)
+            return ("ext", id(src))
+        return result_key.get(id(v), ("body", id(v)))
+
+    for pos, (f, v) in enumerate(steps):
+        for i in v.inputs:
+            if i.op != "const":
+                last[key_of(f, i)] = pos
+
+    ext_nodes: dict[tuple, Node] = {}
+    for f in batch:
+        body = f.attrs["body"]
+        for bi, src in zip(body.inputs, f.inputs, strict=True):
+            ext_nodes.setdefault(key_of(f, bi), src)
+
+    # each distinct constant gets a register of its own, reserved before anything else and
+    # filled once per block by the prologue
+    const_reg: dict[object, int] = {}
+    prologue: list[list[int]] = []
+    for _, v in steps:
+        for i in v.inputs:
+            if i.op == "const":
+                c = float(i.attrs["value"].value)
+                key = np.float64(c).tobytes()  # keeps -0.0 apart from 0.0
+                if key not in const_reg:
+                    const_reg[key] = alloc()
+                    consts.append(c)
+                    prologue.append([CONST, const_reg[key], len(consts) - 1, 0, 0])
+                    listing.append(f"r{const_reg[key]} = {c!r}")
+
+    def reg_for(f: Node, v: Node) -> int:
+        if v.op == "const":
+            return const_reg[np.float64(float(v.attrs["value"].value)).tobytes()]
+        k = key_of(f, v)
+        if k in reg_of:
+            return reg_of[k]
+        # an outside operand: load it on first use
+        src = ext_nodes[k]
+        if k not in input_slot:
+            input_slot[k] = len(inputs)
+            inputs.append((src, -1))
+        r = alloc()
+        one = src.aval.size == 1
+        code.append([LOAD1 if one else LOAD, r, input_slot[k], 0, 0])
+        listing.append(f"r{r} = load in{input_slot[k]}")
+        reg_of[k] = r
+        return r
+
+    def release(pos: int, keys: list[tuple]) -> None:
+        for k in keys:
+            if last.get(k, -1) <= pos and k in reg_of and k[0] != "batch_keep":
+                free.append(reg_of.pop(k))
+
+    ops = 0
+    for pos, (f, v) in enumerate(steps):
+        d = REGISTRY[v.op]
+        args = [reg_for(f, i) for i in v.inputs]
+        red = d.extra.get("fusable_reduction")
+        k_out = key_of(f, v)
+        if red:
+            body = f.attrs["body"]
+            idx = [id(o) for o in body.outputs].index(id(v))
+            accs.append((f, idx, red))
+            code.append([{"sum": ACC_SUM, "max": ACC_MAX, "min": ACC_MIN}[red], len(accs) - 1,
+                         args[0], 0, 0])
+            listing.append(f"acc{len(accs) - 1} {red}= r{args[0]}")
+        else:
+            r = alloc()
+            if v.op == "integer_pow":
+                code.append([OPCODE["integer_pow"], r, args[0], v.attrs["n"], 0])
+            elif v.op in COPY:
+                code.append([OPCODE["copy"], r, args[0], 0, 0])
+            else:
+                code.append([OPCODE[v.op], r] + (args + [0, 0, 0])[:3])
+            listing.append(f"r{r} = {v.op} " + " ".join(f"r{a}" for a in args))
+            reg_of[k_out] = r
+            ops += 1
+            if k_out[0] == "batch" and (k_out[1], k_out[2]) in needed:
+                outputs.append((f, k_out[2]))
+                code.append([STORE, len(outputs) - 1, r, 0, 0])
+                listing.append(f"out{len(outputs) - 1} = r{r}")
+        release(pos, [key_of(f, i) for i in v.inputs if i.op != "const"] + [k_out])
+    nregs = max(nregs, 1)
+    block = 256
+    while block > 16 and nregs * block * dt.itemsize > MAX_REG_BYTES:
+        block //= 2
+    code = prologue + code
+    return Program(dt, size, np.array(code, np.int64).reshape(-1, 5),
+                   np.array(consts, dt), inputs, outputs, accs, nregs, block, ops, listing)

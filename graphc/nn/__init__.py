@@ -1,0 +1,134 @@
+"""`graphc.nn`: layers, losses, optimizers and a compiled training step, built on graphc's
+public API (in the spirit of Flux.jl and PyTorch).
+
+Models are `Module`s, registered pytrees, so they go through `graphc.jit` and `graphc.grad` as
+arguments and gradients come back with the model's structure. `nn.train_step` traces forward,
+loss, backward and optimizer update into one graph compiled as one executable.
+
+Example:
+    >>> from graphc import nn
+    >>> model = nn.Chain(nn.Dense(64, 32, nn.relu), nn.Dense(32, 10))
+    >>> step = nn.train_step(model, nn.cross_entropy, nn.Adam(1e-3))
+    >>> opt_state = step.init(model)
+    >>> model, opt_state, loss = step(model, opt_state, x, y)
+    >>> model.summary()
+
+Train/eval mode and randomness: `model(x)` is eval mode; `model(x, train=True, key=nn.key(0))`
+is train mode (Dropout masks are a pure function of the key and the layer's path);
+`y, model = nn.apply(model, x, train=True, key=k)` also returns updated state (BatchNorm's
+running statistics). See `graphc.nn.layers` for details.
+"""
+
+from graphc.nn.io import load, save
+from graphc.nn.layers import (
+    AvgPool2d,
+    BatchNorm,
+    Chain,
+    Context,
+    Conv2d,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    Module,
+    StateError,
+    apply,
+    bernoulli,
+    combine,
+    current_context,
+    fold_in,
+    gelu,
+    glorot_normal,
+    glorot_uniform,
+    identity,
+    kaiming_normal,
+    kaiming_uniform,
+    key,
+    layer,
+    leaky_relu,
+    load_state,
+    log_softmax,
+    modules,
+    normal,
+    ones,
+    parameters,
+    partition,
+    relu,
+    seed,
+    sigmoid,
+    softmax,
+    softplus,
+    split,
+    state,
+    tanh,
+    uniform,
+    zeros,
+)
+from graphc.nn.losses import binary_cross_entropy, cross_entropy, mse
+from graphc.nn.optim import SGD, Adam, AdamState, AdamW, Optimizer, SGDState
+from graphc.nn.train import TrainStep, accuracy, train_step
+
+__all__ = [
+    "Adam",
+    "AdamState",
+    "AdamW",
+    "AvgPool2d",
+    "BatchNorm",
+    "Chain",
+    "Context",
+    "Conv2d",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "LayerNorm",
+    "Linear",
+    "MaxPool2d",
+    "Module",
+    "Optimizer",
+    "SGD",
+    "SGDState",
+    "StateError",
+    "TrainStep",
+    "accuracy",
+    "apply",
+    "bernoulli",
+    "binary_cross_entropy",
+    "combine",
+    "cross_entropy",
+    "current_context",
+    "fold_in",
+    "gelu",
+    "glorot_normal",
+    "glorot_uniform",
+    "identity",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "key",
+    "layer",
+    "leaky_relu",
+    "load",
+    "load_state",
+    "log_softmax",
+    "modules",
+    "mse",
+    "normal",
+    "ones",
+    "parameters",
+    "partition",
+    "relu",
+    "save",
+    "seed",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "split",
+    "state",
+    "tanh",
+    "train_step",
+    "uniform",
+    "zeros",
+]

@@ -1,0 +1,1494 @@
+"""Graphviz pictures of graphs: every stage, the joint forward/backward picture, huge graphs.
+
+`to_dot(graph)` returns DOT text; `render(graph_or_function, "out.svg", *args, stage=...)`
+writes a picture (.svg, .png, .pdf through Graphviz's `dot` program; .dot needs nothing).
+`Graph.to_dot()` is `to_dot` as a method.
+
+Conventions (the same in every picture):
+
+==================  ==========================================================================
+graph input         `invhouse`, light blue; label "name: path" and its type
+parameter           `invhouse`, amber, bold: an input the gradient is taken with respect to
+cotangent seed      `invhouse`, pink: the output cotangent a backward graph starts from
+constant            array: `cylinder`, light grey; scalar literal: small grey `plaintext`,
+                    drawn once per use
+op                  `box`, rounded; label: the op and its key attributes (source location and
+                    scope in the tooltip)
+gradient op         like an op, pink with a red border (`meta.role == "grad"`, or computed from
+                    a cotangent); forward-mode tangent ops are lavender
+output              `house`, green; "out k", or "grad NAME" for a gradient
+data edge           labeled with the value's type, e.g. `f32[64,784]`
+saved residual      blue double border with "saved 32.0 KiB"; its edges into the backward
+                    graph are bold blue and say "saved ..."
+gradient link       dashed red edge, "∂", from a gradient to the value it differentiates
+                    (`joint.info["grad_of"]`); it does not affect the layout
+fused kernel        cluster `cluster_kernel_K` (cornsilk) with the body's ops inside; when
+                    collapsed, one `box3d` with an op summary ("tanh ×512, mul ×1024 …")
+module scope        dashed cluster `cluster_scope_K` per `meta.scope` prefix, nested as the
+                    scopes nest ("model" > "model.layers" > "model.layers.0"); collapsed: `tab`
+forward / backward  clusters `cluster_forward` / `cluster_backward` when drawing a Partition
+==================  ==========================================================================
+
+The joint picture: for a joint graph from `passes.autodiff.vjp` (or a `Partition`), forward and
+backward nodes are styled apart, every gradient is linked to the value it differentiates, the
+residuals that the min-cut partition saves are marked with their size, and the ops `fuse` would
+group together are drawn as kernel clusters.
+
+Large graphs stay readable: above `budget` drawn nodes (default 300) the picture collapses, in
+this order, fused kernels into single boxes, then module scopes (the deepest level that fits),
+then runs of consecutive nodes into blocks; every box lists what it holds, and edges between
+boxes are merged ("f32[8] ×12").
+
+Example:
+    >>> g = graphc.trace(lambda x, W: np.tanh(x @ W), graphc.spec("f32[4,3]"),
+    ...                  graphc.spec("f32[3,2]"))
+    >>> "f32[4,2]" in g.to_dot()
+    True
+    >>> render(seeds.mlp_loss, "joint.svg", *seeds.EXAMPLE_ARGS["mlp_loss"], stage="joint")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import graphviz
+
+from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name, is_float
+from graphc.text import fmt_value, node_names
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "FORMATS",
+    "STAGES",
+    "STYLE",
+    "GraphvizNotFoundError",
+    "apply_stage",
+    "grad_graph",
+    "kernel_groups",
+    "render",
+    "to_dot",
+]
+
+DEFAULT_BUDGET = 300  # drawn nodes above which a picture collapses
+KERNEL_GROUPING_LIMIT = 3_000  # joint pictures group ops into kernels up to this many nodes
+STAGES = ("traced", "grad", "joint", "forward", "backward", "optimized", "fused")
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_FWD_FILL = "#ffffff"
+_GRAD_FILL = "#ffd6d6"
+_TANGENT_FILL = "#e6dcff"
+_RESIDUAL = "#1f5fbf"
+_GRAD_LINE = "#c0392b"
+
+STYLE: dict[str, dict[str, str]] = {
+    "input": {"shape": "invhouse", "style": "filled", "fillcolor": "#cfe8ff"},
+    "param": {"shape": "invhouse", "style": "filled,bold", "fillcolor": "#ffd98a"},
+    "seed": {"shape": "invhouse", "style": "filled", "fillcolor": _GRAD_FILL, "color": _GRAD_LINE},
+    "residual_in": {
+        "shape": "invhouse",
+        "style": "filled",
+        "fillcolor": "#dbe7fb",
+        "color": _RESIDUAL,
+        "peripheries": "2",
+    },
+    "const": {"shape": "cylinder", "style": "filled", "fillcolor": "#e6e6e6", "fontsize": "9"},
+    "literal": {
+        "shape": "plaintext",
+        "fontsize": "8",
+        "fontcolor": "#666666",
+        "height": "0.2",
+        "width": "0.2",
+        "margin": "0.02",
+    },
+    "op": {"shape": "box", "style": "rounded,filled", "fillcolor": _FWD_FILL},
+    "output": {"shape": "house", "style": "filled", "fillcolor": "#b9efb9"},
+    "kernel": {"shape": "box3d", "style": "filled", "fillcolor": "#fff5cc"},
+    "scope": {"shape": "tab", "style": "filled", "fillcolor": "#e4ecf7"},
+    "block": {"shape": "folder", "style": "filled", "fillcolor": "#efefef"},
+}
+_CLUSTER_STYLE: dict[str, dict[str, str]] = {
+    "kernel": {"style": "rounded,filled", "fillcolor": "#fff8dc", "color": "#b8860b"},
+    "scope": {"style": "dashed,rounded", "color": "#7a7a7a", "fontcolor": "#555555"},
+    "part": {"style": "rounded", "color": "#444444", "penwidth": "1.5"},
+    "legend": {"style": "rounded", "color": "#bbbbbb", "fontcolor": "#777777"},
+}
+
+
+class GraphvizNotFoundError(GraphcError):
+    """Graphviz's `dot` program, which renders pictures, is not installed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _fmt_bytes(n: int) -> str:
+    """`512 B`, `32.0 KiB`, `1.5 MiB`."""
+    if n < 1024:
+        return f"{n} B"
+    x = n / 1024
+    for unit in ("KiB", "MiB"):
+        if x < 1024:
+            return f"{x:.1f} {unit}"
+        x /= 1024
+    return f"{x:.1f} GiB"
+
+
+def _esc(text: str) -> str:
+    """User text for an escString label: backslashes literal (lines are joined with \\n)."""
+    return text.replace("\\", "\\\\")
+
+
+def _lines(*parts: str) -> str:
+    return "\\n".join(_esc(p) for p in parts if p)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _short(text: str, n: int = 32) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _attrs_text(n: Node, limit: int = 3) -> list[str]:
+    out = []
+    for k, v in sorted(n.attrs.items()):
+        if k in ("value", "body"):
+            continue
+        try:
+            out.append(_short(f"{k}={fmt_value(v)}"))
+        except GraphcError:
+            out.append(_short(f"{k}={v!r}"))
+    if len(out) > limit:
+        out = out[:limit] + ["…"]
+    return out
+
+
+def _is_literal(n: Node) -> bool:
+    return n.op == "const" and getattr(n.aval, "shape", None) == ()
+
+
+def _summary(counts: Counter, limit: int = 4) -> str:
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{op} ×{k}" for op, k in items[:limit])
+    return text + (" …" if len(items) > limit else "")
+
+
+def _common_prefix(seqs: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
+    it = iter(seqs)
+    first = next(it, ())
+    pre = list(first)
+    for s in it:
+        k = 0
+        while k < len(pre) and k < len(s) and pre[k] == s[k]:
+            k += 1
+        del pre[k:]
+        if not pre:
+            break
+    return tuple(pre)
+
+
+def _scope_parts(n: Node) -> tuple[str, ...]:
+    return tuple(n.meta.scope.split(".")) if n.meta.scope else ()
+
+
+# ---------------------------------------------------------------------------------------------
+# the picture model: items (drawn nodes) in clusters, and edges
+
+
+@dataclass
+class _Item:
+    key: str
+    kind: str  # input param seed residual_in const literal op output
+    label: str
+    cluster: str | None
+    order: int
+    op: str | None = None  # what the item counts as in summaries (None: nothing)
+    role: str | None = None  # "grad", "tangent" or None
+    tooltip: str = ""
+    saved: int = 0  # bytes, when the value is a saved residual
+    owner: str | None = None  # literals: the item that reads them
+    recomputed: bool = False  # a forward value the backward pass computes again
+
+
+@dataclass
+class _Cluster:
+    key: str
+    kind: str  # scope kernel part
+    label: str
+    parent: str | None
+    depth: int = 0  # scope depth (1 for "model", 2 for "model.layers", ...)
+    name: str = ""  # the DOT subgraph name
+    title: str = ""  # the label of the box it collapses into
+
+
+@dataclass
+class _Edge:
+    src: str
+    dst: str
+    kind: str  # data residual grad_of
+    label: str = ""
+    saved: int = 0
+    res_key: str = ""
+
+
+@dataclass
+class _Model:
+    items: dict[str, _Item] = field(default_factory=dict)
+    clusters: dict[str, _Cluster] = field(default_factory=dict)
+    edges: list[_Edge] = field(default_factory=list)
+    n_kernels: int = 0
+    n_scopes: int = 0
+    n_nodes: int = 0  # IR nodes of the graphs drawn (fused bodies not counted)
+
+    def add(self, item: _Item) -> _Item:
+        self.items[item.key] = item
+        return item
+
+    def cluster(
+        self, key: str, kind: str, label: str, parent: str | None, depth: int = 0, title: str = ""
+    ) -> str:
+        if key not in self.clusters:
+            if kind == "kernel":
+                name = f"cluster_kernel_{self.n_kernels}"
+                self.n_kernels += 1
+            elif kind == "scope":
+                name = f"cluster_scope_{self.n_scopes}"
+                self.n_scopes += 1
+            else:
+                name = f"cluster_{key}"
+            self.clusters[key] = _Cluster(key, kind, label, parent, depth, name, title or label)
+        return key
+
+
+@dataclass
+class _GraphOptions:
+    """How one graph enters the model."""
+
+    tag: str = ""
+    part: str | None = None  # the enclosing part cluster, if any
+    params: frozenset[int] = frozenset()  # input positions drawn as parameters
+    seeds: frozenset[int] = frozenset()  # input positions drawn as cotangent seeds
+    residual_inputs: frozenset[int] = frozenset()  # input positions that are saved residuals
+    input_names: Sequence[str] | None = None
+    output_labels: dict[int, str] = field(default_factory=dict)
+    hidden_outputs: frozenset[int] = frozenset()  # outputs not drawn as sinks
+    backward: frozenset[int] = frozenset()  # ids of backward nodes (besides meta.role)
+    saved: dict[int, int] = field(default_factory=dict)  # id(residual node) -> bytes
+    kernel_of: dict[int, int] = field(default_factory=dict)  # id(node) -> virtual kernel
+    all_backward: bool = False  # the whole graph is a backward graph
+
+
+class _Builder:
+    """Turns graphs into a `_Model`."""
+
+    def __init__(self) -> None:
+        self.m = _Model()
+        self.order = 0
+        self.src: dict[int, str] = {}  # id(value node) -> item key (for the current graph)
+        self.alias: dict[int, Node] = {}  # id(node) -> the node drawn in its place
+        self.expanded: dict[int, Node] = {}  # id(fused node) -> node, drawn as a cluster
+        self.srcs: dict[str, dict[int, str]] = {}  # tag -> src of that graph
+        self.nodes: dict[str, dict[int, Node]] = {}  # tag -> id -> node of that graph
+        self.keep: list[Any] = []  # keeps nodes whose ids we hold alive
+
+    # -- clusters --------------------------------------------------------------------------------
+    def scope_cluster(self, base: str | None, parts: tuple[str, ...], tag: str) -> str | None:
+        c = base
+        for d in range(1, len(parts) + 1):
+            path = ".".join(parts[:d])
+            c = self.m.cluster(f"{tag}scope:{path}@{base}", "scope", path, c, d)
+        return c
+
+    # -- items and edges -------------------------------------------------------------------------
+    def new_item(self, key: str, kind: str, label: str, cluster: str | None, **kw: Any) -> _Item:
+        self.order += 1
+        return self.m.add(_Item(key, kind, label, cluster, self.order, **kw))
+
+    def resolve(self, n: Node) -> Node:
+        while id(n) in self.alias:
+            n = self.alias[id(n)]
+        return n
+
+    def key_of(self, n: Node) -> str | None:
+        """The item drawing value `n` (None for scalar literals, drawn per use)."""
+        v = self.resolve(n)
+        return None if _is_literal(v) else self.src.get(id(v))
+
+    def connect(self, value: Node, dst: _Item, pos: int) -> None:
+        v = self.resolve(value)
+        if _is_literal(v):
+            text = _literal_text(v)
+            lit = self.m.add(
+                _Item(
+                    f"{dst.key}#{pos}",
+                    "literal",
+                    _lines(text.split(":")[0]),
+                    dst.cluster,
+                    dst.order,
+                    tooltip=text,
+                    owner=dst.key,
+                )
+            )
+            self.m.edges.append(_Edge(lit.key, dst.key, "data"))
+            return
+        src = self.src.get(id(v))
+        if src is None:  # pragma: no cover - values are drawn before their readers
+            raise GraphcError(f"internal: no picture node for a {v.op} value")
+        self.m.edges.append(_Edge(src, dst.key, "data", str(value.aval)))
+
+    # -- graphs ----------------------------------------------------------------------------------
+    def add_graph(self, graph: Graph, o: _GraphOptions) -> None:
+        self.src, self.alias, self.expanded = {}, {}, {}
+        self.keep.append(graph)
+        self.m.n_nodes += len(graph.nodes)
+        names = node_names(graph)
+        backward = set(o.backward)
+        for k, n in enumerate(graph.inputs):
+            irname = names[id(n)]
+            shown = o.input_names[k] if o.input_names and k < len(o.input_names) else n.meta.name
+            kind = (
+                "param"
+                if k in o.params
+                else "seed"
+                if k in o.seeds
+                else "residual_in"
+                if k in o.residual_inputs
+                else "input"
+            )
+            title = f"{irname}: {shown}" if shown and shown != irname else irname
+            saved = o.saved.get(id(n), 0)
+            label = _lines(title, str(n.aval), f"saved {_fmt_bytes(saved)}" if saved else "")
+            it = self.new_item(
+                f"{o.tag}{irname}",
+                kind,
+                label,
+                o.part,
+                op="input",
+                tooltip=f"{title}: {n.aval}",
+                saved=saved,
+                role="grad" if kind == "seed" else None,
+            )
+            self.src[id(n)] = it.key
+            if kind == "seed":
+                backward.add(id(n))
+        virtual = self._virtual_kernels(graph, o)
+        self._add_nodes(graph, names, o, o.tag, None, backward, virtual)
+        for k, out in enumerate(graph.outputs):
+            if k in o.hidden_outputs:
+                continue
+            label = o.output_labels.get(k, f"out {k}")
+            sink = self.new_item(
+                f"{o.tag}out{k}",
+                "output",
+                _lines(label),
+                o.part,
+                tooltip=f"{label}: {out.aval}",
+                role="grad" if label.startswith("grad") else None,
+            )
+            self.connect(out, sink, 0)
+        self.srcs[o.tag] = self.src
+        self.nodes[o.tag] = {id(n): n for n in graph.nodes}
+
+    def _virtual_kernels(self, graph: Graph, o: _GraphOptions) -> dict[int, str]:
+        """Kernel clusters for the ops `kernel_groups` put together (joint pictures)."""
+        members: dict[int, list[Node]] = {}
+        for n in graph.nodes:
+            k = o.kernel_of.get(id(n))
+            if k is not None:
+                members.setdefault(k, []).append(n)
+        out: dict[int, str] = {}
+        for k, ms in sorted(members.items()):
+            base = self.scope_cluster(o.part, _common_prefix(_scope_parts(m) for m in ms), o.tag)
+            c = self.m.cluster(
+                f"{o.tag}vkernel{k}",
+                "kernel",
+                f"kernel {k} · {_plural(len(ms), 'op')}",
+                base,
+                title=f"kernel {k}",
+            )
+            for m in ms:
+                out[id(m)] = c
+        return out
+
+    def _add_nodes(
+        self,
+        graph: Graph,
+        names: dict[int, str],
+        o: _GraphOptions,
+        prefix: str,
+        kernel: str | None,
+        backward: set[int],
+        virtual: dict[int, str],
+    ) -> None:
+        """Items for the equations and array constants of `graph` (not its inputs). `kernel`:
+        the kernel cluster they all belong to (the body of a fused node)."""
+        for n in graph.nodes:
+            if n.op == "input" or _is_literal(n):
+                continue
+            if n.op == "proj" and id(n.inputs[0]) in self.expanded:
+                body = n.inputs[0].attrs["body"]
+                self.alias[id(n)] = body.outputs[n.attrs["index"]]
+                continue
+            irname = names[id(n)]
+            role = n.meta.role
+            if role is None and (o.all_backward or any(id(i) in backward for i in n.inputs)):
+                role = "grad"
+            if role == "grad":
+                backward.add(id(n))
+            if kernel is not None:
+                cluster = kernel
+            elif id(n) in virtual:
+                cluster = virtual[id(n)]
+            else:
+                cluster = self.scope_cluster(o.part, _scope_parts(n), o.tag)
+            if n.op == "fused" and isinstance(n.attrs.get("body"), Graph):
+                self._add_fused(n, irname, o, prefix, kernel, backward)
+                continue
+            where = " ".join(
+                p for p in (n.meta.loc, f"[{n.meta.scope}]" if n.meta.scope else "") if p
+            )
+            attrs = "".join(f" {a}" for a in _attrs_text(n, limit=8))
+            tip = f"{irname}: {n.aval} = {n.op}{attrs}" + (f"  # {where}" if where else "")
+            saved = o.saved.get(id(n), 0)
+            if n.op == "const":
+                label = _lines("const", str(n.aval), f"saved {_fmt_bytes(saved)}" if saved else "")
+                it = self.new_item(
+                    f"{prefix}{irname}",
+                    "const",
+                    label,
+                    cluster,
+                    op="const",
+                    tooltip=tip,
+                    saved=saved,
+                )
+            else:
+                label = _lines(n.op, *_attrs_text(n), f"saved {_fmt_bytes(saved)}" if saved else "")
+                it = self.new_item(
+                    f"{prefix}{irname}",
+                    "op",
+                    label,
+                    cluster,
+                    op=n.op,
+                    role=role,
+                    tooltip=tip,
+                    saved=saved,
+                )
+                for pos, i in enumerate(n.inputs):
+                    self.connect(i, it, pos)
+            self.src[id(n)] = it.key
+
+    def _add_fused(
+        self,
+        n: Node,
+        irname: str,
+        o: _GraphOptions,
+        prefix: str,
+        outer_kernel: str | None,
+        backward: set[int],
+    ) -> None:
+        """A fused node as a kernel cluster holding its body's ops."""
+        body: Graph = n.attrs["body"]
+        self.keep.append(n)
+        if outer_kernel is not None:
+            parent: str | None = outer_kernel
+        else:
+            parent = self.scope_cluster(
+                o.part, _common_prefix(_scope_parts(b) for b in body.equations), o.tag
+            )
+        c = self.m.cluster(
+            f"{prefix}{irname}@kernel",
+            "kernel",
+            f"kernel {irname} = fused · {_plural(len(body.equations), 'op')}",
+            parent,
+            title=f"kernel {irname} = fused",
+        )
+        for bi, ext in zip(body.inputs, n.inputs, strict=True):
+            self.alias[id(bi)] = ext
+        self._add_nodes(body, node_names(body), o, f"{prefix}{irname}.", c, backward, {})
+        if isinstance(n.aval, TupleAval):
+            self.expanded[id(n)] = n  # read through proj nodes
+            first = next((self.key_of(r) for r in body.outputs if self.key_of(r)), None)
+            if first is not None:
+                self.src[id(n)] = first  # only if something reads the tuple directly
+        else:
+            self.alias[id(n)] = body.outputs[0]
+
+    # -- joint-picture extras --------------------------------------------------------------------
+    def grad_links(self, tag: str, grad_of: list[tuple[Node, Node]], seeds: set[int]) -> int:
+        """Dashed edges from each cotangent to the value it differentiates; returns how many.
+
+        `grad_of` holds (cotangent, forward value) pairs; a pair counts when both nodes are in
+        this graph and the cotangent really is one (made by autodiff or a seed)."""
+        src, nodes = self.srcs[tag], self.nodes[tag]
+        seen: set[tuple[str, str]] = set()
+        for ct, fwd in grad_of:
+            ct_id = id(ct)
+            if nodes.get(ct_id) is not ct or nodes.get(id(fwd)) is not fwd or ct.aval != fwd.aval:
+                continue
+            if ct.meta.role != "grad" and ct_id not in seeds:
+                continue
+            a, b = src.get(ct_id), src.get(id(fwd))
+            if a and b and a != b and (a, b) not in seen:
+                seen.add((a, b))
+                self.m.edges.append(_Edge(a, b, "grad_of", "∂"))
+        return len(seen)
+
+    def mark_residual_edges(self, tag: str, backward: set[int]) -> None:
+        """Edges from a saved residual into the backward pass (`backward`: ids of the nodes
+        that run there) become residual edges; the first per residual says how many bytes."""
+        items = self.m.items
+        into = {self.srcs[tag][i] for i in backward if i in self.srcs[tag]}
+        labeled: set[str] = set()
+        for e in self.m.edges:
+            s = items[e.src]
+            if e.kind == "data" and s.saved and e.dst in into and e.src not in into:
+                e.kind, e.res_key = "residual", e.src
+                if e.src not in labeled:
+                    labeled.add(e.src)
+                    e.saved = s.saved
+                    e.label = f"{e.label}\nsaved {_fmt_bytes(s.saved)}"
+
+    def mark_recomputed(self, tag: str, recomputed: set[int]) -> None:
+        for i in recomputed:
+            key = self.srcs[tag].get(i)
+            if key is not None and self.m.items[key].kind == "op":
+                it = self.m.items[key]
+                it.recomputed = True
+                it.tooltip += "  (recomputed in the backward pass)"
+
+
+def _backward_split(
+    graph: Graph, part: Any, seeds: Iterable[int], n_out: int
+) -> tuple[set[int], set[int]]:
+    """Ids of the joint graph's nodes that run in the backward pass: those computed from a
+    cotangent, and the forward values the backward graph recomputes from the residuals."""
+    after = {id(graph.inputs[k]) for k in seeds}
+    for n in graph.nodes:
+        if any(id(i) in after for i in n.inputs):
+            after.add(id(n))
+    saved = {id(r) for r in part.residuals}
+    recomputed: set[int] = set()
+    stack = [g for g in graph.outputs[n_out:] if id(g) not in after]
+    stack += [i for n in graph.nodes if id(n) in after for i in n.inputs if id(i) not in after]
+    while stack:
+        n = stack.pop()
+        if id(n) in saved or id(n) in recomputed or n.op in ("input", "const"):
+            continue
+        recomputed.add(id(n))
+        stack.extend(n.inputs)
+    return after, recomputed
+
+
+def _literal_text(n: Node) -> str:
+    """A scalar constant as in the IR text: `2.0:f32`."""
+    return f"{fmt_value(n.attrs['value'])}:{dtype_name(n.dtype)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel grouping for joint pictures
+
+
+def kernel_groups(graph: Graph) -> list[list[Node]]:
+    """The ops of `graph` that the `fuse` pass puts into one kernel, as lists of the graph's
+    own nodes (one list per kernel, in order). The graph itself is not changed, so the lists
+    can annotate it (the joint picture draws them as kernel clusters).
+
+    Example:
+        >>> g = graphc.trace(lambda x: np.sum(np.tanh(x) * 2), graphc.spec("f32[8]"))
+        >>> [[n.op for n in k] for k in kernel_groups(g)]
+        [['tanh', 'mul', 'reduce_sum']]
+    """
+    from passes.fuse import fuse
+
+    if any(n.op == "fused" for n in graph.nodes):
+        return []
+    fused = fuse(graph)
+    pos = {id(n): k for k, n in enumerate(graph.inputs)}
+
+    def sig(n: Node, ins: tuple) -> int:
+        return hash((n.op, n.attr_key(), str(n.aval), ins))
+
+    orig: dict[int, int] = {}
+    by_sig: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        s = (
+            hash(("input", pos.get(id(n), -1)))
+            if n.op == "input"
+            else sig(n, tuple(orig[id(i)] for i in n.inputs))
+        )
+        orig[id(n)] = s
+        by_sig.setdefault(s, []).append(n)
+    fs: dict[int, Any] = {}
+    groups: list[list[Node]] = []
+    taken: set[int] = set()
+    for n in fused.nodes:
+        if n.op == "input":
+            fs[id(n)] = hash(("input", pos.get(id(n), -1)))
+        elif n.op == "proj" and isinstance(fs.get(id(n.inputs[0])), tuple):
+            fs[id(n)] = fs[id(n.inputs[0])][n.attrs["index"]]
+        elif n.op == "fused":
+            body: Graph = n.attrs["body"]
+            bs = {id(bi): fs[id(e)] for bi, e in zip(body.inputs, n.inputs, strict=True)}
+            group = []
+            for b in body.nodes:
+                if id(b) in bs:
+                    continue
+                bs[id(b)] = sig(b, tuple(bs[id(i)] for i in b.inputs))
+                if b.op == "const":
+                    continue
+                match = next((m for m in by_sig.get(bs[id(b)], []) if id(m) not in taken), None)
+                if match is not None:
+                    taken.add(id(match))
+                    group.append(match)
+            outs = tuple(bs[id(o)] for o in body.outputs)
+            fs[id(n)] = outs if isinstance(n.aval, TupleAval) else outs[0]
+            if group:
+                groups.append(group)
+        else:
+            fs[id(n)] = sig(n, tuple(fs[id(i)] for i in n.inputs))
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# building the model for a graph or a partition
+
+
+def _joint_model(
+    graph: Graph,
+    b: _Builder,
+    *,
+    params: Iterable[int] | None,
+    input_names: Sequence[str] | None,
+    kernels: bool | None,
+) -> list[str]:
+    """A joint graph (from `vjp`): forward and backward styled apart, residuals, grad links."""
+    from passes.partition import partition
+
+    info = graph.info
+    n_in = int(info.get("n_primal_inputs", len(graph.inputs)))
+    n_out = int(info.get("n_primal_outputs", len(graph.outputs)))
+    wrt = tuple(info.get("wrt", ()))
+    seeds = frozenset(range(n_in, len(graph.inputs)))
+    saved: dict[int, int] = {}
+    notes = []
+    part = None
+    if seeds:
+        try:
+            part = partition(graph)
+            saved = {id(r): r.aval.nbytes for r in part.residuals}
+            notes.append(
+                f"{_plural(len(part.residuals), 'residual')} saved for the backward pass "
+                f"({_fmt_bytes(part.residual_bytes)})"
+            )
+        except GraphcError:
+            part = None
+    kernel_of: dict[int, int] = {}
+    if kernels or (kernels is None and len(graph.nodes) <= KERNEL_GROUPING_LIMIT):
+        for k, group in enumerate(kernel_groups(graph)):
+            for n in group:
+                kernel_of[id(n)] = k
+    elif kernels is None:
+        notes.append("no kernel clusters: the graph is large (pass kernels=True for them)")
+    names = _input_titles(graph, input_names)
+    labels = {
+        n_out + j: f"grad {names[w]}" for j, w in enumerate(wrt) if n_out + j < len(graph.outputs)
+    }
+    o = _GraphOptions(
+        params=frozenset(wrt if params is None else params),
+        seeds=seeds,
+        input_names=input_names,
+        output_labels=labels,
+        saved=saved,
+        kernel_of=kernel_of,
+    )
+    b.add_graph(graph, o)
+    seed_ids = {id(graph.inputs[k]) for k in seeds}
+    links = b.grad_links("", info.get("grad_of", []), seed_ids)
+    if part is not None:
+        after, recomputed = _backward_split(graph, part, seeds, n_out)
+        b.mark_residual_edges("", after | recomputed)
+        b.mark_recomputed("", recomputed)
+    n_bwd = sum(1 for it in b.m.items.values() if it.kind == "op" and it.role == "grad")
+    n_fwd = sum(1 for it in b.m.items.values() if it.kind == "op" and it.role != "grad")
+    return [
+        f"joint graph: forward {n_fwd} ops, backward {n_bwd} ops, {links} gradient links"
+    ] + notes
+
+
+def _input_titles(graph: Graph, input_names: Sequence[str] | None) -> list[str]:
+    names = node_names(graph)
+    out = []
+    for k, n in enumerate(graph.inputs):
+        if input_names and k < len(input_names):
+            out.append(input_names[k])
+        else:
+            out.append(n.meta.name or names[id(n)])
+    return out
+
+
+def _partition_wrt(part: Any) -> tuple[int, ...] | None:
+    """Which forward inputs the backward outputs are gradients of, when that is clear."""
+    floats = [k for k, x in enumerate(part.forward.inputs) if is_float(x.dtype)]
+    outs = part.backward.outputs
+    if len(floats) == len(outs) and all(
+        part.forward.inputs[k].aval == g.aval for k, g in zip(floats, outs, strict=True)
+    ):
+        return tuple(floats)
+    return None
+
+
+def _partition_model(
+    part: Any,
+    b: _Builder,
+    *,
+    params: Iterable[int] | None,
+    input_names: Sequence[str] | None,
+    kernels: bool | None,
+    wrt: Sequence[int] | None = None,
+) -> list[str]:
+    """A Partition: forward and backward clusters, residual edges between them."""
+    fwd, bwd = part.forward, part.backward
+    res = list(part.residuals)
+    n_res = len(res)
+    n_out = len(fwd.outputs) - n_res
+    wrt = tuple(wrt) if wrt is not None else _partition_wrt(part)
+    names = _input_titles(fwd, input_names)
+
+    def groups(g: Graph) -> dict[int, int]:
+        if not (kernels or (kernels is None and len(g.nodes) <= KERNEL_GROUPING_LIMIT)):
+            return {}
+        return {id(n): k for k, grp in enumerate(kernel_groups(g)) for n in grp}
+
+    b.m.cluster("forward", "part", "forward", None)
+    b.m.cluster("backward", "part", "backward", None)
+    saved = {id(r): r.aval.nbytes for r in res}
+    b.add_graph(
+        fwd,
+        _GraphOptions(
+            tag="f.",
+            part="forward",
+            input_names=input_names,
+            params=frozenset(params if params is not None else (wrt or ())),
+            hidden_outputs=frozenset(range(n_out, len(fwd.outputs))),
+            saved=saved,
+            kernel_of=groups(fwd),
+        ),
+    )
+    labels = {k: f"grad {names[w]}" for k, w in enumerate(wrt or ()) if k < len(bwd.outputs)}
+    b.add_graph(
+        bwd,
+        _GraphOptions(
+            tag="b.",
+            part="backward",
+            residual_inputs=frozenset(range(n_res)),
+            seeds=frozenset(range(n_res, len(bwd.inputs))),
+            all_backward=True,
+            output_labels=labels,
+            kernel_of=groups(bwd),
+        ),
+    )
+    fsrc, bsrc = b.srcs["f."], b.srcs["b."]
+    for k, r in enumerate(res):
+        a, d = fsrc.get(id(r)), bsrc.get(id(bwd.inputs[k]))
+        if a and d:
+            b.m.edges.append(
+                _Edge(
+                    a,
+                    d,
+                    "residual",
+                    f"{r.aval}\nsaved {_fmt_bytes(r.aval.nbytes)}",
+                    saved=r.aval.nbytes,
+                    res_key=a,
+                )
+            )
+    if wrt:
+        for k, w in enumerate(wrt):
+            if k < len(bwd.outputs):
+                a, d = bsrc.get(id(b.resolve(bwd.outputs[k]))), fsrc.get(id(fwd.inputs[w]))
+                if a and d:
+                    b.m.edges.append(_Edge(a, d, "grad_of", "∂"))
+    return [
+        f"forward {len(fwd.equations)} ops, backward {len(bwd.equations)} ops, "
+        f"{_plural(n_res, 'residual')} saved ({_fmt_bytes(part.residual_bytes)})"
+    ]
+
+
+def _plain_model(
+    graph: Graph, b: _Builder, *, params: Iterable[int] | None, input_names: Sequence[str] | None
+) -> list[str]:
+    """Any other graph (traced, optimized, fused; a partition's forward or backward half)."""
+    info = graph.info
+    o = _GraphOptions(
+        input_names=input_names,
+        params=frozenset(params if params is not None else info.get("wrt", ())),
+    )
+    notes = []
+    if "n_residuals" in info:  # the backward half of a partition
+        n_res = int(info["n_residuals"])
+        o.residual_inputs = frozenset(range(n_res))
+        o.seeds = frozenset(range(n_res, len(graph.inputs)))
+        o.all_backward = True
+        notes.append(f"backward graph: {n_res} residual inputs")
+    elif graph.name == "forward" and "n_primal_outputs" in info:  # the forward half
+        n_out = int(info["n_primal_outputs"])
+        res = graph.outputs[n_out:]
+        o.saved = {id(r): r.aval.nbytes for r in res}
+        o.output_labels = {n_out + k: f"residual {k}" for k in range(len(res))}
+        notes.append(
+            f"forward graph: {_plural(len(res), 'residual')} saved "
+            f"({_fmt_bytes(sum(r.aval.nbytes for r in res))})"
+        )
+    b.add_graph(graph, o)
+    kernels = sum(1 for c in b.m.clusters.values() if c.kind == "kernel")
+    if kernels:
+        notes.append(f"{kernels} fused kernels")
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------
+# collapsing large pictures
+
+
+@dataclass
+class _Box:
+    key: str
+    kind: str  # kernel scope block
+    title: str
+    cluster: str | None  # where the box is drawn
+    items: list[_Item] = field(default_factory=list)
+
+
+def _chains(m: _Model) -> dict[str | None, list[str]]:
+    """Cluster -> its chain of clusters, innermost first."""
+    out: dict[str | None, list[str]] = {None: []}
+    for key in m.clusters:
+        chain, c = [], key
+        while c is not None:
+            chain.append(c)
+            c = m.clusters[c].parent
+        out[key] = chain
+    return out
+
+
+def _assign(m: _Model, chains: dict[str | None, list[str]], collapsed: set[str]) -> dict[str, str]:
+    """Item key -> element key (itself, or the box of its outermost collapsed cluster)."""
+    out = {}
+    memo: dict[str | None, str | None] = {}
+    for it in m.items.values():
+        c = it.cluster
+        if c not in memo:
+            top = None
+            for k in chains[c]:
+                if k in collapsed:
+                    top = k
+            memo[c] = top
+        top = memo[c]
+        out[it.key] = it.key if top is None else f"box:{top}"
+    return out
+
+
+def _count(m: _Model, assign: dict[str, str]) -> int:
+    return len({assign[k] for k, it in m.items.items() if it.kind != "literal"})
+
+
+def _plan(m: _Model, budget: int | None) -> tuple[dict[str, str], dict[str, _Box], str]:
+    """Choose how much to collapse: item -> element, the boxes, and a note saying what."""
+    chains = _chains(m)
+    n_items = sum(1 for it in m.items.values() if it.kind != "literal")
+    plain = {k: k for k in m.items}
+    if budget is None or n_items <= budget:
+        return plain, {}, ""
+    kernels = {k for k, c in m.clusters.items() if c.kind == "kernel"}
+    levels: list[tuple[str, set[str]]] = []
+    if kernels:
+        levels.append(("fused kernels collapsed", kernels))
+    depths = sorted({c.depth for c in m.clusters.values() if c.kind == "scope"}, reverse=True)
+    for d in depths:
+        scopes = {k for k, c in m.clusters.items() if c.kind == "scope" and c.depth == d}
+        levels.append((f"collapsed by scope (depth {d})", kernels | scopes))
+    assign, note, collapsed = plain, "", set()
+    for level in levels:
+        note, collapsed = level
+        assign = _assign(m, chains, collapsed)
+        if _count(m, assign) <= budget:
+            break
+    boxes = _make_boxes(m, assign, collapsed)
+    if _count(m, assign) > budget:
+        assign, boxes = _blocks(m, chains, assign, boxes, budget)
+        note = (note + ", then " if note else "") + "collapsed into blocks of consecutive nodes"
+    n_el = _count(m, assign)
+    return assign, boxes, f"{m.n_nodes:,} nodes shown as {n_el} ({note})"
+
+
+def _make_boxes(m: _Model, assign: dict[str, str], collapsed: set[str]) -> dict[str, _Box]:
+    boxes: dict[str, _Box] = {}
+    for it in m.items.values():
+        el = assign[it.key]
+        if el == it.key:
+            continue
+        box = boxes.get(el)
+        if box is None:
+            c = m.clusters[el[4:]]
+            box = boxes[el] = _Box(el, c.kind, c.title, c.parent)
+        box.items.append(it)
+    return boxes
+
+
+def _blocks(
+    m: _Model,
+    chains: dict[str | None, list[str]],
+    assign: dict[str, str],
+    boxes: dict[str, _Box],
+    budget: int,
+) -> tuple[dict[str, str], dict[str, _Box]]:
+    """Group the remaining elements, in topological order, into blocks (per part cluster)."""
+    first: dict[str, int] = {}
+    part_of: dict[str, str | None] = {}
+    kind_of: dict[str, str] = {}
+    for it in m.items.values():
+        if it.kind == "literal":
+            continue
+        el = assign[it.key]
+        if el not in first or it.order < first[el]:
+            first[el] = it.order
+        chain = chains[it.cluster]
+        part_of[el] = next((c for c in chain if m.clusters[c].kind == "part"), None)
+        kind_of[el] = it.kind if el == it.key else "box"
+    ends = [
+        el for el, k in kind_of.items() if k in ("input", "param", "seed", "output", "residual_in")
+    ]
+    keep = set(ends) if len(ends) <= budget // 4 else set()
+    movable = sorted((el for el in first if el not in keep), key=lambda e: first[e])
+    target = max(budget - len(keep), 1) // 2 or 1
+    size = max(1, math.ceil(len(movable) / target))
+    block_of: dict[str, str] = {}
+    new_boxes: dict[str, _Box] = {}
+    by_part: dict[str | None, list[str]] = {}
+    for el in movable:
+        by_part.setdefault(part_of[el], []).append(el)
+    n = 0
+    for part, els in by_part.items():
+        for start in range(0, len(els), size):
+            chunk = els[start : start + size]
+            key = f"box:block{n}"
+            n += 1
+            new_boxes[key] = _Box(key, "block", f"block {n}", part)
+            for el in chunk:
+                block_of[el] = key
+    new_assign = {}
+    for k, it in m.items.items():
+        el = assign[k]
+        if it.kind == "literal" and it.owner is not None:
+            el = assign[it.owner]
+        new_assign[k] = block_of.get(el, el)
+    for it in m.items.values():
+        el = new_assign[it.key]
+        if el in new_boxes:
+            new_boxes[el].items.append(it)
+    kept = {k: v for k, v in boxes.items() if k not in block_of}
+    kept.update(new_boxes)
+    return new_assign, kept
+
+
+# ---------------------------------------------------------------------------------------------
+# emitting DOT
+
+
+def _item_attrs(it: _Item) -> dict[str, str]:
+    a = dict(STYLE[it.kind])
+    if it.role == "grad" and it.kind in ("op", "const"):
+        a.update(fillcolor=_GRAD_FILL, color=_GRAD_LINE)
+    elif it.role == "tangent" and it.kind == "op":
+        a.update(fillcolor=_TANGENT_FILL, color="#6a4fb3")
+    if it.kind == "output" and it.role == "grad":
+        a.update(color=_GRAD_LINE, penwidth="1.5")
+    if it.recomputed:
+        a.update(style=a["style"] + ",dashed", color=_GRAD_LINE)
+    if it.saved:
+        a.update(color=_RESIDUAL, peripheries="2", penwidth="1.5", fontcolor=_RESIDUAL)
+    if it.tooltip:
+        a["tooltip"] = _esc(it.tooltip)
+    return a
+
+
+def _box_attrs(box: _Box) -> tuple[str, dict[str, str]]:
+    counts: Counter = Counter(it.op for it in box.items if it.op)
+    n = sum(counts.values())
+    grads = sum(1 for it in box.items if it.kind == "op" and it.role == "grad")
+    ops = sum(1 for it in box.items if it.kind == "op")
+    saved = sum(it.saved for it in box.items)
+    lines = [box.title, f"{n} nodes: {_summary(counts)}"]
+    a = dict(STYLE[box.kind])
+    if ops and grads == ops:
+        a.update(fillcolor=_GRAD_FILL, color=_GRAD_LINE)
+    elif grads:
+        a.update(fillcolor=f"{a['fillcolor']}:{_GRAD_FILL}", gradientangle="90")
+        lines.append(f"forward {ops - grads} · backward {grads}")
+    if saved:
+        lines.append(f"saves {_fmt_bytes(saved)}")
+        a.update(color=_RESIDUAL, peripheries="2")
+    a["tooltip"] = _esc(
+        f"{box.title}: {n} nodes: " + ", ".join(f"{op} ×{k}" for op, k in counts.most_common())
+    )
+    return _lines(*lines), a
+
+
+def _edge_list(m: _Model, assign: dict[str, str]) -> list[tuple[str, str, str, dict[str, str]]]:
+    """Edges between drawn elements, merged (self-loops of collapsed boxes dropped)."""
+    merged: dict[tuple[str, str, str], list[_Edge]] = {}
+    for e in m.edges:
+        a, b = assign[e.src], assign[e.dst]
+        if a == b:
+            continue
+        merged.setdefault((a, b, e.kind), []).append(e)
+    out = []
+    for (a, b, kind), es in merged.items():
+        attrs: dict[str, str] = {}
+        if kind == "grad_of":
+            # drawn from the value to its gradient with the arrow at the value: the edge then
+            # agrees with the data flow, so it barely moves the layout (constraint=false or
+            # weight=0 would, with clusters, crash dot 2.43: "trouble in init_rank")
+            a, b = b, a
+            attrs.update(
+                style="dashed",
+                color=_GRAD_LINE,
+                fontcolor=_GRAD_LINE,
+                dir="back",
+                arrowtail="onormal",
+            )
+            label = "∂" if len(es) == 1 else f"∂ ×{len(es)}"
+        elif kind == "residual":
+            attrs.update(color=_RESIDUAL, fontcolor=_RESIDUAL, penwidth="2")
+            if len(es) == 1:
+                label = es[0].label
+            else:
+                by_res: dict[str, int] = {}
+                for e in es:
+                    by_res[e.res_key] = max(by_res.get(e.res_key, 0), e.saved)
+                total = sum(by_res.values())
+                label = f"×{len(es)}" + (f"\nsaved {_fmt_bytes(total)}" if total else "")
+        else:
+            labels = {e.label for e in es}
+            if not es[0].label and len(es) == 1:
+                label = ""
+                attrs.update(color="#aaaaaa", arrowsize="0.4")
+            elif len(es) == 1:
+                label = es[0].label
+            elif len(labels) == 1:
+                label = f"{es[0].label} ×{len(es)}"
+            else:
+                label = f"{len(es)} values"
+        if label:
+            attrs["label"] = "\\n".join(_esc(x) for x in label.split("\n"))
+        out.append((a, b, kind, attrs))
+    return out
+
+
+def _emit(
+    m: _Model,
+    assign: dict[str, str],
+    boxes: dict[str, _Box],
+    *,
+    title: str,
+    rankdir: str,
+    legend: bool,
+) -> str:
+    g = graphviz.Digraph(
+        name="graphc",
+        graph_attr={
+            "rankdir": rankdir,
+            "fontname": "Helvetica",
+            "fontsize": "12",
+            "labelloc": "t",
+            "label": graphviz.nohtml(title),
+            "nodesep": "0.25",
+            "ranksep": "0.35",
+            "compound": "true",
+        },
+        node_attr={
+            "fontname": "Helvetica",
+            "fontsize": "10",
+            "height": "0.3",
+            "margin": "0.08,0.03",
+        },
+        edge_attr={
+            "fontname": "Helvetica",
+            "fontsize": "8",
+            "fontcolor": "#555555",
+            "color": "#555555",
+            "arrowsize": "0.6",
+        },
+    )
+    # what goes where: elements per cluster, clusters per parent (collapsed ones are gone)
+    box_clusters = {k[4:] for k in boxes if k[4:] in m.clusters}
+    hidden: set[str] = set()
+    for key in m.clusters:
+        c: str | None = key
+        while c is not None:
+            if c in box_clusters:
+                hidden.add(key)
+                break
+            c = m.clusters[c].parent
+    blocks = any(b.kind == "block" for b in boxes.values())
+    shown = {
+        k for k in m.clusters if k not in hidden and (not blocks or m.clusters[k].kind == "part")
+    }
+
+    def place(c: str | None) -> str | None:
+        while c is not None and c not in shown:
+            c = m.clusters[c].parent
+        return c
+
+    # DOT ids: graphviz reads "a:b" in an edge as node a, port b, so keep to [A-Za-z0-9_]
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+
+    def dot_id(el: str) -> str:
+        if el not in ids:
+            base = _ID_UNSAFE.sub("_", el)
+            i, k = base, 1
+            while i in used:
+                i, k = f"{base}_{k}", k + 1
+            used.add(i)
+            ids[el] = i
+        return ids[el]
+
+    content: dict[str | None, list[tuple[str, str, dict[str, str]]]] = {}
+    for it in m.items.values():
+        el = assign[it.key]
+        if el in ids:
+            continue
+        if el == it.key:
+            content.setdefault(place(it.cluster), []).append(
+                (dot_id(el), it.label, _item_attrs(it))
+            )
+        else:
+            box = boxes[el]
+            label, attrs = _box_attrs(box)
+            content.setdefault(place(box.cluster), []).append((dot_id(el), label, attrs))
+    children: dict[str | None, list[str]] = {}
+    for k in m.clusters:
+        if k in shown:
+            children.setdefault(place(m.clusters[k].parent), []).append(k)
+    nonempty: set[str] = set()
+    for k in sorted(shown, key=lambda k: -len(_chains_of(m, k))):
+        if content.get(k) or any(ch in nonempty for ch in children.get(k, [])):
+            nonempty.add(k)
+
+    def fill(sg: graphviz.Digraph, c: str | None) -> None:
+        for key, label, attrs in content.get(c, []):
+            sg.node(key, graphviz.nohtml(label), **attrs)
+        for ch in children.get(c, []):
+            if ch not in nonempty:
+                continue
+            cl = m.clusters[ch]
+            with sg.subgraph(name=cl.name) as sub:
+                sub.attr(
+                    label=graphviz.nohtml(_esc(cl.label)), fontsize="10", **_CLUSTER_STYLE[cl.kind]
+                )
+                fill(sub, ch)
+
+    fill(g, None)
+    for a, b, _kind, attrs in _edge_list(m, assign):
+        g.edge(ids[a], ids[b], **attrs)
+    if legend:
+        _legend(g)
+    return g.source
+
+
+def _chains_of(m: _Model, key: str) -> list[str]:
+    chain, c = [], key
+    while c is not None:
+        chain.append(c)
+        c = m.clusters[c].parent
+    return chain
+
+
+def _legend(g: graphviz.Digraph) -> None:
+    """One node holding a table of the styles (an HTML-like label)."""
+    cells = [
+        ("input", STYLE["input"]["fillcolor"], "#000000"),
+        ("parameter", STYLE["param"]["fillcolor"], "#000000"),
+        ("cotangent seed", _GRAD_FILL, _GRAD_LINE),
+        ("constant", STYLE["const"]["fillcolor"], "#000000"),
+        ("op", _FWD_FILL, "#000000"),
+        ("gradient op", _GRAD_FILL, _GRAD_LINE),
+        ("recomputed (dashed)", _FWD_FILL, _GRAD_LINE),
+        ("saved residual", "#ffffff", _RESIDUAL),
+        ("fused kernel", _CLUSTER_STYLE["kernel"]["fillcolor"], "#b8860b"),
+        ("output", STYLE["output"]["fillcolor"], "#000000"),
+    ]
+    row = "".join(
+        f'<td bgcolor="{bg}" color="{fg}"><font color="{fg}">{text}</font></td>'
+        for text, bg, fg in cells
+    )
+    g.node(
+        "legend",
+        f'<<table border="0" cellborder="1" cellspacing="3" cellpadding="3">'
+        f'<tr><td border="0"><font color="#777777">legend</font></td>{row}</tr>'
+        f"</table>>",
+        shape="plaintext",
+        fontsize="8",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def to_dot(
+    obj: Any,
+    *,
+    budget: int | None = DEFAULT_BUDGET,
+    params: Iterable[int] | None = None,
+    input_names: Sequence[str] | None = None,
+    title: str | None = None,
+    kernels: bool | None = None,
+    joint: bool | None = None,
+    legend: bool = False,
+    rankdir: str = "TB",
+) -> str:
+    """DOT text for a Graph or a `passes.partition.Partition`.
+
+    budget:      drawn nodes above which the picture collapses (None: never)
+    params:      input positions drawn as parameters (default: `graph.info["wrt"]`, if any)
+    input_names: names for the inputs (e.g. the function's parameter names)
+    kernels:     joint pictures group the ops `fuse` would fuse into kernel clusters (default:
+                 up to KERNEL_GROUPING_LIMIT nodes; True: always; False: never)
+    joint:       draw as a joint picture (default: when the graph comes from `vjp`)
+    legend:      add a small legend of the node styles
+
+    Example:
+        >>> g = graphc.trace(seeds.mlp, *seeds.EXAMPLE_ARGS["mlp"])
+        >>> dot = to_dot(g)
+        >>> "matmul" in dot and "f32[8,16]" in dot
+        True
+    """
+    from passes.partition import Partition
+
+    b = _Builder()
+    if isinstance(obj, Partition):
+        notes = _partition_model(obj, b, params=params, input_names=input_names, kernels=kernels)
+        name = "partition"
+        what = "forward + backward"
+    elif isinstance(obj, Graph):
+        is_joint = ("grad_of" in obj.info) if joint is None else joint
+        if is_joint:
+            notes = _joint_model(obj, b, params=params, input_names=input_names, kernels=kernels)
+            what = "joint (forward + backward)"
+        else:
+            notes = _plain_model(obj, b, params=params, input_names=input_names)
+            what = ""
+        name = obj.name or "graph"
+    else:
+        raise GraphcError(f"to_dot draws a Graph or a Partition, not {type(obj).__name__}")
+    assign, boxes, note = _plan(b.m, budget)
+    head = title if title is not None else " · ".join(p for p in (name, what) if p)
+    text = _lines(head, *notes, note)
+    return _emit(b.m, assign, boxes, title=text, rankdir=rankdir, legend=legend)
+
+
+def grad_graph(graph: Graph, seed: str | None = None) -> Graph:
+    """The joint gradient graph of `graph` with respect to all its floating-point inputs.
+
+    A function with one floating-point scalar output gets seed="ones" (the gradient of a
+    loss); anything else (or seed="inputs") gets one cotangent input per float output.
+
+    Example:
+        >>> joint = grad_graph(graphc.trace(seeds.sqdiff, *seeds.EXAMPLE_ARGS["sqdiff"]))
+        >>> len(joint.outputs)   # the value and two gradients
+        3
+    """
+    from passes.autodiff import vjp
+
+    wrt = [k for k, x in enumerate(graph.inputs) if is_float(x.dtype)]
+    if not wrt:
+        raise GraphcError(
+            f"{graph.name or 'the function'} has no floating-point inputs to differentiate"
+        )
+    outs = [k for k, o in enumerate(graph.outputs) if is_float(o.dtype)]
+    if not outs:
+        raise GraphcError(
+            f"{graph.name or 'the function'} has no floating-point outputs to differentiate"
+        )
+    if seed is None:
+        scalar = len(graph.outputs) == 1 and graph.outputs[0].aval.shape == ()
+        seed = "ones" if scalar and outs == [0] else "inputs"
+    joint = vjp(graph, wrt, seed=seed, outputs=outs)
+    joint.info.setdefault("wrt", tuple(wrt))
+    return joint
+
+
+def _example_args(fn: Callable) -> tuple:
+    import inspect
+    import sys
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return ()
+    required = [
+        p
+        for p in sig.parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if not required:
+        return ()
+    mod = sys.modules.get(getattr(fn, "__module__", "") or "")
+    examples = getattr(mod, "EXAMPLE_ARGS", None) or {}
+    name = getattr(fn, "__name__", "")
+    if name in examples:
+        return tuple(examples[name])
+    raise GraphcError(
+        f"give example arguments for {name or 'the function'} (or define "
+        "EXAMPLE_ARGS in its module)"
+    )
+
+
+def _as_graph(obj: Any, args: tuple) -> Graph:
+    from graphc.api import Jitted, Lowered
+    from graphc.trace import trace
+
+    if isinstance(obj, Graph):
+        if args:
+            raise GraphcError("example arguments are for functions; this is already a graph")
+        return obj
+    if isinstance(obj, Lowered):
+        return obj.traced
+    if isinstance(obj, Jitted):
+        obj = obj.fn
+    if not callable(obj):
+        raise GraphcError(f"cannot draw a {type(obj).__name__}: give a function or a Graph")
+    return trace(obj, *(args or _example_args(obj)))
+
+
+def apply_stage(obj: Any, stage: str | None, *args: Any) -> Any:
+    """The graph (or Partition) to draw for `stage`: traced, grad (the joint gradient graph),
+    joint (the joint graph with cotangent inputs, drawn with its partition), forward or
+    backward (the halves of the partition), optimized (DEFAULT_PIPELINE) or fused
+    (COMPILE_PIPELINE). `obj` is a function (traced on `args`, or on its module's
+    EXAMPLE_ARGS), a jit-compiled function, a `Lowered`, a Graph or a Partition.
+
+    Example:
+        >>> apply_stage(seeds.poly, "grad", 2.0).info["wrt"]
+        (0,)
+    """
+    from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, run_pipeline
+    from passes.partition import Partition, partition
+
+    if isinstance(obj, Partition):
+        if stage not in (None, "traced", "joint"):
+            raise GraphcError(f"a Partition is drawn as it is; stage {stage!r} does not apply")
+        return obj
+    if stage is not None and stage not in STAGES:
+        raise GraphcError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+    graph = _as_graph(obj, args)
+    if stage in (None, "traced"):
+        return graph
+    if stage == "grad":
+        return grad_graph(graph)
+    if stage == "joint":
+        return grad_graph(graph, seed="inputs")
+    if stage in ("forward", "backward"):
+        part = partition(grad_graph(graph, seed="inputs"))
+        return part.forward if stage == "forward" else part.backward
+    return run_pipeline(graph, DEFAULT_PIPELINE if stage == "optimized" else COMPILE_PIPELINE)
+
+
+_NO_DOT = (
+    "rendering a .{fmt} picture needs Graphviz's `dot` program, which is not on PATH: "
+    "install Graphviz (apt-get install graphviz, or brew install graphviz on macOS), or "
+    "write a .dot file instead"
+)
+
+
+def pipe(dot: str, fmt: str) -> bytes:
+    """Run Graphviz's `dot` on DOT text; the picture's bytes in format `fmt` (svg, png, pdf).
+
+    Raises GraphvizNotFoundError (a GraphcError) when `dot` is not installed.
+
+    Example:
+        >>> svg = pipe(graphc.trace(np.tanh, graphc.spec("f32[3]")).to_dot(), "svg")
+    """
+    try:
+        return _run_dot(dot, fmt)
+    except graphviz.CalledProcessError as e:
+        err = (e.stderr or b"").decode(errors="replace")
+        if "trouble in init_rank" in err:
+            # a ranking bug of some dot versions with clusters; the newer ranker avoids it
+            try:
+                return _run_dot(dot.replace("graph [", "graph [newrank=true ", 1), fmt)
+            except graphviz.CalledProcessError as e2:
+                err = (e2.stderr or b"").decode(errors="replace")
+        lines = (
+            [ln for ln in err.strip().splitlines() if ln.startswith("Error")]
+            or err.strip().splitlines()
+            or [str(e)]
+        )
+        raise GraphcError("Graphviz's dot failed: " + lines[0]) from None
+
+
+def _run_dot(dot: str, fmt: str) -> bytes:
+    try:
+        return graphviz.Source(dot).pipe(format=fmt, engine="dot", quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise GraphvizNotFoundError(_NO_DOT.format(fmt=fmt)) from None
+
+
+def render(
+    obj: Any,
+    path: str | os.PathLike,
+    *args: Any,
+    stage: str | None = "traced",
+    budget: int | None = DEFAULT_BUDGET,
+    params: Iterable[int] | None = None,
+    input_names: Sequence[str] | None = None,
+    title: str | None = None,
+    kernels: bool | None = None,
+    legend: bool = False,
+    rankdir: str = "TB",
+) -> str:
+    """Draw `obj` (a function traced on `args`, a Graph, a Partition, ...) at `stage` (see
+    `apply_stage`) into `path`; the format comes from the extension (.svg .png .pdf .dot).
+    Returns the path. Writing .dot needs no Graphviz; the others need its `dot` program.
+
+    Example:
+        >>> render(seeds.mlp_loss, "grad.svg", *seeds.EXAMPLE_ARGS["mlp_loss"], stage="grad")
+        'grad.svg'
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    fmt = FORMATS.get(ext)
+    if fmt is None:
+        raise GraphcError(
+            f"cannot tell the picture format from {path!r}: use a .svg, .png, "
+            ".pdf or .dot file name"
+        )
+    target = apply_stage(obj, stage, *args)
+    dot = to_dot(
+        target,
+        budget=budget,
+        params=params,
+        input_names=input_names,
+        title=title,
+        kernels=kernels,
+        legend=legend,
+        rankdir=rankdir,
+    )
+    if fmt == "dot":
+        with open(path, "w") as f:
+            f.write(dot)
+        return path
+    data = pipe(dot, fmt)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path

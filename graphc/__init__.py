@@ -28,7 +28,7 @@ from graphc.api import (
 )
 from graphc.interp import evaluate
 from graphc.ir import Aval, DTypeError, Graph, GraphcError, Node, ShapeError
-from graphc.pytree import pytree, register_pytree, tree_map
+from graphc.tree_util import pytree, register_pytree, tree_map
 from graphc.text import load, parse
 from graphc.trace import Spec, Tracer, TracerError, UnsupportedError, scope, spec, trace
 from graphc.verify import VerifyError, verify
@@ -42,3 +42,12 @@ __all__ = [
     "TracerError", "UnsupportedError", "VerifyError", "evaluate", "load", "numpy", "parse",
     "pytree", "register_pytree", "scope", "spec", "trace", "tree_map", "verify",
 ]
+
+
+def __getattr__(name: str):
+    # submodules with heavier imports load on first use: `graphc.nn`, `graphc.viz`, ...
+    if name in ("nn", "data", "viz", "cli", "codegen"):
+        import importlib
+
+        return importlib.import_module(f"graphc.{name}")
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from graphc import numpy as gnp
-from graphc import pytree
+from graphc import tree_util as pytree
 from graphc.interp import evaluate
 from graphc.ir import Graph, GraphcError, is_float, substitute
 from graphc.trace import (

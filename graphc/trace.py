@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc import pytree
+from graphc import tree_util as pytree
 from graphc.ir import (
     Aval,
     DTypeError,

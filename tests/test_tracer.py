@@ -12,7 +12,7 @@ import pytest
 
 import graphc
 import graphc.numpy as gnp
-from graphc.pytree import flatten
+from graphc.tree_util import flatten
 from graphc.trace import _display_path, current_scope, split_args, unflatten_outputs
 
 R = np.random.default_rng(1234)

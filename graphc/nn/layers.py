@@ -51,7 +51,7 @@ import numpy as np
 import graphc
 from graphc import numpy as gnp
 from graphc.ir import GraphcError
-from graphc.pytree import TreeDef, flatten, register_pytree, unflatten
+from graphc.tree_util import TreeDef, flatten, register_pytree, unflatten
 from graphc.trace import Spec, Tracer
 
 __all__ = [

@@ -41,7 +41,7 @@ from graphc.nn.layers import (
     partition,
 )
 from graphc.nn.optim import Optimizer
-from graphc.pytree import flatten, unflatten
+from graphc.tree_util import flatten, unflatten
 
 __all__ = ["TrainStep", "accuracy", "train_step"]
 

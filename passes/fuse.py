@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import networkx as nx
+import numpy as np
 
 from graphc.ir import Graph, Meta, Node, TupleAval, make_input, users
 from graphc.ops import REGISTRY, Kind, apply
@@ -82,6 +83,19 @@ def _is_reduction(n: Node) -> bool:
     return bool(REGISTRY[n.op].extra.get("fusable_reduction"))
 
 
+def _is_row_reduction(n: Node) -> bool:
+    """A reduction over trailing axes: its result is one value per row, which later passes over
+    the same row can use (softmax, log_softmax, layer norm, cross-entropy)."""
+    if not _is_reduction(n):
+        return False
+    nd, axes = len(n.inputs[0].shape), tuple(n.attrs["axes"])
+    return bool(axes) and axes == tuple(range(nd - len(axes), nd))
+
+
+def row_shape(space: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else s for i, s in enumerate(space))
+
+
 def _why_unfusable(n: Node) -> str:
     d = REGISTRY[n.op]
     if d.kind is Kind.CONTRACTION:
@@ -102,6 +116,7 @@ class _Groups:
         self.members: dict[int, list[Node]] = {}
         self.axes: dict[int, tuple | None] = {}
         self.space: dict[int, tuple] = {}
+        self.rows: dict[int, bool] = {}  # every reduction of the group is a row reduction
         self.C = nx.DiGraph()
         for n in nodes:
             self.C.add_node(id(n), lo=self.pos[id(n)], hi=self.pos[id(n)])
@@ -117,6 +132,7 @@ class _Groups:
         self.members[k] = [n]
         self.space[k] = space
         self.axes[k] = tuple(n.attrs["axes"]) if _is_reduction(n) else None
+        self.rows[k] = _is_row_reduction(n) if _is_reduction(n) else True
 
     def would_cycle(self, a: int, b: int) -> bool:
         """Would merging groups a and b close a cycle through some other node?"""
@@ -155,12 +171,25 @@ class _Groups:
         self.members[a] += self.members.pop(b)
         if self.axes[a] is None:
             self.axes[a] = self.axes[b]
-        del self.axes[b], self.space[b]
+        if len(self.space[b]) == len(self.space[a]) and \
+                np.prod(self.space[b]) > np.prod(self.space[a]):
+            self.space[a] = self.space[b]  # a row-shaped group joined a full-space one
+        self.rows[a] = self.rows[a] and self.rows[b]
+        del self.axes[b], self.space[b], self.rows[b]
         return a
 
+    def _row_of(self, g: int) -> tuple[int, ...] | None:
+        """The row shape of group g, if its reductions are row reductions."""
+        if self.axes[g] is None or not self.rows[g]:
+            return None
+        return row_shape(self.space[g], self.axes[g])
+
     def why_not(self, a: int, b: int) -> str | None:
-        if self.space[a] != self.space[b]:
-            return f"different iteration space ({_fmt(self.space[a])} vs {_fmt(self.space[b])})"
+        sa, sb = self.space[a], self.space[b]
+        if sa != sb and self._row_of(a) != sb and self._row_of(b) != sa:
+            return f"different iteration space ({_fmt(sa)} vs {_fmt(sb)})"
+        if sa != sb and len(self.members[a]) + len(self.members[b]) > MAX_GROUP:
+            return f"size cap ({MAX_GROUP} ops per kernel)"
         if self.axes[a] is not None and self.axes[b] is not None and \
                 self.axes[a] != self.axes[b]:
             return f"different reduction axes ({self.axes[a]} vs {self.axes[b]})"
@@ -173,8 +202,11 @@ class _Groups:
         return None
 
     def _reads_reduction(self, a: int, b: int) -> bool:
-        """Does a member of group b read a reduction computed in group a?"""
+        """Does a member of group b read a reduction computed in group a, other than a row
+        reduction (whose per-row result a later pass over the row can use)?"""
         reds = {id(m) for m in self.members[a] if _is_reduction(m)}
+        if reds and self.rows[a] and self.rows[b]:
+            return False
         return bool(reds) and any(id(i) in reds for m in self.members[b] for i in m.inputs)
 
 
@@ -205,7 +237,7 @@ def fuse(graph: Graph) -> Graph:
             a, b = G.key(p), G.key(n)
             if a == b:
                 continue
-            if _is_reduction(p):
+            if _is_reduction(p) and not _is_row_reduction(p):
                 report.boundaries.append(Boundary(
                     p, n, "reads a reduction's result (complete only after its loop)"))
                 continue

@@ -245,3 +245,38 @@ def test_jit_of_a_transformed_function():
     assert v == 12.0
     np.testing.assert_array_equal(gx, [4.0, 4.0, 4.0])
     np.testing.assert_array_equal(gw, [4.0, 4.0, 4.0])
+
+
+@pytest.mark.parametrize("shape,axis", [((7, 10), 1), ((3, 4, 5), (1, 2)), ((2, 3, 6), 2),
+                                        ((4096, 64), 1)])
+def test_row_kernels_compiled(shape, axis):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    x.flat[3] = np.nan  # a row with a NaN stays a row of NaNs
+
+    def f(x):
+        sm = gnp.softmax(x, axis=axis)
+        ls = gnp.log_softmax(x, axis=axis)
+        mu = x.mean(axis=axis, keepdims=True)
+        ln = (x - mu) / np.sqrt(((x - mu) ** 2).mean(axis=axis, keepdims=True) + 1e-5)
+        return sm, ls, ln, np.max(sm, axis=axis, keepdims=True)
+
+    got = graphc.jit(f)(x)
+    want = graphc.jit(f, backend="interpreter")(x)
+    assert sum(n.op == "fused" for n in graphc.jit(f).lower(x).optimized.equations) == 1
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_cross_entropy_step_compiled():
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((64, 10)).astype(np.float32) * 4
+    labels = rng.integers(0, 10, 64)
+
+    def ce(z):
+        return -np.mean(gnp.log_softmax(z, axis=1)[np.arange(64), labels])
+
+    v1, g1 = graphc.value_and_grad(ce)(logits)
+    v2, g2 = graphc.value_and_grad(ce, backend="interpreter")(logits)
+    np.testing.assert_allclose(v1, v2, rtol=1e-6)
+    np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-7)

@@ -366,7 +366,7 @@ class _Driver:
         plan = kern.plan
         args = [f"_flat({self._arg(i)})" for i in n.inputs]
         outs: list[str] = [""] * len(kern.out_avals)
-        n0 = plan.dims[0] if plan.dims else 1
+        n0 = kern.n0
         nchunks = runtime.chunks_for(n0, kern.work)
         owners = self._result_owners(n)
         for k in kern.full_outputs:
@@ -374,6 +374,11 @@ class _Driver:
             self.lines.append(f"    {v}_o{k} = {self._buffer(owners[k], av.size, av.dtype)}")
             args.append(f"{v}_o{k}")
             outs[k] = f"{v}_o{k}.reshape({av.shape})"
+        for k in kern.row_outputs:  # written once per row: no initial value needed
+            av = kern.out_avals[k]
+            self.lines.append(f"    {v}_r{k} = {self._buffer(owners[k], av.size, av.dtype)}")
+            args.append(f"{v}_r{k}")
+            outs[k] = f"{v}_r{k}.reshape({av.shape})"
         for k, kind in kern.red_outputs:
             av = kern.out_avals[k]
             rows = nchunks if plan.outer_reduced else 1

@@ -220,12 +220,185 @@ class Kernel:
     out_avals: list[Aval]
     work: int  # elements × ops: decides threading
     signature: str = ""  # Numba signature (source): compiled eagerly at import
+    row_outputs: list[int] = field(default_factory=list)  # written once per row (row kernels)
+    n0: int = 0  # iterations of the outermost (chunked) loop
+
+
+def _signature(body, result_positions: list[int]) -> str:
+    # operands are read-only (constants and broadcast views are), results writable
+    ins = [f"_ro({_NB_TYPES[np.dtype(i.dtype).name]})" for i in body.inputs]
+    outs = [f"_rw({_NB_TYPES[np.dtype(body.outputs[k].dtype).name]})" for k in result_positions]
+    return "_nb.void(" + ", ".join(ins + outs + ["_nb.int64"] * 3) + ")"
+
+
+def _is_red(m: Node) -> bool:
+    return bool(REGISTRY[m.op].extra.get("fusable_reduction"))
+
+
+def needs_rows(body) -> bool:
+    """Does this kernel read reduction results (or row values) inside its own loop?"""
+    reds = {id(m) for m in body.equations if _is_red(m)}
+    if not reds:
+        return False
+    space = tuple(next(m for m in body.equations if _is_red(m)).inputs[0].shape)
+    return any(id(i) in reds for m in body.equations for i in m.inputs) or any(
+        not _is_red(m) and tuple(m.shape) != space for m in body.equations)
+
+
+def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> Kernel:
+    """A kernel whose body reads its own reductions: for each row (the kept, outer axes) it
+    makes one pass over the reduced axes per stage. Stage s computes the reductions that only
+    need results of stages < s; values a stage needs are recomputed in it rather than stored.
+    Per-row values (reduction results and what is computed from them) are scalars between
+    passes."""
+    body = node.attrs["body"]
+    members = body.equations
+    reds = [m for m in members if _is_red(m)]
+    space = tuple(reds[0].inputs[0].shape)
+    axes = tuple(reds[0].attrs["axes"])
+    plan = plan_loops(space, [tuple(i.shape) for i in body.inputs], axes)
+    nk = len(plan.red) - sum(plan.red)  # collapsed kept axes come first: the rows
+    nd = len(plan.dims)
+    idx = [f"i{j}" for j in range(nd)]
+    kidx = idx[:nk]
+    full = {id(m) for m in members if not _is_red(m) and tuple(m.shape) == space}
+
+    # stage bookkeeping: loop(m) for full values, done(m) for per-row values
+    loop: dict[int, int] = {}
+    done: dict[int, int] = {}
+    for m in members:
+        dep_loop = 1
+        dep_done = 0
+        for i in m.inputs:
+            if id(i) in full:
+                dep_loop = max(dep_loop, loop[id(i)])
+            elif id(i) in done:
+                dep_loop = max(dep_loop, done[id(i)] + 1)
+                dep_done = max(dep_done, done[id(i)])
+        if _is_red(m):
+            done[id(m)] = loop.get(id(m.inputs[0]), 1)  # an operand: any pass can read it
+        elif id(m) in full:
+            loop[id(m)] = dep_loop
+        else:
+            done[id(m)] = dep_done
+    stages = max(list(loop.values()) + list(done.values()) + [1])
+
+    out_pos = {id(o): k for k, o in enumerate(body.outputs)}
+    full_outputs = [k for k, o in enumerate(body.outputs) if id(o) in full]
+    row_outputs = [k for k, o in enumerate(body.outputs) if id(o) not in full]
+    params = [f"x{k}" for k in range(len(body.inputs))] + \
+        [f"o{k}" for k in full_outputs] + [f"r{k}" for k in row_outputs]
+    in_name = {id(i): f"a{k}" for k, i in enumerate(body.inputs)}
+    in_pos = {id(i): k for k, i in enumerate(body.inputs)}
+
+    def value_line(m: Node, names: dict[int, str]) -> str:
+        args = []
+        for i in m.inputs:
+            if i.op == "const":
+                args.append(e.lit(i.attrs["value"].value[()], i.dtype))
+            else:
+                args.append(names[id(i)])
+        return emit_op(e, m, args)
+
+    # deterministic names (the module's file name is a hash of its source)
+    accn = {id(m): f"acc{k}" for k, m in enumerate(members) if _is_red(m)}
+    src: list[str] = [f"def {name}({', '.join(params)}, lo, hi, chunk):"]
+    src += [f"    # {line}" for line in ir_lines]
+    ind = "    "
+    if nk:
+        src.append(f"{ind}for i0 in range(lo, hi):")
+        ind += "    "
+        for j in range(1, nk):
+            src.append(f"{ind}for i{j} in range({plan.dims[j]}):")
+            ind += "    "
+    else:
+        src.append(f"{ind}for _row in range(lo, hi):")
+        ind += "    "
+    row_names: dict[int, str] = {}
+
+    def row_values(stage: int) -> None:
+        # per-row values whose inputs are complete after `stage` passes
+        for m in members:
+            if id(m) in done and not _is_red(m) and done[id(m)] == stage:
+                names = dict(row_names)
+                for i in m.inputs:
+                    if id(i) in in_pos and id(i) not in names:
+                        k = in_pos[id(i)]
+                        src.append(f"{ind}{in_name[id(i)]}r = x{k}["
+                                   f"{_index(plan.in_strides[k][:nk], kidx)}]")
+                        names[id(i)] = in_name[id(i)] + "r"
+                v = f"w{len(row_names)}"
+                src.append(f"{ind}{v} = {value_line(m, names)}")
+                row_names[id(m)] = v
+        for m in members:
+            if id(m) in out_pos and id(m) not in full and done.get(id(m)) == stage:
+                k = out_pos[id(m)]
+                src.append(f"{ind}r{k}[{_index(plan.red_strides[:nk], kidx)}] = "
+                           f"{row_names[id(m)]}")
+
+    row_values(0)
+    for stage in range(1, stages + 1):
+        sinks = [m for m in members if (_is_red(m) and done[id(m)] == stage)
+                 or (id(m) in full and id(m) in out_pos and loop[id(m)] == stage)]
+        if not sinks:
+            row_values(stage)
+            continue
+        # full values this pass needs: ancestors of its sinks
+        need: set[int] = set()
+        stack = list(sinks)
+        while stack:
+            m = stack.pop()
+            for i in m.inputs:
+                if id(i) in full and id(i) not in need:
+                    need.add(id(i))
+                    stack.append(i)
+            if id(m) in full:
+                need.add(id(m))
+        stage_reds = [m for m in sinks if _is_red(m)]
+        for m in stage_reds:
+            kind = REGISTRY[m.op].extra["fusable_reduction"]
+            src.append(f"{ind}{accn[id(m)]} = {e.lit(reduce_identity(kind, m.dtype), m.dtype)}")
+        inner = ind
+        for j in range(nk, nd):
+            src.append(f"{inner}for i{j} in range({plan.dims[j]}):")
+            inner += "    "
+        names = dict(row_names)
+        used = {id(i) for m in members if id(m) in need for i in m.inputs if id(i) in in_pos}
+        used |= {id(m.inputs[0]) for m in stage_reds if id(m.inputs[0]) in in_pos}
+        for i in body.inputs:
+            if id(i) in used:
+                k = in_pos[id(i)]
+                src.append(f"{inner}{in_name[id(i)]} = x{k}[{_index(plan.in_strides[k], idx)}]")
+                names[id(i)] = in_name[id(i)]
+        for m in members:
+            if id(m) in need:
+                v = f"v{len(names)}"
+                src.append(f"{inner}{v} = {value_line(m, names)}")
+                names[id(m)] = v
+        for m in sinks:
+            if id(m) in full:
+                src.append(f"{inner}o{out_pos[id(m)]}[{_index(plan.out_strides, idx)}] = "
+                           f"{names[id(m)]}")
+        for m in stage_reds:
+            kind = REGISTRY[m.op].extra["fusable_reduction"]
+            acc = accn[id(m)]
+            src.append(f"{inner}{acc} = {_combine(kind, acc, names[id(m.inputs[0])])}")
+        for m in stage_reds:
+            row_names[id(m)] = accn[id(m)]
+        row_values(stage)
+    sig = _signature(body, full_outputs + row_outputs)
+    n0 = plan.dims[0] if nk else 1
+    return Kernel(name, "\n".join(src), plan, len(body.inputs), full_outputs, [],
+                  [o.aval for o in body.outputs], plan.size * max(1, len(members)) * stages,
+                  sig, row_outputs, n0)
 
 
 def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> Kernel:
     """Generate the kernel for fused node `node` (its attrs["body"])."""
     body = node.attrs["body"]
     members = body.equations
+    if needs_rows(body):
+        return emit_row_kernel(name, node, e, ir_lines)
     reds = [m for m in members if REGISTRY[m.op].extra.get("fusable_reduction")]
     space = tuple(reds[0].inputs[0].shape) if reds else None
     if space is None:
@@ -320,13 +493,10 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
             slot = f"r{k}[{row}{ridx}]"
             src.append(f"{ind}{slot} = {_combine(kind, slot, f'acc{k}')}")
     work = plan.size * max(1, len(members))
-    # operands are read-only (constants and broadcast views are), results writable
-    ins = [f"_ro({_NB_TYPES[np.dtype(i.dtype).name]})" for i in body.inputs]
-    outs = [f"_rw({_NB_TYPES[np.dtype(body.outputs[k].dtype).name]})"
-            for k in full_outputs + [k for k, _ in red_outputs]]
-    sig = "_nb.void(" + ", ".join(ins + outs + ["_nb.int64"] * 3) + ")"
+    sig = _signature(body, full_outputs + [k for k, _ in red_outputs])
     return Kernel(name, "\n".join(src), plan, len(body.inputs), full_outputs, red_outputs,
-                  [o.aval for o in body.outputs], work, sig)
+                  [o.aval for o in body.outputs], work, sig,
+                  n0=plan.dims[0] if plan.dims else 1)
 
 
 def _used(lines: list[str], n: int, red_vals: dict[int, str]) -> set[int]:

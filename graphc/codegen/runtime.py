@@ -13,7 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 N_THREADS = max(1, int(os.environ.get("GRAPHC_THREADS", os.cpu_count() or 1)))
-PARALLEL_MIN_WORK = 1 << 17  # elements × ops below which threads cost more than they save
+PARALLEL_MIN_WORK = 1 << 21  # elements × ops below which threads cost more than they save
+# (BLAS keeps its own threads spinning after a matrix product: small kernels split across
+# threads would fight them for the cores)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()

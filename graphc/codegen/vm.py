@@ -225,6 +225,10 @@ def eligible(n: Node) -> bool:
     if n.op != "fused":
         return False
     body = n.attrs["body"]
+    from graphc.codegen.kernels import needs_rows
+
+    if needs_rows(body):  # reads its own reductions: a row kernel
+        return False
     floats = {v.dtype for v in body.nodes if not isinstance(v.aval, TupleAval)
               and v.dtype.kind == "f"}
     if len(floats) != 1 or next(iter(floats)) not in (np.float32, np.float64):

@@ -437,24 +437,31 @@ def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = No
     out = fn(*call_args, **call_kwargs)
     out_leaves, out_tree = pytree.flatten(out)
     outputs = []
-    out_mask = []
+    out_mask: list = []  # True: the next graph output; StaticLeaf: a value passed through
     for leaf in out_leaves:
         if isinstance(leaf, Tracer):
             outputs.append(leaf.node)
             out_mask.append(True)
-        elif leaf is None:
-            out_mask.append(False)
-        else:
-            try:
-                outputs.append(to_node(leaf))
-            except GraphcError:
-                raise GraphcError(
-                    f"{name or 'the function'} returned a {type(leaf).__name__}, which is not "
-                    "an array; return arrays (or containers of arrays)") from None
+        elif _is_traceable_leaf(leaf):
+            outputs.append(to_node(leaf))  # an array computed without the inputs: a constant
             out_mask.append(True)
+        else:
+            out_mask.append(StaticLeaf(leaf))  # functions, ints, strings: returned as they are
     g = Graph(inputs, outputs, in_tree=in_tree, out_tree=(out_tree, tuple(out_mask)),
               name=name)
     return g
+
+
+class StaticLeaf:
+    """A non-array output leaf (a function, an int, a string) returned as it is."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"StaticLeaf({self.value!r})"
 
 
 def fn_name(fn: Callable) -> str:
@@ -492,4 +499,4 @@ def unflatten_outputs(graph: Graph, values: list) -> Any:
         return values
     tree, mask = graph.out_tree
     it = iter(values)
-    return pytree.unflatten(tree, [next(it) if m else None for m in mask])
+    return pytree.unflatten(tree, [next(it) if m is True else m.value for m in mask])

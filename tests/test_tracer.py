@@ -1215,8 +1215,10 @@ def test_dataclass_and_registered_outputs():
     def fn(x):
         return Layer(x * 2, x.sum(0), np.exp), Registered(x, x + 1, "r")
 
-    with pytest.raises(graphc.GraphcError, match="returned a ufunc, which is not an array"):
-        graphc.trace(fn, X)  # non-array leaves cannot be outputs
+    # non-array leaves of outputs pass through untraced, like those of inputs
+    layer, reg0 = graphc.jit(fn, backend="interpreter")(X)
+    assert layer.act is np.exp and reg0.name == "r"
+    assert len(graphc.trace(fn, X).outputs) == 4
 
     def fn2(x):
         return Pair(x * 2, x.sum(0)), Registered(x, x + 1, "r"), Decorated(x, None, -x)
@@ -1237,9 +1239,10 @@ def test_constant_outputs_and_no_inputs():
     assert_same(got[1], np.asarray(2.5))
 
 
-def test_returning_a_non_array_is_clear():
-    with pytest.raises(graphc.GraphcError, match="returned a str, which is not an array"):
-        graphc.trace(lambda x: "hello", X)
+def test_returning_a_non_array_passes_it_through():
+    g = graphc.trace(lambda x: "hello", X)
+    assert len(g.outputs) == 0
+    assert graphc.jit(lambda x: ("hello", x * 2), backend="interpreter")(X)[0] == "hello"
 
 
 def test_closed_over_arrays_become_constants():
@@ -1622,3 +1625,14 @@ def test_tracer_is_unhashable_and_not_an_array():
         return x
 
     graphc.trace(fn, X)
+
+
+def test_non_array_outputs_pass_through_untraced():
+    def f(x):
+        return {"y": np.tanh(x), "act": np.tanh, "n": 3, "name": "layer"}
+
+    out = graphc.jit(f)(np.zeros(2))
+    assert out["act"] is np.tanh and out["n"] == 3 and out["name"] == "layer"
+    np.testing.assert_array_equal(out["y"], np.zeros(2))
+    g = graphc.trace(f, np.zeros(2))
+    assert len(g.outputs) == 1

@@ -42,7 +42,7 @@ from graphc.trace import (
 def _dtype_token(x: Any) -> Any:
     """What NumPy's resolver needs for an operand: a dtype, or a Python type for weak scalars."""
     if isinstance(x, Tracer):
-        return x.dtype
+        return float if x.weak else x.dtype
     if isinstance(x, np.generic):  # NumPy scalars are strong, even np.float64 (a float subclass)
         return x.dtype
     if isinstance(x, bool):
@@ -1020,21 +1020,30 @@ _or = _logical_or_bitwise(logical_or, "|")
 _xor = _logical_or_bitwise(logical_xor, "^")
 
 
+def _weak(result: Any, *operands: Any) -> Any:
+    """Python arithmetic between Python floats gives a Python float: a weak result, when every
+    operand is weak (a traced Python float or a Python number)."""
+    if isinstance(result, Tracer) and builtins.all(
+            (isinstance(o, Tracer) and o.weak) or (type(o) in (int, float)) for o in operands):
+        result.weak = True
+    return result
+
+
 def _install_operators() -> None:
     T = Tracer
-    T.__add__ = lambda a, b: add(a, b)
-    T.__radd__ = lambda a, b: add(b, a)
-    T.__sub__ = lambda a, b: subtract(a, b)
-    T.__rsub__ = lambda a, b: subtract(b, a)
-    T.__mul__ = lambda a, b: multiply(a, b)
-    T.__rmul__ = lambda a, b: multiply(b, a)
-    T.__truediv__ = lambda a, b: divide(a, b)
-    T.__rtruediv__ = lambda a, b: divide(b, a)
-    T.__pow__ = lambda a, b: power(a, b)
-    T.__rpow__ = lambda a, b: power(b, a)
+    T.__add__ = lambda a, b: _weak(add(a, b), a, b)
+    T.__radd__ = lambda a, b: _weak(add(b, a), a, b)
+    T.__sub__ = lambda a, b: _weak(subtract(a, b), a, b)
+    T.__rsub__ = lambda a, b: _weak(subtract(b, a), a, b)
+    T.__mul__ = lambda a, b: _weak(multiply(a, b), a, b)
+    T.__rmul__ = lambda a, b: _weak(multiply(b, a), a, b)
+    T.__truediv__ = lambda a, b: _weak(divide(a, b), a, b)
+    T.__rtruediv__ = lambda a, b: _weak(divide(b, a), a, b)
+    T.__pow__ = lambda a, b: _weak(power(a, b), a, b)
+    T.__rpow__ = lambda a, b: _weak(power(b, a), a, b)
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
-    T.__neg__ = lambda a: negative(a)
+    T.__neg__ = lambda a: _weak(negative(a), a)
     T.__pos__ = lambda a: a
     T.__abs__ = lambda a: absolute(a)
     T.__lt__ = lambda a, b: less(a, b)

@@ -187,12 +187,14 @@ _CONTROL_HINT = ("Python control flow cannot depend on array values. Use np.wher
 class Tracer:
     """A traced array. Use it like a NumPy array; shape, ndim and dtype are concrete."""
 
-    __slots__ = ("node",)
+    __slots__ = ("node", "weak")
     __array_priority__ = 1000
     __hash__ = None  # type: ignore[assignment]  # like ndarray: unhashable
 
-    def __init__(self, node: Node):
+    def __init__(self, node: Node, weak: bool = False):
         self.node = node
+        # a traced Python float: promotes like one (NEP 50), so x_f32 * s stays float32
+        self.weak = weak
 
     # -- metadata (concrete) ------------------------------------------------------------------
     @property
@@ -433,7 +435,8 @@ def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = No
     leaves, in_tree = split_args((args, kwargs))
     names = [n for n, t in zip(_leaf_names((args, kwargs)), in_tree.traced, strict=True) if t]
     inputs = [make_input(leaf_aval(x), nm) for x, nm in zip(leaves, names, strict=True)]
-    call_args, call_kwargs = in_tree.rebuild([Tracer(n) for n in inputs])
+    call_args, call_kwargs = in_tree.rebuild(
+        [Tracer(n, weak=type(x) is float) for n, x in zip(inputs, leaves, strict=True)])
     out = fn(*call_args, **call_kwargs)
     out_leaves, out_tree = pytree.flatten(out)
     outputs = []

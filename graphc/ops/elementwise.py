@@ -113,8 +113,7 @@ unary("floor", np.floor, differentiable=False, doc="derivative 0", emit="np.floo
 unary("ceil", np.ceil, differentiable=False, doc="derivative 0", emit="np.ceil({0})")
 unary("round", np.round, differentiable=False, doc="round half to even; derivative 0",
       emit="np.rint({0})")
-unary("stop_gradient", lambda x: x, float_only=False,
-      vjp=lambda g, out, x: (None,), jvp=lambda ts, out, x: None,
+unary("stop_gradient", lambda x: x, float_only=False, differentiable=False,
       doc="identity whose derivative is taken to be 0", emit="{0}")
 
 

@@ -65,13 +65,16 @@ def showcase() -> None:
     print(graphc.trace(gelu_loss, graphc.spec("f32[1024]"), graphc.spec("f32[1024]")))
     vg = graphc.value_and_grad(gelu_loss, argnums=(0, 1))
     joint = graphc.trace(vg, graphc.spec("f32[1024]"), graphc.spec("f32[1024]"))
+    print(f"\nthe gradient graph (value and both gradients), before optimization:")
+    print(joint)
     fused = run_pipeline(joint, COMPILE_PIPELINE)
-    print(f"\nvalue and both gradients: {len(joint.equations)} equations; after the pipeline:")
+    print("\nthe optimization pipeline:")
     for rec in fused.info["pipeline"]:
         print(f"  {rec.name:<9} {rec.nodes_before:>4} -> {rec.nodes_after:<4} equations")
     kernels = [n for n in fused.equations if n.op == "fused"]
-    print(f"-> {len(kernels)} fused kernel reading x and w once and writing the loss and both "
-          f"gradients")
+    print(f"\nafter: {len(kernels)} fused kernel (its body is the nested graph) reading x and w "
+          f"once and writing the loss and both gradients:")
+    print(fused)
 
     n = 1 << 22
     rng = np.random.default_rng(0)

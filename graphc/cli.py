@@ -562,7 +562,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     graph = t.stage(args.stage)
     out = run_pipeline(graph, names, diffs=True)
     records = out.info["pipeline"]
-    rows = [("pass", "before", "after", "time", "removed", "added")]
+    rows = [("pass", "before", "after", "time", "removed", "added", "rewritten")]
     for r in records:
         rows.append(
             (
@@ -572,6 +572,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 f"{r.seconds * 1e3:.2f} ms",
                 _fmt_counter(r.removed),
                 _fmt_counter(r.added),
+                _fmt_counter(r.rewritten),
             )
         )
     widths = [max(len(row[k]) for row in rows) for k in range(4)]
@@ -579,13 +580,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for row in rows:
         lines.append(
             f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  "
-            f"{row[3]:>{widths[3]}}  removed: {row[4]}   added: {row[5]}"
+            f"{row[3]:>{widths[3]}}  removed: {row[4]}   added: {row[5]}   "
+            f"rewritten: {row[6]}"
             if row is not rows[0]
             else f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  "
             f"{row[3]:>{widths[3]}}  changes"
         )
-    # the fusion report of the last fuse (later passes carry its notes along in info, so the
-    # records after it repeat them)
+    # the fusion report of the last fuse
     report = out.info.get("fusion")
     notes = [str(b) for b in report.boundaries] if report is not None else []
     if "fuse" in names:

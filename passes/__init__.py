@@ -64,6 +64,7 @@ class PassRecord:
     seconds: float
     removed: Counter = field(default_factory=Counter)  # op -> count of nodes that disappeared
     added: Counter = field(default_factory=Counter)  # op -> count of new nodes
+    rewritten: Counter = field(default_factory=Counter)  # op -> nodes replaced by an altered one
     notes: list[str] = field(default_factory=list)  # e.g. why-not-fused reasons
 
     def summary(self) -> str:
@@ -72,20 +73,23 @@ class PassRecord:
 
         return (f"{self.name:<10} {self.nodes_before:>6} -> {self.nodes_after:<6} nodes "
                 f"{self.seconds * 1e3:8.2f} ms   removed: {fmt(self.removed)}   "
-                f"added: {fmt(self.added)}")
+                f"added: {fmt(self.added)}   rewritten: {fmt(self.rewritten)}")
 
 
-def diff(before: Graph, after: Graph) -> tuple[Counter, Counter]:
-    """Nodes (by op) present only before, and only after, compared structurally."""
+def diff(before: Graph, after: Graph) -> tuple[Counter, Counter, Counter]:
+    """Nodes (by op) only before (removed), only after (added), and, of those, the ones where a
+    node of an op was replaced by a different node of the same op (rewritten: new operands or
+    attributes), compared structurally."""
     sb, sa = node_signatures(before), node_signatures(after)
     cb = Counter((n.op, sb[id(n)]) for n in before.equations)
     ca = Counter((n.op, sa[id(n)]) for n in after.equations)
-    removed, added = Counter(), Counter()
+    gone, new = Counter(), Counter()
     for (op, _), k in (cb - ca).items():
-        removed[op] += k
+        gone[op] += k
     for (op, _), k in (ca - cb).items():
-        added[op] += k
-    return removed, added
+        new[op] += k
+    rewritten = Counter({op: min(gone[op], new[op]) for op in gone if new.get(op)})
+    return gone - rewritten, new - rewritten, rewritten
 
 
 def debug_level() -> int:
@@ -125,9 +129,10 @@ def run_pipeline(graph: Graph, names: Sequence[str] | None = None, *,
                 verify_graph(graph)
             except GraphcError as e:
                 raise GraphcError(f"the graph is invalid after pass {name!r}: {e}") from e
-        removed, added = diff(before, graph) if debug or diffs else (Counter(), Counter())
+        removed, added, rewritten = diff(before, graph) if debug or diffs else \
+            (Counter(), Counter(), Counter())
         rec = PassRecord(name, len(before.equations), len(graph.equations), dt, removed, added,
-                         list(graph.info.pop("notes", [])))
+                         rewritten, list(graph.info.pop("notes", [])))
         records.append(rec)
         if debug:
             print(f"[graphc] {rec.summary()}", file=sys.stderr)

@@ -593,6 +593,13 @@ def compile_graph(graph: Graph) -> Executable:
     mod._K = consts
     exe = Executable(graph, source, path, mod.run, d.kernels, d.fallbacks)
     exe.compile_seconds = time.perf_counter() - t0
+    from passes import debug_level
+
+    if debug_level():
+        print(f"[graphc] compiled {len(d.kernels)} kernels, {len(d.vm_programs)} tape-machine "
+              f"runs in {exe.compile_seconds:.2f} s -> {path}", file=sys.stderr)
+        for fb in d.fallbacks:
+            print(f"[graphc]     NumPy fallback: {fb}", file=sys.stderr)
     return exe
 
 

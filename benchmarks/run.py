@@ -301,25 +301,26 @@ def bench_mlp(repeat: int) -> None:
 
 
 def _bench_mlp_layers(x, y, repeat: int, t_gemm: float) -> None:
-    try:
-        from graphc import nn
-    except Exception:
-        record("mlp", "graphc (nn layers)", None, "graphc.nn not available")
-        return
-    try:
-        model = nn.Chain(nn.Dense(784, 512, act=nn.relu), nn.Dense(512, 256, act=nn.relu),
-                         nn.Dense(256, 10))
-        opt = nn.SGD(lr=0.01)
-        state = opt.init(model)
-        step = nn.train_step(model, lambda m, x, y: nn.cross_entropy(m(x), y), opt)
-        t = time.perf_counter()
-        model2, state2, _ = step(model, state, x, y)
-        first = time.perf_counter() - t
-        t_l = median_ms(lambda: step(model, state, x, y), repeat)
-        record("mlp", "graphc (nn layers, train_step)", t_l,
-               f"first call {first:.2f} s; {t_l / t_gemm:.2f}x its GEMMs")
-    except Exception as e:
-        record("mlp", "graphc (nn layers)", None, f"failed: {type(e).__name__}: {e}")
+    from graphc import nn
+    model = nn.Chain(nn.Dense(784, 512, act=nn.relu), nn.Dense(512, 256, act=nn.relu),
+                     nn.Dense(256, 10))
+    _bench_layers("mlp", model, x, y, repeat, "{:.2f}x its GEMMs", t_gemm)
+
+
+def _bench_layers(workload: str, model, x, y, repeat: int, ratio_fmt: str = "",
+                  base: float | None = None) -> None:
+    from graphc import nn
+
+    step = nn.train_step(model, nn.cross_entropy, nn.SGD(lr=0.01))
+    state = step.init(model)
+    t = time.perf_counter()
+    step(model, state, x, y)
+    first = time.perf_counter() - t
+    t_l = median_ms(lambda: step(model, state, x, y), repeat)
+    note = f"first call {first:.2f} s"
+    if base:
+        note += "; " + ratio_fmt.format(t_l / base)
+    record(workload, "graphc (nn layers, train_step)", t_l, note)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,6 +356,12 @@ def bench_convnet(repeat: int) -> None:
     lo = f.lower(p, x, y)
     record("convnet", "graphc (function)", t_g,
            f"first call {first:.2f} s; NumPy fallbacks: {len(lo.fallbacks)}")
+    from graphc import nn
+
+    cnn = nn.Chain(nn.Conv2d(1, 8, 3, act=nn.relu), nn.MaxPool2d(2),
+                   nn.Conv2d(8, 16, 3, act=nn.relu), nn.MaxPool2d(2), nn.Flatten(),
+                   nn.Dense(400, 10))
+    _bench_layers("convnet", cnn, x, y, repeat)
     fi = graphc.jit(conv_step, backend="interpreter")
     record("convnet", "graphc reference interpreter (NumPy)", median_ms(lambda: fi(p, x, y),
                                                                       max(3, repeat // 4)))
@@ -423,6 +430,13 @@ def bench_chain(repeat: int) -> None:
     old = os.environ.get("GRAPHC_CACHE_DIR")
     os.environ["GRAPHC_CACHE_DIR"] = cache  # a cold cache: the first call compiles
     try:
+        from passes import COMPILE_PIPELINE, run_pipeline
+
+        traced = graphc.trace(graphc.value_and_grad(chain), x)
+        t = time.perf_counter()
+        run_pipeline(traced, COMPILE_PIPELINE)
+        record("chain", "graphc pass pipeline alone", (time.perf_counter() - t) * 1e3,
+               f"{len(traced.equations)} equations")
         f = graphc.jit(graphc.value_and_grad(chain))
         t = time.perf_counter()
         f(x)

@@ -68,8 +68,9 @@ if jax is not None:
     jax.config.update("jax_platforms", "cpu")
 
 
-def bench_torch(workload: str, make: Callable[[], Callable[[], object]], repeat: int,
-                compile_too: bool = True) -> None:
+def bench_torch(
+    workload: str, make: Callable[[], Callable[[], object]], repeat: int, compile_too: bool = True
+) -> None:
     if torch is None:
         record(workload, "torch eager", None, "torch not installed")
         return
@@ -82,8 +83,7 @@ def bench_torch(workload: str, make: Callable[[], Callable[[], object]], repeat:
             t = time.perf_counter()
             cfn()
             first = time.perf_counter() - t
-            record(workload, "torch.compile", median_ms(cfn, repeat),
-                   f"first call {first:.1f} s")
+            record(workload, "torch.compile", median_ms(cfn, repeat), f"first call {first:.1f} s")
         except Exception as e:  # torch.compile needs a working C++ toolchain
             record(workload, "torch.compile", None, f"failed: {type(e).__name__}")
 
@@ -110,7 +110,9 @@ def bench_gelu(repeat: int) -> None:
         t = np.tanh(np.float32(C0) * (x + np.float32(C1) * x * x * x))
         g = 0.5 * x * (1 + t)
         loss = np.sum(g * w)
-        dg = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * np.float32(C0) * (1 + 3 * np.float32(C1) * x * x)
+        dg = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * np.float32(C0) * (
+            1 + 3 * np.float32(C1) * x * x
+        )
         return loss, w * dg, g
 
     t_np = median_ms(numpy_version, max(3, repeat // 4), warmup=1)
@@ -126,8 +128,12 @@ def bench_gelu(repeat: int) -> None:
     hand = _hand_fused_gelu()
     if hand is not None:
         t_h = median_ms(lambda: hand(x, w), repeat)
-        record("gelu", "hand-fused Numba kernel (2 threads)", t_h,
-               f"graphc / hand-fused = {t_g / t_h:.2f}")
+        record(
+            "gelu",
+            "hand-fused Numba kernel (2 threads)",
+            t_h,
+            f"graphc / hand-fused = {t_g / t_h:.2f}",
+        )
 
     def make_torch(compiled: bool = False):
         tx = torch.from_numpy(x).requires_grad_()
@@ -144,9 +150,12 @@ def bench_gelu(repeat: int) -> None:
 
     bench_torch("gelu", make_torch, repeat)
     if jax is not None:
-        jf = jax.jit(jax.value_and_grad(
-            lambda x, w: jnp.sum(0.5 * x * (1 + jnp.tanh(C0 * (x + C1 * x**3))) * w),
-            argnums=(0, 1)))
+        jf = jax.jit(
+            jax.value_and_grad(
+                lambda x, w: jnp.sum(0.5 * x * (1 + jnp.tanh(C0 * (x + C1 * x**3))) * w),
+                argnums=(0, 1),
+            )
+        )
         jx, jw = jnp.asarray(x), jnp.asarray(w)
         record("gelu", "JAX jit", median_ms(lambda: jax.block_until_ready(jf(jx, jw)), repeat))
     else:
@@ -175,8 +184,8 @@ def _hand_fused_gelu():
             g = np.float32(0.5) * a * (np.float32(1) + t)
             acc += g * w[i]
             dg = np.float32(0.5) * (np.float32(1) + t) + np.float32(0.5) * a * (
-                np.float32(1) - t * t) * np.float32(C0) * (
-                np.float32(1) + np.float32(3 * C1) * a * a)
+                np.float32(1) - t * t
+            ) * np.float32(C0) * (np.float32(1) + np.float32(3 * C1) * a * a)
             gx[i] = w[i] * dg
             gw[i] = g
         part[c] = acc
@@ -193,8 +202,14 @@ def _hand_fused_gelu():
 # ---------------------------------------------------------------------------------------------
 # 2. MLP step
 
-MLP_SHAPES = {"W1": (784, 512), "b1": (512,), "W2": (512, 256), "b2": (256,), "W3": (256, 10),
-              "b3": (10,)}
+MLP_SHAPES = {
+    "W1": (784, 512),
+    "b1": (512,),
+    "W2": (512, 256),
+    "b2": (256,),
+    "W3": (256, 10),
+    "b3": (10,),
+}
 
 
 def mlp_loss(p, x, y):
@@ -211,8 +226,10 @@ def mlp_step(p, x, y):
 
 def mlp_data(seed: int = 0):
     rng = np.random.default_rng(seed)
-    p = {k: (rng.standard_normal(s) * (0.05 if len(s) == 2 else 0.0)).astype(np.float32)
-         for k, s in MLP_SHAPES.items()}
+    p = {
+        k: (rng.standard_normal(s) * (0.05 if len(s) == 2 else 0.0)).astype(np.float32)
+        for k, s in MLP_SHAPES.items()
+    }
     x = rng.random((256, 784), dtype=np.float32)
     y = rng.integers(0, 10, 256)
     return p, x, y
@@ -249,8 +266,12 @@ def bench_mlp(repeat: int) -> None:
         gW2, gb2 = r1.T @ d2, d2.sum(0)
         d1 = (d2 @ p["W2"].T) * (a1 > 0)
         gW1, gb1 = x.T @ d1, d1.sum(0)
-        return {k: p[k] - 0.01 * g for k, g in
-                zip(["W1", "b1", "W2", "b2", "W3", "b3"], [gW1, gb1, gW2, gb2, gW3, gb3])}
+        return {
+            k: p[k] - 0.01 * g
+            for k, g in zip(
+                ["W1", "b1", "W2", "b2", "W3", "b3"], [gW1, gb1, gW2, gb2, gW3, gb3], strict=True
+            )
+        }
 
     record("mlp", "NumPy (hand-written)", median_ms(numpy_step, repeat))
     f = graphc.jit(mlp_step)
@@ -258,8 +279,9 @@ def bench_mlp(repeat: int) -> None:
     f(p, x, y)
     first = time.perf_counter() - t
     t_g = median_ms(lambda: f(p, x, y), repeat)
-    record("mlp", "graphc (function)", t_g,
-           f"first call {first:.2f} s; {t_g / t_gemm:.2f}x its GEMMs")
+    record(
+        "mlp", "graphc (function)", t_g, f"first call {first:.2f} s; {t_g / t_gemm:.2f}x its GEMMs"
+    )
     _bench_mlp_layers(x, y, repeat, t_gemm)
 
     def make_torch(compiled: bool = False):
@@ -281,6 +303,7 @@ def bench_mlp(repeat: int) -> None:
 
     bench_torch("mlp", make_torch, repeat)
     if jax is not None:
+
         def jloss(p, x, y):
             h = jax.nn.relu(x @ p["W1"] + p["b1"])
             h = jax.nn.relu(h @ p["W2"] + p["b2"])
@@ -294,21 +317,25 @@ def bench_mlp(repeat: int) -> None:
 
         jp = {k: jnp.asarray(v) for k, v in p.items()}
         jx, jy = jnp.asarray(x), jnp.asarray(y)
-        record("mlp", "JAX jit", median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)),
-                                           repeat))
+        record(
+            "mlp", "JAX jit", median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)), repeat)
+        )
     else:
         record("mlp", "JAX jit", None, "jax not installed")
 
 
 def _bench_mlp_layers(x, y, repeat: int, t_gemm: float) -> None:
     from graphc import nn
-    model = nn.Chain(nn.Dense(784, 512, act=nn.relu), nn.Dense(512, 256, act=nn.relu),
-                     nn.Dense(256, 10))
+
+    model = nn.Chain(
+        nn.Dense(784, 512, act=nn.relu), nn.Dense(512, 256, act=nn.relu), nn.Dense(256, 10)
+    )
     _bench_layers("mlp", model, x, y, repeat, "{:.2f}x its GEMMs", t_gemm)
 
 
-def _bench_layers(workload: str, model, x, y, repeat: int, ratio_fmt: str = "",
-                  base: float | None = None) -> None:
+def _bench_layers(
+    workload: str, model, x, y, repeat: int, ratio_fmt: str = "", base: float | None = None
+) -> None:
     from graphc import nn
 
     step = nn.train_step(model, nn.cross_entropy, nn.SGD(lr=0.01))
@@ -326,8 +353,14 @@ def _bench_layers(workload: str, model, x, y, repeat: int, ratio_fmt: str = "",
 # ---------------------------------------------------------------------------------------------
 # 3. ConvNet step
 
-CONV_SHAPES = {"w1": (8, 1, 3, 3), "b1": (8,), "w2": (16, 8, 3, 3), "b2": (16,),
-               "W": (400, 10), "b": (10,)}
+CONV_SHAPES = {
+    "w1": (8, 1, 3, 3),
+    "b1": (8,),
+    "w2": (16, 8, 3, 3),
+    "b2": (16,),
+    "W": (400, 10),
+    "b": (10,),
+}
 
 
 def conv_loss(p, x, y):
@@ -354,17 +387,29 @@ def bench_convnet(repeat: int) -> None:
     first = time.perf_counter() - t
     t_g = median_ms(lambda: f(p, x, y), repeat)
     lo = f.lower(p, x, y)
-    record("convnet", "graphc (function)", t_g,
-           f"first call {first:.2f} s; NumPy fallbacks: {len(lo.fallbacks)}")
+    record(
+        "convnet",
+        "graphc (function)",
+        t_g,
+        f"first call {first:.2f} s; NumPy fallbacks: {len(lo.fallbacks)}",
+    )
     from graphc import nn
 
-    cnn = nn.Chain(nn.Conv2d(1, 8, 3, act=nn.relu), nn.MaxPool2d(2),
-                   nn.Conv2d(8, 16, 3, act=nn.relu), nn.MaxPool2d(2), nn.Flatten(),
-                   nn.Dense(400, 10))
+    cnn = nn.Chain(
+        nn.Conv2d(1, 8, 3, act=nn.relu),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, act=nn.relu),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dense(400, 10),
+    )
     _bench_layers("convnet", cnn, x, y, repeat)
     fi = graphc.jit(conv_step, backend="interpreter")
-    record("convnet", "graphc reference interpreter (NumPy)", median_ms(lambda: fi(p, x, y),
-                                                                      max(3, repeat // 4)))
+    record(
+        "convnet",
+        "graphc reference interpreter (NumPy)",
+        median_ms(lambda: fi(p, x, y), max(3, repeat // 4)),
+    )
 
     def make_torch(compiled: bool = False):
         tp = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in p.items()}
@@ -406,8 +451,11 @@ def bench_convnet(repeat: int) -> None:
 
         jp = {k: jnp.asarray(v) for k, v in p.items()}
         jx, jy = jnp.asarray(x), jnp.asarray(y)
-        record("convnet", "JAX jit",
-               median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)), repeat))
+        record(
+            "convnet",
+            "JAX jit",
+            median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)), repeat),
+        )
     else:
         record("convnet", "JAX jit", None, "jax not installed")
 
@@ -423,8 +471,10 @@ def chain(x):
 
 
 def bench_chain(repeat: int) -> None:
-    print("\n[4] deep chain: 2,000 alternating tanh/sin ops over 1,024 elements, value+grad",
-          flush=True)
+    print(
+        "\n[4] deep chain: 2,000 alternating tanh/sin ops over 1,024 elements, value+grad",
+        flush=True,
+    )
     x = np.linspace(-1, 1, 1024, dtype=np.float32)
     cache = tempfile.mkdtemp(prefix="graphc-bench-")
     old = os.environ.get("GRAPHC_CACHE_DIR")
@@ -435,8 +485,12 @@ def bench_chain(repeat: int) -> None:
         traced = graphc.trace(graphc.value_and_grad(chain), x)
         t = time.perf_counter()
         run_pipeline(traced, COMPILE_PIPELINE)
-        record("chain", "graphc pass pipeline alone", (time.perf_counter() - t) * 1e3,
-               f"{len(traced.equations)} equations")
+        record(
+            "chain",
+            "graphc pass pipeline alone",
+            (time.perf_counter() - t) * 1e3,
+            f"{len(traced.equations)} equations",
+        )
         f = graphc.jit(graphc.value_and_grad(chain))
         t = time.perf_counter()
         f(x)
@@ -452,6 +506,7 @@ def bench_chain(repeat: int) -> None:
     t_np = median_ms(lambda: graphc.value_and_grad(chain, backend="interpreter")(x), 3, 1)
     record("chain", "graphc reference interpreter (NumPy)", t_np, "includes tracing")
     if jax is not None:
+
         def jchain(x):
             for i in range(2000):
                 x = jnp.sin(x) if i % 2 else jnp.tanh(x)
@@ -462,8 +517,12 @@ def bench_chain(repeat: int) -> None:
         t = time.perf_counter()
         jax.block_until_ready(jf(jx))
         first = time.perf_counter() - t
-        record("chain", "JAX jit", median_ms(lambda: jax.block_until_ready(jf(jx)), repeat),
-               f"first call {first:.2f} s")
+        record(
+            "chain",
+            "JAX jit",
+            median_ms(lambda: jax.block_until_ready(jf(jx)), repeat),
+            f"first call {first:.2f} s",
+        )
     else:
         record("chain", "JAX jit", None, "jax not installed")
 
@@ -491,8 +550,9 @@ def bench_startup(repeat: int) -> None:
 
     def run_once() -> float:
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
         del out
         return time.perf_counter() - t
 
@@ -505,8 +565,13 @@ def bench_startup(repeat: int) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
-BENCHES = {"gelu": bench_gelu, "mlp": bench_mlp, "convnet": bench_convnet, "chain": bench_chain,
-           "startup": bench_startup}
+BENCHES = {
+    "gelu": bench_gelu,
+    "mlp": bench_mlp,
+    "convnet": bench_convnet,
+    "chain": bench_chain,
+    "startup": bench_startup,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -514,9 +579,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("which", nargs="*", default=list(BENCHES))
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args(argv)
-    print(f"graphc {graphc.__version__}; numpy {np.__version__}; "
-          f"torch {getattr(torch, '__version__', 'not installed')}; "
-          f"jax {getattr(jax, '__version__', 'not installed')}; {os.cpu_count()} cores")
+    print(
+        f"graphc {graphc.__version__}; numpy {np.__version__}; "
+        f"torch {getattr(torch, '__version__', 'not installed')}; "
+        f"jax {getattr(jax, '__version__', 'not installed')}; {os.cpu_count()} cores"
+    )
     for name in args.which:
         BENCHES[name](args.repeat)
     print("\nsummary (median ms)")

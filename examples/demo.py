@@ -46,8 +46,7 @@ def progress(done: int, total: int, text: str) -> None:
         return
     width = 30
     filled = int(width * done / max(total, 1))
-    print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {text}", end="",
-          flush=True)
+    print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {text}", end="", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,15 +64,17 @@ def showcase() -> None:
     print(graphc.trace(gelu_loss, graphc.spec("f32[1024]"), graphc.spec("f32[1024]")))
     vg = graphc.value_and_grad(gelu_loss, argnums=(0, 1))
     joint = graphc.trace(vg, graphc.spec("f32[1024]"), graphc.spec("f32[1024]"))
-    print(f"\nthe gradient graph (value and both gradients), before optimization:")
+    print("\nthe gradient graph (value and both gradients), before optimization:")
     print(joint)
     fused = run_pipeline(joint, COMPILE_PIPELINE)
     print("\nthe optimization pipeline:")
     for rec in fused.info["pipeline"]:
         print(f"  {rec.name:<9} {rec.nodes_before:>4} -> {rec.nodes_after:<4} equations")
     kernels = [n for n in fused.equations if n.op == "fused"]
-    print(f"\nafter: {len(kernels)} fused kernel (its body is the nested graph) reading x and w "
-          f"once and writing the loss and both gradients:")
+    print(
+        f"\nafter: {len(kernels)} fused kernel (its body is the nested graph) reading x and w "
+        f"once and writing the loss and both gradients:"
+    )
     print(fused)
 
     n = 1 << 22
@@ -93,8 +94,10 @@ def showcase() -> None:
         return np.sum(gelu * w), w * dgelu, gelu
 
     t_g, t_np = median_ms(lambda: f(x, w)), median_ms(numpy_version, 3)
-    print(f"\non 2^22 float32 elements: compiled in {first:.2f} s; graphc {t_g:.1f} ms, "
-          f"NumPy {t_np:.1f} ms ({t_np / t_g:.0f}x faster)")
+    print(
+        f"\non 2^22 float32 elements: compiled in {first:.2f} s; graphc {t_g:.1f} ms, "
+        f"NumPy {t_np:.1f} ms ({t_np / t_g:.0f}x faster)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,8 +115,10 @@ def train(name: str, model, epochs: int, batch: int, lr: float, data_xy) -> tupl
     compile_s = time.perf_counter() - t
     low = step.lower(model, opt_state, x[:batch], y[:batch])
     kernels = sum(n.op == "fused" for n in low.optimized.equations)
-    print(f"training step: {len(low.traced.equations)} traced equations -> one executable with "
-          f"{kernels} fused kernels; compiled in {compile_s:.2f} s")
+    print(
+        f"training step: {len(low.traced.equations)} traced equations -> one executable with "
+        f"{kernels} fused kernels; compiled in {compile_s:.2f} s"
+    )
     times: list[float] = []
     acc = 0.0
     n_batches = len(x) // batch
@@ -128,29 +133,48 @@ def train(name: str, model, epochs: int, batch: int, lr: float, data_xy) -> tupl
         acc = nn.accuracy(predict(model, xt), yt)
         if sys.stdout.isatty():
             print("\r" + " " * 70 + "\r", end="")
-        print(f"  {name} epoch {epoch:2d}/{epochs}  loss {np.mean(losses):.4f}  "
-              f"test accuracy {acc:.3f}", flush=True)
-    stats = {"compile_s": compile_s, "step_us": 1e6 * float(np.median(times)),
-             "steps": len(times), "compiles": len(step.compiles)}
-    print(f"  {name}: test accuracy {acc:.3f}; median step {stats['step_us']:.0f} us over "
-          f"{stats['steps']} steps (batch {batch}); compiled {stats['compiles']} time(s)")
+        print(
+            f"  {name} epoch {epoch:2d}/{epochs}  loss {np.mean(losses):.4f}  "
+            f"test accuracy {acc:.3f}",
+            flush=True,
+        )
+    stats = {
+        "compile_s": compile_s,
+        "step_us": 1e6 * float(np.median(times)),
+        "steps": len(times),
+        "compiles": len(step.compiles),
+    }
+    print(
+        f"  {name}: test accuracy {acc:.3f}; median step {stats['step_us']:.0f} us over "
+        f"{stats['steps']} steps (batch {batch}); compiled {stats['compiles']} time(s)"
+    )
     return acc, {"model": model, "step": step, "opt_state": opt_state, **stats}
 
 
 def training(quick: bool):
     digits = data.digits(test_fraction=0.2, seed=0)
     (x, y), (xt, yt) = digits
-    banner(f"2. Training on scikit-learn's digits: {len(x)} training and {len(xt)} test images "
-           f"of 8x8 pixels")
+    banner(
+        f"2. Training on scikit-learn's digits: {len(x)} training and {len(xt)} test images "
+        f"of 8x8 pixels"
+    )
     nn.seed(0)
-    mlp = nn.Chain(nn.Flatten(), nn.Dense(64, 128, act=nn.relu), nn.Dense(128, 64, act=nn.relu),
-                   nn.Dense(64, 10))
+    mlp = nn.Chain(
+        nn.Flatten(),
+        nn.Dense(64, 128, act=nn.relu),
+        nn.Dense(128, 64, act=nn.relu),
+        nn.Dense(64, 10),
+    )
     print("\nMLP")
     mlp_acc, mlp_run = train("mlp", mlp, 8 if quick else 25, 64, 3e-3, digits)
     cnn = nn.Chain(
-        nn.Conv2d(1, 16, 3, padding=1, act=nn.relu), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1, act=nn.relu), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dense(32 * 2 * 2, 10))
+        nn.Conv2d(1, 16, 3, padding=1, act=nn.relu),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, act=nn.relu),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dense(32 * 2 * 2, 10),
+    )
     print("\nConvNet")
     cnn_acc, cnn_run = train("convnet", cnn, 5 if quick else 12, 32, 3e-3, digits)
     return mlp_acc, cnn_acc, cnn_run, digits
@@ -189,9 +213,11 @@ def pictures(out: str, cnn_run: dict, digits) -> None:
                 f.write(viz.to_dot(viz.apply_stage(loss, stage, model)))
             written.append(path)
     low = cnn_run["step"].lower(model, cnn_run["opt_state"], xb, yb)
-    for name, text in (("convnet_step_kernels.py", low.source),
-                       ("convnet_step_traced.ir", low.traced.pretty()),
-                       ("convnet_step_optimized.ir", str(low.optimized))):
+    for name, text in (
+        ("convnet_step_kernels.py", low.source),
+        ("convnet_step_traced.ir", low.traced.pretty()),
+        ("convnet_step_optimized.ir", str(low.optimized)),
+    ):
         path = os.path.join(out, name)
         with open(path, "w") as f:
             f.write(text)
@@ -202,8 +228,10 @@ def pictures(out: str, cnn_run: dict, digits) -> None:
         from collections import Counter
 
         counts = Counter(f.split(" ")[0] for f in low.fallbacks)
-        print("  ops running their NumPy implementation: " +
-              ", ".join(f"{op} x{k}" for op, k in sorted(counts.items())))
+        print(
+            "  ops running their NumPy implementation: "
+            + ", ".join(f"{op} x{k}" for op, k in sorted(counts.items()))
+        )
 
 
 def main() -> None:
@@ -215,8 +243,10 @@ def main() -> None:
     showcase()
     mlp_acc, cnn_acc, cnn_run, digits = training(args.quick)
     pictures(args.out, cnn_run, digits)
-    banner(f"done in {time.perf_counter() - t0:.0f} s: MLP test accuracy {mlp_acc:.3f}, "
-           f"ConvNet test accuracy {cnn_acc:.3f}")
+    banner(
+        f"done in {time.perf_counter() - t0:.0f} s: MLP test accuracy {mlp_acc:.3f}, "
+        f"ConvNet test accuracy {cnn_acc:.3f}"
+    )
     if not args.quick and min(mlp_acc, cnn_acc) < 0.95:
         sys.exit("accuracy below 95%")
 

@@ -16,8 +16,9 @@ df = graphc.grad(f)
 print("f''(2) =", graphc.grad(df)(2.0))  # 6.0
 
 # Several arguments: one gradient each
-gx, gy = graphc.gradient(lambda x, y: np.sum((x - y) ** 2), np.array([2.0, 1.0]),
-                         np.array([2.0, 0.0]))
+gx, gy = graphc.gradient(
+    lambda x, y: np.sum((x - y) ** 2), np.array([2.0, 1.0]), np.array([2.0, 0.0])
+)
 print("d/dx, d/dy sum((x-y)^2) =", gx, gy)
 
 # Nested structures: the gradient mirrors the input, None where there is nothing to differentiate

@@ -46,10 +46,23 @@ EXAMPLE_ARGS = {
     "poly": (2.0,),
     "sqdiff": (spec("f64[2]"), spec("f64[2]")),
     "mlp": (spec("f32[4,16]"), spec("f32[8,4]"), spec("f32[8]"), spec("f32[3,8]"), spec("f32[3]")),
-    "mlp_loss": (spec("f32[4,16]"), spec("f32[3,16]"), spec("f32[8,4]"), spec("f32[8]"),
-                 spec("f32[3,8]"), spec("f32[3]")),
-    "convnet": (spec("f32[64,1,28,28]"), spec("f32[8,1,3,3]"), spec("f32[8]"),
-                spec("f32[16,8,3,3]"), spec("f32[16]"), spec("f32[400,10]"), spec("f32[10]")),
+    "mlp_loss": (
+        spec("f32[4,16]"),
+        spec("f32[3,16]"),
+        spec("f32[8,4]"),
+        spec("f32[8]"),
+        spec("f32[3,8]"),
+        spec("f32[3]"),
+    ),
+    "convnet": (
+        spec("f32[64,1,28,28]"),
+        spec("f32[8,1,3,3]"),
+        spec("f32[8]"),
+        spec("f32[16,8,3,3]"),
+        spec("f32[16]"),
+        spec("f32[400,10]"),
+        spec("f32[10]"),
+    ),
 }
 
 

@@ -28,19 +28,49 @@ from graphc.api import (
 )
 from graphc.interp import evaluate
 from graphc.ir import Aval, DTypeError, Graph, GraphcError, Node, ShapeError
-from graphc.tree_util import pytree, register_pytree, tree_map
 from graphc.text import load, parse
 from graphc.trace import Spec, Tracer, TracerError, UnsupportedError, scope, spec, trace
+from graphc.tree_util import pytree, register_pytree, tree_map
 from graphc.verify import VerifyError, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradCheckError", "check_grads", "destructure", "grad", "gradient", "hessian", "jacobian",
-    "jit", "jvp", "lower", "value_and_grad", "vjp", "withgradient",
-    "Aval", "DTypeError", "Graph", "GraphcError", "Node", "ShapeError", "Spec", "Tracer",
-    "TracerError", "UnsupportedError", "VerifyError", "evaluate", "load", "numpy", "parse",
-    "pytree", "register_pytree", "scope", "spec", "trace", "tree_map", "verify",
+    "GradCheckError",
+    "check_grads",
+    "destructure",
+    "grad",
+    "gradient",
+    "hessian",
+    "jacobian",
+    "jit",
+    "jvp",
+    "lower",
+    "value_and_grad",
+    "vjp",
+    "withgradient",
+    "Aval",
+    "DTypeError",
+    "Graph",
+    "GraphcError",
+    "Node",
+    "ShapeError",
+    "Spec",
+    "Tracer",
+    "TracerError",
+    "UnsupportedError",
+    "VerifyError",
+    "evaluate",
+    "load",
+    "numpy",
+    "parse",
+    "pytree",
+    "register_pytree",
+    "scope",
+    "spec",
+    "trace",
+    "tree_map",
+    "verify",
 ]
 
 

@@ -9,7 +9,8 @@ they splice their graph into the enclosing trace instead of running it, which is
 Example:
     >>> graphc.grad(lambda x: 3 * x**2 + 2 * x + 1)(2.0)
     14.0
-    >>> graphc.gradient(lambda x, y: np.sum((x - y) ** 2), np.array([2.0, 1.0]), np.array([2.0, 0.0]))
+    >>> f = lambda x, y: np.sum((x - y) ** 2)
+    >>> graphc.gradient(f, np.array([2.0, 1.0]), np.array([2.0, 0.0]))
     (array([0., 2.]), array([-0., -2.]))
 """
 
@@ -121,8 +122,13 @@ def _describe_change(old: tuple | None, new: tuple) -> str:
 class _Staged:
     """Per-input-signature cache of (graph, executable) for one transformed function."""
 
-    def __init__(self, build: Callable[[tuple, dict], Graph], backend: str | None,
-                 name: str = "function", log: bool | None = None):
+    def __init__(
+        self,
+        build: Callable[[tuple, dict], Graph],
+        backend: str | None,
+        name: str = "function",
+        log: bool | None = None,
+    ):
         self.build = build
         self.backend = backend
         self.name = name
@@ -147,8 +153,11 @@ class _Staged:
                 exe = executable(graph, self.backend)
                 self.compiles.append(reason)
                 if self.log or (self.log is None and log_compiles()):
-                    print(f"[graphc] compiled {self.name} in {time.perf_counter() - t0:.2f} s: "
-                          f"{reason}", file=sys.stderr)
+                    print(
+                        f"[graphc] compiled {self.name} in {time.perf_counter() - t0:.2f} s: "
+                        f"{reason}",
+                        file=sys.stderr,
+                    )
                 self._last_key = key
             self.cache[key] = (graph, exe)
         return graph, exe, leaves, traced
@@ -173,8 +182,14 @@ class Lowered:
     fallbacks: ops that run their NumPy implementation instead of compiled code
     """
 
-    def __init__(self, traced: Graph, optimized: Graph, source: str, fallbacks: list[str],
-                 path: str | None = None):
+    def __init__(
+        self,
+        traced: Graph,
+        optimized: Graph,
+        source: str,
+        fallbacks: list[str],
+        path: str | None = None,
+    ):
         self.traced = traced
         self.optimized = optimized
         self.source = source
@@ -183,8 +198,10 @@ class Lowered:
 
     def __repr__(self) -> str:
         k = sum(1 for n in self.optimized.equations if n.op == "fused")
-        return (f"<Lowered: {len(self.traced.equations)} traced equations -> {k} kernels, "
-                f"{len(self.fallbacks)} NumPy fallbacks>")
+        return (
+            f"<Lowered: {len(self.traced.equations)} traced equations -> {k} kernels, "
+            f"{len(self.fallbacks)} NumPy fallbacks>"
+        )
 
 
 def lower(graph: Graph) -> Lowered:
@@ -208,8 +225,12 @@ class Jitted:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.backend = backend
-        self._staged = _Staged(lambda a, k: trace_flat(fn, a, k, name=fn_name(fn)), backend,
-                               name=fn_name(fn), log=log_compiles)
+        self._staged = _Staged(
+            lambda a, k: trace_flat(fn, a, k, name=fn_name(fn)),
+            backend,
+            name=fn_name(fn),
+            log=log_compiles,
+        )
 
     @property
     def compiles(self) -> list[str]:
@@ -228,8 +249,9 @@ class Jitted:
         return self._staged.get(args, kwargs)[0]
 
 
-def jit(fn: Callable | None = None, *, backend: str | None = None,
-        log_compiles: bool | None = None) -> Any:
+def jit(
+    fn: Callable | None = None, *, backend: str | None = None, log_compiles: bool | None = None
+) -> Any:
     """Compile `fn` for each new input signature (shapes, dtypes, structure) and run it.
 
     Example:
@@ -273,8 +295,10 @@ def _structure_like(arg: Any, values: dict[int, Any], first: int) -> Any:
     leaves, td = pytree.flatten(arg)
     out, k = [], first
     for leaf in leaves:
-        if isinstance(leaf, (np.ndarray, np.generic, float, Tracer)) or \
-                type(leaf).__name__ == "Spec":
+        if (
+            isinstance(leaf, (np.ndarray, np.generic, float, Tracer))
+            or type(leaf).__name__ == "Spec"
+        ):
             v = values.get(k)
             if isinstance(leaf, float) and isinstance(v, np.ndarray) and v.shape == ():
                 v = float(v)
@@ -288,12 +312,19 @@ def _structure_like(arg: Any, values: dict[int, Any], first: int) -> Any:
 def _scalar_output(graph: Graph, what: str) -> None:
     o = graph.outputs[0]
     if o.aval.shape != () or not is_float(o.dtype):
-        raise GraphcError(f"{what} needs a function returning a floating-point scalar; "
-                          f"{graph.name or 'it'} returned {o.aval}")
+        raise GraphcError(
+            f"{what} needs a function returning a floating-point scalar; "
+            f"{graph.name or 'it'} returned {o.aval}"
+        )
 
 
-def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-                   *, backend: str | None = None) -> Callable[..., Any]:
+def value_and_grad(
+    fn: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    *,
+    backend: str | None = None,
+) -> Callable[..., Any]:
     """Return a function computing `(fn(*args), gradient)` (with `has_aux`: `((value, aux),
     gradient)`). The gradient mirrors `args[argnums]` (a tuple for several argnums), with None
     for leaves that have no gradient (integers, functions).
@@ -332,8 +363,9 @@ def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool
         value_aux = unflatten_outputs(joint, list(outs[:n_out]))
         grads = dict(zip(wrt, outs[n_out:], strict=True))
         owners = _leaf_owners(args, kwargs)
-        per_arg = tuple(_structure_like(args[i], grads, owners.index(i) if i in owners else 0)
-                        for i in nums)
+        per_arg = tuple(
+            _structure_like(args[i], grads, owners.index(i) if i in owners else 0) for i in nums
+        )
         g = per_arg[0] if isinstance(argnums, int) else per_arg
         value, aux = value_aux
         return ((value, aux) if has_aux else value), g
@@ -342,8 +374,13 @@ def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool
     return vg
 
 
-def grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-         *, backend: str | None = None) -> Callable[..., Any]:
+def grad(
+    fn: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    *,
+    backend: str | None = None,
+) -> Callable[..., Any]:
     """Return a function computing the gradient of scalar-valued `fn` with respect to
     `args[argnums]` (JAX's `grad`).
 
@@ -404,8 +441,7 @@ def _run(graph: Graph, args: list, backend: str | None = None) -> list:
     return executable(graph, backend)(args)
 
 
-def vjp(fn: Callable, *primals: Any, has_aux: bool = False,
-        backend: str | None = None) -> tuple:
+def vjp(fn: Callable, *primals: Any, has_aux: bool = False, backend: str | None = None) -> tuple:
     """Evaluate `fn(*primals)` and return `(out, vjp_fn)` (plus aux with `has_aux`), where
     `vjp_fn(cotangent)` returns one gradient per primal. The forward graph runs now and saves
     the residuals that the backward graph (run by `vjp_fn`) needs.
@@ -429,27 +465,29 @@ def vjp(fn: Callable, *primals: Any, has_aux: bool = False,
     joint = vjp_pass(g, wrt, seed="inputs", outputs=diff_outs)
     part = partition(joint)
     fwd_out = _run(part.forward, leaves, backend)
-    outs, residuals = fwd_out[: len(g.outputs)], fwd_out[len(g.outputs):]
+    outs, residuals = fwd_out[: len(g.outputs)], fwd_out[len(g.outputs) :]
     result = unflatten_outputs(g, list(outs))
     out_value, aux = result
 
     def vjp_fn(cotangent: Any) -> tuple:
         ct_leaves = pytree.flatten(cotangent)[0]
         if len(ct_leaves) != n_main:
-            raise GraphcError(f"the cotangent has {len(ct_leaves)} leaves; the output has "
-                              f"{n_main}")
+            raise GraphcError(f"the cotangent has {len(ct_leaves)} leaves; the output has {n_main}")
         cts = [ct_leaves[k] for k in diff_outs]
         grads = _run(part.backward, list(residuals) + cts, backend)
         values = dict(zip(wrt, grads, strict=True))
         owners = _leaf_owners(primals, {})
-        return tuple(_structure_like(p, values, owners.index(i) if i in owners else 0)
-                     for i, p in enumerate(primals))
+        return tuple(
+            _structure_like(p, values, owners.index(i) if i in owners else 0)
+            for i, p in enumerate(primals)
+        )
 
     return (out_value, vjp_fn, aux) if has_aux else (out_value, vjp_fn)
 
 
-def jvp(fn: Callable, primals: Sequence[Any], tangents: Sequence[Any],
-        backend: str | None = None) -> tuple[Any, Any]:
+def jvp(
+    fn: Callable, primals: Sequence[Any], tangents: Sequence[Any], backend: str | None = None
+) -> tuple[Any, Any]:
     """Forward mode: `(fn(*primals), directional derivative along tangents)`.
 
     Example:
@@ -489,8 +527,9 @@ def _one_hot(k: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return e.reshape(shape)
 
 
-def jacobian(fn: Callable, argnums: int = 0, mode: str = "auto",
-             backend: str | None = None) -> Callable[..., Any]:
+def jacobian(
+    fn: Callable, argnums: int = 0, mode: str = "auto", backend: str | None = None
+) -> Callable[..., Any]:
     """The Jacobian of array-valued `fn` with respect to `args[argnums]`, shaped
     `out.shape + arg.shape`. mode="reverse" builds it a row at a time (one backward pass per
     output element, one forward pass), "forward" a column at a time (one JVP per input
@@ -515,7 +554,7 @@ def jacobian(fn: Callable, argnums: int = 0, mode: str = "auto",
             raise GraphcError("jacobian: the differentiated argument must be an array")
 
         def f_of_x(xv):
-            return fn(*args[:k], xv, *args[k + 1:])
+            return fn(*args[:k], xv, *args[k + 1 :])
 
         g = trace_flat(f_of_x, (x,), {}, name=fn_name(fn))
         if len(g.outputs) != 1:
@@ -527,26 +566,37 @@ def jacobian(fn: Callable, argnums: int = 0, mode: str = "auto",
         use_fwd = mode == "forward" or (mode == "auto" and n_in < n_out)
         if use_fwd:
             tg = jvp_pass(g, [0])
-            cols = [_run(tg, [x, _one_hot(j, in_aval.shape, in_aval.dtype)], backend)[1]
-                    for j in range(n_in)]
-            J = gnp.stack([gnp.reshape(c, (-1,)) for c in cols], axis=1) if cols else \
-                np.zeros((n_out, 0), out_aval.dtype)
+            cols = [
+                _run(tg, [x, _one_hot(j, in_aval.shape, in_aval.dtype)], backend)[1]
+                for j in range(n_in)
+            ]
+            J = (
+                gnp.stack([gnp.reshape(c, (-1,)) for c in cols], axis=1)
+                if cols
+                else np.zeros((n_out, 0), out_aval.dtype)
+            )
         else:
             part = partition(vjp_pass(g, [0], seed="inputs"))
             fwd = _run(part.forward, [x], backend)
             res = list(fwd[1:])
-            rows = [_run(part.backward, res + [_one_hot(i, out_aval.shape, out_aval.dtype)],
-                         backend)[0] for i in range(n_out)]
-            J = gnp.stack([gnp.reshape(r, (-1,)) for r in rows], axis=0) if rows else \
-                np.zeros((0, n_in), out_aval.dtype)
+            rows = [
+                _run(part.backward, res + [_one_hot(i, out_aval.shape, out_aval.dtype)], backend)[0]
+                for i in range(n_out)
+            ]
+            J = (
+                gnp.stack([gnp.reshape(r, (-1,)) for r in rows], axis=0)
+                if rows
+                else np.zeros((0, n_in), out_aval.dtype)
+            )
         return gnp.reshape(J, out_aval.shape + in_aval.shape)
 
     jac.__name__ = f"jacobian({fn_name(fn)})"
     return jac
 
 
-def hessian(fn: Callable, argnums: int = 0, mode: str = "forward-over-reverse",
-            backend: str | None = None) -> Callable[..., Any]:
+def hessian(
+    fn: Callable, argnums: int = 0, mode: str = "forward-over-reverse", backend: str | None = None
+) -> Callable[..., Any]:
     """The Hessian of scalar-valued `fn` with respect to `args[argnums]`, shaped
     `arg.shape + arg.shape`. The default, forward-over-reverse, pushes one tangent per input
     element through the gradient graph; "reverse-over-reverse" pulls one cotangent per element
@@ -559,8 +609,9 @@ def hessian(fn: Callable, argnums: int = 0, mode: str = "forward-over-reverse",
     """
     inner = "forward" if mode == "forward-over-reverse" else "reverse"
     if mode not in ("forward-over-reverse", "reverse-over-reverse"):
-        raise GraphcError(f"hessian mode must be 'forward-over-reverse' or "
-                          f"'reverse-over-reverse', got {mode!r}")
+        raise GraphcError(
+            f"hessian mode must be 'forward-over-reverse' or 'reverse-over-reverse', got {mode!r}"
+        )
     return jacobian(grad(fn, argnums, backend=backend), argnums, mode=inner, backend=backend)
 
 
@@ -594,15 +645,16 @@ def destructure(tree: Any) -> tuple[Any, Callable[[Any], Any]]:
 
     def rebuild(vec: Any) -> Any:
         if int(np.prod(np.shape(vec))) != sum(sizes):
-            raise GraphcError(f"rebuild: expected a vector of {sum(sizes)} numbers, got shape "
-                              f"{np.shape(vec)}")
+            raise GraphcError(
+                f"rebuild: expected a vector of {sum(sizes)} numbers, got shape {np.shape(vec)}"
+            )
         out, off, it = [], 0, iter(range(len(params)))
         for leaf, p in zip(leaves, is_param, strict=True):
             if not p:
                 out.append(leaf)
                 continue
             j = next(it)
-            piece = gnp.reshape(vec[off: off + sizes[j]], shapes[j])
+            piece = gnp.reshape(vec[off : off + sizes[j]], shapes[j])
             out.append(gnp.astype(piece, dtypes[j]))
             off += sizes[j]
         return pytree.unflatten(td, out)
@@ -627,8 +679,9 @@ def _dtype_of(x: Any) -> np.dtype:
 
 
 def _to_f64(x: Any) -> Any:
-    if isinstance(x, float) or (isinstance(x, (np.ndarray, np.generic))
-                                and np.asarray(x).dtype.kind == "f"):
+    if isinstance(x, float) or (
+        isinstance(x, (np.ndarray, np.generic)) and np.asarray(x).dtype.kind == "f"
+    ):
         return np.asarray(x, dtype=np.float64)
     return x
 
@@ -637,10 +690,18 @@ def _close(a: float, b: float, rtol: float, atol: float) -> bool:
     return abs(a - b) <= atol + rtol * max(abs(a), abs(b))
 
 
-def check_grads(fn: Callable, args: Sequence[Any], order: int = 1,
-                modes: Sequence[str] = ("rev", "fwd"), *, eps: float = 1e-6,
-                rtol: float = 1e-6, atol: float = 1e-8, seed: int = 0,
-                backend: str | None = None) -> None:
+def check_grads(
+    fn: Callable,
+    args: Sequence[Any],
+    order: int = 1,
+    modes: Sequence[str] = ("rev", "fwd"),
+    *,
+    eps: float = 1e-6,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    seed: int = 0,
+    backend: str | None = None,
+) -> None:
     """Compare graphc's derivatives of `fn` at `args` with central finite differences in
     float64, along random directions (first order, or also second order with `order=2`).
     Raises GradCheckError with a report when they disagree.
@@ -652,8 +713,9 @@ def check_grads(fn: Callable, args: Sequence[Any], order: int = 1,
     rng = np.random.default_rng(seed)
     leaves, td = pytree.flatten(args)
     is_p = [_is_float_array(x) for x in leaves]
-    direction = [rng.standard_normal(np.shape(x)) if p else None
-                 for x, p in zip(leaves, is_p, strict=True)]
+    direction = [
+        rng.standard_normal(np.shape(x)) if p else None for x, p in zip(leaves, is_p, strict=True)
+    ]
 
     def along(t: Any) -> tuple:
         moved = [x + t * d if p else x for x, d, p in zip(leaves, direction, is_p, strict=True)]
@@ -661,8 +723,7 @@ def check_grads(fn: Callable, args: Sequence[Any], order: int = 1,
 
     out0 = fn(*args)
     out_leaves = pytree.flatten(out0)[0]
-    cot = [rng.standard_normal(np.shape(o)) if _is_float_array(o) else None
-           for o in out_leaves]
+    cot = [rng.standard_normal(np.shape(o)) if _is_float_array(o) else None for o in out_leaves]
 
     def scalarized(*a: Any) -> Any:
         outs = pytree.flatten(fn(*a))[0]
@@ -680,8 +741,9 @@ def check_grads(fn: Callable, args: Sequence[Any], order: int = 1,
     def dot_tangent(grads: Any) -> Any:
         g_leaves = pytree.flatten(grads)[0] if grads is not None else []
         total = 0.0
-        for gl, d in zip(_params_only(g_leaves, is_p), [d for d in direction if d is not None],
-                         strict=False):
+        for gl, d in zip(
+            _params_only(g_leaves, is_p), [d for d in direction if d is not None], strict=False
+        ):
             if gl is not None:
                 total = total + gnp.sum(gl * d)
         return total
@@ -703,11 +765,21 @@ def check_grads(fn: Callable, args: Sequence[Any], order: int = 1,
             raise GradCheckError(
                 f"check_grads: {'reverse' if mode == 'rev' else 'forward'}-mode directional "
                 f"derivative of {fn_name(fn)} is {got!r} but central differences give {num!r} "
-                f"(relative error {abs(got - num) / max(abs(num), 1e-300):.3g})")
+                f"(relative error {abs(got - num) / max(abs(num), 1e-300):.3g})"
+            )
     if order >= 2:
         for mode in modes:
-            check_grads(fns[mode], args, order=order - 1, modes=modes, eps=eps * 10, rtol=rtol,
-                        atol=atol, seed=seed + 1, backend=backend)
+            check_grads(
+                fns[mode],
+                args,
+                order=order - 1,
+                modes=modes,
+                eps=eps * 10,
+                rtol=rtol,
+                atol=atol,
+                seed=seed + 1,
+                backend=backend,
+            )
 
 
 def _params_only(g_leaves: list, is_p: list[bool]) -> list:

@@ -318,8 +318,9 @@ def node_signatures(graph: Graph) -> dict[int, int]:
         if n.op == "input":
             sig[id(n)] = hash(("input", pos.get(id(n), -1), str(n.aval)))
         else:
-            sig[id(n)] = hash((n.op, n.attr_key(), str(n.aval),
-                               tuple(sig[id(i)] for i in n.inputs)))
+            sig[id(n)] = hash(
+                (n.op, n.attr_key(), str(n.aval), tuple(sig[id(i)] for i in n.inputs))
+            )
     return sig
 
 
@@ -414,13 +415,18 @@ class Graph:
         """A graph with the same inputs and other outputs (annotations are not kept)."""
         return Graph(self.inputs, outputs, in_tree=self.in_tree, name=self.name)
 
-    def derive(self, inputs: Iterable[Node] | None = None,
-               outputs: Iterable[Node] | None = None) -> Graph:
+    def derive(
+        self, inputs: Iterable[Node] | None = None, outputs: Iterable[Node] | None = None
+    ) -> Graph:
         """The same function rebuilt by a pass: new inputs/outputs, same trees, name and
         annotations. Passes return `graph.derive(outputs=...)`."""
-        g = Graph(self.inputs if inputs is None else inputs,
-                  self.outputs if outputs is None else outputs,
-                  in_tree=self.in_tree, out_tree=self.out_tree, name=self.name)
+        g = Graph(
+            self.inputs if inputs is None else inputs,
+            self.outputs if outputs is None else outputs,
+            in_tree=self.in_tree,
+            out_tree=self.out_tree,
+            name=self.name,
+        )
         g.info.update(self.info)
         return g
 

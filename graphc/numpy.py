@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import Aval, DTypeError, GraphcError, ShapeError, as_dtype, make_const
+from graphc.ir import DTypeError, GraphcError, ShapeError, as_dtype, make_const
 from graphc.ops import registry
 from graphc.trace import (
     HANDLED_FUNCTIONS,
@@ -58,8 +58,9 @@ def _resolve(ufunc: np.ufunc, args: Sequence[Any]) -> tuple[np.dtype, ...]:
         return ufunc.resolve_dtypes(tokens)
     except Exception:
         kinds = ", ".join(str(t if isinstance(t, np.dtype) else t.__name__) for t in tokens[:-1])
-        raise DTypeError(f"numpy.{ufunc.__name__} does not accept operands of type {kinds}",
-                         user_location()) from None
+        raise DTypeError(
+            f"numpy.{ufunc.__name__} does not accept operands of type {kinds}", user_location()
+        ) from None
 
 
 def _convert(x: Any, dt: np.dtype) -> Any:
@@ -105,9 +106,11 @@ def _ufunc(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
         for a, d in zip(args, dts, strict=False):
             # NumPy raises OverflowError (or, comparing, answers exactly); never wrap silently
             if type(a) is int and d.kind in "iu" and not np.iinfo(d).min <= a <= np.iinfo(d).max:
-                raise DTypeError(f"numpy.{ufunc.__name__}: Python integer {a} is out of bounds "
-                                 f"for {d}; cast the array to a wider dtype first",
-                                 user_location())
+                raise DTypeError(
+                    f"numpy.{ufunc.__name__}: Python integer {a} is out of bounds "
+                    f"for {d}; cast the array to a wider dtype first",
+                    user_location(),
+                )
         return bind(op, *[_convert(a, d) for a, d in zip(args, dts, strict=False)])
 
     handler.__name__ = ufunc.__name__
@@ -173,18 +176,28 @@ def positive(x: Any) -> Any:
 
 def power(x: Any, y: Any) -> Any:
     """x ** y; a fixed integral exponent traces to `integer_pow` (exact and cheap)."""
-    if isinstance(x, Tracer) and isinstance(y, (int, float, np.integer, np.floating)) \
-            and not isinstance(y, bool) and float(y).is_integer() and builtins.abs(y) <= 64:
+    if (
+        isinstance(x, Tracer)
+        and isinstance(y, (int, float, np.integer, np.floating))
+        and not isinstance(y, bool)
+        and float(y).is_integer()
+        and builtins.abs(y) <= 64
+    ):
         dts = _resolve(np.power, (x, y))
         if dts[0].kind == "f" or (int(y) >= 0 and dts[0].kind in "iu"):
             return bind("integer_pow", _convert(x, dts[0]), n=int(y))
     dts = _resolve(np.power, (x, y))
     if dts[0].kind != "f" and isinstance(y, (int, np.integer)) and int(y) < 0:
-        raise DTypeError("integers to negative integer powers are not allowed (as in NumPy); "
-                         "cast to float first", user_location())
+        raise DTypeError(
+            "integers to negative integer powers are not allowed (as in NumPy); "
+            "cast to float first",
+            user_location(),
+        )
     if dts[0].kind != "f":
-        raise DTypeError("power of integer arrays with an array exponent is not supported; cast "
-                         "to float first", user_location())
+        raise DTypeError(
+            "power of integer arrays with an array exponent is not supported; cast to float first",
+            user_location(),
+        )
     return bind("pow", _convert(x, dts[0]), _convert(y, dts[1]))
 
 
@@ -271,12 +284,18 @@ def astype(x: Any, dtype: Any) -> Any:
 
 def where(cond: Any, x: Any = None, y: Any = None) -> Any:
     if x is None or y is None:
-        raise UnsupportedError("np.where(cond) with one argument gives data-dependent shapes; "
-                               "graphc supports np.where(cond, x, y)", user_location())
+        raise UnsupportedError(
+            "np.where(cond) with one argument gives data-dependent shapes; "
+            "graphc supports np.where(cond, x, y)",
+            user_location(),
+        )
     cond = astype(cond, np.bool_)
     # promote x and y as NumPy does for where (weak Python scalars included)
-    dts = _resolve(np.add, (x, y)) if not (_dtype_token(x) == _dtype_token(y) == np.bool_) \
+    dts = (
+        _resolve(np.add, (x, y))
+        if not (_dtype_token(x) == _dtype_token(y) == np.bool_)
         else (np.dtype(np.bool_),) * 2
+    )
     return bind("where", cond, _convert(x, dts[0]), _convert(y, dts[1]))
 
 
@@ -335,20 +354,35 @@ def _sum_dtype(x: Any) -> np.dtype:
 
 def _no_extras(name: str, out: Any = None, where: Any = None, initial: Any = None) -> None:
     if out is not None or where is not None or initial is not None:
-        raise UnsupportedError(f"np.{name}: out=, where= and initial= are not supported",
-                               user_location())
+        raise UnsupportedError(
+            f"np.{name}: out=, where= and initial= are not supported", user_location()
+        )
 
 
-def sum(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-        initial: Any = None, where: Any = None) -> Any:
+def sum(
+    x: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = None,
+    where: Any = None,
+) -> Any:
     _no_extras("sum", out, where, initial)
     x = _asarr(x)
     x = astype(x, dtype if dtype is not None else _sum_dtype(x))
     return bind("reduce_sum", x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
 
 
-def prod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-         initial: Any = None, where: Any = None) -> Any:
+def prod(
+    x: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = None,
+    where: Any = None,
+) -> Any:
     _no_extras("prod", out, where, initial)
     x = _asarr(x)
     x = astype(x, dtype if dtype is not None else _sum_dtype(x))
@@ -356,8 +390,14 @@ def prod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
 
 
 def _extremum(op: str, name: str):
-    def fn(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False,
-           initial: Any = None, where: Any = None) -> Any:
+    def fn(
+        x: Any,
+        axis: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        initial: Any = None,
+        where: Any = None,
+    ) -> Any:
         _no_extras(name, out, where, initial)
         x = _asarr(x)
         return bind(op, x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
@@ -370,13 +410,15 @@ max = amax = _extremum("reduce_max", "max")
 min = amin = _extremum("reduce_min", "min")
 
 
-def any(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *,
-        where: Any = None) -> Any:
+def any(
+    x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
+) -> Any:
     return max(astype(x, np.bool_), axis=axis, out=out, keepdims=keepdims, where=where)
 
 
-def all(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *,
-        where: Any = None) -> Any:
+def all(
+    x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
+) -> Any:
     return min(astype(x, np.bool_), axis=axis, out=out, keepdims=keepdims, where=where)
 
 
@@ -384,8 +426,15 @@ def _count(x: Any, axes: tuple[int, ...]) -> int:
     return int(np.prod([np.shape(x)[a] for a in axes], dtype=np.int64))
 
 
-def mean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-         *, where: Any = None) -> Any:
+def mean(
+    x: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    *,
+    where: Any = None,
+) -> Any:
     _no_extras("mean", out, where)
     x = _asarr(x)
     out_dt = None
@@ -403,14 +452,25 @@ def mean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
     return r if out_dt is None else astype(r, out_dt)
 
 
-def var(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
-        keepdims: bool = False, *, where: Any = None, mean: Any = None,
-        correction: Any = None) -> Any:
+def var(
+    x: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: int = 0,
+    keepdims: bool = False,
+    *,
+    where: Any = None,
+    mean: Any = None,
+    correction: Any = None,
+) -> Any:
     _no_extras("var", out, where)
     if correction is not None:
         if ddof != 0:
-            raise GraphcError("np.var/np.std: ddof and correction can't be provided "
-                              "simultaneously", user_location())
+            raise GraphcError(
+                "np.var/np.std: ddof and correction can't be provided simultaneously",
+                user_location(),
+            )
         ddof = correction
     x = _asarr(x)
     if dtype is not None:
@@ -425,8 +485,15 @@ def var(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int 
     return s * (1.0 / n) if n > 0 else s / 0.0  # NumPy: inf/nan when ddof >= the count
 
 
-def std(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
-        keepdims: bool = False, **kw: Any) -> Any:
+def std(
+    x: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: int = 0,
+    keepdims: bool = False,
+    **kw: Any,
+) -> Any:
     return sqrt(var(x, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw))
 
 
@@ -494,8 +561,9 @@ def _resolve_reshape(size: int, shape: tuple) -> tuple[int, ...]:
     return shape
 
 
-def reshape(x: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
-            copy: Any = None) -> Any:
+def reshape(
+    x: Any, shape: Any = None, order: str = "C", *, newshape: Any = None, copy: Any = None
+) -> Any:
     if order != "C":
         raise UnsupportedError("reshape: only order='C' is supported", user_location())
     x = _asarr(x)
@@ -512,8 +580,9 @@ def ravel(x: Any, order: str = "C") -> Any:
 def transpose(x: Any, axes: Any = None) -> Any:
     x = _asarr(x)
     nd = x.ndim
-    perm = tuple(range(nd))[::-1] if axes is None else tuple(int(a) % nd for a in axes) \
-        if nd else ()
+    perm = (
+        tuple(range(nd))[::-1] if axes is None else tuple(int(a) % nd for a in axes) if nd else ()
+    )
     if perm == tuple(range(nd)):
         return x
     return bind("transpose", x, perm=perm)
@@ -562,8 +631,10 @@ def squeeze(x: Any, axis: Any = None) -> Any:
         axes = _norm_axes(x, axis)
         for a in axes:
             if x.shape[a] != 1:
-                raise ShapeError(f"squeeze: axis {a} of {x.shape} has length {x.shape[a]}, not 1",
-                                 user_location())
+                raise ShapeError(
+                    f"squeeze: axis {a} of {x.shape} has length {x.shape[a]}, not 1",
+                    user_location(),
+                )
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
 
@@ -573,8 +644,13 @@ def _promote_all(arrays: Sequence[Any]) -> list[Any]:
     return [astype(_asarr(a), dt) for a in arrays]
 
 
-def concatenate(arrays: Sequence[Any], axis: Any = 0, out: Any = None, dtype: Any = None,
-                casting: str = "same_kind") -> Any:
+def concatenate(
+    arrays: Sequence[Any],
+    axis: Any = 0,
+    out: Any = None,
+    dtype: Any = None,
+    casting: str = "same_kind",
+) -> Any:
     arrays = list(arrays)
     if axis is None:
         arrays = [ravel(a) for a in arrays]
@@ -588,15 +664,22 @@ def concatenate(arrays: Sequence[Any], axis: Any = 0, out: Any = None, dtype: An
     return bind("concatenate", *arrays, axis=ax)
 
 
-def stack(arrays: Sequence[Any], axis: int = 0, out: Any = None, *, dtype: Any = None,
-          casting: str = "same_kind") -> Any:
+def stack(
+    arrays: Sequence[Any],
+    axis: int = 0,
+    out: Any = None,
+    *,
+    dtype: Any = None,
+    casting: str = "same_kind",
+) -> Any:
     arrays = [_asarr(a) for a in arrays]
     if not arrays:
         raise ShapeError("stack: needs at least one array", user_location())
     shapes = {tuple(a.shape) for a in arrays}
     if len(shapes) != 1:
-        raise ShapeError(f"stack: all arrays must have the same shape, got {sorted(shapes)}",
-                         user_location())
+        raise ShapeError(
+            f"stack: all arrays must have the same shape, got {sorted(shapes)}", user_location()
+        )
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
 
 
@@ -617,14 +700,16 @@ def flip(x: Any, axis: Any = None) -> Any:
 
 def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0) -> Any:
     if mode != "constant":
-        raise UnsupportedError(f"np.pad: mode={mode!r} is not supported (only 'constant')",
-                               user_location())
+        raise UnsupportedError(
+            f"np.pad: mode={mode!r} is not supported (only 'constant')", user_location()
+        )
     x = _asarr(x)
     pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
     if np.ndim(constant_values) != 0:
         raise UnsupportedError("np.pad: constant_values must be a single number", user_location())
-    return bind("pad", x, pads=tuple((int(lo), int(hi), 0) for lo, hi in pw),
-                value=float(constant_values))
+    return bind(
+        "pad", x, pads=tuple((int(lo), int(hi), 0) for lo, hi in pw), value=float(constant_values)
+    )
 
 
 def take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
@@ -650,8 +735,7 @@ def matmul(a: Any, b: Any) -> Any:
     a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
     b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
     if a2.shape[-1] != b2.shape[-2]:
-        raise ShapeError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}",
-                         user_location())
+        raise ShapeError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}", user_location())
     out = bind("matmul", a2, b2)
     if a.ndim == 1:
         out = squeeze(out, -2)
@@ -697,8 +781,10 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     ax_b = [i % b.ndim for i in ax_b]
     for i, j in zip(ax_a, ax_b, strict=True):
         if a.shape[i] != b.shape[j]:
-            raise ShapeError(f"tensordot: axis {i} of {a.shape} and axis {j} of {b.shape} differ",
-                             user_location())
+            raise ShapeError(
+                f"tensordot: axis {i} of {a.shape} and axis {j} of {b.shape} differ",
+                user_location(),
+            )
     free_a = [i for i in range(a.ndim) if i not in ax_a]
     free_b = [i for i in range(b.ndim) if i not in ax_b]
     k = int(np.prod([a.shape[i] for i in ax_a], dtype=np.int64))
@@ -715,15 +801,19 @@ def _einsum_parse(spec: str, n: int) -> tuple[list[str], str]:
     lhs, arrow, out = spec.partition("->")
     ins = lhs.split(",")
     if len(ins) != n:
-        raise ShapeError(f"einsum: {spec!r} names {len(ins)} operands but {n} were given",
-                         user_location())
+        raise ShapeError(
+            f"einsum: {spec!r} names {len(ins)} operands but {n} were given", user_location()
+        )
     if not arrow:
         counts = {c: lhs.count(c) for c in lhs if c in string.ascii_letters}
         out = "".join(sorted(c for c, k in counts.items() if k == 1))
     for s in ins:
         if len(set(s)) != len(s):
-            raise UnsupportedError(f"einsum: repeated index within one operand ({s!r}: "
-                                   "diagonals/traces) is not supported", user_location())
+            raise UnsupportedError(
+                f"einsum: repeated index within one operand ({s!r}: "
+                "diagonals/traces) is not supported",
+                user_location(),
+            )
     return ins, out
 
 
@@ -745,16 +835,22 @@ def _einsum_pair(a: Any, sa: str, b: Any, sb: str, keep: str) -> tuple[Any, str]
     dims = {**dict(zip(sa, a.shape, strict=True)), **dict(zip(sb, b.shape, strict=True))}
     for c in set(sa) & set(sb):
         if a.shape[sa.index(c)] != b.shape[sb.index(c)]:
-            raise ShapeError(f"einsum: index {c!r} has sizes {a.shape[sa.index(c)]} and "
-                             f"{b.shape[sb.index(c)]}", user_location())
+            raise ShapeError(
+                f"einsum: index {c!r} has sizes {a.shape[sa.index(c)]} and {b.shape[sb.index(c)]}",
+                user_location(),
+            )
 
     def size(cs):
         return int(np.prod([dims[c] for c in cs], dtype=np.int64))
 
-    a3 = reshape(transpose(a, [sa.index(c) for c in batch + fa + contract]),
-                 (size(batch), size(fa), size(contract)))
-    b3 = reshape(transpose(b, [sb.index(c) for c in batch + contract + fb]),
-                 (size(batch), size(contract), size(fb)))
+    a3 = reshape(
+        transpose(a, [sa.index(c) for c in batch + fa + contract]),
+        (size(batch), size(fa), size(contract)),
+    )
+    b3 = reshape(
+        transpose(b, [sb.index(c) for c in batch + contract + fb]),
+        (size(batch), size(contract), size(fb)),
+    )
     out = bind("matmul", a3, b3)
     letters = batch + fa + fb
     return reshape(out, tuple(dims[c] for c in letters)), "".join(letters)
@@ -769,7 +865,7 @@ def einsum(spec: str, *operands: Any, **kwargs: Any) -> Any:
     ops = _promote_all(operands)
     acc, s = ops[0], ins[0]
     for j in range(1, len(ops)):
-        later = "".join(ins[j + 1:]) + out_s
+        later = "".join(ins[j + 1 :]) + out_s
         acc, s = _einsum_pair(acc, s, ops[j], ins[j], later)
     acc, s = _einsum_one(acc, s, out_s)
     return transpose(acc, [s.index(c) for c in out_s]) if out_s else acc
@@ -786,8 +882,13 @@ def _pair(v: Any) -> tuple[int, int]:
 def conv2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> Any:
     """2-d cross-correlation of NCHW images x with OIHW weights w (zero padding)."""
     dts = _resolve(np.multiply, (x, w))
-    return bind("conv2d", _convert(x, dts[0]), _convert(w, dts[1]), stride=_pair(stride),
-                padding=_pair(padding))
+    return bind(
+        "conv2d",
+        _convert(x, dts[0]),
+        _convert(w, dts[1]),
+        stride=_pair(stride),
+        padding=_pair(padding),
+    )
 
 
 def max_pool2d(x: Any, kernel: Any = 2, stride: Any = None) -> Any:
@@ -810,8 +911,11 @@ def _index_array(idx: Any, n: int) -> Any:
     """An integer index array (traced or concrete, negatives wrapped when concrete)."""
     if isinstance(idx, Tracer):
         if idx.dtype == np.bool_:
-            raise UnsupportedError("boolean mask indexing gives data-dependent shapes; use "
-                                   "np.where(mask, x, 0) instead", user_location())
+            raise UnsupportedError(
+                "boolean mask indexing gives data-dependent shapes; use "
+                "np.where(mask, x, 0) instead",
+                user_location(),
+            )
         if idx.dtype.kind not in "iu":
             raise DTypeError(f"index arrays must be integers, got {idx.dtype}", user_location())
         return idx
@@ -819,13 +923,18 @@ def _index_array(idx: Any, n: int) -> Any:
     if isinstance(idx, list) and arr.size == 0:  # x[[]] selects nothing, as in NumPy
         arr = arr.astype(np.int64)
     if arr.dtype == np.bool_:
-        raise UnsupportedError("boolean mask indexing gives data-dependent shapes; use "
-                               "np.where(mask, x, 0) instead", user_location())
+        raise UnsupportedError(
+            "boolean mask indexing gives data-dependent shapes; use np.where(mask, x, 0) instead",
+            user_location(),
+        )
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"index arrays must be integers, got {arr.dtype}", user_location())
     if arr.size and (arr.max() >= n or arr.min() < -n):
-        raise ShapeError(f"index {int(arr.max() if arr.max() >= n else arr.min())} is out of "
-                         f"bounds for an axis of length {n}", user_location())
+        raise ShapeError(
+            f"index {int(arr.max() if arr.max() >= n else arr.min())} is out of "
+            f"bounds for an axis of length {n}",
+            user_location(),
+        )
     return np.where(arr < 0, arr + n, arr).astype(np.int64)
 
 
@@ -841,16 +950,18 @@ def getitem(x: Any, key: Any) -> Any:
     if builtins.sum(1 for k in key if k is Ellipsis) > 1:
         raise ShapeError("an index can only have a single ellipsis ('...')", user_location())
     if n_used > x.ndim:
-        raise ShapeError(f"too many indices ({n_used}) for an array of shape {x.shape}",
-                         user_location())
+        raise ShapeError(
+            f"too many indices ({n_used}) for an array of shape {x.shape}", user_location()
+        )
     if Ellipsis in [k for k in key if not _is_array_index(k)]:
         i = next(i for i, k in enumerate(key) if k is Ellipsis and not _is_array_index(k))
-        key = key[:i] + (slice(None),) * (x.ndim - n_used) + key[i + 1:]
+        key = key[:i] + (slice(None),) * (x.ndim - n_used) + key[i + 1 :]
     key = key + (slice(None),) * (x.ndim - builtins.sum(1 for k in key if k is not None))
     has_array = builtins.any(_is_array_index(k) for k in key)
     if has_array and builtins.any(k is None for k in key):
-        raise UnsupportedError("combining None (np.newaxis) with array indices is not supported",
-                               user_location())
+        raise UnsupportedError(
+            "combining None (np.newaxis) with array indices is not supported", user_location()
+        )
 
     # 1. basic slicing, dimension by dimension
     starts, stops, steps, flips = [], [], [], []
@@ -876,20 +987,29 @@ def getitem(x: Any, key: Any) -> Any:
             kinds.append(("array", _index_array(k, n)))
         else:
             if isinstance(k, (bool, np.bool_)):
-                raise UnsupportedError("boolean mask indexing gives data-dependent shapes; use "
-                                       "np.where(mask, x, 0) instead", user_location())
+                raise UnsupportedError(
+                    "boolean mask indexing gives data-dependent shapes; use "
+                    "np.where(mask, x, 0) instead",
+                    user_location(),
+                )
             try:
                 i = operator.index(k)
             except TracerError:
-                raise UnsupportedError("a traced scalar cannot be used as an index; index with a "
-                                       "traced integer array (x[idx]) or np.take", user_location(),
-                                       ) from None
+                raise UnsupportedError(
+                    "a traced scalar cannot be used as an index; index with a "
+                    "traced integer array (x[idx]) or np.take",
+                    user_location(),
+                ) from None
             except (TypeError, ValueError):
-                raise ShapeError(f"invalid index {k!r}: only integers, slices, ..., None and "
-                                 "integer arrays are valid indices", user_location()) from None
+                raise ShapeError(
+                    f"invalid index {k!r}: only integers, slices, ..., None and "
+                    "integer arrays are valid indices",
+                    user_location(),
+                ) from None
             if not -n <= i < n:
-                raise ShapeError(f"index {i} is out of bounds for an axis of length {n}",
-                                 user_location())
+                raise ShapeError(
+                    f"index {i} is out of bounds for an axis of length {n}", user_location()
+                )
             i %= n
             if has_array:
                 starts.append(0), stops.append(n), steps.append(1)
@@ -928,17 +1048,49 @@ def getitem(x: Any, key: Any) -> Any:
 # wiring into the tracer
 
 _UFUNCS: dict[np.ufunc, Callable] = {
-    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
-    np.power: power, np.maximum: maximum, np.minimum: minimum, np.less: less,
-    np.less_equal: less_equal, np.greater: greater, np.greater_equal: greater_equal,
-    np.equal: equal, np.not_equal: not_equal, np.logical_and: logical_and,
-    np.logical_or: logical_or, np.logical_xor: logical_xor, np.logical_not: logical_not,
-    np.negative: negative, np.positive: positive, np.absolute: absolute, np.sign: sign,
-    np.exp: exp, np.log: log, np.log1p: log1p, np.expm1: expm1, np.sqrt: sqrt,
-    np.square: square, np.sin: sin, np.cos: cos, np.tan: tan, np.tanh: tanh, np.floor: floor,
-    np.ceil: ceil, np.rint: rint, np.isfinite: isfinite, np.isnan: isnan, np.isinf: isinf,
-    np.reciprocal: reciprocal, np.log2: log2, np.log10: log10, np.exp2: exp2,
-    np.logaddexp: logaddexp, np.matmul: matmul,
+    np.add: add,
+    np.subtract: subtract,
+    np.multiply: multiply,
+    np.true_divide: divide,
+    np.power: power,
+    np.maximum: maximum,
+    np.minimum: minimum,
+    np.less: less,
+    np.less_equal: less_equal,
+    np.greater: greater,
+    np.greater_equal: greater_equal,
+    np.equal: equal,
+    np.not_equal: not_equal,
+    np.logical_and: logical_and,
+    np.logical_or: logical_or,
+    np.logical_xor: logical_xor,
+    np.logical_not: logical_not,
+    np.negative: negative,
+    np.positive: positive,
+    np.absolute: absolute,
+    np.sign: sign,
+    np.exp: exp,
+    np.log: log,
+    np.log1p: log1p,
+    np.expm1: expm1,
+    np.sqrt: sqrt,
+    np.square: square,
+    np.sin: sin,
+    np.cos: cos,
+    np.tan: tan,
+    np.tanh: tanh,
+    np.floor: floor,
+    np.ceil: ceil,
+    np.rint: rint,
+    np.isfinite: isfinite,
+    np.isnan: isnan,
+    np.isinf: isinf,
+    np.reciprocal: reciprocal,
+    np.log2: log2,
+    np.log10: log10,
+    np.exp2: exp2,
+    np.logaddexp: logaddexp,
+    np.matmul: matmul,
 }
 HANDLED_UFUNCS.update(_UFUNCS)
 
@@ -976,16 +1128,52 @@ def result_type(*args: Any) -> np.dtype:
 
 
 _FUNCTIONS: dict[Callable, Callable] = {
-    np.sum: sum, np.prod: prod, np.max: max, np.amax: amax, np.min: min, np.amin: amin,
-    np.mean: mean, np.var: var, np.std: std, np.argmax: argmax, np.argmin: argmin,
-    np.any: any, np.all: all, np.where: where, np.clip: clip, np.concatenate: concatenate,
-    np.stack: stack, np.hstack: hstack, np.vstack: vstack, np.reshape: reshape,
-    np.ravel: ravel, np.transpose: transpose, np.swapaxes: swapaxes, np.moveaxis: moveaxis,
-    np.broadcast_to: broadcast_to, np.expand_dims: expand_dims, np.squeeze: squeeze,
-    np.flip: flip, np.pad: pad, np.take: take, np.dot: dot, np.vdot: vdot, np.inner: inner,
-    np.outer: outer, np.tensordot: tensordot, np.einsum: einsum, np.zeros_like: zeros_like,
-    np.ones_like: ones_like, np.full_like: full_like, np.round: round, np.around: around,
-    np.copy: copy, np.shape: shape, np.ndim: ndim, np.size: size, np.astype: astype,
+    np.sum: sum,
+    np.prod: prod,
+    np.max: max,
+    np.amax: amax,
+    np.min: min,
+    np.amin: amin,
+    np.mean: mean,
+    np.var: var,
+    np.std: std,
+    np.argmax: argmax,
+    np.argmin: argmin,
+    np.any: any,
+    np.all: all,
+    np.where: where,
+    np.clip: clip,
+    np.concatenate: concatenate,
+    np.stack: stack,
+    np.hstack: hstack,
+    np.vstack: vstack,
+    np.reshape: reshape,
+    np.ravel: ravel,
+    np.transpose: transpose,
+    np.swapaxes: swapaxes,
+    np.moveaxis: moveaxis,
+    np.broadcast_to: broadcast_to,
+    np.expand_dims: expand_dims,
+    np.squeeze: squeeze,
+    np.flip: flip,
+    np.pad: pad,
+    np.take: take,
+    np.dot: dot,
+    np.vdot: vdot,
+    np.inner: inner,
+    np.outer: outer,
+    np.tensordot: tensordot,
+    np.einsum: einsum,
+    np.zeros_like: zeros_like,
+    np.ones_like: ones_like,
+    np.full_like: full_like,
+    np.round: round,
+    np.around: around,
+    np.copy: copy,
+    np.shape: shape,
+    np.ndim: ndim,
+    np.size: size,
+    np.astype: astype,
     np.result_type: result_type,
 }
 HANDLED_FUNCTIONS.update(_FUNCTIONS)
@@ -993,8 +1181,9 @@ HANDLED_FUNCTIONS.update(_FUNCTIONS)
 
 def _unsupported_op(name: str) -> Callable:
     def op(self, *args: Any) -> Any:
-        raise UnsupportedError(f"the {name} operator is not supported on traced arrays",
-                               user_location())
+        raise UnsupportedError(
+            f"the {name} operator is not supported on traced arrays", user_location()
+        )
 
     return op
 
@@ -1003,8 +1192,11 @@ def _logical_or_bitwise(logical: Callable, name: str):
     def op(a: Any, b: Any) -> Any:
         if _dtype_token(a) == np.bool_ and _dtype_token(b) == np.bool_:
             return logical(a, b)
-        raise UnsupportedError(f"the {name} operator is only supported on boolean arrays "
-                               "(bitwise integer operations are not)", user_location())
+        raise UnsupportedError(
+            f"the {name} operator is only supported on boolean arrays "
+            "(bitwise integer operations are not)",
+            user_location(),
+        )
 
     return op
 
@@ -1024,7 +1216,8 @@ def _weak(result: Any, *operands: Any) -> Any:
     """Python arithmetic between Python floats gives a Python float: a weak result, when every
     operand is weak (a traced Python float or a Python number)."""
     if isinstance(result, Tracer) and builtins.all(
-            (isinstance(o, Tracer) and o.weak) or (type(o) in (int, float)) for o in operands):
+        (isinstance(o, Tracer) and o.weak) or (type(o) in (int, float)) for o in operands
+    ):
         result.weak = True
     return result
 
@@ -1059,29 +1252,41 @@ def _install_operators() -> None:
     T.__xor__ = lambda a, b: _xor(a, b)
     T.__rxor__ = lambda a, b: _xor(b, a)
     T.__invert__ = _invert
-    for name, sym in [("floordiv", "//"), ("mod", "%"), ("lshift", "<<"), ("rshift", ">>"),
-                      ("divmod", "divmod")]:
+    for name, sym in [
+        ("floordiv", "//"),
+        ("mod", "%"),
+        ("lshift", "<<"),
+        ("rshift", ">>"),
+        ("divmod", "divmod"),
+    ]:
         setattr(T, f"__{name}__", _unsupported_op(sym))
         setattr(T, f"__r{name}__", _unsupported_op(sym))
     T.__getitem__ = lambda a, k: getitem(a, k)
     T.T = property(lambda a: transpose(a))
     T.mT = property(lambda a: swapaxes(a, -1, -2))
     T.reshape = lambda a, *shape, order="C": reshape(
-        a, shape[0] if len(shape) == 1 else shape, order)
+        a, shape[0] if len(shape) == 1 else shape, order
+    )
     T.transpose = lambda a, *axes: transpose(
-        a, None if not axes else axes[0] if len(axes) == 1 and not isinstance(axes[0], int)
-        else axes)
+        a,
+        None if not axes else axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes,
+    )
     T.astype = lambda a, dtype, **kw: astype(a, dtype)
     T.sum = lambda a, axis=None, dtype=None, out=None, keepdims=False: sum(
-        a, axis, dtype, out, keepdims)
+        a, axis, dtype, out, keepdims
+    )
     T.prod = lambda a, axis=None, dtype=None, out=None, keepdims=False: prod(
-        a, axis, dtype, out, keepdims)
+        a, axis, dtype, out, keepdims
+    )
     T.mean = lambda a, axis=None, dtype=None, out=None, keepdims=False: mean(
-        a, axis, dtype, out, keepdims)
+        a, axis, dtype, out, keepdims
+    )
     T.var = lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False: var(
-        a, axis, dtype, out, ddof, keepdims)
+        a, axis, dtype, out, ddof, keepdims
+    )
     T.std = lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False: std(
-        a, axis, dtype, out, ddof, keepdims)
+        a, axis, dtype, out, ddof, keepdims
+    )
     T.max = lambda a, axis=None, out=None, keepdims=False: max(a, axis, out, keepdims)
     T.min = lambda a, axis=None, out=None, keepdims=False: min(a, axis, out, keepdims)
     T.any = lambda a, axis=None, out=None, keepdims=False: any(a, axis, out, keepdims)
@@ -1099,8 +1304,11 @@ def _install_operators() -> None:
     T.take = lambda a, indices, axis=None: take(a, indices, axis)
 
     def _item(a: Any, *args: Any) -> Any:
-        raise TracerError(".item() of a traced value is not known while tracing; return the "
-                          "array and convert it outside the traced function", user_location())
+        raise TracerError(
+            ".item() of a traced value is not known while tracing; return the "
+            "array and convert it outside the traced function",
+            user_location(),
+        )
 
     T.item = _item
     T.tolist = _item
@@ -1108,8 +1316,34 @@ def _install_operators() -> None:
 
 _install_operators()
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in (
-    "annotations", "builtins", "math", "operator", "string", "np", "Any", "Callable", "Sequence",
-    "Aval", "DTypeError", "GraphcError", "ShapeError", "as_dtype", "make_const", "registry",
-    "HANDLED_FUNCTIONS", "HANDLED_UFUNCS", "Tracer", "TracerError", "UnsupportedError", "bind",
-    "user_location")]
+__all__ = [
+    n
+    for n in dir()
+    if not n.startswith("_")
+    and n
+    not in (
+        "annotations",
+        "builtins",
+        "math",
+        "operator",
+        "string",
+        "np",
+        "Any",
+        "Callable",
+        "Sequence",
+        "Aval",
+        "DTypeError",
+        "GraphcError",
+        "ShapeError",
+        "as_dtype",
+        "make_const",
+        "registry",
+        "HANDLED_FUNCTIONS",
+        "HANDLED_UFUNCS",
+        "Tracer",
+        "TracerError",
+        "UnsupportedError",
+        "bind",
+        "user_location",
+    )
+]

@@ -13,7 +13,8 @@ equations; large ones as variables before the `;` whose values live beside the t
 Source locations print as trailing comments (`# model.py:12 [model.layers.0]`) and parse back.
 
 Grammar (informal):
-    graph    := '{' 'lambda' binder* ';' binder* '.' 'let' eqn* 'in' '(' atom (',' atom)* ','? ')' '}'
+    graph    := '{' 'lambda' binder* ';' binder* '.' 'let' eqn*
+                'in' '(' atom (',' atom)* ','? ')' '}'
     binder   := NAME ':' type
     type     := DTYPE '[' (INT (',' INT)*)? ']'  |  '(' type (',' type)* ')'
     eqn      := binder '=' OP ('[' attr (',' attr)* ']')? atom* comment? NEWLINE
@@ -176,8 +177,11 @@ def print_graph(graph: Graph, *, locations: bool = False, indent: str = "") -> s
             continue
         attrs = ""
         if n.attrs:
-            attrs = "[" + ", ".join(f"{k}={fmt_value(v, indent)}"
-                                    for k, v in sorted(n.attrs.items())) + "]"
+            attrs = (
+                "["
+                + ", ".join(f"{k}={fmt_value(v, indent)}" for k, v in sorted(n.attrs.items()))
+                + "]"
+            )
         args = "".join(" " + names[id(i)] for i in n.inputs)
         line = f"{indent}    {binder(n)} = {n.op}{attrs}{args}"
         lines.append(line + (_comment(n) if locations else ""))
@@ -189,7 +193,8 @@ def print_graph(graph: Graph, *, locations: bool = False, indent: str = "") -> s
 # ---------------------------------------------------------------------------------------------
 # parsing
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<nl>\n)
   | (?P<ws>[ \t\r]+)
   | (?P<comment>\#[^\n]*)
@@ -197,7 +202,9 @@ _TOKEN = re.compile(r"""
   | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
   | (?P<punct>[{}()\[\],=:;.\-])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 class _Tokens:
@@ -289,8 +296,13 @@ def _parse_value(tk: _Tokens, consts: dict) -> Any:
     if kind == "str":
         return ast.literal_eval(val)
     if kind == "name":
-        special = {"True": True, "False": False, "None": None, "inf": float("inf"),
-                   "nan": float("nan")}
+        special = {
+            "True": True,
+            "False": False,
+            "None": None,
+            "inf": float("inf"),
+            "nan": float("nan"),
+        }
         if val in special:
             return special[val]
         if val in DTYPES_BY_NAME:
@@ -368,12 +380,15 @@ def _parse_graph(tk: _Tokens, consts: dict) -> Graph:
 
     for name, aval in binders(";"):
         if name not in consts:
-            raise ParseError(f"constant {name} has no value: read graphs with large constants "
-                             "with graphc.load(path), or pass consts={...} to graphc.parse")
+            raise ParseError(
+                f"constant {name} has no value: read graphs with large constants "
+                "with graphc.load(path), or pass consts={...} to graphc.parse"
+            )
         arr = np.asarray(consts[name])
         if arr.shape != aval.shape or arr.dtype != aval.dtype:
-            raise ParseError(f"constant {name}: value is {arr.dtype}{list(arr.shape)}, text "
-                             f"says {aval}")
+            raise ParseError(
+                f"constant {name}: value is {arr.dtype}{list(arr.shape)}, text says {aval}"
+            )
         env[name] = Node("const", (), {"value": Const(arr)}, aval)
     inputs = []
     for name, aval in binders("."):
@@ -383,8 +398,9 @@ def _parse_graph(tk: _Tokens, consts: dict) -> Graph:
     while tk.peek()[1] != "in":
         n = tk.next()
         if n[0] != "name":
-            raise ParseError(f"line {n[2]}: expected an equation or 'in', found "
-                             f"{n[1] or 'end of text'!r}")
+            raise ParseError(
+                f"line {n[2]}: expected an equation or 'in', found {n[1] or 'end of text'!r}"
+            )
         if n[1] in env:
             raise ParseError(f"line {n[2]}: variable {n[1]!r} is defined twice")
         tk.expect(":")
@@ -404,8 +420,9 @@ def _parse_graph(tk: _Tokens, consts: dict) -> Graph:
                     tk.next()
             tk.next()
         args = []
-        while tk.peek(skip_nl=False)[0] not in ("nl", "comment", "eof") and \
-                tk.peek(skip_nl=False)[1] not in ("in", "}"):
+        while tk.peek(skip_nl=False)[0] not in ("nl", "comment", "eof") and tk.peek(skip_nl=False)[
+            1
+        ] not in ("in", "}"):
             args.append(_parse_atom(tk, env))
         meta = Meta()
         if tk.peek(skip_nl=False)[0] == "comment":

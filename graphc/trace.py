@@ -5,7 +5,8 @@ A `Tracer` stands in for an array. Operators, NumPy ufuncs (`__array_ufunc__`) a
 user's `file:line` and the module scope it was created under.
 
 Example:
-    >>> g = graphc.trace(lambda x, W: np.tanh(x @ W), graphc.spec("f32[4,3]"), graphc.spec("f32[3,2]"))
+    >>> f = lambda x, W: np.tanh(x @ W)
+    >>> g = graphc.trace(f, graphc.spec("f32[4,3]"), graphc.spec("f32[3,2]"))
     >>> [n.op for n in g.equations]
     ['matmul', 'tanh']
 """
@@ -176,12 +177,15 @@ HANDLED_UFUNCS: dict[np.ufunc, Callable] = {}
 
 
 def _concrete_error(what: str, hint: str) -> TracerError:
-    return TracerError(f"{what} of a traced value is not known while tracing; {hint}",
-                       user_location())
+    return TracerError(
+        f"{what} of a traced value is not known while tracing; {hint}", user_location()
+    )
 
 
-_CONTROL_HINT = ("Python control flow cannot depend on array values. Use np.where(cond, a, b) "
-                 "to choose between values, or pass the value as a static Python number")
+_CONTROL_HINT = (
+    "Python control flow cannot depend on array values. Use np.where(cond, a, b) "
+    "to choose between values, or pass the value as a static Python number"
+)
 
 
 class Tracer:
@@ -235,12 +239,17 @@ class Tracer:
         raise _concrete_error("the truth value", _CONTROL_HINT)
 
     def __float__(self) -> float:
-        raise _concrete_error("float()", "keep computing with arrays, or return the value and "
-                              "convert it outside the traced function")
+        raise _concrete_error(
+            "float()",
+            "keep computing with arrays, or return the value and "
+            "convert it outside the traced function",
+        )
 
     def __int__(self) -> int:
-        raise _concrete_error("int()", "sizes and indices that steer the computation must be "
-                              "Python ints, not traced values")
+        raise _concrete_error(
+            "int()",
+            "sizes and indices that steer the computation must be Python ints, not traced values",
+        )
 
     __index__ = __int__
 
@@ -248,31 +257,43 @@ class Tracer:
         raise _concrete_error("complex()", "complex numbers are not supported")
 
     def __array__(self, dtype=None, copy=None):
-        raise _concrete_error("the array value", "np.asarray()/np.array() on a traced value "
-                              "cannot run while tracing; use graphc.numpy functions instead")
+        raise _concrete_error(
+            "the array value",
+            "np.asarray()/np.array() on a traced value "
+            "cannot run while tracing; use graphc.numpy functions instead",
+        )
 
     def __setitem__(self, key, value):
-        raise TracerError("in-place assignment to a traced array is not supported; build a new "
-                          "array instead (np.where, np.concatenate, or x + np.pad(...))",
-                          user_location())
+        raise TracerError(
+            "in-place assignment to a traced array is not supported; build a new "
+            "array instead (np.where, np.concatenate, or x + np.pad(...))",
+            user_location(),
+        )
 
     # -- NumPy protocols --------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__":
-            raise UnsupportedError(f"numpy.{ufunc.__name__}.{method} is not supported by graphc",
-                                   user_location())
+            raise UnsupportedError(
+                f"numpy.{ufunc.__name__}.{method} is not supported by graphc", user_location()
+            )
         if kwargs.get("out") is not None:
-            raise UnsupportedError(f"numpy.{ufunc.__name__}(..., out=...) writes in place, "
-                                   "which graphc does not trace", user_location())
+            raise UnsupportedError(
+                f"numpy.{ufunc.__name__}(..., out=...) writes in place, "
+                "which graphc does not trace",
+                user_location(),
+            )
         handler = HANDLED_UFUNCS.get(ufunc)
         if handler is None:
-            raise UnsupportedError(f"numpy.{ufunc.__name__} is not supported by graphc",
-                                   user_location())
+            raise UnsupportedError(
+                f"numpy.{ufunc.__name__} is not supported by graphc", user_location()
+            )
         kwargs.pop("out", None)
         dtype = kwargs.pop("dtype", None)
         if kwargs:
-            raise UnsupportedError(f"numpy.{ufunc.__name__}: keyword arguments "
-                                   f"{sorted(kwargs)} are not supported", user_location())
+            raise UnsupportedError(
+                f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported",
+                user_location(),
+            )
         out = handler(*inputs)
         return out.astype(dtype) if dtype is not None else out
 
@@ -282,8 +303,9 @@ class Tracer:
             mod = getattr(func, "__module__", "numpy") or "numpy"
             if mod.startswith("numpy") and ("._" in mod or mod.startswith("numpy._")):
                 mod = "numpy"  # private implementation modules: users know np.<name>
-            raise UnsupportedError(f"{mod}.{func.__name__} is not supported by graphc",
-                                   user_location())
+            raise UnsupportedError(
+                f"{mod}.{func.__name__} is not supported by graphc", user_location()
+            )
         return handler(*args, **kwargs)
 
 
@@ -351,8 +373,9 @@ def leaf_aval(x: Any) -> Aval:
     try:
         return Aval(arr.shape, as_dtype(arr.dtype))
     except DTypeError as e:
-        raise DTypeError(f"an argument of dtype {arr.dtype} is not supported: {e.message}",
-                         user_location()) from None
+        raise DTypeError(
+            f"an argument of dtype {arr.dtype} is not supported: {e.message}", user_location()
+        ) from None
 
 
 class InTree:
@@ -375,8 +398,9 @@ class InTree:
             return False
         if (self.treedef, self.traced) != (other.treedef, other.traced):
             return False
-        return all(a is b or _static_eq(a, b) for a, b in zip(self.static, other.static,
-                                                               strict=True))
+        return all(
+            a is b or _static_eq(a, b) for a, b in zip(self.static, other.static, strict=True)
+        )
 
     def __hash__(self) -> int:
         return self._key
@@ -398,8 +422,10 @@ def split_args(tree: Any) -> tuple[list, InTree]:
     """Flatten call arguments into traced leaves and an InTree describing the rest."""
     leaves, td = pytree.flatten(tree)
     traced = tuple(_is_traceable_leaf(x) for x in leaves)
-    return ([x for x, t in zip(leaves, traced, strict=True) if t],
-            InTree(td, traced, tuple(x for x, t in zip(leaves, traced, strict=True) if not t)))
+    return (
+        [x for x, t in zip(leaves, traced, strict=True) if t],
+        InTree(td, traced, tuple(x for x, t in zip(leaves, traced, strict=True) if not t)),
+    )
 
 
 def _leaf_names(tree: Any) -> list[str]:
@@ -436,7 +462,8 @@ def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = No
     names = [n for n, t in zip(_leaf_names((args, kwargs)), in_tree.traced, strict=True) if t]
     inputs = [make_input(leaf_aval(x), nm) for x, nm in zip(leaves, names, strict=True)]
     call_args, call_kwargs = in_tree.rebuild(
-        [Tracer(n, weak=type(x) is float) for n, x in zip(inputs, leaves, strict=True)])
+        [Tracer(n, weak=type(x) is float) for n, x in zip(inputs, leaves, strict=True)]
+    )
     out = fn(*call_args, **call_kwargs)
     out_leaves, out_tree = pytree.flatten(out)
     outputs = []
@@ -450,8 +477,7 @@ def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = No
             out_mask.append(True)
         else:
             out_mask.append(StaticLeaf(leaf))  # functions, ints, strings: returned as they are
-    g = Graph(inputs, outputs, in_tree=in_tree, out_tree=(out_tree, tuple(out_mask)),
-              name=name)
+    g = Graph(inputs, outputs, in_tree=in_tree, out_tree=(out_tree, tuple(out_mask)), name=name)
     return g
 
 

@@ -24,8 +24,11 @@ T = TypeVar("T")
 _REGISTRY: dict[type, tuple[Callable, Callable]] = {}
 
 
-def register_pytree(cls: type, flatten_fn: Callable[[Any], tuple[list, Any]],
-                    unflatten_fn: Callable[[Any, list], Any]) -> None:
+def register_pytree(
+    cls: type,
+    flatten_fn: Callable[[Any], tuple[list, Any]],
+    unflatten_fn: Callable[[Any, list], Any],
+) -> None:
     """Make instances of `cls` containers: `flatten_fn(obj) -> (children, aux)` and
     `unflatten_fn(aux, children) -> obj`. `aux` must be hashable (it is part of cache keys)."""
     _REGISTRY[cls] = (flatten_fn, unflatten_fn)

@@ -30,8 +30,10 @@ def verify(graph: Graph) -> None:
     for n in nodes:
         if n.op == "input":
             if id(n) not in ins:
-                raise VerifyError(f"an input node of type {n.aval} is used but is not one of "
-                                  "the graph's inputs (a value leaked from another trace?)")
+                raise VerifyError(
+                    f"an input node of type {n.aval} is used but is not one of "
+                    "the graph's inputs (a value leaked from another trace?)"
+                )
             continue
         try:
             op = registry.get(n.op)
@@ -45,8 +47,7 @@ def verify(graph: Graph) -> None:
         try:
             want = op.shape(*[i.aval for i in n.inputs], **n.attrs)
         except GraphcError as e:
-            raise VerifyError(f"{n.op}: its shape rule rejects the operands: {e.message}") \
-                from None
+            raise VerifyError(f"{n.op}: its shape rule rejects the operands: {e.message}") from None
         except TypeError as e:
             raise VerifyError(f"{n.op}: bad attributes {dict(n.attrs)}: {e}") from None
         if want != n.aval:

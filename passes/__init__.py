@@ -71,9 +71,11 @@ class PassRecord:
         def fmt(c: Counter) -> str:
             return ", ".join(f"{op}×{k}" for op, k in sorted(c.items())) or "-"
 
-        return (f"{self.name:<10} {self.nodes_before:>6} -> {self.nodes_after:<6} nodes "
-                f"{self.seconds * 1e3:8.2f} ms   removed: {fmt(self.removed)}   "
-                f"added: {fmt(self.added)}   rewritten: {fmt(self.rewritten)}")
+        return (
+            f"{self.name:<10} {self.nodes_before:>6} -> {self.nodes_after:<6} nodes "
+            f"{self.seconds * 1e3:8.2f} ms   removed: {fmt(self.removed)}   "
+            f"added: {fmt(self.added)}   rewritten: {fmt(self.rewritten)}"
+        )
 
 
 def diff(before: Graph, after: Graph) -> tuple[Counter, Counter, Counter]:
@@ -103,9 +105,14 @@ def _verify_default() -> bool:
     return os.environ.get("GRAPHC_VERIFY", "0") not in ("", "0")
 
 
-def run_pipeline(graph: Graph, names: Sequence[str] | None = None, *,
-                 verify: bool | None = None, debug: int | None = None,
-                 diffs: bool = False) -> Graph:
+def run_pipeline(
+    graph: Graph,
+    names: Sequence[str] | None = None,
+    *,
+    verify: bool | None = None,
+    debug: int | None = None,
+    diffs: bool = False,
+) -> Graph:
     """Run the named passes (default: DEFAULT_PIPELINE) in order. The result's
     `info["pipeline"]` holds one PassRecord per pass (with structural diffs when `diffs` or
     when debugging)."""
@@ -129,10 +136,19 @@ def run_pipeline(graph: Graph, names: Sequence[str] | None = None, *,
                 verify_graph(graph)
             except GraphcError as e:
                 raise GraphcError(f"the graph is invalid after pass {name!r}: {e}") from e
-        removed, added, rewritten = diff(before, graph) if debug or diffs else \
-            (Counter(), Counter(), Counter())
-        rec = PassRecord(name, len(before.equations), len(graph.equations), dt, removed, added,
-                         rewritten, list(graph.info.pop("notes", [])))
+        removed, added, rewritten = (
+            diff(before, graph) if debug or diffs else (Counter(), Counter(), Counter())
+        )
+        rec = PassRecord(
+            name,
+            len(before.equations),
+            len(graph.equations),
+            dt,
+            removed,
+            added,
+            rewritten,
+            list(graph.info.pop("notes", [])),
+        )
         records.append(rec)
         if debug:
             print(f"[graphc] {rec.summary()}", file=sys.stderr)
@@ -151,8 +167,7 @@ def run_pipeline(graph: Graph, names: Sequence[str] | None = None, *,
 # rewriting
 
 
-def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *,
-            max_rounds: int = 8) -> Graph:
+def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *, max_rounds: int = 8) -> Graph:
     """Apply a local rewrite rule bottom-up until nothing changes (or `max_rounds`).
 
     `rule(node)` sees a node whose inputs are already rewritten and returns a replacement node
@@ -163,13 +178,17 @@ def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *,
         new: dict[int, Node] = {}
         for n in graph.nodes:
             ins = tuple(new.get(id(i), i) for i in n.inputs)
-            cur = n if all(a is b for a, b in zip(ins, n.inputs, strict=True)) else \
-                Node(n.op, ins, n.attrs, n.aval, n.meta)
+            cur = (
+                n
+                if all(a is b for a, b in zip(ins, n.inputs, strict=True))
+                else Node(n.op, ins, n.attrs, n.aval, n.meta)
+            )
             rep = rule(cur) if cur.op not in ("input",) else None
             if rep is not None and rep is not cur:
                 if rep.aval != n.aval:
-                    raise GraphcError(f"internal: rewrite of {n.op} changed its type from "
-                                      f"{n.aval} to {rep.aval}")
+                    raise GraphcError(
+                        f"internal: rewrite of {n.op} changed its type from {n.aval} to {rep.aval}"
+                    )
                 changed = True
                 cur = rep
             elif cur is not n:

@@ -31,7 +31,7 @@ import numpy as np
 
 from graphc.ir import Aval, Graph, GraphcError, Meta, Node, is_float, make_const, make_input
 from graphc.ops import REGISTRY, Kind, Masked, apply, sum_to_shape
-from graphc.trace import Tracer, bind, meta_override
+from graphc.trace import Tracer, meta_override
 
 
 class AutodiffError(GraphcError):
@@ -76,11 +76,14 @@ def active_nodes(graph: Graph, wrt: Sequence[int]) -> set[int]:
 def _check_wrt(graph: Graph, wrt: Sequence[int]) -> None:
     for i in wrt:
         if not 0 <= i < len(graph.inputs):
-            raise AutodiffError(f"cannot differentiate with respect to input {i}: the graph has "
-                                f"{len(graph.inputs)} inputs")
+            raise AutodiffError(
+                f"cannot differentiate with respect to input {i}: the graph has "
+                f"{len(graph.inputs)} inputs"
+            )
         if not is_float(graph.inputs[i].dtype):
-            raise AutodiffError(f"input {i} is {graph.inputs[i].aval}: only floating-point "
-                                "inputs have gradients")
+            raise AutodiffError(
+                f"input {i} is {graph.inputs[i].aval}: only floating-point inputs have gradients"
+            )
 
 
 @dataclass
@@ -102,8 +105,9 @@ class _Ct:
         return acc, mask
 
 
-def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
-        outputs: Sequence[int] | None = None) -> Graph:
+def vjp(
+    graph: Graph, wrt: Sequence[int], *, seed: str = "inputs", outputs: Sequence[int] | None = None
+) -> Graph:
     """Reverse mode: the joint graph computing the outputs and the gradients of inputs `wrt`.
 
     seed="inputs": the joint graph takes one cotangent input per differentiated output, after
@@ -126,8 +130,9 @@ def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
             seed_node = ci
         elif seed == "ones":
             if not is_float(o.dtype):
-                raise AutodiffError(f"output {k} is {o.aval}: only floating-point outputs can "
-                                    "be differentiated")
+                raise AutodiffError(
+                    f"output {k} is {o.aval}: only floating-point outputs can be differentiated"
+                )
             seed_node = _ones(o.aval)
         else:
             raise ValueError(f"seed must be 'inputs' or 'ones', got {seed!r}")
@@ -150,8 +155,10 @@ def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
             ins = [Tracer(i) for i in n.inputs]
             results = op.vjp(g, Tracer(n), *ins, **n.attrs)
             if len(results) != len(n.inputs):
-                raise GraphcError(f"internal: the VJP rule of {n.op} returned {len(results)} "
-                                  f"cotangents for {len(n.inputs)} operands")
+                raise GraphcError(
+                    f"internal: the VJP rule of {n.op} returned {len(results)} "
+                    f"cotangents for {len(n.inputs)} operands"
+                )
             elementwise = op.kind is Kind.ELEMENTWISE
             for inp, r in zip(n.inputs, results, strict=True):
                 if r is None or id(inp) not in active:
@@ -183,11 +190,18 @@ def vjp(graph: Graph, wrt: Sequence[int], *, seed: str = "inputs",
             with meta_override(_derived_meta(x, "grad")):
                 grads.append(entry.total()[0].node)
             grad_of.append((grads[-1], x))
-    joint = Graph(list(graph.inputs) + ct_inputs, list(graph.outputs) + grads,
-                  name=f"vjp({graph.name})" if graph.name else None)
-    joint.info.update(grad_of=grad_of, n_primal_inputs=len(graph.inputs),
-                      n_primal_outputs=len(graph.outputs), wrt=tuple(wrt),
-                      differentiated=tuple(outs))
+    joint = Graph(
+        list(graph.inputs) + ct_inputs,
+        list(graph.outputs) + grads,
+        name=f"vjp({graph.name})" if graph.name else None,
+    )
+    joint.info.update(
+        grad_of=grad_of,
+        n_primal_inputs=len(graph.inputs),
+        n_primal_outputs=len(graph.outputs),
+        wrt=tuple(wrt),
+        differentiated=tuple(outs),
+    )
     return joint
 
 
@@ -196,8 +210,9 @@ def jvp(graph: Graph, wrt: Sequence[int]) -> Graph:
     returning the original outputs then one tangent per output (zeros where constant)."""
     _check_wrt(graph, wrt)
     tangent_inputs = [make_input(graph.inputs[i].aval, name=f"tangent{i}") for i in wrt]
-    tan: dict[int, Tracer] = {id(graph.inputs[i]): Tracer(t)
-                              for i, t in zip(wrt, tangent_inputs, strict=True)}
+    tan: dict[int, Tracer] = {
+        id(graph.inputs[i]): Tracer(t) for i, t in zip(wrt, tangent_inputs, strict=True)
+    }
     for n in graph.nodes:
         if n.op in ("input", "const") or not is_float(n.dtype):
             continue
@@ -220,8 +235,12 @@ def jvp(graph: Graph, wrt: Sequence[int]) -> Graph:
     for o in graph.outputs:
         t = tan.get(id(o))
         out_tangents.append(t.node if t is not None else _zeros(o.aval))
-    g = Graph(list(graph.inputs) + tangent_inputs, list(graph.outputs) + out_tangents,
-              name=f"jvp({graph.name})" if graph.name else None)
-    g.info.update(n_primal_inputs=len(graph.inputs), n_primal_outputs=len(graph.outputs),
-                  wrt=tuple(wrt))
+    g = Graph(
+        list(graph.inputs) + tangent_inputs,
+        list(graph.outputs) + out_tangents,
+        name=f"jvp({graph.name})" if graph.name else None,
+    )
+    g.info.update(
+        n_primal_inputs=len(graph.inputs), n_primal_outputs=len(graph.outputs), wrt=tuple(wrt)
+    )
     return g

@@ -50,8 +50,10 @@ class Boundary:
         def where(n: Node) -> str:
             return f" ({n.meta.loc})" if n.meta.loc else ""
 
-        return (f"why not fused: {self.producer.op}{where(self.producer)} -> "
-                f"{self.consumer.op}{where(self.consumer)}: {self.reason}")
+        return (
+            f"why not fused: {self.producer.op}{where(self.producer)} -> "
+            f"{self.consumer.op}{where(self.consumer)}: {self.reason}"
+        )
 
 
 @dataclass
@@ -144,8 +146,9 @@ class _Groups:
         hi = max(C.nodes[a]["hi"], C.nodes[b]["hi"])
         nodes = C.nodes
         # a path between a and b only passes through nodes whose span overlaps theirs
-        view = nx.subgraph_view(C, filter_node=lambda v: nodes[v]["lo"] <= hi
-                                and nodes[v]["hi"] >= lo)
+        view = nx.subgraph_view(
+            C, filter_node=lambda v: nodes[v]["lo"] <= hi and nodes[v]["hi"] >= lo
+        )
         for _, t, firsts in starts:
             for succ in firsts:
                 if nodes[succ]["lo"] <= hi and nx.has_path(view, succ, t):
@@ -171,8 +174,9 @@ class _Groups:
         self.members[a] += self.members.pop(b)
         if self.axes[a] is None:
             self.axes[a] = self.axes[b]
-        if len(self.space[b]) == len(self.space[a]) and \
-                np.prod(self.space[b]) > np.prod(self.space[a]):
+        if len(self.space[b]) == len(self.space[a]) and np.prod(self.space[b]) > np.prod(
+            self.space[a]
+        ):
             self.space[a] = self.space[b]  # a row-shaped group joined a full-space one
         self.rows[a] = self.rows[a] and self.rows[b]
         del self.axes[b], self.space[b], self.rows[b]
@@ -190,8 +194,7 @@ class _Groups:
             return f"different iteration space ({_fmt(sa)} vs {_fmt(sb)})"
         if sa != sb and len(self.members[a]) + len(self.members[b]) > MAX_GROUP:
             return f"size cap ({MAX_GROUP} ops per kernel)"
-        if self.axes[a] is not None and self.axes[b] is not None and \
-                self.axes[a] != self.axes[b]:
+        if self.axes[a] is not None and self.axes[b] is not None and self.axes[a] != self.axes[b]:
             return f"different reduction axes ({self.axes[a]} vs {self.axes[b]})"
         if len(self.members[a]) + len(self.members[b]) > MAX_GROUP:
             return f"size cap ({MAX_GROUP} ops per kernel)"
@@ -238,8 +241,9 @@ def fuse(graph: Graph) -> Graph:
             if a == b:
                 continue
             if _is_reduction(p) and not _is_row_reduction(p):
-                report.boundaries.append(Boundary(
-                    p, n, "reads a reduction's result (complete only after its loop)"))
+                report.boundaries.append(
+                    Boundary(p, n, "reads a reduction's result (complete only after its loop)")
+                )
                 continue
             reason = G.why_not(a, b)
             if reason:
@@ -270,8 +274,11 @@ def fuse(graph: Graph) -> Graph:
                 if b in G.members and a in G.members and G.why_not(a, b) is None:
                     G.merge(a, b)
                     merged = True
-            live = [k for k in rest if k in G.members and k != a] if not merged else \
+            live = (
                 [k for k in rest if k in G.members and k != a]
+                if not merged
+                else [k for k in rest if k in G.members and k != a]
+            )
             if not merged:
                 live = live[1:] if live else []
 
@@ -286,15 +293,16 @@ def fuse(graph: Graph) -> Graph:
     for key in order:
         if key not in G.members:
             n = by_id[key]
-            new[key] = n if n.op == "input" or all(
-                new[id(i)] is i for i in n.inputs) else Node(
-                n.op, [new[id(i)] for i in n.inputs], n.attrs, n.aval, n.meta)
+            new[key] = (
+                n
+                if n.op == "input" or all(new[id(i)] is i for i in n.inputs)
+                else Node(n.op, [new[id(i)] for i in n.inputs], n.attrs, n.aval, n.meta)
+            )
             continue
         members = sorted(G.members[key], key=lambda n: pos[id(n)])
         if all(REGISTRY[m.op].extra.get("fusable_view") for m in members):
             for m in members:  # a lone broadcast: the driver makes it as a view
-                new[id(m)] = Node(m.op, [new[id(i)] for i in m.inputs], m.attrs, m.aval,
-                                  m.meta)
+                new[id(m)] = Node(m.op, [new[id(i)] for i in m.inputs], m.attrs, m.aval, m.meta)
             continue
         fused, results = _build_group(members, new, readers, out_ids)
         report.kernels += 1
@@ -307,8 +315,9 @@ def fuse(graph: Graph) -> Graph:
     return out
 
 
-def _build_group(members: list[Node], new: dict[int, Node], readers: dict[int, list[Node]],
-                 out_ids: set[int]) -> tuple[Node, list[tuple[Node, Node]]]:
+def _build_group(
+    members: list[Node], new: dict[int, Node], readers: dict[int, list[Node]], out_ids: set[int]
+) -> tuple[Node, list[tuple[Node, Node]]]:
     """Make the fused node for one group; returns it and (member, value) for its results."""
     inside = {id(m) for m in members}
     ext: list[Node] = []
@@ -327,17 +336,18 @@ def _build_group(members: list[Node], new: dict[int, Node], readers: dict[int, l
                     ext.append(i)
                 ins.append(body_in[id(i)])
         body[id(m)] = Node(m.op, ins, m.attrs, m.aval, m.meta)
-    results = [m for m in members
-               if id(m) in out_ids or any(id(r) not in inside for r in readers.get(id(m), []))]
-    body_graph = Graph([body_in[id(e)] for e in ext], [body[id(r)] for r in results],
-                       name="kernel")
+    results = [
+        m
+        for m in members
+        if id(m) in out_ids or any(id(r) not in inside for r in readers.get(id(m), []))
+    ]
+    body_graph = Graph([body_in[id(e)] for e in ext], [body[id(r)] for r in results], name="kernel")
     last = results[-1] if results else members[-1]
     meta = Meta(last.meta.loc, last.meta.scope, None, last.meta.role)
     fused = apply("fused", [new[id(e)] for e in ext], {"body": body_graph}, meta)
     if len(results) == 1:
         return fused, [(results[0], fused)]
-    return fused, [(r, apply("proj", [fused], {"index": k}, r.meta))
-                   for k, r in enumerate(results)]
+    return fused, [(r, apply("proj", [fused], {"index": k}, r.meta)) for k, r in enumerate(results)]
 
 
 # -- used by dce to drop unused results of fused nodes ------------------------------------------
@@ -362,14 +372,26 @@ def reindex_projections(graph: Graph, shrunk: dict[int, Node]) -> list[Node]:
         if n.op == "proj" and id(n.inputs[0]) in shrunk:
             old = n.inputs[0]
             body = old.attrs["body"]
-            keep = [k for k in range(len(body.outputs))
-                    if any(r.op == "proj" and r.attrs["index"] == k for r in graph.nodes
-                           if r.inputs and r.inputs[0] is old)]
+            keep = [
+                k
+                for k in range(len(body.outputs))
+                if any(
+                    r.op == "proj" and r.attrs["index"] == k
+                    for r in graph.nodes
+                    if r.inputs and r.inputs[0] is old
+                )
+            ]
             f = shrunk[id(old)]
             idx = keep.index(n.attrs["index"])
-            new[id(n)] = f if not isinstance(f.aval, TupleAval) else apply(
-                "proj", [f], {"index": idx}, n.meta)
+            new[id(n)] = (
+                f
+                if not isinstance(f.aval, TupleAval)
+                else apply("proj", [f], {"index": idx}, n.meta)
+            )
             continue
-        new[id(n)] = n if all(a is b for a, b in zip(ins, n.inputs, strict=True)) else Node(
-            n.op, ins, n.attrs, n.aval, n.meta)
+        new[id(n)] = (
+            n
+            if all(a is b for a, b in zip(ins, n.inputs, strict=True))
+            else Node(n.op, ins, n.attrs, n.aval, n.meta)
+        )
     return [new[id(o)] for o in graph.outputs]

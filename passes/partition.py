@@ -43,9 +43,11 @@ class Partition:
         return sum(r.aval.nbytes for r in self.residuals)
 
     def __repr__(self) -> str:
-        return (f"<Partition forward={len(self.forward.equations)} eqs, "
-                f"backward={len(self.backward.equations)} eqs, {len(self.residuals)} residuals, "
-                f"{self.residual_bytes} bytes>")
+        return (
+            f"<Partition forward={len(self.forward.equations)} eqs, "
+            f"backward={len(self.backward.equations)} eqs, {len(self.residuals)} residuals, "
+            f"{self.residual_bytes} bytes>"
+        )
 
 
 def _backward_nodes(joint: Graph, ct_inputs: list[Node]) -> set[int]:
@@ -72,8 +74,13 @@ def partition(joint: Graph) -> Partition:
     # forward values the gradients need (constants are copied, never saved)
     fwd_nodes = [n for n in toposorted_upstream(grads) if id(n) not in bwd]
     fwd_ids = {id(n) for n in fwd_nodes}
-    needed = {id(i) for n in toposorted_upstream(grads) if id(n) in bwd for i in n.inputs
-              if id(i) in fwd_ids}
+    needed = {
+        id(i)
+        for n in toposorted_upstream(grads)
+        if id(n) in bwd
+        for i in n.inputs
+        if id(i) in fwd_ids
+    }
     needed |= {id(g) for g in grads if id(g) in fwd_ids}
 
     residuals = _min_cut(fwd_nodes, needed)
@@ -97,8 +104,11 @@ def _free_nodes(fwd_nodes: list[Node]) -> set[int]:
     """Constants and cheap values computed from constants alone: both sides can make them."""
     free: set[int] = set()
     for n in fwd_nodes:
-        if n.op == "const" or (REGISTRY[n.op].kind in _RECOMPUTABLE and n.inputs
-                               and all(id(i) in free for i in n.inputs)):
+        if n.op == "const" or (
+            REGISTRY[n.op].kind in _RECOMPUTABLE
+            and n.inputs
+            and all(id(i) in free for i in n.inputs)
+        ):
             free.add(id(n))
     return free
 
@@ -128,5 +138,8 @@ def _min_cut(fwd_nodes: list[Node], needed: set[int]) -> list[Node]:
         if id(n) in needed:
             G.add_edge(b, sink)
     _, (reachable, _) = nx.minimum_cut(G, src, sink)
-    return [n for n in fwd_nodes if id(n) not in free
-            and (id(n), "in") in reachable and (id(n), "out") not in reachable]
+    return [
+        n
+        for n in fwd_nodes
+        if id(n) not in free and (id(n), "in") in reachable and (id(n), "out") not in reachable
+    ]

@@ -30,8 +30,9 @@ def test_polynomial_derivatives():
 
 
 def test_gradient_of_two_arrays():
-    gx, gy = graphc.gradient(lambda x, y: np.sum((x - y) ** 2), np.array([2.0, 1.0]),
-                             np.array([2.0, 0.0]))
+    gx, gy = graphc.gradient(
+        lambda x, y: np.sum((x - y) ** 2), np.array([2.0, 1.0]), np.array([2.0, 0.0])
+    )
     np.testing.assert_array_equal(gx, [0, 2])
     np.testing.assert_array_equal(gy, [-0.0, -2])
 
@@ -90,8 +91,13 @@ def test_hessian_of_chain_loss_over_flat_parameters():
 
 def test_hessian_through_destructure():
     rng = np.random.default_rng(2)
-    params = {"W1": rng.standard_normal((1, 2)), "b1": rng.standard_normal(1),
-              "W2": rng.standard_normal((1, 1)), "b2": rng.standard_normal(1), "act": np.tanh}
+    params = {
+        "W1": rng.standard_normal((1, 2)),
+        "b1": rng.standard_normal(1),
+        "W2": rng.standard_normal((1, 1)),
+        "b2": rng.standard_normal(1),
+        "act": np.tanh,
+    }
     x = rng.standard_normal((2, 16))
     flat, rebuild = graphc.destructure(params)
     assert flat.shape == (5,)
@@ -175,14 +181,18 @@ def test_check_grads_reports_wrong_gradient():
 # -- stability ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: gnp.logsumexp(x),
-    lambda x: np.sum(gnp.softmax(x) * np.arange(3.0)),
-    lambda x: np.sum(gnp.log_softmax(x)),
-    lambda x: np.sum(gnp.softplus(x)),
-    lambda x: np.sum(gnp.sigmoid(x)),
-    lambda x: np.sum(np.log1p(np.abs(x))),
-], ids=["logsumexp", "softmax", "log_softmax", "softplus", "sigmoid", "log1p"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: gnp.logsumexp(x),
+        lambda x: np.sum(gnp.softmax(x) * np.arange(3.0)),
+        lambda x: np.sum(gnp.log_softmax(x)),
+        lambda x: np.sum(gnp.softplus(x)),
+        lambda x: np.sum(gnp.sigmoid(x)),
+        lambda x: np.sum(np.log1p(np.abs(x))),
+    ],
+    ids=["logsumexp", "softmax", "log_softmax", "softplus", "sigmoid", "log1p"],
+)
 @pytest.mark.parametrize("scale", [1e4, -1e4])
 def test_stable_values_and_gradients(fn, scale):
     x = np.array([1.0, -0.5, 0.25]) * scale
@@ -204,11 +214,25 @@ def test_cross_entropy_from_logits_is_stable():
     np.testing.assert_allclose(g[1], [0, 0.25, -0.25], atol=1e-7)
 
 
-@pytest.mark.parametrize("fn,want", [
-    (lambda x: np.sum(np.where(x > 0, np.sqrt(x), 0.0)), lambda x: np.where(x > 0, 0.5 / np.sqrt(np.where(x > 0, x, 1)), 0)),
-    (lambda x: np.sum(np.where(x > 0, np.log(x), 0.0)), lambda x: np.where(x > 0, 1 / np.where(x > 0, x, 1), 0)),
-    (lambda x: np.sum(np.where(x > 0, np.exp(np.sqrt(x)) * 3 + 1, x)), None),
-], ids=["sqrt", "log", "chain"])
+def _pos(x):
+    return np.where(x > 0, x, 1)
+
+
+@pytest.mark.parametrize(
+    "fn,want",
+    [
+        (
+            lambda x: np.sum(np.where(x > 0, np.sqrt(x), 0.0)),
+            lambda x: np.where(x > 0, 0.5 / np.sqrt(_pos(x)), 0),
+        ),
+        (
+            lambda x: np.sum(np.where(x > 0, np.log(x), 0.0)),
+            lambda x: np.where(x > 0, 1 / _pos(x), 0),
+        ),
+        (lambda x: np.sum(np.where(x > 0, np.exp(np.sqrt(x)) * 3 + 1, x)), None),
+    ],
+    ids=["sqrt", "log", "chain"],
+)
 def test_where_untaken_branch_gives_zero_not_nan(fn, want):
     x = np.array([-2.0, -0.0, 0.0, 0.5, 4.0])
     g = graphc.grad(fn)(x)
@@ -249,8 +273,11 @@ def test_multiple_uses_accumulate():
 
 
 def test_zero_derivative_ops_contribute_nothing():
-    f = lambda x: np.sum(np.floor(x) + np.round(x) + np.sign(x) + (x > 0) * 1.0) + \
-        np.argmax(x) * 1.0 + np.sum(x)
+    f = lambda x: (
+        np.sum(np.floor(x) + np.round(x) + np.sign(x) + (x > 0) * 1.0)
+        + np.argmax(x) * 1.0
+        + np.sum(x)
+    )
     np.testing.assert_array_equal(graphc.grad(f)(np.array([0.3, 1.7])), [1.0, 1.0])
 
 
@@ -295,8 +322,10 @@ def _sum_output(graph):
     """The graph with its single output summed to a scalar."""
     from graphc.api import inline
 
-    return graphc.trace(lambda *a: np.sum(inline(graph, a)[0]), *[
-        graphc.spec(i.shape, i.dtype) for i in graph.inputs])
+    return graphc.trace(
+        lambda *a: np.sum(inline(graph, a)[0]),
+        *[graphc.spec(i.shape, i.dtype) for i in graph.inputs],
+    )
 
 
 def test_partition_of_mlp():
@@ -315,7 +344,7 @@ def test_partition_of_mlp():
     fwd = graphc.evaluate(p.forward, *args)
     bwd = graphc.evaluate(p.backward, *fwd[1:], np.float32(1.0))
     want = graphc.evaluate(joint, *args, np.float32(1.0))
-    for a, b in zip(bwd, want[1:]):
+    for a, b in zip(bwd, want[1:], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
@@ -331,5 +360,6 @@ def test_golden_mlp_gradient_graph_and_partition():
     assert graphc.parse(str(p.backward)) == p.backward
     # residuals: x, W2, the sigmoid output and the output error; nothing recomputable twice
     assert sorted(str(r.aval) for r in p.residuals) == sorted(
-        ["f32[4,16]", "f32[3,8]", "f32[8,16]", "f32[3,16]"])
+        ["f32[4,16]", "f32[3,8]", "f32[8,16]", "f32[3,16]"]
+    )
     assert p.residual_bytes == (4 * 16 + 3 * 8 + 8 * 16 + 3 * 16) * 4

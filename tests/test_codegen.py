@@ -36,8 +36,9 @@ ROWS = _backend_rows()
 def test_op_compiled_matches_reference(case):
     arrays = case.make_args()
     with np.errstate(all="ignore"):
-        want = case.reference(*[np.array(a, copy=True) if isinstance(a, np.ndarray) else a
-                                for a in arrays])
+        want = case.reference(
+            *[np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in arrays]
+        )
         got = graphc.jit(case.fn, backend="numba")(*arrays)
     assert_matches(got, want, case, "compiled value")
 
@@ -49,8 +50,7 @@ def test_every_op_has_a_backend_row():
 
 def test_compiled_gradients_match_interpreter():
     rng = np.random.default_rng(0)
-    args = [rng.standard_normal(s.shape).astype(np.float32)
-            for s in seeds.EXAMPLE_ARGS["mlp_loss"]]
+    args = [rng.standard_normal(s.shape).astype(np.float32) for s in seeds.EXAMPLE_ARGS["mlp_loss"]]
     nums = (2, 3, 4, 5)
     v1, g1 = graphc.value_and_grad(seeds.mlp_loss, argnums=nums, backend="numba")(*args)
     v2, g2 = graphc.value_and_grad(seeds.mlp_loss, argnums=nums, backend="interpreter")(*args)
@@ -143,8 +143,11 @@ def test_recompiles_on_new_shape_and_says_why(capsys):
     f(np.ones((2, 3), np.float32))
     f(np.ones((4, 3), np.float32))
     f(np.ones((2, 3), np.float64))
-    assert f.compiles == ["first call", "input 0 shape (4, 3) -> (2, 3)",
-                          "input 0 dtype float32 -> float64"]
+    assert f.compiles == [
+        "first call",
+        "input 0 shape (4, 3) -> (2, 3)",
+        "input 0 dtype float32 -> float64",
+    ]
     err = capsys.readouterr().err
     assert "input 0 shape (4, 3) -> (2, 3)" in err
 
@@ -199,8 +202,9 @@ _SCRIPT = textwrap.dedent("""
 
 def _run_fresh(cache: str) -> tuple[float, int, int]:
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     v, hits, misses = out.stdout.split()
     return float(v), int(hits), int(misses)
@@ -227,8 +231,7 @@ def test_disk_cache_hit_in_a_new_process_and_corrupt_entries(tmp_path):
 
 def test_mlp_step_compiled_matches_interpreter():
     rng = np.random.default_rng(3)
-    shapes = {"W1": (20, 16), "b1": (16,), "W2": (16, 12), "b2": (12,), "W3": (12, 10),
-              "b3": (10,)}
+    shapes = {"W1": (20, 16), "b1": (16,), "W2": (16, 12), "b2": (12,), "W3": (12, 10), "b3": (10,)}
     p = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
     x = rng.standard_normal((8, 20)).astype(np.float32)
     y = rng.integers(0, 10, 8)
@@ -247,8 +250,9 @@ def test_jit_of_a_transformed_function():
     np.testing.assert_array_equal(gw, [4.0, 4.0, 4.0])
 
 
-@pytest.mark.parametrize("shape,axis", [((7, 10), 1), ((3, 4, 5), (1, 2)), ((2, 3, 6), 2),
-                                        ((4096, 64), 1)])
+@pytest.mark.parametrize(
+    "shape,axis", [((7, 10), 1), ((3, 4, 5), (1, 2)), ((2, 3, 6), 2), ((4096, 64), 1)]
+)
 def test_row_kernels_compiled(shape, axis):
     rng = np.random.default_rng(5)
     x = (rng.standard_normal(shape) * 3).astype(np.float32)

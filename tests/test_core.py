@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import seeds
+from conftest import check_golden
 
 import graphc
-from conftest import check_golden
 
 
 def _concrete(args, rng):

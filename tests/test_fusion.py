@@ -62,8 +62,9 @@ def test_vertical_fusion_with_broadcast_bias_and_epilogue_after_matmul():
 
 
 def test_reduction_fuses_with_its_producers():
-    g = compiled_graph(lambda y, w: np.sum(np.tanh(y) * w), graphc.spec("f32[64]"),
-                       graphc.spec("f32[64]"))
+    g = compiled_graph(
+        lambda y, w: np.sum(np.tanh(y) * w), graphc.spec("f32[64]"), graphc.spec("f32[64]")
+    )
     (k,) = kernels(g)
     assert [n.op for n in k.attrs["body"].equations] == ["tanh", "mul", "reduce_sum"]
 
@@ -77,8 +78,11 @@ def test_sibling_fusion_reads_input_once():
 
 def test_row_reductions_and_their_consumers_are_one_kernel():
     # softmax, log_softmax, layer norm: reduce over the last axis, use the result per row
-    for fn in (lambda x: gnp.softmax(x, axis=1), lambda x: gnp.log_softmax(x, axis=-1),
-               lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1)):
+    for fn in (
+        lambda x: gnp.softmax(x, axis=1),
+        lambda x: gnp.log_softmax(x, axis=-1),
+        lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1),
+    ):
         g = compiled_graph(fn, graphc.spec("f32[4,6]"))
         assert len(kernels(g)) == 1, g
         x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
@@ -154,15 +158,15 @@ def _mlp_step(p, x, y):
     return {k: p[k] - 0.1 * grads[k] for k in p}, value
 
 
-MLP = {"W1": (784, 512), "b1": (512,), "W2": (512, 256), "b2": (256,), "W3": (256, 10),
-       "b3": (10,)}
+MLP = {"W1": (784, 512), "b1": (512,), "W2": (512, 256), "b2": (256,), "W3": (256, 10), "b3": (10,)}
 
 
 def test_mlp_training_step_kernels_between_gemms():
     specs = {k: graphc.spec(s, np.float32) for k, s in MLP.items()}
     g = compiled_graph(_mlp_step, specs, graphc.spec("f32[256,784]"), graphc.spec("i64[256]"))
-    seq = [n.op for n in g.equations if n.op not in ("proj", "reshape", "transpose",
-                                                     "broadcast_to")]
+    seq = [
+        n.op for n in g.equations if n.op not in ("proj", "reshape", "transpose", "broadcast_to")
+    ]
     assert seq.count("matmul") == 8  # 3 forward, 5 backward (no gradient for the input)
     gaps, cur = [], 0
     for op in seq:

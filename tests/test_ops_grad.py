@@ -45,8 +45,11 @@ GRAD_ROWS = _grad_rows()
 
 
 def test_every_differentiable_op_has_gradient_rows():
-    differentiable = {n for n, d in REGISTRY.items() if d.differentiable and
-                      d.kind is not Kind.SOURCE and n not in ("fused", "proj")}
+    differentiable = {
+        n
+        for n, d in REGISTRY.items()
+        if d.differentiable and d.kind is not Kind.SOURCE and n not in ("fused", "proj")
+    }
     covered = {c.op for c in GRAD_ROWS}
     assert differentiable - covered == set(), "differentiable ops without a gradient row"
     for n in differentiable:
@@ -58,13 +61,17 @@ def test_every_differentiable_op_has_gradient_rows():
 def test_op_gradients_first_and_second_order(case: OpCase):
     args = tuple(_as_f64(a) for a in case.make_args())
     with np.errstate(all="ignore"):
-        graphc.check_grads(case.fn, args, order=2, modes=("rev", "fwd"),
-                           backend="interpreter")
+        graphc.check_grads(case.fn, args, order=2, modes=("rev", "fwd"), backend="interpreter")
 
 
-ZERO_ROWS = [c for c in CASES if c.op in REGISTRY and not REGISTRY[c.op].differentiable
-             and REGISTRY[c.op].kind is not Kind.SOURCE
-             and any(_is_float_array(a) and np.size(a) for a in c.make_args())]
+ZERO_ROWS = [
+    c
+    for c in CASES
+    if c.op in REGISTRY
+    and not REGISTRY[c.op].differentiable
+    and REGISTRY[c.op].kind is not Kind.SOURCE
+    and any(_is_float_array(a) and np.size(a) for a in c.make_args())
+]
 
 
 @pytest.mark.parametrize("case", ZERO_ROWS, ids=[c.id for c in ZERO_ROWS])
@@ -74,8 +81,11 @@ def test_zero_derivative_ops_give_zero_gradients(case: OpCase):
 
     def total(*a):
         out = case.fn(*a)
-        return np.sum(np.asarray(out, dtype=np.float64) if not hasattr(out, "node") else
-                      out.astype(np.float64))
+        return np.sum(
+            np.asarray(out, dtype=np.float64)
+            if not hasattr(out, "node")
+            else out.astype(np.float64)
+        )
 
     grads = graphc.grad(total, argnums=floats, backend="interpreter")(*args)
     for g in grads:

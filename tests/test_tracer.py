@@ -12,8 +12,8 @@ import pytest
 
 import graphc
 import graphc.numpy as gnp
-from graphc.tree_util import flatten
 from graphc.trace import _display_path, current_scope, split_args, unflatten_outputs
+from graphc.tree_util import flatten
 
 R = np.random.default_rng(1234)
 HERE = os.path.basename(__file__)

@@ -11,8 +11,9 @@ from graphc.codegen import vm
 
 def test_generated_machine_is_current():
     with open(vm.source_path()) as f:
-        assert f.read() == vm.generate_source(), \
+        assert f.read() == vm.generate_source(), (
             "run graphc.codegen.vm.write_source() to regenerate _vm_generated.py"
+        )
 
 
 @pytest.fixture
@@ -37,15 +38,49 @@ def test_every_machine_op(always_vm, dt):
     y = rng.uniform(-2.0, 2.0, (3, 5)).astype(dt)
 
     def f(x, y):
-        outs = [-x, np.abs(y), np.sign(y), np.exp(y), np.log(x), np.log1p(x), np.expm1(y),
-                np.sqrt(x), gnp.rsqrt(x), np.square(y), np.sin(y), np.cos(y), np.tan(y),
-                np.tanh(y), gnp.sigmoid(y), gnp.relu(y), gnp.softplus(y), gnp.erf(y),
-                np.floor(y), np.ceil(y), np.round(y), x + y, x - y, x * y, x / y, x ** y,
-                np.maximum(x, y), np.minimum(x, y), np.where(x > y, x, y), y ** 3,
-                (x < y) * 1.0, (x <= y) * 1.0, (x >= y) * 1.0, (x == y) * 1.0,
-                (x != y) * 1.0, ((x > 1) & (y > 0)) * 1.0, ((x > 1) | (y > 0)) * 1.0,
-                ((x > 1) ^ (y > 0)) * 1.0, (~(y > 0)) * 1.0, np.isfinite(x / y) * 1.0,
-                gnp.stop_gradient(x)]
+        outs = [
+            -x,
+            np.abs(y),
+            np.sign(y),
+            np.exp(y),
+            np.log(x),
+            np.log1p(x),
+            np.expm1(y),
+            np.sqrt(x),
+            gnp.rsqrt(x),
+            np.square(y),
+            np.sin(y),
+            np.cos(y),
+            np.tan(y),
+            np.tanh(y),
+            gnp.sigmoid(y),
+            gnp.relu(y),
+            gnp.softplus(y),
+            gnp.erf(y),
+            np.floor(y),
+            np.ceil(y),
+            np.round(y),
+            x + y,
+            x - y,
+            x * y,
+            x / y,
+            x**y,
+            np.maximum(x, y),
+            np.minimum(x, y),
+            np.where(x > y, x, y),
+            y**3,
+            (x < y) * 1.0,
+            (x <= y) * 1.0,
+            (x >= y) * 1.0,
+            (x == y) * 1.0,
+            (x != y) * 1.0,
+            ((x > 1) & (y > 0)) * 1.0,
+            ((x > 1) | (y > 0)) * 1.0,
+            ((x > 1) ^ (y > 0)) * 1.0,
+            (~(y > 0)) * 1.0,
+            np.isfinite(x / y) * 1.0,
+            gnp.stop_gradient(x),
+        ]
         return tuple(outs) + (np.sum(x * y), np.max(y), np.min(y), x > y)
 
     _compare(f, x, y)

@@ -58,7 +58,8 @@ def mathlib_name(fn: str, dt: np.dtype) -> str | None:
 def cache_dir() -> str:
     d = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "graphc")
+        "graphc",
+    )
     os.makedirs(d, exist_ok=True)
     return d
 
@@ -152,9 +153,13 @@ class _Driver:
         self._plan_storage(nodes)
         for k, n in enumerate(g.inputs):
             self.names[id(n)] = f"in{k}"
-        self.lines.append("    " + ", ".join(self.names[id(n)] for n in g.inputs) +
-                          (", = args" if len(g.inputs) == 1 else " = args")
-                          if g.inputs else "    pass")
+        self.lines.append(
+            "    "
+            + ", ".join(self.names[id(n)] for n in g.inputs)
+            + (", = args" if len(g.inputs) == 1 else " = args")
+            if g.inputs
+            else "    pass"
+        )
         k = 0
         while k < len(nodes):
             n = nodes[k]
@@ -176,8 +181,11 @@ class _Driver:
                 continue
             self.lines.append(f"    # {_ir_line(n, irn)}")
             if n.op == "fused":
-                ok = all(dtype_name(i.dtype) in SUPPORTED_DTYPES for i in n.attrs["body"].nodes
-                         if not isinstance(i.aval, TupleAval))
+                ok = all(
+                    dtype_name(i.dtype) in SUPPORTED_DTYPES
+                    for i in n.attrs["body"].nodes
+                    if not isinstance(i.aval, TupleAval)
+                )
                 if ok:
                     name = f"kernel{len(self.kernels)}"
                     body_lines = _body_ir(n)
@@ -206,14 +214,18 @@ class _Driver:
         dt = _float_dtype(first)
         batch, consts = [first], []
         reduced: set[int] = set(self._reduction_results(first))
-        for m in nodes[start + 1:]:
+        for m in nodes[start + 1 :]:
             if m.op == "proj" and m.inputs[0] in batch:
                 continue
             if m.op == "const":
                 consts.append(m)
                 continue
-            if not (m.op == "fused" and vm.eligible(m) and vm.space_of(m) == space
-                    and _float_dtype(m) == dt):
+            if not (
+                m.op == "fused"
+                and vm.eligible(m)
+                and vm.space_of(m) == space
+                and _float_dtype(m) == dt
+            ):
                 break
             if any(id(i) in reduced for i in m.inputs):
                 break
@@ -224,19 +236,25 @@ class _Driver:
     def _reduction_results(self, f: Node) -> list[int]:
         """Ids of the nodes through which other nodes read f's reduction results."""
         body = f.attrs["body"]
-        red = [k for k, o in enumerate(body.outputs)
-               if REGISTRY[o.op].extra.get("fusable_reduction")]
+        red = [
+            k for k, o in enumerate(body.outputs) if REGISTRY[o.op].extra.get("fusable_reduction")
+        ]
         if not isinstance(f.aval, TupleAval):
             return [id(f)] if red else []
-        return [id(m) for m in self.by_id.values() if m.op == "proj" and m.inputs[0] is f
-                and m.attrs["index"] in red]
+        return [
+            id(m)
+            for m in self.by_id.values()
+            if m.op == "proj" and m.inputs[0] is f and m.attrs["index"] in red
+        ]
 
-    def _skip_batch(self, nodes: list[Node], start: int, batch: list[Node],
-                    consts: list[Node]) -> int:
+    def _skip_batch(
+        self, nodes: list[Node], start: int, batch: list[Node], consts: list[Node]
+    ) -> int:
         members = {id(b) for b in batch} | {id(c) for c in consts}
         k = start
-        while k < len(nodes) and (id(nodes[k]) in members or (
-                nodes[k].op == "proj" and nodes[k].inputs[0] in batch)):
+        while k < len(nodes) and (
+            id(nodes[k]) in members or (nodes[k].op == "proj" and nodes[k].inputs[0] in batch)
+        ):
             k += 1
         return k
 
@@ -250,8 +268,9 @@ class _Driver:
                 readers.setdefault(id(i), []).append(m)
 
         def used_outside(node: Node) -> bool:
-            return id(node) in out_ids or any(id(r) not in in_batch for r in
-                                              readers.get(id(node), []))
+            return id(node) in out_ids or any(
+                id(r) not in in_batch for r in readers.get(id(node), [])
+            )
 
         projs: dict[tuple[int, int], Node] = {}
         for f in batch:
@@ -276,8 +295,10 @@ class _Driver:
             av = f.attrs["body"].outputs[idx].aval
             outs.append(self._buffer(owner, av.size, av.dtype))
         res = f"_vmr{len(self.vm_programs)}"
-        self.lines.append(f"    {res} = _vm_run(_K['{key}'], [{ins}{',' if ins else ''}], "
-                          f"[{', '.join(outs)}{',' if outs else ''}])")
+        self.lines.append(
+            f"    {res} = _vm_run(_K['{key}'], [{ins}{',' if ins else ''}], "
+            f"[{', '.join(outs)}{',' if outs else ''}])"
+        )
         produced: dict[tuple[int, int], str] = {}
         for j, (f, idx) in enumerate(prog.outputs):
             av = f.attrs["body"].outputs[idx].aval
@@ -386,8 +407,9 @@ class _Driver:
             self.lines.append(f"    {v}_r{k} = np.full({rows * plan.red_size}, {ident})")
             args.append(f"{v}_r{k}")
             if rows > 1:  # combine the per-chunk partial results
-                outs[k] = (f"{v}_r{k}.reshape({rows}, {plan.red_size}).{kind}(axis=0)"
-                           f".reshape({av.shape})")
+                outs[k] = (
+                    f"{v}_r{k}.reshape({rows}, {plan.red_size}).{kind}(axis=0).reshape({av.shape})"
+                )
             else:
                 outs[k] = f"{v}_r{k}.reshape({av.shape})"
         self.lines.append(f"    _launch({kern.name}, {nchunks}, {n0}, {', '.join(args)})")
@@ -419,15 +441,16 @@ class _Driver:
         elif op == "broadcast_to":
             self.lines.append(f"    {v} = np.broadcast_to({a[0]}, {tuple(at['shape'])})")
         elif op == "slice":
-            sl = ", ".join(f"{s}:{e}:{st}" for s, e, st in
-                           zip(at["start"], at["stop"], at["step"], strict=True))
+            sl = ", ".join(
+                f"{s}:{e}:{st}"
+                for s, e, st in zip(at["start"], at["stop"], at["step"], strict=True)
+            )
             self.lines.append(f"    {v} = {a[0]}[{sl}]" if sl else f"    {v} = {a[0]}")
         elif op == "flip":
             self.lines.append(f"    {v} = np.flip({a[0]}, {tuple(at['axes'])})")
         elif op == "matmul":
             buf = self._buffer(n, n.aval.size, n.dtype)
-            self.lines.append(f"    {v} = np.matmul({a[0]}, {a[1]}, out={buf}.reshape("
-                              f"{n.shape}))")
+            self.lines.append(f"    {v} = np.matmul({a[0]}, {a[1]}, out={buf}.reshape({n.shape}))")
         else:
             key = f"A{len(self.consts)}"
             self.consts[key] = dict(at)  # type: ignore[assignment]
@@ -450,8 +473,11 @@ def use_vm() -> bool:
 
 
 def _float_dtype(f: Node) -> np.dtype:
-    return next(v.dtype for v in f.attrs["body"].nodes
-                if not isinstance(v.aval, TupleAval) and v.dtype.kind == "f")
+    return next(
+        v.dtype
+        for v in f.attrs["body"].nodes
+        if not isinstance(v.aval, TupleAval) and v.dtype.kind == "f"
+    )
 
 
 def _owns_storage(n: Node) -> bool:
@@ -464,8 +490,11 @@ def _owns_storage(n: Node) -> bool:
 def _ir_line(n: Node, irn: dict[int, str]) -> str:
     from graphc.text import fmt_value
 
-    attrs = "" if not n.attrs or n.op == "fused" else "[" + ", ".join(
-        f"{k}={fmt_value(val)}" for k, val in sorted(n.attrs.items())) + "]"
+    attrs = (
+        ""
+        if not n.attrs or n.op == "fused"
+        else "[" + ", ".join(f"{k}={fmt_value(val)}" for k, val in sorted(n.attrs.items())) + "]"
+    )
     args = " ".join(irn[id(i)] for i in n.inputs)
     return f"{irn[id(n)]}:{n.aval} = {n.op}{attrs} {args}".rstrip()
 
@@ -512,8 +541,10 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
-        parts.append(f"\n@njit({k.signature}, cache=True, nogil=True, "
-                     f"error_model='numpy', fastmath={{{flags}}})\n{kern}\n")
+        parts.append(
+            f"\n@njit({k.signature}, cache=True, nogil=True, "
+            f"error_model='numpy', fastmath={{{flags}}})\n{kern}\n"
+        )
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")
@@ -556,16 +587,30 @@ def _vm_run(prog, ins: list, outs: list) -> tuple[list, list]:
     for j, (_, _, kind) in enumerate(prog.accs):
         acc[:, j] = reduce_identity(kind, dt)
     fn = getattr(vm.machine(), "vm_" + dtype_name(dt))
-    runtime.launch(fn, nchunks, nblocks, prog.code, prog.consts, p_in, p_out, acc, prog.size,
-                   prog.nregs, prog.block)
+    runtime.launch(
+        fn,
+        nchunks,
+        nblocks,
+        prog.code,
+        prog.consts,
+        p_in,
+        p_out,
+        acc,
+        prog.size,
+        prog.nregs,
+        prog.block,
+    )
     for o, w in zip(outs, work_out, strict=True):
         if o is not w:
             o[...] = w != 0 if o.dtype == np.bool_ else w
     reds = []
     for j, (_, _, kind) in enumerate(prog.accs):
         col = acc[:, j]
-        reds.append(np.asarray(col.sum() if kind == "sum" else col.max() if kind == "max"
-                               else col.min(), dtype=dt))
+        reds.append(
+            np.asarray(
+                col.sum() if kind == "sum" else col.max() if kind == "max" else col.min(), dtype=dt
+            )
+        )
     del flat_in
     return outs, reds
 
@@ -596,8 +641,11 @@ def compile_graph(graph: Graph) -> Executable:
     from passes import debug_level
 
     if debug_level():
-        print(f"[graphc] compiled {len(d.kernels)} kernels, {len(d.vm_programs)} tape-machine "
-              f"runs in {exe.compile_seconds:.2f} s -> {path}", file=sys.stderr)
+        print(
+            f"[graphc] compiled {len(d.kernels)} kernels, {len(d.vm_programs)} tape-machine "
+            f"runs in {exe.compile_seconds:.2f} s -> {path}",
+            file=sys.stderr,
+        )
         for fb in d.fallbacks:
             print(f"[graphc]     NumPy fallback: {fb}", file=sys.stderr)
     return exe

@@ -26,14 +26,37 @@ from graphc.ir import Aval, Node, dtype_name
 from graphc.ops import REGISTRY
 
 _NP_TYPES = {
-    "f32": "np.float32", "f64": "np.float64", "i8": "np.int8", "i16": "np.int16",
-    "i32": "np.int32", "i64": "np.int64", "u8": "np.uint8", "u16": "np.uint16",
-    "u32": "np.uint32", "u64": "np.uint64", "bool": "np.bool_",
+    "f32": "np.float32",
+    "f64": "np.float64",
+    "i8": "np.int8",
+    "i16": "np.int16",
+    "i32": "np.int32",
+    "i64": "np.int64",
+    "u8": "np.uint8",
+    "u16": "np.uint16",
+    "u32": "np.uint32",
+    "u64": "np.uint64",
+    "bool": "np.bool_",
 }
 SUPPORTED_DTYPES = frozenset(_NP_TYPES)
-_NB_TYPES = {"bool": "_nb.boolean", **{n: f"_nb.{n}" for n in (
-    "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-    "uint64")}}
+_NB_TYPES = {
+    "bool": "_nb.boolean",
+    **{
+        n: f"_nb.{n}"
+        for n in (
+            "float32",
+            "float64",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "uint8",
+            "uint16",
+            "uint32",
+            "uint64",
+        )
+    },
+}
 
 
 def np_type(dt: np.dtype) -> str:
@@ -68,8 +91,9 @@ def _c_strides(shape: list[int]) -> list[int]:
     return out[::-1]
 
 
-def plan_loops(space: tuple[int, ...], operand_shapes: list[tuple[int, ...]],
-               red_axes: tuple[int, ...]) -> LoopPlan:
+def plan_loops(
+    space: tuple[int, ...], operand_shapes: list[tuple[int, ...]], red_axes: tuple[int, ...]
+) -> LoopPlan:
     """Collapse the iteration space; see the module docstring."""
     nd = len(space)
     keys: list[tuple] = []
@@ -93,8 +117,14 @@ def plan_loops(space: tuple[int, ...], operand_shapes: list[tuple[int, ...]],
         eff = [s if k[0][i] else 1 for s, k in zip(sizes, keys, strict=True)]
         in_strides.append(_c_strides(eff))
     kept = [1 if r else s for s, r in zip(sizes, red, strict=True)]
-    return LoopPlan(sizes, red, in_strides, _c_strides(sizes), _c_strides(kept),
-                    int(np.prod(kept, dtype=np.int64)) if kept else 1)
+    return LoopPlan(
+        sizes,
+        red,
+        in_strides,
+        _c_strides(sizes),
+        _c_strides(kept),
+        int(np.prod(kept, dtype=np.int64)) if kept else 1,
+    )
 
 
 _REDUCE_INIT = {"sum": 0, "prod": 1, "max": "-inf", "min": "inf"}
@@ -137,8 +167,15 @@ class EmitContext:
             return "True" if bool(value) else "False"
         v = dt.type(value)
         if dt.kind == "f":
-            text = "np.inf" if v == np.inf else "-np.inf" if v == -np.inf else \
-                "np.nan" if v != v else repr(float(v))
+            text = (
+                "np.inf"
+                if v == np.inf
+                else "-np.inf"
+                if v == -np.inf
+                else "np.nan"
+                if v != v
+                else repr(float(v))
+            )
         else:
             text = str(int(v))
         src = f"{np_type(dt)}({text})"
@@ -242,7 +279,8 @@ def needs_rows(body) -> bool:
         return False
     space = tuple(next(m for m in body.equations if _is_red(m)).inputs[0].shape)
     return any(id(i) in reds for m in body.equations for i in m.inputs) or any(
-        not _is_red(m) and tuple(m.shape) != space for m in body.equations)
+        not _is_red(m) and tuple(m.shape) != space for m in body.equations
+    )
 
 
 def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> Kernel:
@@ -286,8 +324,11 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
     out_pos = {id(o): k for k, o in enumerate(body.outputs)}
     full_outputs = [k for k, o in enumerate(body.outputs) if id(o) in full]
     row_outputs = [k for k, o in enumerate(body.outputs) if id(o) not in full]
-    params = [f"x{k}" for k in range(len(body.inputs))] + \
-        [f"o{k}" for k in full_outputs] + [f"r{k}" for k in row_outputs]
+    params = (
+        [f"x{k}" for k in range(len(body.inputs))]
+        + [f"o{k}" for k in full_outputs]
+        + [f"r{k}" for k in row_outputs]
+    )
     in_name = {id(i): f"a{k}" for k, i in enumerate(body.inputs)}
     in_pos = {id(i): k for k, i in enumerate(body.inputs)}
 
@@ -324,8 +365,10 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
                 for i in m.inputs:
                     if id(i) in in_pos and id(i) not in names:
                         k = in_pos[id(i)]
-                        src.append(f"{ind}{in_name[id(i)]}r = x{k}["
-                                   f"{_index(plan.in_strides[k][:nk], kidx)}]")
+                        src.append(
+                            f"{ind}{in_name[id(i)]}r = x{k}["
+                            f"{_index(plan.in_strides[k][:nk], kidx)}]"
+                        )
                         names[id(i)] = in_name[id(i)] + "r"
                 v = f"w{len(row_names)}"
                 src.append(f"{ind}{v} = {value_line(m, names)}")
@@ -333,13 +376,16 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
         for m in members:
             if id(m) in out_pos and id(m) not in full and done.get(id(m)) == stage:
                 k = out_pos[id(m)]
-                src.append(f"{ind}r{k}[{_index(plan.red_strides[:nk], kidx)}] = "
-                           f"{row_names[id(m)]}")
+                src.append(f"{ind}r{k}[{_index(plan.red_strides[:nk], kidx)}] = {row_names[id(m)]}")
 
     row_values(0)
     for stage in range(1, stages + 1):
-        sinks = [m for m in members if (_is_red(m) and done[id(m)] == stage)
-                 or (id(m) in full and id(m) in out_pos and loop[id(m)] == stage)]
+        sinks = [
+            m
+            for m in members
+            if (_is_red(m) and done[id(m)] == stage)
+            or (id(m) in full and id(m) in out_pos and loop[id(m)] == stage)
+        ]
         if not sinks:
             row_values(stage)
             continue
@@ -377,8 +423,9 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
                 names[id(m)] = v
         for m in sinks:
             if id(m) in full:
-                src.append(f"{inner}o{out_pos[id(m)]}[{_index(plan.out_strides, idx)}] = "
-                           f"{names[id(m)]}")
+                src.append(
+                    f"{inner}o{out_pos[id(m)]}[{_index(plan.out_strides, idx)}] = {names[id(m)]}"
+                )
         for m in stage_reds:
             kind = REGISTRY[m.op].extra["fusable_reduction"]
             acc = accn[id(m)]
@@ -388,9 +435,19 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
         row_values(stage)
     sig = _signature(body, full_outputs + row_outputs)
     n0 = plan.dims[0] if nk else 1
-    return Kernel(name, "\n".join(src), plan, len(body.inputs), full_outputs, [],
-                  [o.aval for o in body.outputs], plan.size * max(1, len(members)) * stages,
-                  sig, row_outputs, n0)
+    return Kernel(
+        name,
+        "\n".join(src),
+        plan,
+        len(body.inputs),
+        full_outputs,
+        [],
+        [o.aval for o in body.outputs],
+        plan.size * max(1, len(members)) * stages,
+        sig,
+        row_outputs,
+        n0,
+    )
 
 
 def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> Kernel:
@@ -404,8 +461,9 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     if space is None:
         space = tuple(body.outputs[0].shape)
         for m in members:
-            if len(m.shape) > len(space) or (len(m.shape) == len(space) and m.aval.size >
-                                             int(np.prod(space))):
+            if len(m.shape) > len(space) or (
+                len(m.shape) == len(space) and m.aval.size > int(np.prod(space))
+            ):
                 space = tuple(m.shape)
     red_axes = tuple(reds[0].attrs["axes"]) if reds else ()
     plan = plan_loops(space, [tuple(i.shape) for i in body.inputs], red_axes)
@@ -413,20 +471,26 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     idx = [f"i{j}" for j in range(nd)]
 
     out_pos = {id(o): k for k, o in enumerate(body.outputs)}
-    full_outputs = [k for k, o in enumerate(body.outputs)
-                    if not REGISTRY[o.op].extra.get("fusable_reduction")]
-    red_outputs = [(out_pos[id(r)], REGISTRY[r.op].extra["fusable_reduction"]) for r in reds
-                   if id(r) in out_pos]
-    params = [f"x{k}" for k in range(len(body.inputs))] + \
-        [f"o{k}" for k in full_outputs] + [f"r{k}" for k, _ in red_outputs]
+    full_outputs = [
+        k for k, o in enumerate(body.outputs) if not REGISTRY[o.op].extra.get("fusable_reduction")
+    ]
+    red_outputs = [
+        (out_pos[id(r)], REGISTRY[r.op].extra["fusable_reduction"])
+        for r in reds
+        if id(r) in out_pos
+    ]
+    params = (
+        [f"x{k}" for k in range(len(body.inputs))]
+        + [f"o{k}" for k in full_outputs]
+        + [f"r{k}" for k, _ in red_outputs]
+    )
 
     # scalar code for the body, innermost
     names: dict[int, str] = {}
     lines: list[str] = []
     for k, i in enumerate(body.inputs):
         names[id(i)] = f"a{k}"
-    loads = [f"a{k} = x{k}[{_index(plan.in_strides[k], idx)}]"
-             for k in range(len(body.inputs))]
+    loads = [f"a{k} = x{k}[{_index(plan.in_strides[k], idx)}]" for k in range(len(body.inputs))]
     red_vals: dict[int, str] = {}
     for m in members:
         if REGISTRY[m.op].extra.get("fusable_reduction"):
@@ -441,8 +505,10 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
         v = f"v{len(names)}"
         names[id(m)] = v
         lines.append(f"{v} = {emit_op(e, m, args)}")
-    stores = [f"o{k}[{_index(plan.out_strides, idx)}] = {names[id(body.outputs[k])]}"
-              for k in full_outputs]
+    stores = [
+        f"o{k}[{_index(plan.out_strides, idx)}] = {names[id(body.outputs[k])]}"
+        for k in full_outputs
+    ]
 
     # reductions: local accumulators over the innermost reduced loops
     inner_red = 0
@@ -457,8 +523,7 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     for j in range(nd):
         if j == acc_level and red_outputs and inner_red:
             for k, kind in red_outputs:
-                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype),
-                            body.outputs[k].dtype)
+                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
                 src.append(f"{ind}acc{k} = {ini}")
         rng = "range(lo, hi)" if j == 0 else f"range({plan.dims[j]})"
         src.append(f"{ind}for i{j} in {rng}:")
@@ -467,8 +532,7 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
         src.append(f"{ind}if lo >= hi:\n{ind}    return")
         if red_outputs and inner_red:
             for k, kind in red_outputs:
-                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype),
-                            body.outputs[k].dtype)
+                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
                 src.append(f"{ind}acc{k} = {ini}")
     used_inputs = _used(lines + stores, len(body.inputs), red_vals)
     src += [ind + ld for k, ld in enumerate(loads) if k in used_inputs]
@@ -494,9 +558,18 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
             src.append(f"{ind}{slot} = {_combine(kind, slot, f'acc{k}')}")
     work = plan.size * max(1, len(members))
     sig = _signature(body, full_outputs + [k for k, _ in red_outputs])
-    return Kernel(name, "\n".join(src), plan, len(body.inputs), full_outputs, red_outputs,
-                  [o.aval for o in body.outputs], work, sig,
-                  n0=plan.dims[0] if plan.dims else 1)
+    return Kernel(
+        name,
+        "\n".join(src),
+        plan,
+        len(body.inputs),
+        full_outputs,
+        red_outputs,
+        [o.aval for o in body.outputs],
+        work,
+        sig,
+        n0=plan.dims[0] if plan.dims else 1,
+    )
 
 
 def _used(lines: list[str], n: int, red_vals: dict[int, str]) -> set[int]:

@@ -25,8 +25,9 @@ def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, N_THREADS - 1),
-                                       thread_name_prefix="graphc")
+            _pool = ThreadPoolExecutor(
+                max_workers=max(1, N_THREADS - 1), thread_name_prefix="graphc"
+            )
         return _pool
 
 

@@ -51,8 +51,8 @@ import numpy as np
 import graphc
 from graphc import numpy as gnp
 from graphc.ir import GraphcError
-from graphc.tree_util import TreeDef, flatten, register_pytree, unflatten
 from graphc.trace import Spec, Tracer
+from graphc.tree_util import TreeDef, flatten, register_pytree, unflatten
 
 __all__ = [
     "AvgPool2d",

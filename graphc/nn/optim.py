@@ -35,8 +35,8 @@ import numpy as np
 from graphc import numpy as gnp
 from graphc.ir import GraphcError
 from graphc.nn.layers import _walk
-from graphc.tree_util import TreeDef, flatten, unflatten
 from graphc.trace import Tracer
+from graphc.tree_util import TreeDef, flatten, unflatten
 
 __all__ = ["SGD", "Adam", "AdamState", "AdamW", "Optimizer", "SGDState"]
 

@@ -21,13 +21,20 @@ def _const_rule(*, value: Const) -> Aval:
     return value.aval
 
 
-defop("input", Kind.SOURCE, _no_rule, lambda: None, arity=0, differentiable=False,
-      doc="a graph input")
-defop("const", Kind.SOURCE, _const_rule, lambda *, value: value.value, arity=0,
-      differentiable=False, doc="a constant array")
+defop(
+    "input", Kind.SOURCE, _no_rule, lambda: None, arity=0, differentiable=False, doc="a graph input"
+)
+defop(
+    "const",
+    Kind.SOURCE,
+    _const_rule,
+    lambda *, value: value.value,
+    arity=0,
+    differentiable=False,
+    doc="a constant array",
+)
 
-__all__ = ["REGISTRY", "Kind", "OpDef", "Masked", "apply", "bind", "defop", "get",
-           "sum_to_shape"]
+__all__ = ["REGISTRY", "Kind", "OpDef", "Masked", "apply", "bind", "defop", "get", "sum_to_shape"]
 
 
 # -- fused kernels ------------------------------------------------------------------------------
@@ -36,7 +43,9 @@ __all__ = ["REGISTRY", "Kind", "OpDef", "Masked", "apply", "bind", "defop", "get
 
 
 def _fused_rule(*avals, body):
-    if len(avals) != len(body.inputs) or any(a != b.aval for a, b in zip(avals, body.inputs)):
+    if len(avals) != len(body.inputs) or any(
+        a != b.aval for a, b in zip(avals, body.inputs, strict=True)
+    ):
         from graphc.ir import ShapeError
 
         raise ShapeError("fused: operand types do not match the body's inputs")
@@ -59,7 +68,20 @@ def _proj_rule(t, *, index):
     return t.avals[index]
 
 
-defop("fused", Kind.OTHER, _fused_rule, _fused_impl, differentiable=False,
-      doc="a fused kernel: its body graph computed in one pass over its iteration space")
-defop("proj", Kind.OTHER, _proj_rule, lambda t, *, index: t[index], arity=1,
-      differentiable=False, doc="result `index` of a multi-result fused kernel")
+defop(
+    "fused",
+    Kind.OTHER,
+    _fused_rule,
+    _fused_impl,
+    differentiable=False,
+    doc="a fused kernel: its body graph computed in one pass over its iteration space",
+)
+defop(
+    "proj",
+    Kind.OTHER,
+    _proj_rule,
+    lambda t, *, index: t[index],
+    arity=1,
+    differentiable=False,
+    doc="result `index` of a multi-result fused kernel",
+)

@@ -27,7 +27,8 @@ def _matmul_rule(a: Aval, b: Aval) -> Aval:
         raise ShapeError(f"matmul: operands must be at least 2-d in the IR, got {fmt(a, b)}")
     if a.shape[-1] != b.shape[-2]:
         raise ShapeError(
-            f"matmul: inner dimensions differ: {a} @ {b} ({a.shape[-1]} != {b.shape[-2]})")
+            f"matmul: inner dimensions differ: {a} @ {b} ({a.shape[-1]} != {b.shape[-2]})"
+        )
     dt = same_dtype("matmul", a, b)
     batch = broadcast_shapes("matmul", Aval(a.shape[:-2], dt), Aval(b.shape[:-2], dt))
     return Aval(batch + (a.shape[-2], b.shape[-1]), dt)
@@ -39,14 +40,23 @@ def _matmul_vjp(g, out, a, b):
 
 def _matmul_jvp(ts, out, a, b):
     ta, tb = ts
-    terms = [t for t in (None if ta is None else ta @ b, None if tb is None else a @ tb)
-             if t is not None]
+    terms = [
+        t for t in (None if ta is None else ta @ b, None if tb is None else a @ tb) if t is not None
+    ]
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
-defop("matmul", Kind.CONTRACTION, _matmul_rule, np.matmul, arity=2, vjp=_matmul_vjp,
-      jvp=_matmul_jvp, doc="a @ b on the last two axes, batch axes broadcast (1-d operands are "
-                           "reshaped by the tracer)")
+defop(
+    "matmul",
+    Kind.CONTRACTION,
+    _matmul_rule,
+    np.matmul,
+    arity=2,
+    vjp=_matmul_vjp,
+    jvp=_matmul_jvp,
+    doc="a @ b on the last two axes, batch axes broadcast (1-d operands are "
+    "reshaped by the tracer)",
+)
 
 
 # -- shared image helpers -----------------------------------------------------------------------
@@ -72,7 +82,9 @@ def _spread(g, k, stride, hw, scale=None):
     for i in range(k[0]):
         for j in range(k[1]):
             part = g[..., i, j] if scale is None else g
-            out[:, :, i : i + stride[0] * oh : stride[0], j : j + stride[1] * ow : stride[1]] += part
+            rows = slice(i, i + stride[0] * oh, stride[0])
+            cols = slice(j, j + stride[1] * ow, stride[1])
+            out[:, :, rows, cols] += part
     return out
 
 
@@ -88,8 +100,9 @@ def _check_image(op: str, x: Aval) -> None:
 def _conv_rule(x: Aval, w: Aval, *, stride, padding) -> Aval:
     _check_image("conv2d", x)
     if w.ndim != 4 or w.shape[1] != x.shape[1]:
-        raise ShapeError(f"conv2d: weights must be (out, in={x.shape[1]}, kh, kw), got {w} "
-                         f"for input {x}")
+        raise ShapeError(
+            f"conv2d: weights must be (out, in={x.shape[1]}, kh, kw), got {w} for input {x}"
+        )
     same_dtype("conv2d", x, w)
     oh, ow = conv_out_hw(x.shape[2:], w.shape[2:], stride, padding)
     if oh <= 0 or ow <= 0:
@@ -104,31 +117,43 @@ def _padded(x, padding):
 
 def _conv_impl(x, w, *, stride, padding):
     win = _windows(_padded(x, padding), w.shape[2:], stride)
-    return np.ascontiguousarray(np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))
-                                .transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(
+        np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    )
 
 
 def _conv_vjp(g, out, x, w, *, stride, padding):
-    return (bind("conv2d_input_grad", g, w, stride=stride, padding=padding,
-                 in_hw=tuple(x.shape[2:])),
-            bind("conv2d_weight_grad", x, g, stride=stride, padding=padding,
-                 kernel_hw=tuple(w.shape[2:])))
+    return (
+        bind("conv2d_input_grad", g, w, stride=stride, padding=padding, in_hw=tuple(x.shape[2:])),
+        bind(
+            "conv2d_weight_grad", x, g, stride=stride, padding=padding, kernel_hw=tuple(w.shape[2:])
+        ),
+    )
 
 
 def _bilinear_jvp(op):
     def jvp(ts, out, a, b, **attrs):
         ta, tb = ts
-        terms = [bind(op, ta, b, **attrs) if ta is not None else None,
-                 bind(op, a, tb, **attrs) if tb is not None else None]
+        terms = [
+            bind(op, ta, b, **attrs) if ta is not None else None,
+            bind(op, a, tb, **attrs) if tb is not None else None,
+        ]
         terms = [t for t in terms if t is not None]
         return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
     return jvp
 
 
-defop("conv2d", Kind.CONTRACTION, _conv_rule, _conv_impl, arity=2, vjp=_conv_vjp,
-      jvp=_bilinear_jvp("conv2d"),
-      doc="cross-correlation of NCHW x with OIHW w, zero padding, stride")
+defop(
+    "conv2d",
+    Kind.CONTRACTION,
+    _conv_rule,
+    _conv_impl,
+    arity=2,
+    vjp=_conv_vjp,
+    jvp=_bilinear_jvp("conv2d"),
+    doc="cross-correlation of NCHW x with OIHW w, zero padding, stride",
+)
 
 
 def _conv_in_rule(g: Aval, w: Aval, *, stride, padding, in_hw) -> Aval:
@@ -149,21 +174,34 @@ def _conv_in_impl(g, w, *, stride, padding, in_hw):
 
 
 def _conv_in_vjp(h, out, g, w, *, stride, padding, in_hw):
-    return (bind("conv2d", h, w, stride=stride, padding=padding),
-            bind("conv2d_weight_grad", h, g, stride=stride, padding=padding,
-                 kernel_hw=tuple(w.shape[2:])))
+    return (
+        bind("conv2d", h, w, stride=stride, padding=padding),
+        bind(
+            "conv2d_weight_grad", h, g, stride=stride, padding=padding, kernel_hw=tuple(w.shape[2:])
+        ),
+    )
 
 
-defop("conv2d_input_grad", Kind.CONTRACTION, _conv_in_rule, _conv_in_impl, arity=2,
-      vjp=_conv_in_vjp, jvp=_bilinear_jvp("conv2d_input_grad"),
-      doc="transpose of conv2d in its input: the gradient of conv2d with respect to x")
+defop(
+    "conv2d_input_grad",
+    Kind.CONTRACTION,
+    _conv_in_rule,
+    _conv_in_impl,
+    arity=2,
+    vjp=_conv_in_vjp,
+    jvp=_bilinear_jvp("conv2d_input_grad"),
+    doc="transpose of conv2d in its input: the gradient of conv2d with respect to x",
+)
 
 
 def _conv_w_rule(x: Aval, g: Aval, *, stride, padding, kernel_hw) -> Aval:
     _check_image("conv2d_weight_grad", x)
     same_dtype("conv2d_weight_grad", x, g)
-    if g.ndim != 4 or g.shape[0] != x.shape[0] or \
-            conv_out_hw(x.shape[2:], kernel_hw, stride, padding) != g.shape[2:]:
+    if (
+        g.ndim != 4
+        or g.shape[0] != x.shape[0]
+        or conv_out_hw(x.shape[2:], kernel_hw, stride, padding) != g.shape[2:]
+    ):
         raise ShapeError(f"conv2d_weight_grad: {g} is not a conv2d output of {x}")
     return Aval((g.shape[1], x.shape[1]) + tuple(kernel_hw), x.dtype)
 
@@ -174,14 +212,22 @@ def _conv_w_impl(x, g, *, stride, padding, kernel_hw):
 
 
 def _conv_w_vjp(h, out, x, g, *, stride, padding, kernel_hw):
-    return (bind("conv2d_input_grad", g, h, stride=stride, padding=padding,
-                 in_hw=tuple(x.shape[2:])),
-            bind("conv2d", x, h, stride=stride, padding=padding))
+    return (
+        bind("conv2d_input_grad", g, h, stride=stride, padding=padding, in_hw=tuple(x.shape[2:])),
+        bind("conv2d", x, h, stride=stride, padding=padding),
+    )
 
 
-defop("conv2d_weight_grad", Kind.CONTRACTION, _conv_w_rule, _conv_w_impl, arity=2,
-      vjp=_conv_w_vjp, jvp=_bilinear_jvp("conv2d_weight_grad"),
-      doc="transpose of conv2d in its weights: the gradient of conv2d with respect to w")
+defop(
+    "conv2d_weight_grad",
+    Kind.CONTRACTION,
+    _conv_w_rule,
+    _conv_w_impl,
+    arity=2,
+    vjp=_conv_w_vjp,
+    jvp=_bilinear_jvp("conv2d_weight_grad"),
+    doc="transpose of conv2d in its weights: the gradient of conv2d with respect to w",
+)
 
 
 # -- pooling ----------------------------------------------------------------------------------
@@ -251,20 +297,40 @@ def _maxpool_select_impl(x, h, *, kernel, stride):
     return h[ni, ci, rows, cols]
 
 
-defop("max_pool2d", Kind.OTHER, _pool_rule("max_pool2d"), _maxpool_impl, arity=1,
-      vjp=lambda g, out, x, **a: (bind("max_pool2d_grad", x, g, **a),),
-      jvp=lambda ts, out, x, **a: bind("max_pool2d_select", x, ts[0], **a),
-      doc="max over kernel-sized windows; the gradient goes to each window's first maximum")
-defop("max_pool2d_grad", Kind.OTHER, _maxpool_grad_rule, _maxpool_grad_impl, arity=2,
-      vjp=lambda h, out, x, g, **a: (None, bind("max_pool2d_select", x, h, **a)),
-      jvp=lambda ts, out, x, g, **a: bind("max_pool2d_grad", x, ts[1], **a)
-      if ts[1] is not None else None,
-      doc="g routed to the first maximum of each window of x (zero elsewhere)")
-defop("max_pool2d_select", Kind.OTHER, _maxpool_select_rule, _maxpool_select_impl, arity=2,
-      vjp=lambda g, out, x, h, **a: (None, bind("max_pool2d_grad", x, g, **a)),
-      jvp=lambda ts, out, x, h, **a: bind("max_pool2d_select", x, ts[1], **a)
-      if ts[1] is not None else None,
-      doc="h read at the first maximum of each window of x")
+defop(
+    "max_pool2d",
+    Kind.OTHER,
+    _pool_rule("max_pool2d"),
+    _maxpool_impl,
+    arity=1,
+    vjp=lambda g, out, x, **a: (bind("max_pool2d_grad", x, g, **a),),
+    jvp=lambda ts, out, x, **a: bind("max_pool2d_select", x, ts[0], **a),
+    doc="max over kernel-sized windows; the gradient goes to each window's first maximum",
+)
+defop(
+    "max_pool2d_grad",
+    Kind.OTHER,
+    _maxpool_grad_rule,
+    _maxpool_grad_impl,
+    arity=2,
+    vjp=lambda h, out, x, g, **a: (None, bind("max_pool2d_select", x, h, **a)),
+    jvp=lambda ts, out, x, g, **a: (
+        bind("max_pool2d_grad", x, ts[1], **a) if ts[1] is not None else None
+    ),
+    doc="g routed to the first maximum of each window of x (zero elsewhere)",
+)
+defop(
+    "max_pool2d_select",
+    Kind.OTHER,
+    _maxpool_select_rule,
+    _maxpool_select_impl,
+    arity=2,
+    vjp=lambda g, out, x, h, **a: (None, bind("max_pool2d_grad", x, g, **a)),
+    jvp=lambda ts, out, x, h, **a: (
+        bind("max_pool2d_select", x, ts[1], **a) if ts[1] is not None else None
+    ),
+    doc="h read at the first maximum of each window of x",
+)
 
 
 def _avgpool_impl(x, *, kernel, stride):
@@ -282,12 +348,25 @@ def _avgpool_grad_impl(g, *, kernel, stride, in_hw):
     return _spread(g / g.dtype.type(kernel[0] * kernel[1]), kernel, stride, in_hw, scale=True)
 
 
-defop("avg_pool2d", Kind.OTHER, _pool_rule("avg_pool2d"), _avgpool_impl, arity=1,
-      vjp=lambda g, out, x, **a: (bind("avg_pool2d_grad", g, in_hw=tuple(x.shape[2:]), **a),),
-      jvp=lambda ts, out, x, **a: bind("avg_pool2d", ts[0], **a),
-      doc="mean over kernel-sized windows")
-defop("avg_pool2d_grad", Kind.OTHER, _avgpool_grad_rule, _avgpool_grad_impl, arity=1,
-      vjp=lambda h, out, g, *, kernel, stride, in_hw: (
-          bind("avg_pool2d", h, kernel=kernel, stride=stride),),
-      jvp=lambda ts, out, g, **a: bind("avg_pool2d_grad", ts[0], **a),
-      doc="transpose of avg_pool2d")
+defop(
+    "avg_pool2d",
+    Kind.OTHER,
+    _pool_rule("avg_pool2d"),
+    _avgpool_impl,
+    arity=1,
+    vjp=lambda g, out, x, **a: (bind("avg_pool2d_grad", g, in_hw=tuple(x.shape[2:]), **a),),
+    jvp=lambda ts, out, x, **a: bind("avg_pool2d", ts[0], **a),
+    doc="mean over kernel-sized windows",
+)
+defop(
+    "avg_pool2d_grad",
+    Kind.OTHER,
+    _avgpool_grad_rule,
+    _avgpool_grad_impl,
+    arity=1,
+    vjp=lambda h, out, g, *, kernel, stride, in_hw: (
+        bind("avg_pool2d", h, kernel=kernel, stride=stride),
+    ),
+    jvp=lambda ts, out, g, **a: bind("avg_pool2d_grad", ts[0], **a),
+    doc="transpose of avg_pool2d",
+)

@@ -50,14 +50,34 @@ def _same(op: str, *, float_only: bool = True):
     return rule
 
 
-def unary(name: str, impl, deriv=None, *, float_only: bool = True, vjp=None, jvp=None,
-          differentiable: bool = True, doc: str = "", **kw: Any) -> None:
+def unary(
+    name: str,
+    impl,
+    deriv=None,
+    *,
+    float_only: bool = True,
+    vjp=None,
+    jvp=None,
+    differentiable: bool = True,
+    doc: str = "",
+    **kw: Any,
+) -> None:
     """Register a unary elementwise op; `deriv(x, out)` gives both gradient rules at once."""
     if deriv is not None:
         vjp = vjp or (lambda g, out, x: (g * deriv(x, out),))
         jvp = jvp or (lambda ts, out, x: ts[0] * deriv(x, out))
-    defop(name, Kind.ELEMENTWISE, _same(name, float_only=float_only), impl, arity=1, vjp=vjp,
-          jvp=jvp, differentiable=differentiable, doc=doc, **kw)
+    defop(
+        name,
+        Kind.ELEMENTWISE,
+        _same(name, float_only=float_only),
+        impl,
+        arity=1,
+        vjp=vjp,
+        jvp=jvp,
+        differentiable=differentiable,
+        doc=doc,
+        **kw,
+    )
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -78,43 +98,97 @@ def _math(fn: str):
     return lambda e, n, x: e.math(fn, n.dtype, x)
 
 
-unary("neg", np.negative, float_only=False, doc="-x", extra={"linear": True},
-      vjp=lambda g, out, x: (-g,), jvp=lambda ts, out, x: -ts[0], emit="(-{0})")
-unary("abs", np.abs, lambda x, out: np.sign(x), float_only=False,
-      doc="|x|; derivative sign(x), so 0 at x = 0", emit="abs({0})")
-unary("sign", np.sign, float_only=False, differentiable=False, doc="sign(x); derivative 0",
-      emit="np.sign({0})")
+unary(
+    "neg",
+    np.negative,
+    float_only=False,
+    doc="-x",
+    extra={"linear": True},
+    vjp=lambda g, out, x: (-g,),
+    jvp=lambda ts, out, x: -ts[0],
+    emit="(-{0})",
+)
+unary(
+    "abs",
+    np.abs,
+    lambda x, out: np.sign(x),
+    float_only=False,
+    doc="|x|; derivative sign(x), so 0 at x = 0",
+    emit="abs({0})",
+)
+unary(
+    "sign",
+    np.sign,
+    float_only=False,
+    differentiable=False,
+    doc="sign(x); derivative 0",
+    emit="np.sign({0})",
+)
 unary("exp", np.exp, lambda x, out: out, emit=_math("exp"))
-unary("log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)",
-      emit=_math("log"))
+unary(
+    "log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)", emit=_math("log")
+)
 unary("log1p", np.log1p, lambda x, out: 1 / (1 + x), emit=_math("log1p"))
 unary("expm1", np.expm1, lambda x, out: out + 1, emit=_math("expm1"))
-unary("sqrt", np.sqrt, lambda x, out: 0.5 / out, doc="sqrt x; derivative inf at 0",
-      emit="np.sqrt({0})")
-unary("rsqrt", lambda x: (1 / np.sqrt(x)).astype(x.dtype), lambda x, out: -0.5 * out / x,
-      emit=lambda e, n, x: f"({e.lit(1, n.dtype)} / np.sqrt({x}))")
+unary(
+    "sqrt",
+    np.sqrt,
+    lambda x, out: 0.5 / out,
+    doc="sqrt x; derivative inf at 0",
+    emit="np.sqrt({0})",
+)
+unary(
+    "rsqrt",
+    lambda x: (1 / np.sqrt(x)).astype(x.dtype),
+    lambda x, out: -0.5 * out / x,
+    emit=lambda e, n, x: f"({e.lit(1, n.dtype)} / np.sqrt({x}))",
+)
 unary("square", np.square, lambda x, out: 2 * x, float_only=False, emit="({0} * {0})")
 unary("sin", np.sin, lambda x, out: np.cos(x), emit=_math("sin"))
 unary("cos", np.cos, lambda x, out: -np.sin(x), emit=_math("cos"))
 unary("tan", np.tan, lambda x, out: 1 + out * out, emit=_math("tan"))
 unary("tanh", np.tanh, lambda x, out: 1 - out * out, emit=_math("tanh"))
-unary("sigmoid", _sigmoid, lambda x, out: out * (1 - out),
-      doc="1/(1+exp(-x)), computed without overflow for any x", emit=_math("sigmoid"))
-unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype),
-      vjp=lambda g, out, x: (np.where(x > 0, g, 0),),
-      jvp=lambda ts, out, x: np.where(x > 0, ts[0], 0), float_only=False,
-      doc="max(x, 0); derivative 0 at x = 0",
-      emit=lambda e, n, x: f"({x} if not ({x} <= {e.lit(0, n.dtype)}) else {e.lit(0, n.dtype)})")
-unary("softplus", lambda x: np.logaddexp(0, x).astype(x.dtype),
-      lambda x, out: bind("sigmoid", x), doc="log(1 + exp x), stable for large |x|",
-      emit=_math("softplus"))
+unary(
+    "sigmoid",
+    _sigmoid,
+    lambda x, out: out * (1 - out),
+    doc="1/(1+exp(-x)), computed without overflow for any x",
+    emit=_math("sigmoid"),
+)
+unary(
+    "relu",
+    lambda x: np.maximum(x, 0).astype(x.dtype),
+    vjp=lambda g, out, x: (np.where(x > 0, g, 0),),
+    jvp=lambda ts, out, x: np.where(x > 0, ts[0], 0),
+    float_only=False,
+    doc="max(x, 0); derivative 0 at x = 0",
+    emit=lambda e, n, x: f"({x} if not ({x} <= {e.lit(0, n.dtype)}) else {e.lit(0, n.dtype)})",
+)
+unary(
+    "softplus",
+    lambda x: np.logaddexp(0, x).astype(x.dtype),
+    lambda x, out: bind("sigmoid", x),
+    doc="log(1 + exp x), stable for large |x|",
+    emit=_math("softplus"),
+)
 unary("erf", _erf, lambda x, out: _TWO_OVER_SQRT_PI * np.exp(-(x * x)), emit=_math("erf"))
 unary("floor", np.floor, differentiable=False, doc="derivative 0", emit="np.floor({0})")
 unary("ceil", np.ceil, differentiable=False, doc="derivative 0", emit="np.ceil({0})")
-unary("round", np.round, differentiable=False, doc="round half to even; derivative 0",
-      emit="np.rint({0})")
-unary("stop_gradient", lambda x: x, float_only=False, differentiable=False,
-      doc="identity whose derivative is taken to be 0", emit="{0}")
+unary(
+    "round",
+    np.round,
+    differentiable=False,
+    doc="round half to even; derivative 0",
+    emit="np.rint({0})",
+)
+unary(
+    "stop_gradient",
+    lambda x: x,
+    float_only=False,
+    differentiable=False,
+    doc="identity whose derivative is taken to be 0",
+    emit="{0}",
+)
 
 
 def _bool_rule(op: str):
@@ -124,11 +198,24 @@ def _bool_rule(op: str):
     return rule
 
 
-defop("isfinite", Kind.ELEMENTWISE, _bool_rule("isfinite"), np.isfinite, arity=1,
-      differentiable=False,
-      emit=lambda e, n, x: f"np.isfinite({x})" if n.inputs[0].dtype.kind == "f" else "True")
-defop("logical_not", Kind.ELEMENTWISE, _bool_rule("logical_not"), np.logical_not, arity=1,
-      differentiable=False, emit="(not {0})")
+defop(
+    "isfinite",
+    Kind.ELEMENTWISE,
+    _bool_rule("isfinite"),
+    np.isfinite,
+    arity=1,
+    differentiable=False,
+    emit=lambda e, n, x: f"np.isfinite({x})" if n.inputs[0].dtype.kind == "f" else "True",
+)
+defop(
+    "logical_not",
+    Kind.ELEMENTWISE,
+    _bool_rule("logical_not"),
+    np.logical_not,
+    arity=1,
+    differentiable=False,
+    emit="(not {0})",
+)
 
 
 def _cast_rule(x: Aval, *, dtype: Any) -> Aval:
@@ -147,9 +234,18 @@ def _cast_jvp(ts, out, x, *, dtype):
     return ts[0].astype(dtype)
 
 
-defop("cast", Kind.ELEMENTWISE, _cast_rule, lambda x, *, dtype: x.astype(as_dtype(dtype)),
-      arity=1, vjp=_cast_vjp, jvp=_cast_jvp, doc="x.astype(dtype)", extra={"linear": True},
-      emit=lambda e, n, x: e.cast(x, n.inputs[0].dtype, n.dtype))
+defop(
+    "cast",
+    Kind.ELEMENTWISE,
+    _cast_rule,
+    lambda x, *, dtype: x.astype(as_dtype(dtype)),
+    arity=1,
+    vjp=_cast_vjp,
+    jvp=_cast_jvp,
+    doc="x.astype(dtype)",
+    extra={"linear": True},
+    emit=lambda e, n, x: e.cast(x, n.inputs[0].dtype, n.dtype),
+)
 
 
 def _ipow_rule(x: Aval, *, n: int) -> Aval:
@@ -178,18 +274,26 @@ def _ipow_jvp(ts, out, x, *, n):
     return None if d is None else ts[0] * d
 
 
-defop("integer_pow", Kind.ELEMENTWISE, _ipow_rule,
-      lambda x, *, n: np.power(x, n).astype(x.dtype), arity=1, vjp=_ipow_vjp, jvp=_ipow_jvp,
-      emit=lambda e, node, x: e.integer_pow(x, node.attrs["n"], node.dtype),
-      doc="x ** n for a fixed integer n (what `x ** 2` traces to)")
+defop(
+    "integer_pow",
+    Kind.ELEMENTWISE,
+    _ipow_rule,
+    lambda x, *, n: np.power(x, n).astype(x.dtype),
+    arity=1,
+    vjp=_ipow_vjp,
+    jvp=_ipow_jvp,
+    emit=lambda e, node, x: e.integer_pow(x, node.attrs["n"], node.dtype),
+    doc="x ** n for a fixed integer n (what `x ** 2` traces to)",
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # binary
 
 
-def _binary_rule(op: str, *, out_bool: bool = False, float_only: bool = False,
-                 bool_only: bool = False):
+def _binary_rule(
+    op: str, *, out_bool: bool = False, float_only: bool = False, bool_only: bool = False
+):
     def rule(x: Aval, y: Aval) -> Aval:
         shape = broadcast_shapes(op, x, y)
         dt = same_dtype(op, x, y)
@@ -202,11 +306,31 @@ def _binary_rule(op: str, *, out_bool: bool = False, float_only: bool = False,
     return rule
 
 
-def binary(name: str, impl, *, vjp=None, jvp=None, out_bool=False, float_only=False,
-           bool_only=False, differentiable=True, doc: str = "", **kw: Any) -> None:
-    defop(name, Kind.ELEMENTWISE,
-          _binary_rule(name, out_bool=out_bool, float_only=float_only, bool_only=bool_only),
-          impl, arity=2, vjp=vjp, jvp=jvp, differentiable=differentiable, doc=doc, **kw)
+def binary(
+    name: str,
+    impl,
+    *,
+    vjp=None,
+    jvp=None,
+    out_bool=False,
+    float_only=False,
+    bool_only=False,
+    differentiable=True,
+    doc: str = "",
+    **kw: Any,
+) -> None:
+    defop(
+        name,
+        Kind.ELEMENTWISE,
+        _binary_rule(name, out_bool=out_bool, float_only=float_only, bool_only=bool_only),
+        impl,
+        arity=2,
+        vjp=vjp,
+        jvp=jvp,
+        differentiable=differentiable,
+        doc=doc,
+        **kw,
+    )
 
 
 def _add_jvp(ts, out, x, y):
@@ -255,8 +379,10 @@ def _pow_dy(out, x, y):
 
 def _pow_jvp(ts, out, x, y):
     tx, ty = ts
-    return _sum_terms(None if tx is None else tx * _pow_dx(out, x, y),
-                      None if ty is None else ty * _pow_dy(out, x, y))
+    return _sum_terms(
+        None if tx is None else tx * _pow_dx(out, x, y),
+        None if ty is None else ty * _pow_dy(out, x, y),
+    )
 
 
 def _minmax_vjp(pick):
@@ -280,26 +406,66 @@ def _minmax_jvp(pick):
     return jvp
 
 
-binary("add", np.add, vjp=lambda g, out, x, y: (g, g), jvp=_add_jvp, extra={"linear": True},
-       emit="({0} + {1})")
-binary("sub", np.subtract, vjp=lambda g, out, x, y: (g, -g), jvp=_sub_jvp,
-       extra={"linear": True}, emit="({0} - {1})")
-binary("mul", np.multiply, vjp=lambda g, out, x, y: (g * y, g * x), jvp=_mul_jvp,
-       emit="({0} * {1})")
-binary("div", np.true_divide, float_only=True, emit="({0} / {1})",
-       vjp=lambda g, out, x, y: (g / y, -(g * out) / y), jvp=_div_jvp)
-binary("pow", np.power, float_only=True, emit="({0} ** {1})",
-       vjp=lambda g, out, x, y: (g * _pow_dx(out, x, y), g * _pow_dy(out, x, y)), jvp=_pow_jvp,
-       doc="x ** y; d/dx is inf at x = 0 for 0 < y < 1 (x**0.5 at 0), and 0 where y == 0")
-binary("maximum", np.maximum, vjp=_minmax_vjp(np.greater), jvp=_minmax_jvp(np.greater),
-       emit="({0} if ({0} > {1} or {0} != {0}) else {1})",
-       doc="ties split the gradient equally")
-binary("minimum", np.minimum, vjp=_minmax_vjp(np.less), jvp=_minmax_jvp(np.less),
-       emit="({0} if ({0} < {1} or {0} != {0}) else {1})",
-       doc="ties split the gradient equally")
-for _name, _fn, _sym in [("lt", np.less, "<"), ("le", np.less_equal, "<="),
-                         ("gt", np.greater, ">"), ("ge", np.greater_equal, ">="),
-                         ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")]:
+binary(
+    "add",
+    np.add,
+    vjp=lambda g, out, x, y: (g, g),
+    jvp=_add_jvp,
+    extra={"linear": True},
+    emit="({0} + {1})",
+)
+binary(
+    "sub",
+    np.subtract,
+    vjp=lambda g, out, x, y: (g, -g),
+    jvp=_sub_jvp,
+    extra={"linear": True},
+    emit="({0} - {1})",
+)
+binary(
+    "mul", np.multiply, vjp=lambda g, out, x, y: (g * y, g * x), jvp=_mul_jvp, emit="({0} * {1})"
+)
+binary(
+    "div",
+    np.true_divide,
+    float_only=True,
+    emit="({0} / {1})",
+    vjp=lambda g, out, x, y: (g / y, -(g * out) / y),
+    jvp=_div_jvp,
+)
+binary(
+    "pow",
+    np.power,
+    float_only=True,
+    emit="({0} ** {1})",
+    vjp=lambda g, out, x, y: (g * _pow_dx(out, x, y), g * _pow_dy(out, x, y)),
+    jvp=_pow_jvp,
+    doc="x ** y; d/dx is inf at x = 0 for 0 < y < 1 (x**0.5 at 0), and 0 where y == 0",
+)
+binary(
+    "maximum",
+    np.maximum,
+    vjp=_minmax_vjp(np.greater),
+    jvp=_minmax_jvp(np.greater),
+    emit="({0} if ({0} > {1} or {0} != {0}) else {1})",
+    doc="ties split the gradient equally",
+)
+binary(
+    "minimum",
+    np.minimum,
+    vjp=_minmax_vjp(np.less),
+    jvp=_minmax_jvp(np.less),
+    emit="({0} if ({0} < {1} or {0} != {0}) else {1})",
+    doc="ties split the gradient equally",
+)
+for _name, _fn, _sym in [
+    ("lt", np.less, "<"),
+    ("le", np.less_equal, "<="),
+    ("gt", np.greater, ">"),
+    ("ge", np.greater_equal, ">="),
+    ("eq", np.equal, "=="),
+    ("ne", np.not_equal, "!="),
+]:
     binary(_name, _fn, out_bool=True, differentiable=False, emit=f"({{0}} {_sym} {{1}})")
 binary("logical_and", np.logical_and, bool_only=True, differentiable=False, emit="({0} & {1})")
 binary("logical_or", np.logical_or, bool_only=True, differentiable=False, emit="({0} | {1})")
@@ -319,8 +485,7 @@ def _where_rule(c: Aval, x: Aval, y: Aval) -> Aval:
 
 def _where_vjp(g, out, c, x, y):
     zero = np.zeros((), g.dtype)
-    return (None, Masked(np.where(c, g, zero), c),
-            Masked(np.where(c, zero, g), np.logical_not(c)))
+    return (None, Masked(np.where(c, g, zero), c), Masked(np.where(c, zero, g), np.logical_not(c)))
 
 
 def _where_jvp(ts, out, c, x, y):
@@ -331,8 +496,14 @@ def _where_jvp(ts, out, c, x, y):
     return np.where(c, zero if tx is None else tx, zero if ty is None else ty)
 
 
-defop("where", Kind.ELEMENTWISE, _where_rule, np.where, arity=3, vjp=_where_vjp,
-      emit="({1} if {0} else {2})",
-      jvp=_where_jvp,
-      doc="c ? x : y; the untaken branch gets an exactly zero gradient, even where it is "
-          "not finite")
+defop(
+    "where",
+    Kind.ELEMENTWISE,
+    _where_rule,
+    np.where,
+    arity=3,
+    vjp=_where_vjp,
+    emit="({1} if {0} else {2})",
+    jvp=_where_jvp,
+    doc="c ? x : y; the untaken branch gets an exactly zero gradient, even where it is not finite",
+)

@@ -72,25 +72,59 @@ def _prod_vjp(g, out, x, *, axes, keepdims=False):
 
 
 def _prod_jvp(ts, out, x, *, axes, keepdims=False):
-    return bind("reduce_sum", ts[0] * _prod_others(out, x, axes, keepdims), axes=axes,
-                keepdims=keepdims)
+    return bind(
+        "reduce_sum", ts[0] * _prod_others(out, x, axes, keepdims), axes=axes, keepdims=keepdims
+    )
 
 
 def _np_reduce(fn):
     return lambda x, *, axes, keepdims=False: np.asarray(fn(x, axis=axes, keepdims=keepdims))
 
 
-defop("reduce_sum", Kind.REDUCTION, _reduce_rule("reduce_sum"), _np_reduce(np.sum), arity=1,
-      vjp=_sum_vjp, jvp=_sum_jvp, doc="sum over axes", extra={"fusable_reduction": "sum"})
-defop("reduce_max", Kind.REDUCTION, _reduce_rule("reduce_max"), _np_reduce(np.max), arity=1,
-      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="max over axes; ties share the gradient",
-      extra={"fusable_reduction": "max"})
-defop("reduce_min", Kind.REDUCTION, _reduce_rule("reduce_min"), _np_reduce(np.min), arity=1,
-      vjp=_extremum_vjp, jvp=_extremum_jvp, doc="min over axes; ties share the gradient",
-      extra={"fusable_reduction": "min"})
-defop("reduce_prod", Kind.REDUCTION, _reduce_rule("reduce_prod"), _np_reduce(np.prod), arity=1,
-      vjp=_prod_vjp, jvp=_prod_jvp, doc="product over axes; exact gradient with zeros",
-      extra={"fusable_reduction": "prod"})
+defop(
+    "reduce_sum",
+    Kind.REDUCTION,
+    _reduce_rule("reduce_sum"),
+    _np_reduce(np.sum),
+    arity=1,
+    vjp=_sum_vjp,
+    jvp=_sum_jvp,
+    doc="sum over axes",
+    extra={"fusable_reduction": "sum"},
+)
+defop(
+    "reduce_max",
+    Kind.REDUCTION,
+    _reduce_rule("reduce_max"),
+    _np_reduce(np.max),
+    arity=1,
+    vjp=_extremum_vjp,
+    jvp=_extremum_jvp,
+    doc="max over axes; ties share the gradient",
+    extra={"fusable_reduction": "max"},
+)
+defop(
+    "reduce_min",
+    Kind.REDUCTION,
+    _reduce_rule("reduce_min"),
+    _np_reduce(np.min),
+    arity=1,
+    vjp=_extremum_vjp,
+    jvp=_extremum_jvp,
+    doc="min over axes; ties share the gradient",
+    extra={"fusable_reduction": "min"},
+)
+defop(
+    "reduce_prod",
+    Kind.REDUCTION,
+    _reduce_rule("reduce_prod"),
+    _np_reduce(np.prod),
+    arity=1,
+    vjp=_prod_vjp,
+    jvp=_prod_jvp,
+    doc="product over axes; exact gradient with zeros",
+    extra={"fusable_reduction": "prod"},
+)
 
 
 def _arg_rule(op: str):
@@ -116,7 +150,21 @@ def _np_arg(fn):
     return impl
 
 
-defop("argmax", Kind.REDUCTION, _arg_rule("argmax"), _np_arg(np.argmax), arity=1,
-      differentiable=False, doc="index of the first maximum (flattened when axis is None)")
-defop("argmin", Kind.REDUCTION, _arg_rule("argmin"), _np_arg(np.argmin), arity=1,
-      differentiable=False, doc="index of the first minimum (flattened when axis is None)")
+defop(
+    "argmax",
+    Kind.REDUCTION,
+    _arg_rule("argmax"),
+    _np_arg(np.argmax),
+    arity=1,
+    differentiable=False,
+    doc="index of the first maximum (flattened when axis is None)",
+)
+defop(
+    "argmin",
+    Kind.REDUCTION,
+    _arg_rule("argmin"),
+    _np_arg(np.argmin),
+    arity=1,
+    differentiable=False,
+    doc="index of the first minimum (flattened when axis is None)",
+)

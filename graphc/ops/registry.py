@@ -85,8 +85,9 @@ def get(name: str) -> OpDef:
         raise GraphcError(f"unknown op {name!r}") from None
 
 
-def apply(op: str, inputs: Sequence[Node], attrs: dict[str, Any] | None = None,
-          meta: Meta | None = None) -> Node:
+def apply(
+    op: str, inputs: Sequence[Node], attrs: dict[str, Any] | None = None, meta: Meta | None = None
+) -> Node:
     """Create a node, running the op's shape rule. Raises ShapeError with the op's name."""
     d = get(op)
     attrs = attrs or {}

@@ -41,9 +41,16 @@ def _reshape_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:
     return Aval(shape, x.dtype)
 
 
-defop("reshape", Kind.SHAPE, _reshape_rule, lambda x, *, shape: np.reshape(x, shape), arity=1,
-      vjp=lambda g, out, x, *, shape: (np.reshape(g, x.shape),),
-      jvp=lambda ts, out, x, *, shape: np.reshape(ts[0], shape), extra={"linear": True})
+defop(
+    "reshape",
+    Kind.SHAPE,
+    _reshape_rule,
+    lambda x, *, shape: np.reshape(x, shape),
+    arity=1,
+    vjp=lambda g, out, x, *, shape: (np.reshape(g, x.shape),),
+    jvp=lambda ts, out, x, *, shape: np.reshape(ts[0], shape),
+    extra={"linear": True},
+)
 
 
 # -- transpose ---------------------------------------------------------------------------------
@@ -55,10 +62,16 @@ def _transpose_rule(x: Aval, *, perm: tuple[int, ...]) -> Aval:
     return Aval(tuple(x.shape[p] for p in perm), x.dtype)
 
 
-defop("transpose", Kind.SHAPE, _transpose_rule, lambda x, *, perm: np.transpose(x, perm),
-      arity=1,
-      vjp=lambda g, out, x, *, perm: (np.transpose(g, tuple(np.argsort(perm))),),
-      jvp=lambda ts, out, x, *, perm: np.transpose(ts[0], perm), extra={"linear": True})
+defop(
+    "transpose",
+    Kind.SHAPE,
+    _transpose_rule,
+    lambda x, *, perm: np.transpose(x, perm),
+    arity=1,
+    vjp=lambda g, out, x, *, perm: (np.transpose(g, tuple(np.argsort(perm))),),
+    jvp=lambda ts, out, x, *, perm: np.transpose(ts[0], perm),
+    extra={"linear": True},
+)
 
 
 # -- broadcast_to ----------------------------------------------------------------------------
@@ -71,11 +84,16 @@ def _broadcast_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:
     return Aval(shape, x.dtype)
 
 
-defop("broadcast_to", Kind.SHAPE, _broadcast_rule,
-      lambda x, *, shape: np.ascontiguousarray(np.broadcast_to(x, shape)), arity=1,
-      vjp=lambda g, out, x, *, shape: (sum_to_shape(g, x.shape),),
-      jvp=lambda ts, out, x, *, shape: np.broadcast_to(ts[0], shape),
-      extra={"linear": True, "fusable_view": True})
+defop(
+    "broadcast_to",
+    Kind.SHAPE,
+    _broadcast_rule,
+    lambda x, *, shape: np.ascontiguousarray(np.broadcast_to(x, shape)),
+    arity=1,
+    vjp=lambda g, out, x, *, shape: (sum_to_shape(g, x.shape),),
+    jvp=lambda ts, out, x, *, shape: np.broadcast_to(ts[0], shape),
+    extra={"linear": True, "fusable_view": True},
+)
 
 
 # -- slice / pad -------------------------------------------------------------------------------
@@ -107,9 +125,17 @@ def _slice_vjp(g, out, x, *, start, stop, step):
     return (bind("pad", g, pads=tuple(pads), value=0.0),)
 
 
-defop("slice", Kind.SHAPE, _slice_rule, _slice_impl, arity=1, vjp=_slice_vjp,
-      jvp=lambda ts, out, x, **a: bind("slice", ts[0], **a), extra={"linear": True},
-      doc="x[start:stop:step] on every axis (positive steps; negative ones trace as flip)")
+defop(
+    "slice",
+    Kind.SHAPE,
+    _slice_rule,
+    _slice_impl,
+    arity=1,
+    vjp=_slice_vjp,
+    jvp=lambda ts, out, x, **a: bind("slice", ts[0], **a),
+    extra={"linear": True},
+    doc="x[start:stop:step] on every axis (positive steps; negative ones trace as flip)",
+)
 
 
 def _pad_rule(x: Aval, *, pads, value: float = 0.0) -> Aval:
@@ -124,8 +150,10 @@ def _pad_rule(x: Aval, *, pads, value: float = 0.0) -> Aval:
 
 
 def _pad_inner(pads, shape):
-    return tuple(slice(lo, lo + (n - 1) * (it + 1) + 1, it + 1) if n else slice(lo, lo)
-                 for (lo, _, it), n in zip(pads, shape, strict=True))
+    return tuple(
+        slice(lo, lo + (n - 1) * (it + 1) + 1, it + 1) if n else slice(lo, lo)
+        for (lo, _, it), n in zip(pads, shape, strict=True)
+    )
 
 
 def _pad_impl(x, *, pads, value=0.0):
@@ -137,13 +165,27 @@ def _pad_impl(x, *, pads, value=0.0):
 
 def _pad_vjp(g, out, x, *, pads, value=0.0):
     sl = _pad_inner(pads, x.shape)
-    return (bind("slice", g, start=tuple(s.start for s in sl), stop=tuple(s.stop for s in sl),
-                 step=tuple(s.step for s in sl)),)
+    return (
+        bind(
+            "slice",
+            g,
+            start=tuple(s.start for s in sl),
+            stop=tuple(s.stop for s in sl),
+            step=tuple(s.step for s in sl),
+        ),
+    )
 
 
-defop("pad", Kind.SHAPE, _pad_rule, _pad_impl, arity=1, vjp=_pad_vjp,
-      jvp=lambda ts, out, x, *, pads, value=0.0: bind("pad", ts[0], pads=pads, value=0.0),
-      doc="pad each axis with (low, high, interior) copies of value")
+defop(
+    "pad",
+    Kind.SHAPE,
+    _pad_rule,
+    _pad_impl,
+    arity=1,
+    vjp=_pad_vjp,
+    jvp=lambda ts, out, x, *, pads, value=0.0: bind("pad", ts[0], pads=pads, value=0.0),
+    doc="pad each axis with (low, high, interior) copies of value",
+)
 
 
 # -- concatenate / flip ------------------------------------------------------------------------
@@ -157,8 +199,8 @@ def _concat_rule(*xs: Aval, axis: int) -> Aval:
     if not 0 <= axis < nd:
         raise ShapeError(f"concatenate: axis {axis} out of range for {xs[0]}")
     for a in xs:
-        if a.ndim != nd or any(s != t for i, (s, t) in enumerate(zip(a.shape, xs[0].shape))
-                               if i != axis):
+        pairs = enumerate(zip(a.shape, xs[0].shape, strict=True))
+        if a.ndim != nd or any(s != t for i, (s, t) in pairs if i != axis):
             raise ShapeError(f"concatenate: shapes {fmt(*xs)} differ outside axis {axis}")
     shape = list(xs[0].shape)
     shape[axis] = sum(a.shape[axis] for a in xs)
@@ -183,8 +225,15 @@ def _concat_jvp(ts, out, *xs, axis):
     return bind("concatenate", *parts, axis=axis)
 
 
-defop("concatenate", Kind.SHAPE, _concat_rule, lambda *xs, axis: np.concatenate(xs, axis=axis),
-      vjp=_concat_vjp, jvp=_concat_jvp, extra={"linear": True})
+defop(
+    "concatenate",
+    Kind.SHAPE,
+    _concat_rule,
+    lambda *xs, axis: np.concatenate(xs, axis=axis),
+    vjp=_concat_vjp,
+    jvp=_concat_jvp,
+    extra={"linear": True},
+)
 
 
 def _flip_rule(x: Aval, *, axes: tuple[int, ...]) -> Aval:
@@ -193,9 +242,16 @@ def _flip_rule(x: Aval, *, axes: tuple[int, ...]) -> Aval:
     return x
 
 
-defop("flip", Kind.SHAPE, _flip_rule, lambda x, *, axes: np.flip(x, axes).copy(), arity=1,
-      vjp=lambda g, out, x, *, axes: (np.flip(g, axes),),
-      jvp=lambda ts, out, x, *, axes: np.flip(ts[0], axes), extra={"linear": True})
+defop(
+    "flip",
+    Kind.SHAPE,
+    _flip_rule,
+    lambda x, *, axes: np.flip(x, axes).copy(),
+    arity=1,
+    vjp=lambda g, out, x, *, axes: (np.flip(g, axes),),
+    jvp=lambda ts, out, x, *, axes: np.flip(ts[0], axes),
+    extra={"linear": True},
+)
 
 
 # -- gather / scatter_add ---------------------------------------------------------------------
@@ -212,7 +268,7 @@ def _gather_rule(x: Aval, *idx: Aval, axis: int) -> Aval:
     if k == 0 or not 0 <= axis <= x.ndim - k:
         raise ShapeError(f"gather: {k} index arrays at axis {axis} do not fit {x}")
     b = _index_shape("gather", idx)
-    return Aval(x.shape[:axis] + b + x.shape[axis + k:], x.dtype)
+    return Aval(x.shape[:axis] + b + x.shape[axis + k :], x.dtype)
 
 
 def _gather_impl(x, *idx, axis):
@@ -226,7 +282,7 @@ def _gather_vjp(g, out, x, *idx, axis):
 def _scatter_rule(u: Aval, *idx: Aval, axis: int, shape: tuple[int, ...]) -> Aval:
     k = len(idx)
     b = _index_shape("scatter_add", idx)
-    want = tuple(shape[:axis]) + b + tuple(shape[axis + k:])
+    want = tuple(shape[:axis]) + b + tuple(shape[axis + k :])
     if k == 0 or u.shape != want:
         raise ShapeError(f"scatter_add: updates {u} do not match {want} for shape {shape}")
     return Aval(tuple(shape), u.dtype)
@@ -238,13 +294,26 @@ def _scatter_impl(u, *idx, axis, shape):
     return out
 
 
-defop("gather", Kind.OTHER, _gather_rule, _gather_impl, vjp=_gather_vjp,
-      jvp=lambda ts, out, x, *idx, axis: bind("gather", ts[0], *idx, axis=axis),
-      doc="x[:, ..., i1, i2, ...] with k integer arrays (broadcast together) at axes "
-          "axis..axis+k-1; covers np.take and x[np.arange(n), labels]")
-defop("scatter_add", Kind.OTHER, _scatter_rule, _scatter_impl,
-      vjp=lambda g, out, u, *idx, axis, shape: (bind("gather", g, *idx, axis=axis),)
-      + (None,) * len(idx),
-      jvp=lambda ts, out, u, *idx, axis, shape: bind("scatter_add", ts[0], *idx, axis=axis,
-                                                      shape=shape),
-      doc="zeros(shape) with u added at the gathered positions (repeated indices accumulate)")
+defop(
+    "gather",
+    Kind.OTHER,
+    _gather_rule,
+    _gather_impl,
+    vjp=_gather_vjp,
+    jvp=lambda ts, out, x, *idx, axis: bind("gather", ts[0], *idx, axis=axis),
+    doc="x[:, ..., i1, i2, ...] with k integer arrays (broadcast together) at axes "
+    "axis..axis+k-1; covers np.take and x[np.arange(n), labels]",
+)
+defop(
+    "scatter_add",
+    Kind.OTHER,
+    _scatter_rule,
+    _scatter_impl,
+    vjp=lambda g, out, u, *idx, axis, shape: (
+        (bind("gather", g, *idx, axis=axis),) + (None,) * len(idx)
+    ),
+    jvp=lambda ts, out, u, *idx, axis, shape: bind(
+        "scatter_add", ts[0], *idx, axis=axis, shape=shape
+    ),
+    doc="zeros(shape) with u added at the gathered positions (repeated indices accumulate)",
+)

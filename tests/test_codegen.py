@@ -284,3 +284,10 @@ def test_cross_entropy_step_compiled():
     v2, g2 = graphc.value_and_grad(ce, backend="interpreter")(logits)
     np.testing.assert_allclose(v1, v2, rtol=1e-6)
     np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-7)
+
+
+def test_long_float32_sums_are_accurate():
+    x = np.random.default_rng(7).random(1 << 21).astype(np.float32)
+    got = graphc.jit(lambda x: np.sum(x * 3))(x)
+    exact = np.sum(x.astype(np.float64) * 3)
+    assert abs(float(got) - exact) / exact < 1e-6  # a plain running float32 sum is off by ~1e-4

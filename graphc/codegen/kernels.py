@@ -128,6 +128,7 @@ def plan_loops(
 
 
 _REDUCE_INIT = {"sum": 0, "prod": 1, "max": "-inf", "min": "inf"}
+SUM_BLOCK = 4096  # elements per partial sum in long float reductions
 
 
 def _combine(kind: str, acc: str, v: str) -> str:
@@ -520,13 +521,30 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     src: list[str] = [f"def {name}({', '.join(params)}, lo, hi, chunk):"]
     src += [f"    # {line}" for line in ir_lines]
     ind = "    "
+    # long float sums accumulate block by block: the rounding error then grows with the
+    # block length rather than the whole length (NumPy's pairwise sum has the same aim)
+    sums = [
+        k
+        for k, kind in red_outputs
+        if kind in ("sum", "prod") and body.outputs[k].dtype.kind == "f"
+    ]
+    blocked = bool(sums) and nd > 0 and plan.red[-1] and (nd == 1 or plan.dims[-1] > SUM_BLOCK)
     for j in range(nd):
         if j == acc_level and red_outputs and inner_red:
             for k, kind in red_outputs:
                 ini = e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
                 src.append(f"{ind}acc{k} = {ini}")
-        rng = "range(lo, hi)" if j == 0 else f"range({plan.dims[j]})"
-        src.append(f"{ind}for i{j} in {rng}:")
+        start, stop = ("lo", "hi") if j == 0 else ("0", str(plan.dims[j]))
+        if blocked and j == nd - 1:
+            src.append(f"{ind}for b{j} in range({start}, {stop}, {SUM_BLOCK}):")
+            ind += "    "
+            for k in sums:
+                kind = dict(red_outputs)[k]
+                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
+                src.append(f"{ind}blk{k} = {ini}")
+            src.append(f"{ind}for i{j} in range(b{j}, min(b{j} + {SUM_BLOCK}, {stop})):")
+        else:
+            src.append(f"{ind}for i{j} in range({start}, {stop}):")
         ind += "    "
     if nd == 0:
         src.append(f"{ind}if lo >= hi:\n{ind}    return")
@@ -549,7 +567,12 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     elif red_outputs:
         for k, kind in red_outputs:
             v = red_vals[id(red_out_node[k])]
-            src.append(f"{ind}acc{k} = {_combine(kind, f'acc{k}', v)}")
+            a = f"blk{k}" if blocked and k in sums else f"acc{k}"
+            src.append(f"{ind}{a} = {_combine(kind, a, v)}")
+        if blocked:  # fold each block's partial result into the accumulator
+            for k in sums:
+                kind = dict(red_outputs)[k]
+                src.append(f"{ind[:-4]}acc{k} = {_combine(kind, f'acc{k}', f'blk{k}')}")
         # close the accumulating loops and fold the locals into their slots
         ind = "    " * (acc_level + 1)
         ridx = _index(plan.red_strides[:acc_level], idx[:acc_level])

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -106,47 +106,51 @@ def _node_of(x: Any) -> tuple[type, list, Any] | None:
     return None
 
 
+# The walks below are module-level functions taking their state as arguments: a nested
+# recursive closure would form a reference cycle (function -> cell -> function) that keeps the
+# leaves, and so the arrays returned to users, alive until the cyclic garbage collector runs.
+
+
+def _flatten_into(x: Any, leaves: list) -> TreeDef:
+    node = _node_of(x)
+    if node is None:
+        leaves.append(x)
+        return LEAF
+    kind, children, aux = node
+    return TreeDef(kind, aux, tuple(_flatten_into(c, leaves) for c in children))
+
+
 def flatten(tree: Any) -> tuple[list, TreeDef]:
     """Leaves in a fixed left-to-right order, and the structure to rebuild them."""
     leaves: list = []
+    td = _flatten_into(tree, leaves)
+    return leaves, td
 
-    def go(x: Any) -> TreeDef:
-        node = _node_of(x)
-        if node is None:
-            leaves.append(x)
-            return LEAF
-        kind, children, aux = node
-        return TreeDef(kind, aux, tuple(go(c) for c in children))
 
-    return leaves, go(tree)
+def _build(t: TreeDef, it: Iterator) -> Any:
+    if t.kind is None:
+        return next(it)
+    children = [_build(c, it) for c in t.children]
+    k = t.kind
+    if k is type(None):
+        return None
+    if k in _REGISTRY:
+        return _REGISTRY[k][1](t.aux, children)
+    if k is tuple or k is list:
+        return k(children)
+    if k is dict:
+        return dict(zip(t.aux, children, strict=True))
+    if issubclass(k, tuple):
+        return k(*children)
+    obj = object.__new__(k)
+    for n, c in zip(t.aux, children, strict=True):
+        object.__setattr__(obj, n, c)
+    return obj
 
 
 def unflatten(tree: TreeDef, leaves: list) -> Any:
     """Inverse of `flatten`."""
-    it = iter(leaves)
-
-    def go(t: TreeDef) -> Any:
-        if t.kind is None:
-            return next(it)
-        children = [go(c) for c in t.children]
-        k = t.kind
-        if k is type(None):
-            return None
-        if k in _REGISTRY:
-            return _REGISTRY[k][1](t.aux, children)
-        if k is tuple or k is list:
-            return k(children)
-        if k is dict:
-            return dict(zip(t.aux, children, strict=True))
-        if issubclass(k, tuple):
-            return k(*children)
-        obj = object.__new__(k)
-        for n, c in zip(t.aux, children, strict=True):
-            object.__setattr__(obj, n, c)
-        return obj
-
-    out = go(tree)
-    return out
+    return _build(tree, iter(leaves))
 
 
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:

@@ -291,3 +291,33 @@ def test_long_float32_sums_are_accurate():
     got = graphc.jit(lambda x: np.sum(x * 3))(x)
     exact = np.sum(x.astype(np.float64) * 3)
     assert abs(float(got) - exact) / exact < 1e-6  # a plain running float32 sum is off by ~1e-4
+
+
+def test_results_are_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+
+    f = graphc.jit(lambda x: (np.tanh(x) * 2, {"s": np.sum(x)}))
+    x = np.ones(1000, np.float32)
+    r = f(x)
+    gc.disable()
+    try:
+        r = f(x)
+        ref = weakref.ref(r[0].base if r[0].base is not None else r[0])
+        del r
+        obj = ref()
+        refs = 0 if obj is None else sys.getrefcount(obj)  # the pool, `obj`, the argument
+        del obj
+        assert refs <= 3  # nothing else holds the result once the caller drops it
+    finally:
+        gc.enable()
+
+
+def test_recycled_result_storage_never_overwrites_kept_results():
+    f = graphc.jit(lambda x: np.tanh(x) * 2)
+    kept = [f(np.full(8, float(k), np.float32)) for k in range(4)]
+    view = f(np.full(8, 9.0, np.float32))[2:4]  # a view keeps its base alive too
+    f(np.zeros(8, np.float32))
+    for k, r in enumerate(kept):
+        np.testing.assert_allclose(r, np.tanh(np.full(8, float(k))) * 2, rtol=1e-6)
+    np.testing.assert_allclose(view, np.tanh(np.full(2, 9.0)) * 2, rtol=1e-6)

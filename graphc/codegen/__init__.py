@@ -136,6 +136,7 @@ class _Driver:
         self.slots: dict[int, int] = {}  # id(node) -> buffer slot for pooled intermediates
         self.fresh: set[int] = set()  # storage owners whose result is returned to the caller
         self.vm_programs: list = []
+        self.n_out = 0
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -362,10 +363,12 @@ class _Driver:
                 live.append((max(last.get(id(owner), k), k), nbytes, slot))
 
     def _buffer(self, owner: Node | None, size: int, dt: np.dtype) -> str:
-        """Source for the flat storage of a result: pooled if planned, else fresh."""
+        """Source for the flat storage of a result: pooled if planned, else a returned array
+        (which may recycle a previous call's result once the caller has let go of it)."""
         if owner is not None and id(owner) in self.slots:
             return f"_buf(bufs, {self.slots[id(owner)]}, {size}, np.{np.dtype(dt).name})"
-        return f"np.empty({size}, np.{np.dtype(dt).name})"
+        self.n_out += 1
+        return f"_out(bufs, 'r{self.n_out}', {size}, np.{np.dtype(dt).name})"
 
     # -- ops ----------------------------------------------------------------------------------
     def _const(self, n: Node, v: str) -> None:
@@ -516,7 +519,7 @@ from numba import njit
 from numba import types as _nb
 
 from graphc.codegen.runtime import launch as _launch
-from graphc.codegen import _buf, _flat, _impl, _vm_run
+from graphc.codegen import _buf, _flat, _impl, _out, _vm_run
 {imports}
 
 def _ro(t):
@@ -557,6 +560,24 @@ def _buf(bufs: dict, slot: int, size: int, dtype) -> np.ndarray:
     if b is None or b.size != size or b.dtype != dtype:
         b = bufs[slot] = np.empty(size, dtype)
     return b
+
+
+def _out(bufs: dict, key: str, size: int, dtype) -> np.ndarray:
+    """Storage for a result returned to the caller. The previous call's array at this position
+    is reused only when nothing but this pool refers to it any more (the caller dropped the
+    result and every view of it), so a result the caller keeps is never overwritten; reusing
+    it avoids first-touch page faults on fresh memory, which cost more than the kernels."""
+    prev = bufs.get(key)
+    # references: the pool, `prev`, and getrefcount's argument
+    if (
+        prev is not None
+        and prev.size == size
+        and prev.dtype == dtype
+        and sys.getrefcount(prev) <= 3
+    ):
+        return prev
+    a = bufs[key] = np.empty(size, dtype)
+    return a
 
 
 def _flat(x: Any) -> np.ndarray:

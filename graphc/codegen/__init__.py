@@ -457,6 +457,10 @@ class _Driver:
         else:
             key = f"A{len(self.consts)}"
             self.consts[key] = dict(at)  # type: ignore[assignment]
+            kernel = _special_kernel(op)
+            if kernel is not None:  # a dedicated compiled kernel (conv, pooling, gather, ...)
+                self.lines.append(f"    {v} = _call({kernel!r}, _K['{key}'], {', '.join(a)})")
+                return
             self.fallbacks.append(f"{op} (runs its NumPy implementation)")
             self.lines.append(f"    {v} = _impl({op!r}, _K['{key}'], {', '.join(a)})")
 
@@ -519,7 +523,7 @@ from numba import njit
 from numba import types as _nb
 
 from graphc.codegen.runtime import launch as _launch
-from graphc.codegen import _buf, _flat, _impl, _out, _vm_run
+from graphc.codegen import _buf, _call, _flat, _impl, _out, _vm_run
 {imports}
 
 def _ro(t):
@@ -589,6 +593,25 @@ def _flat(x: Any) -> np.ndarray:
 
 def _impl(op: str, attrs: dict, *args: Any) -> Any:
     return REGISTRY[op].impl(*args, **attrs)
+
+
+def _special_kernel(op: str) -> str | None:
+    """The dedicated kernel an op's registry entry names (`emit="call:NAME"`), if present."""
+    emit = REGISTRY[op].emit
+    if not (isinstance(emit, str) and emit.startswith("call:")):
+        return None
+    try:
+        from graphc.codegen import special
+    except ImportError:
+        return None
+    name = emit[len("call:"):]
+    return name if name in getattr(special, "KERNELS", {}) else None
+
+
+def _call(name: str, attrs: dict, *args: Any) -> Any:
+    from graphc.codegen import special
+
+    return special.KERNELS[name](*args, **attrs)
 
 
 def _vm_run(prog, ins: list, outs: list) -> tuple[list, list]:

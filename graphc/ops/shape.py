@@ -299,6 +299,7 @@ defop(
     Kind.OTHER,
     _gather_rule,
     _gather_impl,
+    emit="call:gather",
     vjp=_gather_vjp,
     jvp=lambda ts, out, x, *idx, axis: bind("gather", ts[0], *idx, axis=axis),
     doc="x[:, ..., i1, i2, ...] with k integer arrays (broadcast together) at axes "
@@ -309,6 +310,7 @@ defop(
     Kind.OTHER,
     _scatter_rule,
     _scatter_impl,
+    emit="call:scatter_add",
     vjp=lambda g, out, u, *idx, axis, shape: (
         (bind("gather", g, *idx, axis=axis),) + (None,) * len(idx)
     ),

@@ -39,6 +39,9 @@ bench: setup
 	@$(PY) -c "import jax" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check jax jaxlib || echo "jax unavailable: benchmarking without it"
 	$(PY) benchmarks/run.py
 
+docs: setup
+	$(PY) docs/make_docs.py
+
 lint: setup
 	$(VENV)/bin/ruff check graphc passes tests examples benchmarks
 	$(VENV)/bin/ruff format --check graphc passes tests examples benchmarks

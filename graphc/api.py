@@ -138,6 +138,17 @@ class _Staged:
         self._last_key: tuple | None = None
         self.lock = threading.Lock()
 
+    def graph(self, args: tuple, kwargs: dict) -> Graph:
+        """The graph for this signature, traced (and cached) but not compiled."""
+        leaves, in_tree = split_args((args, kwargs))
+        key = (in_tree, tuple(leaf_aval(x) for x in leaves))
+        with self.lock:
+            graph, exe = self.cache.get(key, (None, None))
+            if graph is None:
+                graph = self.build(args, kwargs)
+                self.cache[key] = (graph, None)
+        return graph
+
     def get(self, args: tuple, kwargs: dict) -> tuple[Graph, Callable | None, list, bool]:
         """The graph for this signature and, for concrete arguments, its executable."""
         leaves, in_tree = split_args((args, kwargs))
@@ -245,8 +256,8 @@ class Jitted:
         return unflatten_outputs(graph, outs)
 
     def trace(self, *args: Any, **kwargs: Any) -> Graph:
-        """The traced graph for these arguments."""
-        return self._staged.get(args, kwargs)[0]
+        """The traced graph for these arguments (traced once, not compiled)."""
+        return self._staged.graph(args, kwargs)
 
 
 def jit(

@@ -8,8 +8,10 @@ per-element gradients) it yields a tuple read with `proj`.
 
 How groups form, in topological order:
 - vertical: an op joins the group of each operand it can share a loop with;
-- reductions join the group that produces their operand (`sum(y * w)` is one loop) but end it:
-  an op reading a reduction's result needs the finished value, so it starts a new loop;
+- reductions join the group that produces their operand (`sum(y * w)` is one loop). An op
+  reading a reduction's result needs the finished value: for a reduction over trailing axes
+  (softmax, layer norm, cross-entropy) it joins the same kernel, which then makes one pass per
+  row for each stage; otherwise it starts a new loop;
 - sibling: groups over the same space that read a common input merge, so the input is read once;
 - contractions (matmul, conv) stay outside: BLAS does them, and their elementwise epilogue
   (`relu(x @ W + b)`) becomes one kernel after them.

@@ -9,8 +9,11 @@ Memory: intermediate results live in buffers allocated on the first call and reu
 calls (per thread); two intermediates whose lifetimes do not overlap share a buffer. Returned
 arrays are always freshly allocated, so a later call never overwrites them.
 
-The module is written to the cache directory under a name derived from the graph's structural
-hash, and imported from there, so Numba's `cache=True` lets a new process skip LLVM.
+The module is written to the cache directory under a name derived from a hash of its source and
+of the code generator itself, and imported from there, so Numba's `cache=True` lets a new
+process skip LLVM. Very large elementwise work runs on the precompiled tape machine (vm.py)
+instead of getting kernels of its own; conv, pooling, gather and scatter call dedicated kernels
+(special.py) named in their op entries.
 
 Example:
     >>> exe = compile_graph(optimized_graph)
@@ -467,7 +470,7 @@ class _Driver:
     def _output(self, o: Node) -> str:
         v = self.names[id(o)]
         owner = self.by_id[self.base[id(o)]]
-        if owner.op in ("input", "const") or not _owns_storage(owner):
+        if owner.op in ("input", "const"):
             return f"np.array({v})"  # never hand out an input, a constant or a view of them
         return v
 
@@ -604,7 +607,7 @@ def _special_kernel(op: str) -> str | None:
         from graphc.codegen import special
     except ImportError:
         return None
-    name = emit[len("call:"):]
+    name = emit[len("call:") :]
     return name if name in getattr(special, "KERNELS", {}) else None
 
 

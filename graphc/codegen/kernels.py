@@ -13,6 +13,12 @@ outermost loop is split into chunks [lo, hi) that run on different threads; when
 axis is reduced, chunk c accumulates into row c of a partial-result buffer that the driver
 combines.
 
+Long float sums accumulate in blocks (partial sums of SUM_BLOCK elements) so rounding error
+grows with the block length, not the whole length.
+
+Row kernels (`emit_row_kernel`): when a kernel reads its own reductions over trailing axes, it
+loops over rows and makes one pass over each row per stage, recomputing what a pass needs.
+
 Every kernel starts with the IR lines it implements, as comments.
 """
 

@@ -124,12 +124,24 @@ unary(
     doc="sign(x); derivative 0",
     emit="np.sign({0})",
 )
-unary("exp", np.exp, lambda x, out: out, emit=_math("exp"))
+unary("exp", np.exp, lambda x, out: out, doc="e ** x", emit=_math("exp"))
 unary(
     "log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)", emit=_math("log")
 )
-unary("log1p", np.log1p, lambda x, out: 1 / (1 + x), emit=_math("log1p"))
-unary("expm1", np.expm1, lambda x, out: out + 1, emit=_math("expm1"))
+unary(
+    "log1p",
+    np.log1p,
+    lambda x, out: 1 / (1 + x),
+    doc="log(1 + x), accurate near 0",
+    emit=_math("log1p"),
+)
+unary(
+    "expm1",
+    np.expm1,
+    lambda x, out: out + 1,
+    doc="exp(x) - 1, accurate near 0",
+    emit=_math("expm1"),
+)
 unary(
     "sqrt",
     np.sqrt,
@@ -141,13 +153,14 @@ unary(
     "rsqrt",
     lambda x: (1 / np.sqrt(x)).astype(x.dtype),
     lambda x, out: -0.5 * out / x,
+    doc="1 / sqrt(x); derivative -0.5 x^-1.5 (inf at 0)",
     emit=lambda e, n, x: f"({e.lit(1, n.dtype)} / np.sqrt({x}))",
 )
-unary("square", np.square, lambda x, out: 2 * x, float_only=False, emit="({0} * {0})")
-unary("sin", np.sin, lambda x, out: np.cos(x), emit=_math("sin"))
-unary("cos", np.cos, lambda x, out: -np.sin(x), emit=_math("cos"))
-unary("tan", np.tan, lambda x, out: 1 + out * out, emit=_math("tan"))
-unary("tanh", np.tanh, lambda x, out: 1 - out * out, emit=_math("tanh"))
+unary("square", np.square, lambda x, out: 2 * x, doc="x * x", float_only=False, emit="({0} * {0})")
+unary("sin", np.sin, lambda x, out: np.cos(x), doc="sine", emit=_math("sin"))
+unary("cos", np.cos, lambda x, out: -np.sin(x), doc="cosine", emit=_math("cos"))
+unary("tan", np.tan, lambda x, out: 1 + out * out, doc="tangent", emit=_math("tan"))
+unary("tanh", np.tanh, lambda x, out: 1 - out * out, doc="hyperbolic tangent", emit=_math("tanh"))
 unary(
     "sigmoid",
     _sigmoid,
@@ -171,7 +184,13 @@ unary(
     doc="log(1 + exp x), stable for large |x|",
     emit=_math("softplus"),
 )
-unary("erf", _erf, lambda x, out: _TWO_OVER_SQRT_PI * np.exp(-(x * x)), emit=_math("erf"))
+unary(
+    "erf",
+    _erf,
+    lambda x, out: _TWO_OVER_SQRT_PI * np.exp(-(x * x)),
+    doc="the error function; derivative 2/sqrt(pi) exp(-x^2)",
+    emit=_math("erf"),
+)
 unary("floor", np.floor, differentiable=False, doc="derivative 0", emit="np.floor({0})")
 unary("ceil", np.ceil, differentiable=False, doc="derivative 0", emit="np.ceil({0})")
 unary(
@@ -203,6 +222,7 @@ defop(
     Kind.ELEMENTWISE,
     _bool_rule("isfinite"),
     np.isfinite,
+    doc="not inf and not nan; derivative 0",
     arity=1,
     differentiable=False,
     emit=lambda e, n, x: f"np.isfinite({x})" if n.inputs[0].dtype.kind == "f" else "True",
@@ -212,6 +232,7 @@ defop(
     Kind.ELEMENTWISE,
     _bool_rule("logical_not"),
     np.logical_not,
+    doc="boolean not",
     arity=1,
     differentiable=False,
     emit="(not {0})",
@@ -409,6 +430,7 @@ def _minmax_jvp(pick):
 binary(
     "add",
     np.add,
+    doc="x + y",
     vjp=lambda g, out, x, y: (g, g),
     jvp=_add_jvp,
     extra={"linear": True},
@@ -417,17 +439,24 @@ binary(
 binary(
     "sub",
     np.subtract,
+    doc="x - y",
     vjp=lambda g, out, x, y: (g, -g),
     jvp=_sub_jvp,
     extra={"linear": True},
     emit="({0} - {1})",
 )
 binary(
-    "mul", np.multiply, vjp=lambda g, out, x, y: (g * y, g * x), jvp=_mul_jvp, emit="({0} * {1})"
+    "mul",
+    np.multiply,
+    doc="x * y",
+    vjp=lambda g, out, x, y: (g * y, g * x),
+    jvp=_mul_jvp,
+    emit="({0} * {1})",
 )
 binary(
     "div",
     np.true_divide,
+    doc="x / y (true division)",
     float_only=True,
     emit="({0} / {1})",
     vjp=lambda g, out, x, y: (g / y, -(g * out) / y),
@@ -466,10 +495,38 @@ for _name, _fn, _sym in [
     ("eq", np.equal, "=="),
     ("ne", np.not_equal, "!="),
 ]:
-    binary(_name, _fn, out_bool=True, differentiable=False, emit=f"({{0}} {_sym} {{1}})")
-binary("logical_and", np.logical_and, bool_only=True, differentiable=False, emit="({0} & {1})")
-binary("logical_or", np.logical_or, bool_only=True, differentiable=False, emit="({0} | {1})")
-binary("logical_xor", np.logical_xor, bool_only=True, differentiable=False, emit="({0} ^ {1})")
+    binary(
+        _name,
+        _fn,
+        out_bool=True,
+        differentiable=False,
+        emit=f"({{0}} {_sym} {{1}})",
+        doc=f"x {_sym} y; derivative 0",
+    )
+binary(
+    "logical_and",
+    np.logical_and,
+    doc="boolean and",
+    bool_only=True,
+    differentiable=False,
+    emit="({0} & {1})",
+)
+binary(
+    "logical_or",
+    np.logical_or,
+    doc="boolean or",
+    bool_only=True,
+    differentiable=False,
+    emit="({0} | {1})",
+)
+binary(
+    "logical_xor",
+    np.logical_xor,
+    doc="boolean exclusive or",
+    bool_only=True,
+    differentiable=False,
+    emit="({0} ^ {1})",
+)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -102,6 +102,21 @@ def log_compiles() -> bool:
     return os.environ.get("GRAPHC_LOG_COMPILES", "0") not in ("", "0")
 
 
+class _Sig(tuple):
+    """(shape, dtype) of one traced leaf: the cheap per-call part of a cache key."""
+
+    __slots__ = ()
+    shape = property(lambda self: self[0])
+    dtype = property(lambda self: self[1])
+
+
+def _signature(x: Any) -> _Sig:
+    if isinstance(x, np.ndarray):
+        return _Sig((x.shape, x.dtype))
+    a = leaf_aval(x)  # scalars, specs, tracers: rarer, and Aval checks the dtype
+    return _Sig((a.shape, a.dtype))
+
+
 def _describe_change(old: tuple | None, new: tuple) -> str:
     """Why a new signature needs a compile, e.g. "input 0 shape (64, 784) -> (32, 784)"."""
     if old is None:
@@ -141,7 +156,7 @@ class _Staged:
     def graph(self, args: tuple, kwargs: dict) -> Graph:
         """The graph for this signature, traced (and cached) but not compiled."""
         leaves, in_tree = split_args((args, kwargs))
-        key = (in_tree, tuple(leaf_aval(x) for x in leaves))
+        key = (in_tree, tuple(_signature(x) for x in leaves))
         with self.lock:
             graph, exe = self.cache.get(key, (None, None))
             if graph is None:
@@ -153,7 +168,7 @@ class _Staged:
         """The graph for this signature and, for concrete arguments, its executable."""
         leaves, in_tree = split_args((args, kwargs))
         traced = any(isinstance(x, Tracer) for x in leaves)
-        key = (in_tree, tuple(leaf_aval(x) for x in leaves))
+        key = (in_tree, tuple(_signature(x) for x in leaves))
         with self.lock:  # one trace and one compile per signature, even from several threads
             graph, exe = self.cache.get(key, (None, None))
             if graph is None:

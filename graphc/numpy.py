@@ -359,34 +359,29 @@ def _no_extras(name: str, out: Any = None, where: Any = None, initial: Any = Non
         )
 
 
-def sum(
-    x: Any,
-    axis: Any = None,
-    dtype: Any = None,
-    out: Any = None,
-    keepdims: bool = False,
-    initial: Any = None,
-    where: Any = None,
-) -> Any:
-    _no_extras("sum", out, where, initial)
-    x = _asarr(x)
-    x = astype(x, dtype if dtype is not None else _sum_dtype(x))
-    return bind("reduce_sum", x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+def _accumulation(op: str, name: str):
+    """np.sum / np.prod: small integer and boolean operands accumulate in 64 bits, as NumPy."""
+
+    def fn(
+        x: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        initial: Any = None,
+        where: Any = None,
+    ) -> Any:
+        _no_extras(name, out, where, initial)
+        x = _asarr(x)
+        x = astype(x, dtype if dtype is not None else _sum_dtype(x))
+        return bind(op, x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+
+    fn.__name__ = name
+    return fn
 
 
-def prod(
-    x: Any,
-    axis: Any = None,
-    dtype: Any = None,
-    out: Any = None,
-    keepdims: bool = False,
-    initial: Any = None,
-    where: Any = None,
-) -> Any:
-    _no_extras("prod", out, where, initial)
-    x = _asarr(x)
-    x = astype(x, dtype if dtype is not None else _sum_dtype(x))
-    return bind("reduce_prod", x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+sum = _accumulation("reduce_sum", "sum")
+prod = _accumulation("reduce_prod", "prod")
 
 
 def _extremum(op: str, name: str):

@@ -138,22 +138,29 @@ class _Groups:
         self.axes[k] = tuple(n.attrs["axes"]) if _is_reduction(n) else None
         self.rows[k] = _is_row_reduction(n) if _is_reduction(n) else True
 
-    def would_cycle(self, a: int, b: int) -> bool:
-        """Would merging groups a and b close a cycle through some other node?"""
+    def would_cycle(self, a: int, b: int, frontier: int | None = None) -> bool:
+        """Would merging groups a and b close a cycle through some other node?
+
+        `frontier`: during vertical fusion, the position of the node being placed. Every group
+        then holds only nodes at or before it, and later nodes cannot feed them, so the search
+        may skip every contracted node that starts after the frontier: exact, and it keeps the
+        search local on long chains. Without it the whole contracted graph is searched.
+        """
         C = self.C
         starts = [(s, t, [v for v in C.successors(s) if v != t]) for s, t in ((a, b), (b, a))]
         if not any(firsts for _, _, firsts in starts):
             return False  # neither group feeds anything else: no other path can exist
-        lo = min(C.nodes[a]["lo"], C.nodes[b]["lo"])
-        hi = max(C.nodes[a]["hi"], C.nodes[b]["hi"])
         nodes = C.nodes
-        # a path between a and b only passes through nodes whose span overlaps theirs
-        view = nx.subgraph_view(
-            C, filter_node=lambda v: nodes[v]["lo"] <= hi and nodes[v]["hi"] >= lo
+        view = (
+            C
+            if frontier is None
+            else nx.subgraph_view(C, filter_node=lambda v: nodes[v]["lo"] <= frontier)
         )
         for _, t, firsts in starts:
             for succ in firsts:
-                if nodes[succ]["lo"] <= hi and nx.has_path(view, succ, t):
+                if (frontier is None or nodes[succ]["lo"] <= frontier) and nx.has_path(
+                    view, succ, t
+                ):
                     return True
         return False
 
@@ -190,7 +197,7 @@ class _Groups:
             return None
         return row_shape(self.space[g], self.axes[g])
 
-    def why_not(self, a: int, b: int) -> str | None:
+    def why_not(self, a: int, b: int, frontier: int | None = None) -> str | None:
         sa, sb = self.space[a], self.space[b]
         if sa != sb and self._row_of(a) != sb and self._row_of(b) != sa:
             return f"different iteration space ({_fmt(sa)} vs {_fmt(sb)})"
@@ -202,7 +209,7 @@ class _Groups:
             return f"size cap ({MAX_GROUP} ops per kernel)"
         if self._reads_reduction(a, b) or self._reads_reduction(b, a):
             return "reads a reduction's result (complete only after its loop)"
-        if self.would_cycle(a, b):
+        if self.would_cycle(a, b, frontier):
             return "would create a cycle"
         return None
 
@@ -247,7 +254,7 @@ def fuse(graph: Graph) -> Graph:
                     Boundary(p, n, "reads a reduction's result (complete only after its loop)")
                 )
                 continue
-            reason = G.why_not(a, b)
+            reason = G.why_not(a, b, frontier=G.pos[id(n)])
             if reason:
                 report.boundaries.append(Boundary(p, n, reason))
                 continue

@@ -28,3 +28,45 @@ def check_golden(name: str, text: str) -> None:
             f.write(text + "\n")
     with open(path) as f:
         assert text + "\n" == f.read(), f"IR differs from golden file {name}"
+
+
+def random_program(seed: int, steps: int = 12):
+    """A random elementwise/reduction program of two arrays (the same one on every trace):
+    broadcasting, row and column reductions, where, transcendental functions."""
+    from graphc import numpy as gnp
+
+    def prog(x, y):
+        rng = np.random.default_rng(seed)
+        vals = [x, y]
+        for _ in range(steps):
+            a, b = vals[rng.integers(len(vals))], vals[rng.integers(len(vals))]
+            k = rng.integers(10)
+            if k == 0:
+                v = np.tanh(a) + b
+            elif k == 1:
+                v = np.maximum(a, b) * 0.5
+            elif k == 2:
+                v = np.sum(a * b, axis=-1, keepdims=True) + a
+            elif k == 3:
+                v = np.where(a > b, np.exp(-np.abs(a)), b)
+            elif k == 4:
+                v = gnp.sigmoid(a - b)
+            elif k == 5:
+                v = np.max(a, axis=0) + b
+            elif k == 6:
+                v = a / (1 + b * b)
+            elif k == 7:
+                v = np.sum(a, axis=0, keepdims=True) * b
+            elif k == 8:
+                v = np.sum(a) * b - np.log1p(np.abs(b))
+            else:
+                v = np.max(a, axis=0) + gnp.sigmoid(b)
+            vals.append(v)
+        return tuple(vals[2:])
+
+    return prog
+
+
+def random_args(seed: int, shape: tuple[int, ...]) -> list:
+    data = np.random.default_rng(100 + seed)
+    return [data.standard_normal(shape).astype(np.float32) for _ in range(2)]

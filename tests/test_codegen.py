@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 import seeds
+from conftest import random_args, random_program
 from test_fusion import _mlp_step
 from test_ops_table import CASES, OpCase, assert_matches
 
@@ -76,33 +77,8 @@ def test_compiled_convnet_gradients_match_interpreter():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_fused_programs_compiled_equal_interpreted(seed):
-    shape = [(5, 4), (3, 1, 4), (6,), (2, 3, 4)][seed % 4]
-
-    def prog(x, y):
-        rng = np.random.default_rng(seed)
-        vals = [x, y]
-        for _ in range(10):
-            a, b = vals[rng.integers(len(vals))], vals[rng.integers(len(vals))]
-            k = rng.integers(7)
-            if k == 0:
-                v = np.tanh(a) + b
-            elif k == 1:
-                v = np.maximum(a, b) * 0.5
-            elif k == 2:
-                v = np.sum(a * b, axis=-1, keepdims=True) + a
-            elif k == 3:
-                v = np.where(a > b, np.exp(-np.abs(a)), b)
-            elif k == 4:
-                v = np.max(a, axis=0) + gnp.sigmoid(b)
-            elif k == 5:
-                v = np.sum(a, axis=0, keepdims=True) * b
-            else:
-                v = np.sum(a) * b - np.log1p(np.abs(b))
-            vals.append(v)
-        return tuple(vals[2:])
-
-    data = np.random.default_rng(100 + seed)
-    args = [data.standard_normal(shape).astype(np.float32) for _ in range(2)]
+    prog = random_program(seed, steps=10)
+    args = random_args(seed, [(5, 4), (3, 1, 4), (6,), (2, 3, 4)][seed % 4])
     got = graphc.jit(prog, backend="numba")(*args)
     want = graphc.jit(prog, backend="interpreter")(*args)
     for a, b in zip(got, want, strict=True):

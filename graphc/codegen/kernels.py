@@ -241,6 +241,14 @@ def emit_op(e: EmitContext, n: Node, args: list[str]) -> str:
     return d.emit(e, n, *args)
 
 
+def _operands(e: EmitContext, m: Node, names: dict[int, str]) -> list[str]:
+    """Scalar expressions for m's operands: typed literals for constants, else their names."""
+    return [
+        e.lit(i.attrs["value"].value[()], i.dtype) if i.op == "const" else names[id(i)]
+        for i in m.inputs
+    ]
+
+
 def _index(strides: list[int], idx: list[str]) -> str:
     terms = []
     for s, i in zip(strides, idx, strict=True):
@@ -340,13 +348,7 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
     in_pos = {id(i): k for k, i in enumerate(body.inputs)}
 
     def value_line(m: Node, names: dict[int, str]) -> str:
-        args = []
-        for i in m.inputs:
-            if i.op == "const":
-                args.append(e.lit(i.attrs["value"].value[()], i.dtype))
-            else:
-                args.append(names[id(i)])
-        return emit_op(e, m, args)
+        return emit_op(e, m, _operands(e, m, names))
 
     # deterministic names (the module's file name is a hash of its source)
     accn = {id(m): f"acc{k}" for k, m in enumerate(members) if _is_red(m)}
@@ -503,12 +505,7 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
         if REGISTRY[m.op].extra.get("fusable_reduction"):
             red_vals[id(m)] = names[id(m.inputs[0])]
             continue
-        args = []
-        for i in m.inputs:
-            if i.op == "const":
-                args.append(e.lit(i.attrs["value"].value[()], i.dtype))
-            else:
-                args.append(names[id(i)])
+        args = _operands(e, m, names)
         v = f"v{len(names)}"
         names[id(m)] = v
         lines.append(f"{v} = {emit_op(e, m, args)}")

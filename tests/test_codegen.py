@@ -297,3 +297,13 @@ def test_recycled_result_storage_never_overwrites_kept_results():
     for k, r in enumerate(kept):
         np.testing.assert_allclose(r, np.tanh(np.full(8, float(k))) * 2, rtol=1e-6)
     np.testing.assert_allclose(view, np.tanh(np.full(2, 9.0)) * 2, rtol=1e-6)
+
+
+def test_recycled_large_results_are_never_overwritten_while_kept():
+    # large results live in mappings of their own: views must still keep them alive
+    f = graphc.jit(lambda x: np.tanh(x) * 2)
+    n = 2 << 20
+    kept = [f(np.full(n, float(k), np.float32)) for k in range(3)]
+    for k, r in enumerate(kept):
+        assert r[0] == np.float32(np.tanh(np.float32(k)) * 2), k
+    assert not np.shares_memory(kept[0], kept[1])

@@ -60,12 +60,19 @@ def try_import(name: str):
         return None
 
 
-torch = try_import("torch")
-jax = try_import("jax")
-if jax is not None:
-    import jax.numpy as jnp
+# the peers load in main(), so that importing this module (as the startup benchmark's
+# subprocess does) costs only graphc's own import
+torch = jax = jnp = None
 
-    jax.config.update("jax_platforms", "cpu")
+
+def load_peers() -> None:
+    global torch, jax, jnp
+    torch = try_import("torch")
+    jax = try_import("jax")
+    if jax is not None:
+        import jax.numpy as jnp
+
+        jax.config.update("jax_platforms", "cpu")
 
 
 def bench_torch(

@@ -57,7 +57,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from graphc.ir import Aval, Graph, Node, make_const
+from graphc.ir import Aval, Graph, Node, make_const, substitute
 from graphc.ops import REGISTRY, Kind, apply
 from passes import register, rewrite
 
@@ -708,7 +708,42 @@ def simplify_node(node: Node) -> Node | None:
     return None if cur is node else cur
 
 
+def transposed_products(graph: Graph) -> Graph:
+    """transpose(a @ b) -> transpose(b) @ transpose(a) when nothing else reads the product.
+
+    Matrix products read transposed operands in place (BLAS takes them as they are), while
+    elementwise kernels need contiguous operands. Weight gradients of layers that store their
+    weights as (out, in) come out transposed; after this rewrite BLAS writes them directly in
+    the layout the optimizer update reads.
+    """
+    readers: dict[int, int] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            readers[id(i)] = readers.get(id(i), 0) + 1
+    out_ids = {id(o) for o in graph.outputs}
+    mapping: dict[int, Node] = {}
+    for n in graph.nodes:
+        if n.op != "transpose" or not n.inputs or n.inputs[0].op != "matmul":
+            continue
+        m = n.inputs[0]
+        nd = len(m.shape)
+        swap = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+        if tuple(n.attrs["perm"]) != swap or readers.get(id(m)) != 1 or id(m) in out_ids:
+            continue
+        a, b = m.inputs
+        if len(a.shape) != nd or len(b.shape) != nd:
+            continue
+
+        def swapped(x: Node) -> Node:
+            return apply("transpose", [x], {"perm": swap}, x.meta)
+
+        mapping[id(n)] = apply("matmul", [swapped(b), swapped(a)], {}, m.meta)
+    if not mapping:
+        return graph
+    return graph.derive(outputs=substitute(list(graph.outputs), mapping))
+
+
 @register("simplify")
 def simplify(graph: Graph) -> Graph:
-    """Apply algebraic identities (x*1, neg neg, transpose pairs, ...) until none applies."""
-    return rewrite(graph, simplify_node)
+    """Algebraic identities: x*1, x+0, transpose(transpose x), products of ones and zeros..."""
+    return rewrite(transposed_products(graph), simplify_node)

@@ -685,3 +685,27 @@ def test_random_integer_graphs_keep_their_values_exactly(seed):
 
     g, g2 = simplified(fn, graphc.spec("i32[3,4]"), passes=DEFAULT_PIPELINE, rng=rng)
     assert len(g2.equations) <= len(g.equations)
+
+
+def test_transposed_product_becomes_a_product_of_transposes():
+    # (x^T g)^T = g^T x: BLAS writes the result in the layout the consumer reads
+    def f(x, g):
+        return np.transpose(x.T @ g) * 2.0
+
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+    traced = graphc.trace(f, x, g)
+    out = run_pipeline(traced, ["simplify"], verify=True)
+    (mm,) = [n for n in out.equations if n.op == "matmul"]
+    consumers = [n for n in out.equations if mm in n.inputs]
+    assert all(c.op != "transpose" for c in consumers)
+    np.testing.assert_allclose(graphc.evaluate(out, x, g)[0], f(x, g), rtol=1e-12)
+
+    # a product read elsewhere too is left alone (rewriting would compute it twice)
+    def shared(x, g):
+        p = x.T @ g
+        return np.transpose(p), p
+
+    h = graphc.trace(shared, x, g)
+    out2 = run_pipeline(h, ["simplify"], verify=True)
+    assert sum(n.op == "matmul" for n in out2.equations) == 1

@@ -586,6 +586,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("which", nargs="*", default=list(BENCHES))
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args(argv)
+    load_peers()
     print(
         f"graphc {graphc.__version__}; numpy {np.__version__}; "
         f"torch {getattr(torch, '__version__', 'not installed')}; "

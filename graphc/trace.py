@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import sys
 import threading
@@ -428,7 +429,7 @@ def split_args(tree: Any) -> tuple[list, InTree]:
     )
 
 
-def _leaf_names(tree: Any) -> list[str]:
+def _leaf_names(tree: Any, fn: Callable | None = None) -> list[str]:
     """Readable paths for the leaves of (args, kwargs), e.g. args[0]['W1']."""
     out: list[str] = []
 
@@ -449,17 +450,42 @@ def _leaf_names(tree: Any) -> list[str]:
                 go(c, f"{path}[{i}]")
 
     args, kwargs = tree
+    params = _positional_names(fn, len(args))
     for i, a in enumerate(args):
-        go(a, f"arg{i}")
+        go(a, params[i])
     for k, v in kwargs.items():
         go(v, k)
     return out
 
 
+def _positional_names(fn: Callable | None, n: int) -> list[str]:
+    """The function's own names for its first n positional arguments (`arg{i}` where it has
+    none: *args, builtins), so inputs read `W1`, `x` in pictures and JSON."""
+    names = [f"arg{i}" for i in range(n)]
+    try:
+        sig = inspect.signature(fn) if fn is not None else None
+    except (TypeError, ValueError):
+        return names
+    if sig is None:
+        return names
+    k = 0
+    for p in sig.parameters.values():
+        if k >= n:
+            break
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names[k] = p.name
+            k += 1
+        elif p.kind is p.VAR_POSITIONAL:
+            for j in range(k, n):
+                names[j] = f"{p.name}[{j - k}]"
+            break
+    return names
+
+
 def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = None) -> Graph:
     """Trace `fn(*args, **kwargs)` into a Graph whose inputs are the traceable leaves."""
     leaves, in_tree = split_args((args, kwargs))
-    names = [n for n, t in zip(_leaf_names((args, kwargs)), in_tree.traced, strict=True) if t]
+    names = [n for n, t in zip(_leaf_names((args, kwargs), fn), in_tree.traced, strict=True) if t]
     inputs = [make_input(leaf_aval(x), nm) for x, nm in zip(leaves, names, strict=True)]
     call_args, call_kwargs = in_tree.rebuild(
         [Tracer(n, weak=type(x) is float) for n, x in zip(inputs, leaves, strict=True)]

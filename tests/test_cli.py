@@ -139,7 +139,7 @@ def test_dump_json(capsys):
     assert g["shape"] == [8, 16] and g["dtype"] == "f32"
     assert g["loc"].endswith("seeds.py:26") and g["scope"] is None and g["role"] is None
     assert by_name["p"]["attrs"] == {"axes": [0, 1], "keepdims": False}
-    assert by_name["a"]["input_name"] == "arg0"
+    assert by_name["a"]["input_name"] == "x"
     assert set(g) >= {"name", "op", "attrs", "type", "inputs", "loc", "scope"}
 
 
@@ -175,7 +175,7 @@ def test_dump_graphml(capsys):
     g = nx.parse_graphml(out)
     assert g.number_of_nodes() == len(graphc.trace(*_mlp()).nodes)
     assert g.nodes["f"]["op"] == "matmul" and g.nodes["f"]["shape"] == "8,16"
-    assert g.nodes["a"]["input_name"] == "arg0"
+    assert g.nodes["a"]["input_name"] == "x"
 
 
 def _mlp():

@@ -1165,7 +1165,12 @@ def test_builtin_container_inputs_and_input_names():
     params = {"layers": [{"W": randn(4, 3), "b": randn(3)}], "scale": (randn(1),), "extra": None}
     g = check(fn, params, X, {"act": np.tanh, "rows": 1})
     names = [i.meta.name for i in g.inputs]
-    assert names == ["arg0['layers'][0]['W']", "arg0['layers'][0]['b']", "arg0['scale'][0]", "arg1"]
+    assert names == [
+        "params['layers'][0]['W']",
+        "params['layers'][0]['b']",
+        "params['scale'][0]",
+        "x",
+    ]
 
 
 def test_keyword_arguments():
@@ -1174,7 +1179,9 @@ def test_keyword_arguments():
 
     g = graphc.trace(fn, X, w=randn(4, 2), bias=randn(2))
     assert len(g.inputs) == 3
-    assert [i.meta.name for i in g.inputs] == ["arg0", "w", "bias"]
+    assert [i.meta.name for i in g.inputs] == ["x", "w", "bias"]
+    g2 = graphc.trace(lambda *xs: xs[0] + xs[1], X, X)
+    assert [i.meta.name for i in g2.inputs] == ["xs[0]", "xs[1]"]
 
 
 def test_static_leaves_are_not_inputs():

@@ -259,11 +259,6 @@ def fuse(graph: Graph) -> Graph:
                 report.boundaries.append(Boundary(p, n, reason))
                 continue
             G.merge(a, b)
-    for n in nodes:
-        if id(n) not in G.of and n.op not in ("input", "const"):
-            for r in readers.get(id(n), []):
-                if id(r) in G.of:
-                    pass  # recorded above as the consumer's boundary
 
     # 2. siblings: groups over one space reading a common input share the loop
     by_input: dict[tuple, list[int]] = {}
@@ -278,18 +273,11 @@ def fuse(graph: Graph) -> Graph:
         live = [k for k in lst if k in G.members]
         while len(live) > 1:
             a, rest = live[0], live[1:]
-            merged = False
             for b in rest:
-                if b in G.members and a in G.members and G.why_not(a, b) is None:
-                    G.merge(a, b)
-                    merged = True
-            live = (
-                [k for k in rest if k in G.members and k != a]
-                if not merged
-                else [k for k in rest if k in G.members and k != a]
-            )
-            if not merged:
-                live = live[1:] if live else []
+                if b in G.members and G.why_not(a, b) is None:
+                    G.merge(a, b)  # b joins a (and leaves G.members)
+            # the groups that could not join a try again around the next one
+            live = [k for k in rest if k in G.members]
 
     # 3. build the fused graph in a topological order of the contracted graph
     if not nx.is_directed_acyclic_graph(G.C):

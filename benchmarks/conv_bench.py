@@ -63,7 +63,10 @@ if hasattr(codegen, "_call"):  # the driver calls dedicated kernels through _cal
     codegen._call = _switching_call
 
 import graphc  # noqa: E402
-from graphc import numpy as gnp  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import CONV_SHAPES as SHAPES  # noqa: E402
+from run import conv_step  # noqa: E402
 
 
 def median_us(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -302,28 +305,7 @@ def bench_im2col(repeat: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# whole steps (the definition of benchmarks/run.py's ConvNet workload)
-
-SHAPES = {
-    "w1": (8, 1, 3, 3),
-    "b1": (8,),
-    "w2": (16, 8, 3, 3),
-    "b2": (16,),
-    "W": (400, 10),
-    "b": (10,),
-}
-
-
-def conv_loss(p, x, y):
-    h = gnp.max_pool2d(gnp.relu(gnp.conv2d(x, p["w1"]) + p["b1"][:, None, None]), 2)
-    h = gnp.max_pool2d(gnp.relu(gnp.conv2d(h, p["w2"]) + p["b2"][:, None, None]), 2)
-    logits = h.reshape(x.shape[0], -1) @ p["W"] + p["b"]
-    return -np.mean(gnp.log_softmax(logits, axis=1)[np.arange(x.shape[0]), y])
-
-
-def conv_step(p, x, y):
-    loss, g = graphc.value_and_grad(conv_loss)(p, x, y)
-    return {k: p[k] - np.float32(0.01) * g[k] for k in p}, loss
+# whole steps: benchmarks/run.py's ConvNet workload, defined there
 
 
 def bench_steps(repeat: int, torch) -> None:

@@ -184,8 +184,11 @@ def _hand_fused_gelu():
 
     @njit(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", cache=True)
     def kernel(x, w, gx, gw, part, lo, hi, c):
+        # this chunk's slices, indexed from 0: LLVM then knows the indices are non-negative,
+        # drops NumPy's wraparound test and vectorises the loop
+        x, w, gx, gw = x[lo:hi], w[lo:hi], gx[lo:hi], gw[lo:hi]
         acc = np.float32(0)
-        for i in range(lo, hi):
+        for i in range(hi - lo):
             a = x[i]
             t = tanh(np.float32(C0) * (a + np.float32(C1) * a * a * a))
             g = np.float32(0.5) * a * (np.float32(1) + t)
@@ -197,11 +200,15 @@ def _hand_fused_gelu():
             gw[i] = g
         part[c] = acc
 
+    # outputs preallocated once, as graphc's own are, so neither side pays first-touch faults
+    out: dict = {}
+
     def run(x, w):
-        gx, gw = np.empty_like(x), np.empty_like(w)
+        if not out:
+            out.update(gx=np.empty_like(x), gw=np.empty_like(w))
         part = np.zeros(2, np.float32)
-        launch(kernel, 2, x.size, x, w, gx, gw, part)
-        return part.sum(), gx, gw
+        launch(kernel, 2, x.size, x, w, out["gx"], out["gw"], part)
+        return part.sum(), out["gx"], out["gw"]
 
     return run
 

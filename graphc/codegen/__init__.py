@@ -525,6 +525,7 @@ import math
 import numpy as np
 from numba import njit
 from numba import types as _nb
+from numba import uint64 as _ix  # unsigned indices: no wraparound test, so loops vectorise
 
 from graphc.codegen.runtime import launch as _launch
 from graphc.codegen import _buf, _call, _flat, _impl, _out, _vm_run

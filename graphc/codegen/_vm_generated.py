@@ -6,7 +6,7 @@
 import math
 
 import numpy as np
-from numba import carray, njit, types
+from numba import carray, njit, types, uint64
 from numba.extending import intrinsic
 
 from graphc.codegen.mathlib import cos_f32, cos_f64, erf_f32, erf_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log1p_f32, log1p_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
@@ -43,14 +43,17 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
         m = min(block, n - s)
         for pc in range(code.shape[0]):
             op = code[pc, 0]
-            d = code[pc, 1]
-            a = code[pc, 2]
+            # register numbers typed unsigned, as are the element indices below: Numba then
+            # omits the negative-index wraparound test that would stop LLVM vectorising
+            d = uint64(code[pc, 1])
+            a = uint64(code[pc, 2])
             b = code[pc, 3]
-            c = code[pc, 4]
+            ub = uint64(b)
+            c = uint64(code[pc, 4])
             if op == 0:  # load input a
                 x = carray(_ptr_f32(ins[a]), (n,))
                 for i in range(m):
-                    R[d, i] = x[s + i]
+                    R[d, i] = x[uint64(s + i)]
             elif op == 1:  # load a one-element input, broadcast
                 x = carray(_ptr_f32(ins[a]), (1,))
                 v = x[0]
@@ -59,7 +62,7 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 2:  # store register a to output d
                 y = carray(_ptr_f32(outs[d]), (n,))
                 for i in range(m):
-                    y[s + i] = R[a, i]
+                    y[uint64(s + i)] = R[a, i]
             elif op == 3:  # constant
                 v = consts[a]
                 for i in range(m):
@@ -152,55 +155,55 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     R[d, i] = np.float32((not (R[a, i] != 0)))
             elif op == 33:  # add
                 for i in range(m):
-                    R[d, i] = (R[a, i] + R[b, i])
+                    R[d, i] = (R[a, i] + R[ub, i])
             elif op == 34:  # sub
                 for i in range(m):
-                    R[d, i] = (R[a, i] - R[b, i])
+                    R[d, i] = (R[a, i] - R[ub, i])
             elif op == 35:  # mul
                 for i in range(m):
-                    R[d, i] = (R[a, i] * R[b, i])
+                    R[d, i] = (R[a, i] * R[ub, i])
             elif op == 36:  # div
                 for i in range(m):
-                    R[d, i] = (R[a, i] / R[b, i])
+                    R[d, i] = (R[a, i] / R[ub, i])
             elif op == 37:  # pow
                 for i in range(m):
-                    R[d, i] = (R[a, i] ** R[b, i])
+                    R[d, i] = (R[a, i] ** R[ub, i])
             elif op == 38:  # maximum
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] > R[b, i] or R[a, i] != R[a, i]) else R[b, i])
+                    R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
             elif op == 39:  # minimum
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] < R[b, i] or R[a, i] != R[a, i]) else R[b, i])
+                    R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
             elif op == 40:  # lt
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] < R[b, i]))
+                    R[d, i] = np.float32((R[a, i] < R[ub, i]))
             elif op == 41:  # le
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] <= R[b, i]))
+                    R[d, i] = np.float32((R[a, i] <= R[ub, i]))
             elif op == 42:  # gt
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] > R[b, i]))
+                    R[d, i] = np.float32((R[a, i] > R[ub, i]))
             elif op == 43:  # ge
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] >= R[b, i]))
+                    R[d, i] = np.float32((R[a, i] >= R[ub, i]))
             elif op == 44:  # eq
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] == R[b, i]))
+                    R[d, i] = np.float32((R[a, i] == R[ub, i]))
             elif op == 45:  # ne
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] != R[b, i]))
+                    R[d, i] = np.float32((R[a, i] != R[ub, i]))
             elif op == 46:  # logical_and
                 for i in range(m):
-                    R[d, i] = np.float32(((R[a, i] != 0) & (R[b, i] != 0)))
+                    R[d, i] = np.float32(((R[a, i] != 0) & (R[ub, i] != 0)))
             elif op == 47:  # logical_or
                 for i in range(m):
-                    R[d, i] = np.float32(((R[a, i] != 0) | (R[b, i] != 0)))
+                    R[d, i] = np.float32(((R[a, i] != 0) | (R[ub, i] != 0)))
             elif op == 48:  # logical_xor
                 for i in range(m):
-                    R[d, i] = np.float32(((R[a, i] != 0) ^ (R[b, i] != 0)))
+                    R[d, i] = np.float32(((R[a, i] != 0) ^ (R[ub, i] != 0)))
             elif op == 49:  # where
                 for i in range(m):
-                    R[d, i] = R[b, i] if R[a, i] != 0 else R[c, i]
+                    R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
             elif op == 50:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
@@ -224,14 +227,17 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
         m = min(block, n - s)
         for pc in range(code.shape[0]):
             op = code[pc, 0]
-            d = code[pc, 1]
-            a = code[pc, 2]
+            # register numbers typed unsigned, as are the element indices below: Numba then
+            # omits the negative-index wraparound test that would stop LLVM vectorising
+            d = uint64(code[pc, 1])
+            a = uint64(code[pc, 2])
             b = code[pc, 3]
-            c = code[pc, 4]
+            ub = uint64(b)
+            c = uint64(code[pc, 4])
             if op == 0:  # load input a
                 x = carray(_ptr_f64(ins[a]), (n,))
                 for i in range(m):
-                    R[d, i] = x[s + i]
+                    R[d, i] = x[uint64(s + i)]
             elif op == 1:  # load a one-element input, broadcast
                 x = carray(_ptr_f64(ins[a]), (1,))
                 v = x[0]
@@ -240,7 +246,7 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 2:  # store register a to output d
                 y = carray(_ptr_f64(outs[d]), (n,))
                 for i in range(m):
-                    y[s + i] = R[a, i]
+                    y[uint64(s + i)] = R[a, i]
             elif op == 3:  # constant
                 v = consts[a]
                 for i in range(m):
@@ -333,55 +339,55 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     R[d, i] = np.float64((not (R[a, i] != 0)))
             elif op == 33:  # add
                 for i in range(m):
-                    R[d, i] = (R[a, i] + R[b, i])
+                    R[d, i] = (R[a, i] + R[ub, i])
             elif op == 34:  # sub
                 for i in range(m):
-                    R[d, i] = (R[a, i] - R[b, i])
+                    R[d, i] = (R[a, i] - R[ub, i])
             elif op == 35:  # mul
                 for i in range(m):
-                    R[d, i] = (R[a, i] * R[b, i])
+                    R[d, i] = (R[a, i] * R[ub, i])
             elif op == 36:  # div
                 for i in range(m):
-                    R[d, i] = (R[a, i] / R[b, i])
+                    R[d, i] = (R[a, i] / R[ub, i])
             elif op == 37:  # pow
                 for i in range(m):
-                    R[d, i] = (R[a, i] ** R[b, i])
+                    R[d, i] = (R[a, i] ** R[ub, i])
             elif op == 38:  # maximum
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] > R[b, i] or R[a, i] != R[a, i]) else R[b, i])
+                    R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
             elif op == 39:  # minimum
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] < R[b, i] or R[a, i] != R[a, i]) else R[b, i])
+                    R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
             elif op == 40:  # lt
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] < R[b, i]))
+                    R[d, i] = np.float64((R[a, i] < R[ub, i]))
             elif op == 41:  # le
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] <= R[b, i]))
+                    R[d, i] = np.float64((R[a, i] <= R[ub, i]))
             elif op == 42:  # gt
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] > R[b, i]))
+                    R[d, i] = np.float64((R[a, i] > R[ub, i]))
             elif op == 43:  # ge
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] >= R[b, i]))
+                    R[d, i] = np.float64((R[a, i] >= R[ub, i]))
             elif op == 44:  # eq
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] == R[b, i]))
+                    R[d, i] = np.float64((R[a, i] == R[ub, i]))
             elif op == 45:  # ne
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] != R[b, i]))
+                    R[d, i] = np.float64((R[a, i] != R[ub, i]))
             elif op == 46:  # logical_and
                 for i in range(m):
-                    R[d, i] = np.float64(((R[a, i] != 0) & (R[b, i] != 0)))
+                    R[d, i] = np.float64(((R[a, i] != 0) & (R[ub, i] != 0)))
             elif op == 47:  # logical_or
                 for i in range(m):
-                    R[d, i] = np.float64(((R[a, i] != 0) | (R[b, i] != 0)))
+                    R[d, i] = np.float64(((R[a, i] != 0) | (R[ub, i] != 0)))
             elif op == 48:  # logical_xor
                 for i in range(m):
-                    R[d, i] = np.float64(((R[a, i] != 0) ^ (R[b, i] != 0)))
+                    R[d, i] = np.float64(((R[a, i] != 0) ^ (R[ub, i] != 0)))
             elif op == 49:  # where
                 for i in range(m):
-                    R[d, i] = R[b, i] if R[a, i] != 0 else R[c, i]
+                    R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
             elif op == 50:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b

@@ -6,8 +6,9 @@ a plain Python function generated next to the kernels: matrix products go to BLA
 their NumPy reference, listed in `Executable.fallbacks` and reported by GRAPHC_DEBUG.
 
 Memory: intermediate results live in buffers allocated on the first call and reused by later
-calls (per thread); two intermediates whose lifetimes do not overlap share a buffer. Returned
-arrays are always freshly allocated, so a later call never overwrites them.
+calls (per thread); two intermediates whose lifetimes do not overlap share a buffer. A returned
+array's storage is reused by a later call only once the caller has dropped it (and every view of
+it), so a later call never overwrites a result the caller still holds.
 
 The module is written to the cache directory under a name derived from a hash of its source and
 of the code generator itself, and imported from there, so Numba's `cache=True` lets a new
@@ -693,12 +694,49 @@ def _vm_run(prog, ins: list, outs: list) -> tuple[list, list]:
 
 
 _import_lock = threading.Lock()
+_numba_ready = False
+
+
+def numba_ready() -> None:
+    """Prepare Numba for loading kernels, minus one start-up cost graphc never needs.
+
+    The first kernel Numba compiles or loads from its cache imports numba.np.arraymath, which
+    checks that NumPy-style linear algebra could work by importing scipy.linalg: 0.2 s of a
+    warm start's 1 s, for a BLAS that graphc's kernels never call (matrix products run in the
+    driver). The check is answered from whether SciPy is installed instead; code that does use
+    linear algebra inside Numba still imports SciPy's BLAS when it is compiled, as before."""
+    global _numba_ready
+    if _numba_ready:
+        return
+    _numba_ready = True
+    if "numba.np.arraymath" in sys.modules:
+        return
+    try:
+        import numba.np.linalg as nl
+    except Exception:
+        return
+    full = getattr(nl, "ensure_blas", None)
+    if full is None:
+        return
+
+    def scipy_installed() -> None:
+        if importlib.util.find_spec("scipy") is None:
+            raise ImportError("scipy is required for linear algebra")
+
+    nl.ensure_blas = scipy_installed
+    try:
+        import numba.np.arraymath  # noqa: F401  (its import-time check runs now, cheaply)
+    except Exception:
+        pass
+    finally:
+        nl.ensure_blas = full
 
 
 def compile_graph(graph: Graph) -> Executable:
     """Generate, write, import and wrap the module for `graph`."""
     global _SALT
     t0 = time.perf_counter()
+    numba_ready()
     if _SALT is None:
         _SALT = _codegen_salt()
     source, d = generate(graph)

@@ -84,7 +84,7 @@ def convnet_step_graph() -> tuple[graphc.Graph, list[str]]:
     step = nn.train_step(model, nn.cross_entropy, nn.Adam(1e-3), backend="interpreter")
     opt_state = step.init(model)
     x, y = np.zeros((32, 1, 8, 8), np.float32), np.zeros(32, np.int64)
-    graph = step.jitted.trace(model, opt_state, x, y, None)
+    graph = step.trace(model, opt_state, x, y)
     params = list(nn.parameters(model))
     names = [f"model.{p}" for p in params] + ["adam.count"]
     names += [f"adam.mu.{p}" for p in params] + [f"adam.nu.{p}" for p in params] + ["x", "y"]

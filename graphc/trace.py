@@ -430,31 +430,14 @@ def split_args(tree: Any) -> tuple[list, InTree]:
 
 
 def _leaf_names(tree: Any, fn: Callable | None = None) -> list[str]:
-    """Readable paths for the leaves of (args, kwargs), e.g. args[0]['W1']."""
-    out: list[str] = []
-
-    def go(x, path):
-        node = pytree._node_of(x)
-        if node is None:
-            out.append(path)
-            return
-        kind, children, aux = node
-        if kind is dict:
-            for k, c in zip(aux, children, strict=True):
-                go(c, f"{path}[{k!r}]")
-        elif isinstance(aux, tuple) and len(aux) == len(children):
-            for k, c in zip(aux, children, strict=True):
-                go(c, f"{path}.{k}")
-        else:
-            for i, c in enumerate(children):
-                go(c, f"{path}[{i}]")
-
+    """Readable paths for the leaves of (args, kwargs), e.g. params['W1'] or model.layers[0].W."""
     args, kwargs = tree
     params = _positional_names(fn, len(args))
+    out: list[str] = []
     for i, a in enumerate(args):
-        go(a, params[i])
+        out += pytree.leaf_paths(pytree.flatten(a)[1], params[i])
     for k, v in kwargs.items():
-        go(v, k)
+        out += pytree.leaf_paths(pytree.flatten(v)[1], k)
     return out
 
 

@@ -18,20 +18,29 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 # cls -> (flatten: obj -> (children, aux), unflatten: (aux, children) -> obj)
 _REGISTRY: dict[type, tuple[Callable, Callable]] = {}
+# cls -> child_names: (aux, number of children) -> path suffixes such as ".W" or "[0]"
+_NAMES: dict[type, Callable[[Any, int], list[str]]] = {}
 
 
 def register_pytree(
     cls: type,
     flatten_fn: Callable[[Any], tuple[list, Any]],
     unflatten_fn: Callable[[Any, list], Any],
+    child_names: Callable[[Any, int], list[str]] | None = None,
 ) -> None:
     """Make instances of `cls` containers: `flatten_fn(obj) -> (children, aux)` and
-    `unflatten_fn(aux, children) -> obj`. `aux` must be hashable (it is part of cache keys)."""
+    `unflatten_fn(aux, children) -> obj`. `aux` must be hashable (it is part of cache keys).
+    `child_names(aux, n)`, if given, names the children in paths (graph input names such as
+    `model.layers[0].W`), e.g. `[".W", ".b"]`; by default children are `[0]`, `[1]`, ..."""
     _REGISTRY[cls] = (flatten_fn, unflatten_fn)
+    if child_names is not None:
+        _NAMES[cls] = child_names
 
 
 def pytree(cls: type[T]) -> type[T]:
@@ -112,6 +121,9 @@ def _node_of(x: Any) -> tuple[type, list, Any] | None:
 
 
 def _flatten_into(x: Any, leaves: list) -> TreeDef:
+    if type(x) is np.ndarray:  # the common leaf, decided before any registry lookup
+        leaves.append(x)
+        return LEAF
     node = _node_of(x)
     if node is None:
         leaves.append(x)
@@ -146,6 +158,38 @@ def _build(t: TreeDef, it: Iterator) -> Any:
     for n, c in zip(t.aux, children, strict=True):
         object.__setattr__(obj, n, c)
     return obj
+
+
+def _child_suffixes(t: TreeDef) -> list[str]:
+    n = len(t.children)
+    if t.kind in _NAMES:
+        return _NAMES[t.kind](t.aux, n)
+    if t.kind is dict:
+        return [f"[{k!r}]" for k in t.aux]
+    if isinstance(t.aux, tuple) and len(t.aux) == n:  # dataclasses, @pytree classes
+        return [f".{k}" for k in t.aux]
+    return [f"[{i}]" for i in range(n)]
+
+
+def leaf_paths(tree: TreeDef, prefix: str = "") -> list[str]:
+    """Readable paths of the leaves, in flatten order.
+
+    Example:
+        >>> leaf_paths(flatten({"W": 1.0, "b": (2.0, 3.0)})[1], "params")
+        ["params['W']", "params['b'][0]", "params['b'][1]"]
+    """
+    out: list[str] = []
+    stack = [(tree, prefix)]
+    while stack:
+        t, path = stack.pop()
+        if t.kind is None:
+            out.append(path)
+            continue
+        names = _child_suffixes(t)
+        stack.extend(
+            (c, path + s) for c, s in zip(reversed(t.children), reversed(names), strict=True)
+        )
+    return out
 
 
 def unflatten(tree: TreeDef, leaves: list) -> Any:

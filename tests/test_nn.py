@@ -701,3 +701,18 @@ def test_loss_takes_model_and_explicit_key():
     np.testing.assert_array_equal(m1[0].weight, m2[0].weight)
     with pytest.raises(graphc.GraphcError, match="needs a random key"):
         step(model, s, x, y)
+
+
+def test_train_step_graph_inputs_are_named_by_module_paths():
+    model = nn.Chain(nn.Dense(4, 8, act=nn.relu), nn.Dense(8, 3))
+    step = nn.train_step(model, nn.cross_entropy, nn.SGD(lr=0.1))
+    state = step.init(model)
+    x, y = np.ones((5, 4), np.float32), np.zeros(5, np.int64)
+    names = [n.meta.name for n in step.trace(model, state, x, y).inputs]
+    assert names[:4] == [
+        "model.layers[0].weight",
+        "model.layers[0].bias",
+        "model.layers[1].weight",
+        "model.layers[1].bias",
+    ]
+    assert names[-2:] == ["x", "y"]

@@ -783,6 +783,10 @@ def _module_flatten(m: Module) -> tuple[list, _Aux]:
     return children, _Aux(tuple(d), tuple(dyn), tuple(static))
 
 
+def _module_child_names(aux: _Aux, n: int) -> list[str]:
+    return [f".{name}" for name, d in zip(aux.names, aux.dynamic, strict=True) if d]
+
+
 def _module_unflatten(cls: type, aux: _Aux, children: list) -> Module:
     obj = object.__new__(cls)
     kids, statics = iter(children), iter(aux.static)
@@ -816,7 +820,9 @@ class Module:
         call = cls.__call__
         if not getattr(call, "_nn_wrapped", False):
             cls.__call__ = _wrap_call(call)  # type: ignore[method-assign]
-        register_pytree(cls, _module_flatten, functools.partial(_module_unflatten, cls))
+        register_pytree(
+            cls, _module_flatten, functools.partial(_module_unflatten, cls), _module_child_names
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         forward = getattr(self, "forward", None)

@@ -41,13 +41,31 @@ from graphc.nn.layers import (
     partition,
 )
 from graphc.nn.optim import Optimizer
-from graphc.tree_util import flatten, unflatten
+from graphc.tree_util import TreeDef, flatten, leaf_paths, register_pytree, unflatten
 
 __all__ = ["TrainStep", "accuracy", "train_step"]
 
 
 def _array_positions(model: Any) -> list[int]:
     return [i for i, x in enumerate(flatten(model)[0]) if _is_traceable(x)]
+
+
+class _Flat:
+    """A model the step has flattened already, passed to `jit` as its leaves and structure: the
+    model is walked once per step instead of twice (once here, once again inside jit)."""
+
+    __slots__ = ("leaves", "tree")
+
+    def __init__(self, leaves: list, tree: TreeDef):
+        self.leaves, self.tree = leaves, tree
+
+
+register_pytree(
+    _Flat,
+    lambda f: (f.leaves, f.tree),
+    lambda tree, leaves: _Flat(list(leaves), tree),
+    lambda tree, n: leaf_paths(tree),  # graph inputs keep their paths, model.layers[0].weight
+)
 
 
 class TrainStep:
@@ -92,7 +110,8 @@ class TrainStep:
         # only arrays can leave a graph: return the (possibly updated) state arrays
         return loss, [v for v in flatten(new_rest)[0] if _is_traceable(v)]
 
-    def _step(self, model: Any, opt_state: Any, x: Any, y: Any, key: Any) -> tuple:
+    def _step(self, model: _Flat, opt_state: Any, x: Any, y: Any, key: Any) -> tuple:
+        model = unflatten(model.tree, model.leaves)
         params, rest = partition(model)
         vg = graphc.value_and_grad(self._objective, argnums=0, has_aux=True)
         (loss, rest_arrays), grads = vg(params, rest, x, y, key)
@@ -107,8 +126,8 @@ class TrainStep:
     def __call__(
         self, model: Any, opt_state: Any, x: Any, y: Any, key: Any = None
     ) -> tuple[Any, Any, Any]:
-        arrays, opt_state, loss = self.jitted(model, opt_state, x, y, key)
         leaves, td = flatten(model)
+        arrays, opt_state, loss = self.jitted(_Flat(leaves, td), opt_state, x, y, key)
         it = iter(arrays)
         leaves = [
             (float(next(it)) if isinstance(v, float) else next(it)) if _is_traceable(v) else v
@@ -119,7 +138,11 @@ class TrainStep:
     def lower(self, model: Any, opt_state: Any, x: Any, y: Any, key: Any = None) -> Lowered:
         """The traced graph, the optimized graph (`.optimized`, whose `fused` nodes are the
         compiled kernels) and the generated source for these arguments."""
-        return self.jitted.lower(model, opt_state, x, y, key)
+        return self.jitted.lower(_Flat(*flatten(model)), opt_state, x, y, key)
+
+    def trace(self, model: Any, opt_state: Any, x: Any, y: Any, key: Any = None) -> graphc.Graph:
+        """The step's traced graph for these arguments (traced once, not compiled)."""
+        return self.jitted.trace(_Flat(*flatten(model)), opt_state, x, y, key)
 
     @property
     def compiles(self) -> list[str]:

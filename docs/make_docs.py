@@ -395,7 +395,10 @@ def _driver_form(name: str) -> str:
         return "NumPy reference (a fallback: listed in `Lowered.fallbacks`)"
     lines = driver.lines
     k = next(i for i, ln in enumerate(lines) if ln.strip().startswith("#") and f"= {name}" in ln)
-    code = lines[k + 1].strip().split(" = ", 1)[1]
+    # the line computing the op's value (a matrix product names its buffer on the line before)
+    nxt = lines[k + 2] if k + 2 < len(lines) else ""
+    line = nxt if "np.matmul" in nxt else lines[k + 1]
+    code = line.strip().split(" = ", 1)[1]
     code = re.sub(r"\bin(\d)\b", lambda m: "ab"[int(m.group(1))], code)
     label = "BLAS" if "np.matmul" in code else "NumPy view" if name != "proj" else ""
     extra = REGISTRY[name].extra

@@ -142,6 +142,10 @@ class _Driver:
         self.fresh: set[int] = set()  # storage owners whose result is returned to the caller
         self.vm_programs: list = []
         self.n_out = 0
+        # id(node) -> a driver variable holding its value as the flat, contiguous array a
+        # kernel takes (kernel results): passed as it is instead of through _flat()
+        self.flat: dict[int, str] = {}
+        self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -393,8 +397,9 @@ class _Driver:
         from graphc.codegen.kernels import reduce_identity
 
         plan = kern.plan
-        args = [f"_flat({self._arg(i)})" for i in n.inputs]
+        args = [self.flat.get(id(i)) or f"_flat({self._arg(i)})" for i in n.inputs]
         outs: list[str] = [""] * len(kern.out_avals)
+        flat: list[str | None] = [None] * len(kern.out_avals)
         n0 = kern.n0
         nchunks = runtime.chunks_for(n0, kern.work)
         owners = self._result_owners(n)
@@ -403,11 +408,13 @@ class _Driver:
             self.lines.append(f"    {v}_o{k} = {self._buffer(owners[k], av.size, av.dtype)}")
             args.append(f"{v}_o{k}")
             outs[k] = f"{v}_o{k}.reshape({av.shape})"
+            flat[k] = f"{v}_o{k}"
         for k in kern.row_outputs:  # written once per row: no initial value needed
             av = kern.out_avals[k]
             self.lines.append(f"    {v}_r{k} = {self._buffer(owners[k], av.size, av.dtype)}")
             args.append(f"{v}_r{k}")
             outs[k] = f"{v}_r{k}.reshape({av.shape})"
+            flat[k] = f"{v}_r{k}"
         for k, kind in kern.red_outputs:
             av = kern.out_avals[k]
             rows = nchunks if plan.outer_reduced else 1
@@ -420,11 +427,18 @@ class _Driver:
                 )
             else:
                 outs[k] = f"{v}_r{k}.reshape({av.shape})"
-        self.lines.append(f"    _launch({kern.name}, {nchunks}, {n0}, {', '.join(args)})")
+                flat[k] = f"{v}_r{k}"
+        if nchunks == 1:  # one chunk, the whole loop: a direct call
+            self.lines.append(f"    {kern.name}({', '.join(args)}, 0, {n0}, 0)")
+        else:
+            self.lines.append(f"    _launch({kern.name}, {nchunks}, {n0}, {', '.join(args)})")
         if not isinstance(n.aval, TupleAval):
             self.lines.append(f"    {v} = {outs[0]}")
+            if flat[0]:
+                self.flat[id(n)] = flat[0]
         else:
             self.lines.append(f"    {v} = ({', '.join(outs)},)")
+            self.flat_parts[id(n)] = flat
 
     def _result_owners(self, n: Node) -> list[Node | None]:
         """For each result of fused node n, the node that owns its storage."""
@@ -442,6 +456,9 @@ class _Driver:
         op = n.op
         if op == "proj":
             self.lines.append(f"    {v} = {a[0]}[{at['index']}]")
+            part = self.flat_parts.get(id(n.inputs[0]), [])
+            if at["index"] < len(part) and part[at["index"]]:
+                self.flat[id(n)] = part[at["index"]]
         elif op == "reshape":
             self.lines.append(f"    {v} = {a[0]}.reshape({tuple(at['shape'])})")
         elif op == "transpose":
@@ -457,8 +474,9 @@ class _Driver:
         elif op == "flip":
             self.lines.append(f"    {v} = np.flip({a[0]}, {tuple(at['axes'])})")
         elif op == "matmul":
-            buf = self._buffer(n, n.aval.size, n.dtype)
-            self.lines.append(f"    {v} = np.matmul({a[0]}, {a[1]}, out={buf}.reshape({n.shape}))")
+            self.lines.append(f"    {v}_b = {self._buffer(n, n.aval.size, n.dtype)}")
+            self.lines.append(f"    {v} = np.matmul({a[0]}, {a[1]}, out={v}_b.reshape({n.shape}))")
+            self.flat[id(n)] = f"{v}_b"
         else:
             key = f"A{len(self.consts)}"
             self.consts[key] = dict(at)  # type: ignore[assignment]

@@ -113,3 +113,66 @@ def test_random_programs_on_the_machine(always_vm, seed):
     from test_codegen import test_random_fused_programs_compiled_equal_interpreted as check
 
     check(seed)
+
+
+def _programs(monkeypatch) -> list:
+    progs: list = []
+    translate = vm.translate
+
+    def record(*args):
+        progs.append(translate(*args))
+        return progs[-1]
+
+    monkeypatch.setattr(vm, "translate", record)
+    return progs
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_sin_and_cos_of_one_value_run_as_one_instruction(always_vm, monkeypatch, dt):
+    progs = _programs(monkeypatch)
+
+    def f(x):
+        y = x * 3.0
+        # y: sin then cos; x: cos then sin; x * x: sin only
+        return np.sin(y) + 1.0, np.cos(x), np.cos(y) * 2.0, np.sin(x), np.sin(x * x)
+
+    x = np.linspace(-40, 40, 301).astype(dt)
+    got = graphc.jit(f, backend="numba")(x)
+    listing = "\n".join(line for p in progs for line in p.listing)
+    assert listing.count("sincos") == 2 and listing.count(" = sin ") == 1, listing
+    # the same math functions as the kernels outside the machine: equal bit for bit
+    monkeypatch.setenv("GRAPHC_VM", "0")
+    want = graphc.jit(f, backend="numba")(x)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == dt
+        np.testing.assert_array_equal(a, b)
+    _compare(f, x)
+
+
+def test_sincos_in_a_gradient(always_vm, monkeypatch):
+    progs = _programs(monkeypatch)
+
+    def f(x):
+        return np.sum(np.sin(np.tanh(x)) * x)
+
+    x = np.linspace(-2, 2, 257, dtype=np.float32)
+    got = graphc.jit(graphc.value_and_grad(f))(x)
+    want = graphc.value_and_grad(f, backend="interpreter")(x)
+    assert any("sincos" in line for p in progs for line in p.listing)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+
+
+def test_block_size():
+    from graphc.codegen.runtime import N_THREADS
+
+    for size, nregs, itemsize in [(1 << 20, 10, 4), (1 << 20, 2002, 4), (1 << 20, 9000, 8)]:
+        b = vm.block_size(size, nregs, itemsize)
+        assert b % 16 == 0 and vm.MIN_BLOCK <= b <= vm.MAX_BLOCK
+        assert b == vm.MIN_BLOCK or nregs * b * itemsize <= vm.MAX_REG_BYTES
+    assert vm.block_size(1 << 20, 10, 4) == vm.MAX_BLOCK
+    # many registers: never below MIN_BLOCK, which keeps enough vectors in flight
+    assert vm.block_size(1 << 20, 100_000, 8) == vm.MIN_BLOCK
+    # every thread gets blocks
+    assert vm.block_size(1024, 10, 4) <= max(16, 1024 // N_THREADS)
+    assert vm.block_size(5, 3, 4) == 16

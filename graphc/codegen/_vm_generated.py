@@ -210,6 +210,11 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 51:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
+            elif op == 52:  # sin into d, cos into c
+                for i in range(m):
+                    v = R[a, i]
+                    R[d, i] = sin_f32(v)
+                    R[c, i] = cos_f32(v)
     return nacc
 
 _cf64_0 = np.float64(1.0)
@@ -394,5 +399,10 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 51:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
+            elif op == 52:  # sin into d, cos into c
+                for i in range(m):
+                    v = R[a, i]
+                    R[d, i] = sin_f64(v)
+                    R[c, i] = cos_f64(v)
     return nacc
 

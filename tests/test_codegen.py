@@ -365,3 +365,18 @@ def test_kernel_loading_skips_scipy_but_numba_linear_algebra_still_works(tmp_pat
     assert abs(float(v) - 2 * np.e) < 1e-5
     assert scipy_loaded == "False"  # the 0.2 s import numba's arraymath would do is skipped
     assert float(err) == 0.0
+
+
+def test_source_is_written_when_the_cache_dir_changes_within_a_process(tmp_path, monkeypatch):
+    def f(x):
+        return np.expm1(x) * 3  # a module no other test makes
+
+    x = np.ones(13, np.float32)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "one"))
+    first = graphc.jit(f).lower(x).path
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "two"))
+    lo = graphc.jit(f).lower(x)
+    assert lo.path != first and lo.path.startswith(str(tmp_path / "two"))
+    with open(lo.path) as fh:
+        assert fh.read() == lo.source
+    np.testing.assert_allclose(graphc.jit(f)(x), np.expm1(x) * 3, rtol=1e-6)

@@ -789,8 +789,14 @@ def _write_atomic(path: str, text: str) -> None:
 
 def _load_module(name: str, path: str, source: str):
     """Import the module at `path`, (re)writing it when missing, stale or corrupt."""
-    if name in sys.modules:
-        return sys.modules[name]
+    mod = sys.modules.get(name)
+    if mod is not None:
+        # compiled earlier in this process, perhaps while GRAPHC_CACHE_DIR named another folder:
+        # the kernels are reused, and this folder gets the source it is promised
+        if os.path.abspath(getattr(mod, "__file__", "") or "") != os.path.abspath(path):
+            if not os.path.exists(path):
+                _write_atomic(path, source)
+        return mod
     for attempt in range(2):
         try:
             with open(path) as f:

@@ -380,3 +380,12 @@ def test_source_is_written_when_the_cache_dir_changes_within_a_process(tmp_path,
     with open(lo.path) as fh:
         assert fh.read() == lo.source
     np.testing.assert_allclose(graphc.jit(f)(x), np.expm1(x) * 3, rtol=1e-6)
+
+
+def test_generated_modules_keep_their_bytecode_in_the_cache(tmp_path, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # as under PYTHONDONTWRITEBYTECODE=1
+    lo = graphc.jit(lambda x: np.log1p(x) * 5).lower(np.ones(17, np.float32))
+    assert os.path.exists(importlib.util.cache_from_source(lo.path))

@@ -28,6 +28,7 @@ import hashlib
 import importlib.util
 import mmap
 import os
+import py_compile
 import sys
 import threading
 import time
@@ -805,6 +806,7 @@ def _load_module(name: str, path: str, source: str):
             ok = False
         if not ok:
             _write_atomic(path, source)
+        _ensure_bytecode(path, rewritten=not ok)
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         # Numba re-imports the defining module when it loads a cached kernel
@@ -818,6 +820,15 @@ def _load_module(name: str, path: str, source: str):
                 raise
             _purge(path)
     raise GraphcError("unreachable")
+
+
+def _ensure_bytecode(path: str, rewritten: bool) -> None:
+    """Keep the module's compiled bytecode beside it, as part of the cache: Python would not
+    write it under PYTHONDONTWRITEBYTECODE, and compiling a driver's source on every start
+    costs more than loading its kernels."""
+    cfile = importlib.util.cache_from_source(path)
+    if rewritten or not os.path.exists(cfile):
+        py_compile.compile(path, cfile=cfile, doraise=False, quiet=2)
 
 
 def _purge(path: str) -> None:

@@ -216,6 +216,12 @@ def test_mlp_step_compiled_matches_interpreter():
     np.testing.assert_allclose(l1, l2, rtol=1e-5)
     for k in p:
         np.testing.assert_allclose(p1[k], p2[k], rtol=1e-5, atol=1e-6)
+    # the six SGD updates p - 0.1 * g differ only in size: one kernel serves all six
+    lo = graphc.jit(_mlp_step).lower(p, x, y)
+    fused = sum(1 for n in lo.optimized.equations if n.op == "fused")
+    defined = lo.source.count("\ndef kernel")
+    assert defined == fused - 5, (fused, defined)
+    assert "(6 call sites in run(), each with its own sizes)" in lo.source
 
 
 def test_jit_of_a_transformed_function():

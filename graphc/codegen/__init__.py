@@ -32,7 +32,7 @@ import py_compile
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -146,6 +146,8 @@ class _Driver:
         # id(node) -> a driver variable holding its value as the flat, contiguous array a
         # kernel takes (kernel results): passed as it is instead of through _flat()
         self.flat: dict[int, str] = {}
+        self.kernel_by_code: dict[tuple[str, str], Any] = {}  # (signature, code) -> kernel
+        self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
 
     # -- naming -----------------------------------------------------------------------------
@@ -201,8 +203,19 @@ class _Driver:
                     name = f"kernel{len(self.kernels)}"
                     body_lines = _body_ir(n)
                     kern = emit_kernel(name, n, self.e, body_lines)
-                    self.kernels.append(kern)
-                    self.kernel_src.append(kern.source)
+                    # the same code under another name (e.g. the SGD update of every
+                    # parameter, whose sizes arrive as loop bounds) is compiled once
+                    code = "\n".join(
+                        ln for ln in kern.source.split("\n")[1:] if not ln.lstrip().startswith("#")
+                    )
+                    prev = self.kernel_by_code.get((kern.signature, code))
+                    if prev is not None:
+                        kern = replace(kern, name=prev.name)
+                        self.shared[prev.name] = self.shared.get(prev.name, 1) + 1
+                    else:
+                        self.kernel_by_code[(kern.signature, code)] = kern
+                        self.kernels.append(kern)
+                        self.kernel_src.append(kern.source)
                     self._call_kernel(n, v, kern)
                     continue
             self._generic(n, v)
@@ -573,6 +586,10 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
+        if k.name in d.shared:  # say so where the reader meets one body's IR for several
+            head, rest = kern.split("\n", 1)
+            note = f"    # ({d.shared[k.name]} call sites in run(), each with its own sizes)"
+            kern = f"{head}\n{note}\n{rest}"
         parts.append(
             f"\n@njit({k.signature}, cache=True, nogil=True, "
             f"error_model='numpy', fastmath={{{flags}}})\n{kern}\n"

@@ -28,10 +28,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import networkx as nx
-import numpy as np
 
 from graphc.ir import Graph, Meta, Node, TupleAval, make_input, users
 from graphc.ops import REGISTRY, Kind, apply
@@ -121,6 +121,7 @@ class _Groups:
         self.axes: dict[int, tuple | None] = {}
         self.space: dict[int, tuple] = {}
         self.rows: dict[int, bool] = {}  # every reduction of the group is a row reduction
+        self.reds: dict[int, set[int]] = {}  # ids of the group's reductions
         self.C = nx.DiGraph()
         for n in nodes:
             self.C.add_node(id(n), lo=self.pos[id(n)], hi=self.pos[id(n)])
@@ -135,8 +136,10 @@ class _Groups:
         self.of[k] = k
         self.members[k] = [n]
         self.space[k] = space
-        self.axes[k] = tuple(n.attrs["axes"]) if _is_reduction(n) else None
-        self.rows[k] = _is_row_reduction(n) if _is_reduction(n) else True
+        red = _is_reduction(n)
+        self.axes[k] = tuple(n.attrs["axes"]) if red else None
+        self.rows[k] = _is_row_reduction(n) if red else True
+        self.reds[k] = {k} if red else set()
 
     def would_cycle(self, a: int, b: int, frontier: int | None = None) -> bool:
         """Would merging groups a and b close a cycle through some other node?
@@ -151,21 +154,28 @@ class _Groups:
         if not any(firsts for _, _, firsts in starts):
             return False  # neither group feeds anything else: no other path can exist
         nodes = C.nodes
-        view = (
-            C
-            if frontier is None
-            else nx.subgraph_view(C, filter_node=lambda v: nodes[v]["lo"] <= frontier)
-        )
+        limit = float("inf") if frontier is None else frontier
+        succ = C.succ
         for _, t, firsts in starts:
-            for succ in firsts:
-                if (frontier is None or nodes[succ]["lo"] <= frontier) and nx.has_path(
-                    view, succ, t
-                ):
+            # depth-first search from a's other successors for b (and back), over nodes that
+            # start at or before the frontier
+            seen = set()
+            stack = [v for v in firsts if nodes[v]["lo"] <= limit]
+            while stack:
+                v = stack.pop()
+                if v == t:
                     return True
+                if v in seen:
+                    continue
+                seen.add(v)
+                stack.extend(w for w in succ[v] if w not in seen and nodes[w]["lo"] <= limit)
         return False
 
     def merge(self, a: int, b: int) -> int:
-        """Merge group b into group a (in the contracted graph too); returns the key."""
+        """Merge groups a and b (in the contracted graph too); returns the merged group's key,
+        the larger group's: relabelling the smaller one's members keeps long chains linear."""
+        if len(self.members[a]) < len(self.members[b]):
+            a, b = b, a
         C = self.C
         for p in list(C.predecessors(b)):
             if p != a:
@@ -183,11 +193,12 @@ class _Groups:
         self.members[a] += self.members.pop(b)
         if self.axes[a] is None:
             self.axes[a] = self.axes[b]
-        if len(self.space[b]) == len(self.space[a]) and np.prod(self.space[b]) > np.prod(
+        if len(self.space[b]) == len(self.space[a]) and math.prod(self.space[b]) > math.prod(
             self.space[a]
         ):
             self.space[a] = self.space[b]  # a row-shaped group joined a full-space one
         self.rows[a] = self.rows[a] and self.rows[b]
+        self.reds[a] |= self.reds.pop(b)
         del self.axes[b], self.space[b], self.rows[b]
         return a
 
@@ -216,10 +227,10 @@ class _Groups:
     def _reads_reduction(self, a: int, b: int) -> bool:
         """Does a member of group b read a reduction computed in group a, other than a row
         reduction (whose per-row result a later pass over the row can use)?"""
-        reds = {id(m) for m in self.members[a] if _is_reduction(m)}
-        if reds and self.rows[a] and self.rows[b]:
+        reds = self.reds[a]
+        if not reds or (self.rows[a] and self.rows[b]):
             return False
-        return bool(reds) and any(id(i) in reds for m in self.members[b] for i in m.inputs)
+        return any(id(i) in reds for m in self.members[b] for i in m.inputs)
 
 
 def _fmt(shape: tuple) -> str:
@@ -275,7 +286,7 @@ def fuse(graph: Graph) -> Graph:
             a, rest = live[0], live[1:]
             for b in rest:
                 if b in G.members and G.why_not(a, b) is None:
-                    G.merge(a, b)  # b joins a (and leaves G.members)
+                    a = G.merge(a, b)  # one of the two leaves G.members
             # the groups that could not join a try again around the next one
             live = [k for k in rest if k in G.members]
 

@@ -76,8 +76,8 @@ class TreeDef:
         self.kind = kind  # None for a leaf, else the container type
         self.aux = aux
         self.children = children
-        self.num_leaves = 1 if kind is None else sum(c.num_leaves for c in children)
-        self._key = (kind, aux, tuple(c._key for c in children))
+        self.num_leaves = 1 if kind is None else sum([c.num_leaves for c in children])
+        self._key = (kind, aux, tuple([c._key for c in children]))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TreeDef) and self._key == other._key
@@ -129,7 +129,7 @@ def _flatten_into(x: Any, leaves: list) -> TreeDef:
         leaves.append(x)
         return LEAF
     kind, children, aux = node
-    return TreeDef(kind, aux, tuple(_flatten_into(c, leaves) for c in children))
+    return TreeDef(kind, aux, tuple([_flatten_into(c, leaves) for c in children]))
 
 
 def flatten(tree: Any) -> tuple[list, TreeDef]:

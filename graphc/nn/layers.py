@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import operator
 import threading
 import types
 import zlib
@@ -754,14 +755,21 @@ class _Aux:
         return self._hash
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _Aux):
+        if self is other:
+            return True
+        if not isinstance(other, _Aux) or self._hash != other._hash:
             return False
-        if (self.names, self.dynamic) != (other.names, other.dynamic):
+        if self.names != other.names or self.dynamic != other.dynamic:
             return False
+        s, o = self.static, other.static
+        if len(s) != len(o):
+            return False
+        # a model rebuilt by a step carries the very same static objects: identity decides
+        if all(map(operator.is_, s, o)):
+            return True
         try:
-            return len(self.static) == len(other.static) and all(
-                a is b or (type(a) is type(b) and bool(a == b))
-                for a, b in zip(self.static, other.static, strict=True)
+            return all(
+                a is b or (type(a) is type(b) and bool(a == b)) for a, b in zip(s, o, strict=True)
             )
         except Exception:
             return False

@@ -364,6 +364,14 @@ SAMPLES: dict[str, tuple[list[str], dict]] = {
     "max_pool2d_select": (["f32[2,3,8,8]", "f32[2,3,8,8]"], _POOL),
     "avg_pool2d": (["f32[2,3,8,8]"], _POOL),
     "avg_pool2d_grad": (["f32[2,3,4,4]"], {**_POOL, "in_hw": (8, 8)}),
+    "cumsum": (["f32[4,8]"], {"axis": 1}),
+    "cumprod": (["f32[4,8]"], {"axis": 1}),
+    "argsort": (["f32[4,8]"], {"axis": 1}),
+    "inv": (["f32[3,3]"], {}),
+    "solve": (["f32[3,3]", "f32[3,2]"], {}),
+    "det": (["f32[3,3]"], {}),
+    "logabsdet": (["f32[3,3]"], {}),
+    "detsign": (["f32[3,3]"], {}),
 }
 
 _FIXED_FORMS = {

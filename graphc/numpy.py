@@ -18,7 +18,7 @@ import math
 import operator
 import string
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from graphc.ir import DTypeError, GraphcError, ShapeError, as_dtype, make_const
 from graphc.ops import registry
 from graphc.trace import (
     HANDLED_FUNCTIONS,
+    HANDLED_UFUNC_METHODS,
     HANDLED_UFUNCS,
     Tracer,
     TracerError,
@@ -158,10 +159,49 @@ sin = _ufunc("sin", np.sin)
 cos = _ufunc("cos", np.cos)
 tan = _ufunc("tan", np.tan)
 tanh = _ufunc("tanh", np.tanh)
+sinh = _ufunc("sinh", np.sinh)
+cosh = _ufunc("cosh", np.cosh)
+arcsin = asin = _ufunc("arcsin", np.arcsin)
+arccos = acos = _ufunc("arccos", np.arccos)
+arctan = atan = _ufunc("arctan", np.arctan)
+arcsinh = asinh = _ufunc("arcsinh", np.arcsinh)
+arccosh = acosh = _ufunc("arccosh", np.arccosh)
+arctanh = atanh = _ufunc("arctanh", np.arctanh)
+arctan2 = atan2 = _ufunc("arctan2", np.arctan2)
+hypot = _ufunc("hypot", np.hypot)
+cbrt = _ufunc("cbrt", np.cbrt)
+fabs = _ufunc("abs", np.fabs)  # NumPy's fabs takes floats only: integers become float
+fmax = _ufunc("fmax", np.fmax)
+fmin = _ufunc("fmin", np.fmin)
+copysign = _ufunc("copysign", np.copysign)
+heaviside = _ufunc("heaviside", np.heaviside)
 floor = _integral("floor", np.floor)
 ceil = _integral("ceil", np.ceil)
+trunc = _integral("trunc", np.trunc)
 rint = _ufunc("round", np.rint)
 isfinite = _ufunc("isfinite", np.isfinite)
+
+
+def _float_division(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
+    """fmod, remainder, floor_divide: supported for floats; NumPy's integer versions (with their
+    division-by-zero rules) are not."""
+    float_op = _ufunc(op, ufunc)
+
+    def handler(x: Any, y: Any) -> Any:
+        if _resolve(ufunc, (x, y))[0].kind != "f":
+            raise UnsupportedError(
+                f"numpy.{ufunc.__name__} of integer operands is not supported; cast to float first",
+                user_location(),
+            )
+        return float_op(x, y)
+
+    handler.__name__ = ufunc.__name__
+    return handler
+
+
+fmod = _float_division("fmod", np.fmod)
+remainder = mod = _float_division("remainder", np.remainder)
+floor_divide = _float_division("floor_divide", np.floor_divide)
 _float_unary = _ufunc("exp", np.exp)  # only used for its dtype rule, via _float_like
 
 
@@ -237,6 +277,24 @@ def logaddexp(a: Any, b: Any) -> Any:
     # where a == b == +-inf, a - b is nan; the max alone is then the answer (a difference of
     # +-inf is fine: exp(-inf) = 0)
     return m + log1p(exp(-absolute(where(isnan(d), 0, d))))
+
+
+def logaddexp2(a: Any, b: Any) -> Any:
+    """log2(2**a + 2**b) without overflow."""
+    m = maximum(a, b)
+    d = subtract(a, b)
+    return m + log1p(exp(absolute(where(isnan(d), 0, d)) * -math.log(2))) * (1 / math.log(2))
+
+
+def deg2rad(x: Any) -> Any:
+    return _float_like(x) * (math.pi / 180)
+
+
+def rad2deg(x: Any) -> Any:
+    return _float_like(x) * (180 / math.pi)
+
+
+radians, degrees = deg2rad, rad2deg
 
 
 def rsqrt(x: Any) -> Any:
@@ -1040,6 +1098,516 @@ def getitem(x: Any, key: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# diagonals, triangles, tiling, rolling, splitting, averages: compositions of slice, pad,
+# reshape, broadcast_to, concatenate, where and gather, so their gradients, fusion and compiled
+# forms come from those ops
+
+
+def _static_int(v: Any, what: str) -> int:
+    """A Python int that steers the trace (a count, an offset, a shift)."""
+    if isinstance(v, Tracer):
+        raise UnsupportedError(
+            f"{what} must be a Python int, not a traced value (it decides the result's shape)",
+            user_location(),
+        )
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise GraphcError(f"{what} must be an integer, got {v!r}", user_location()) from None
+
+
+def _axis(x: Any, axis: Any, name: str) -> int:
+    """One axis of x, normalised; a bad one is a ShapeError naming the user's line."""
+    ax = _static_int(axis, f"{name}: axis")
+    if not -x.ndim <= ax < x.ndim:
+        raise ShapeError(
+            f"{name}: axis {ax} is out of range for an array of shape {tuple(x.shape)}",
+            user_location(),
+        )
+    return ax % x.ndim
+
+
+def _slice_axis(x: Any, ax: int, start: int, stop: int) -> Any:
+    return getitem(x, (slice(None),) * ax + (slice(start, stop),))
+
+
+def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    """The diagonal of the (axis1, axis2) planes, as the last axis: a strided slice of the
+    planes flattened, so it is a view when compiled and its gradient is a pad."""
+    a = _asarr(a)
+    if a.ndim < 2:
+        raise ShapeError(
+            f"diagonal: needs an array of at least 2 dimensions, got shape {tuple(a.shape)}",
+            user_location(),
+        )
+    k = _static_int(offset, "diagonal: offset")
+    ax1, ax2 = _axis(a, axis1, "diagonal"), _axis(a, axis2, "diagonal")
+    if ax1 == ax2:
+        raise ShapeError("diagonal: axis1 and axis2 cannot be the same", user_location())
+    x = moveaxis(a, (ax1, ax2), (-2, -1))
+    n, m = x.shape[-2:]
+    length = builtins.max(0, builtins.min(n, m - k) if k >= 0 else builtins.min(n + k, m))
+    flat = reshape(x, tuple(x.shape[:-2]) + (n * m,))
+    start = (k if k >= 0 else -k * m) if length else 0
+    stop = start + (length - 1) * (m + 1) + 1 if length else 0
+    lead = flat.ndim - 1
+    return bind(
+        "slice",
+        flat,
+        start=(0,) * lead + (start,),
+        stop=tuple(flat.shape[:-1]) + (stop,),
+        step=(1,) * lead + (m + 1,),
+    )
+
+
+def trace(
+    a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None
+) -> Any:
+    _no_extras("trace", out)
+    return sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+def diag(v: Any, k: int = 0) -> Any:
+    """The k-th diagonal of a 2-d array, or a 2-d array with a 1-d one on its k-th diagonal
+    (a pad with interior zeros, reshaped)."""
+    v = _asarr(v)
+    k = _static_int(k, "diag: k")
+    if v.ndim == 2:
+        return diagonal(v, k)
+    if v.ndim != 1:
+        raise ShapeError(
+            f"diag: input must be 1-d or 2-d, got shape {tuple(v.shape)}", user_location()
+        )
+    length = v.shape[0]
+    n = length + builtins.abs(k)
+    if length == 0:
+        pads = ((0, n * n, 0),)
+    else:
+        start = k if k >= 0 else -k * n
+        pads = ((start, n * n - (start + (length - 1) * (n + 1) + 1), n),)
+    return reshape(bind("pad", v, pads=pads, value=0.0), (n, n))
+
+
+def _tri(m: Any, k: Any, name: str, lower: bool) -> Any:
+    m = _asarr(m)
+    k = _static_int(k, f"{name}: k")
+    if m.ndim < 1:
+        raise ShapeError(f"{name}: needs an array of at least 1 dimension", user_location())
+    rows, cols = m.shape[-2:] if m.ndim >= 2 else (m.shape[0], m.shape[0])
+    zero = np.zeros((), m.dtype)
+    if lower:
+        return where(np.tri(rows, cols, k=k, dtype=bool), m, zero)
+    return where(np.tri(rows, cols, k=k - 1, dtype=bool), zero, m)
+
+
+def tril(m: Any, k: int = 0) -> Any:
+    return _tri(m, k, "tril", True)
+
+
+def triu(m: Any, k: int = 0) -> Any:
+    return _tri(m, k, "triu", False)
+
+
+def tile(A: Any, reps: Any) -> Any:
+    """A repeated reps times along each axis: a broadcast of A with a unit axis before each of
+    its axes, reshaped (its gradient sums the copies)."""
+    A = _asarr(A)
+    reps = (reps,) if np.ndim(reps) == 0 else tuple(reps)
+    reps = tuple(_static_int(r, "tile: reps") for r in reps)
+    if builtins.any(r < 0 for r in reps):
+        raise ShapeError(f"tile: negative repetitions in {reps}", user_location())
+    d = builtins.max(len(reps), A.ndim)
+    reps = (1,) * (d - len(reps)) + reps
+    shape = (1,) * (d - A.ndim) + tuple(A.shape)
+    x = reshape(A, tuple(v for s in shape for v in (1, s)))
+    x = broadcast_to(x, tuple(v for r, s in zip(reps, shape, strict=True) for v in (r, s)))
+    return reshape(x, tuple(r * s for r, s in zip(reps, shape, strict=True)))
+
+
+def repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
+    """Each element repeated along axis (flattened first when axis is None): a broadcast for
+    one count, a gather for a count per element."""
+    a = _asarr(a)
+    if isinstance(repeats, Tracer):
+        raise UnsupportedError(
+            "repeat: repeats must be Python ints, not traced values (they decide the "
+            "result's shape)",
+            user_location(),
+        )
+    if axis is None:
+        a, ax = ravel(a), 0
+    else:
+        ax = _axis(a, axis, "repeat")
+    r = np.asarray(repeats)
+    if r.dtype.kind not in "iu" or r.ndim > 1:
+        raise GraphcError(
+            f"repeat: repeats must be an int or a 1-d sequence of ints, got {repeats!r}",
+            user_location(),
+        )
+    if np.any(r < 0):
+        raise ShapeError(f"repeat: negative repeats {repeats!r}", user_location())
+    n = a.shape[ax]
+    if r.size == 1:
+        x = expand_dims(a, ax + 1)
+        shape = list(x.shape)
+        shape[ax + 1] = int(r.reshape(()))
+        out = list(a.shape)
+        out[ax] = n * shape[ax + 1]
+        return reshape(broadcast_to(x, tuple(shape)), tuple(out))
+    if r.shape != (n,):
+        raise ShapeError(
+            f"repeat: {r.size} repeat counts for an axis of length {n}", user_location()
+        )
+    return bind("gather", a, np.repeat(np.arange(n, dtype=np.int64), r), axis=ax)
+
+
+def roll(a: Any, shift: Any, axis: Any = None) -> Any:
+    """Elements shifted cyclically along axes: two slices joined in the other order."""
+    a = _asarr(a)
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), a.shape)
+    if isinstance(shift, Tracer) or isinstance(axis, Tracer):
+        raise UnsupportedError(
+            "roll: shift and axis must be Python ints, not traced values", user_location()
+        )
+    try:
+        pairs = np.broadcast(shift, axis)
+    except ValueError:
+        raise ShapeError(
+            f"roll: shift {shift!r} and axis {axis!r} have different lengths", user_location()
+        ) from None
+    if pairs.ndim > 1:
+        raise ShapeError("roll: shift and axis must be ints or 1-d sequences", user_location())
+    totals = [0] * a.ndim
+    for s, ax in pairs:
+        totals[_axis(a, ax, "roll")] += _static_int(s, "roll: shift")
+    for ax, s in enumerate(totals):
+        n = a.shape[ax]
+        if n and s % n:
+            s %= n
+            a = concatenate([_slice_axis(a, ax, n - s, n), _slice_axis(a, ax, 0, n - s)], axis=ax)
+    return a
+
+
+def _split(name: str, ary: Any, indices_or_sections: Any, axis: Any, equal: bool) -> list[Any]:
+    ary = _asarr(ary)
+    ax = _axis(ary, axis, name)
+    n = ary.shape[ax]
+    if isinstance(indices_or_sections, Tracer):
+        raise UnsupportedError(
+            f"{name}: sections and split points must be Python ints, not traced values",
+            user_location(),
+        )
+    if np.ndim(indices_or_sections) == 0:
+        sections = _static_int(indices_or_sections, f"{name}: sections")
+        if sections <= 0:
+            raise ShapeError(f"{name}: the number of sections must be positive", user_location())
+        if equal and n % sections:
+            raise ShapeError(
+                f"{name}: an axis of length {n} does not split into {sections} equal "
+                "sections (np.array_split allows unequal ones)",
+                user_location(),
+            )
+        each, extra = divmod(n, sections)
+        sizes = [each + 1] * extra + [each] * (sections - extra)
+        points = [builtins.sum(sizes[:i]) for i in range(sections + 1)]
+    else:
+        points = [0] + [_static_int(i, f"{name}: split point") for i in indices_or_sections] + [n]
+    return [_slice_axis(ary, ax, a, b) for a, b in zip(points[:-1], points[1:], strict=True)]
+
+
+def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    return _split("split", ary, indices_or_sections, axis, True)
+
+
+def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    return _split("array_split", ary, indices_or_sections, axis, False)
+
+
+def average(
+    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: Any = False
+) -> Any:
+    """The (weighted) mean over axis; with returned=True also the sum of the weights."""
+    a = _asarr(a)
+    axes = _norm_axes(a, axis)
+    keepdims = bool(keepdims)
+    if weights is None:
+        avg = mean(a, axis=axes, keepdims=keepdims)
+        scl: Any = np.asarray(a.size / builtins.max(avg.size, 1), dtype=avg.dtype)
+    else:
+        w = _asarr(weights)
+        if a.dtype.kind in "biu":
+            dt = np.result_type(a.dtype, w.dtype, np.float64)
+        else:
+            dt = np.result_type(a.dtype, w.dtype)
+        if tuple(a.shape) != tuple(w.shape):
+            if axis is None:
+                raise ShapeError(
+                    f"average: weights of shape {tuple(w.shape)} differ from a's shape "
+                    f"{tuple(a.shape)}; give the axis they run along",
+                    user_location(),
+                )
+            given = [int(v) % a.ndim for v in np.atleast_1d(axis)]
+            if tuple(w.shape) != tuple(a.shape[g] for g in given):
+                raise ShapeError(
+                    f"average: weights of shape {tuple(w.shape)} do not match a's shape "
+                    f"{tuple(a.shape)} along axis {axis}",
+                    user_location(),
+                )
+            w = transpose(w, tuple(int(i) for i in np.argsort(given)))
+            w = reshape(w, tuple(s if i in given else 1 for i, s in enumerate(a.shape)))
+        scl = sum(w, axis=axes, dtype=dt, keepdims=keepdims)
+        if not isinstance(scl, Tracer) and np.any(scl == 0):
+            raise GraphcError("average: the weights sum to zero", user_location())
+        avg = sum(multiply(astype(a, dt), astype(w, dt)), axis=axes, keepdims=keepdims) / scl
+    if not returned:
+        return avg
+    if tuple(np.shape(scl)) != tuple(avg.shape):
+        scl = broadcast_to(scl, avg.shape)
+    return avg, scl
+
+
+def _scan(op: str, name: str):
+    """np.cumsum / np.cumprod: flattened without an axis; small ints accumulate in 64 bits."""
+
+    def fn(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        _no_extras(name, out)
+        a = _asarr(a)
+        if axis is None:
+            a, ax = ravel(a), 0
+        else:
+            ax = _axis(a, axis, name)
+        a = astype(a, dtype if dtype is not None else _sum_dtype(a))
+        return bind(op, a, axis=ax)
+
+    fn.__name__ = name
+    return fn
+
+
+cumsum = _scan("cumsum", "cumsum")
+cumprod = _scan("cumprod", "cumprod")
+
+
+def _sortable(a: Any, axis: Any, name: str, kind: Any, order: Any) -> tuple[Any, int]:
+    if order is not None:
+        raise UnsupportedError(
+            f"{name}: order= (structured arrays) is not supported", user_location()
+        )
+    a = _asarr(a)
+    if axis is None:
+        return ravel(a), 0
+    return a, _axis(a, axis, name)
+
+
+def argsort(
+    a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
+) -> Any:
+    """Indices that sort a along axis; always stable (ties keep their order)."""
+    a, ax = _sortable(a, axis, "argsort", kind, order)
+    return bind("argsort", a, axis=ax)
+
+
+def take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
+    """arr[..., indices, ...] along one axis: a gather with every other axis indexed by a
+    broadcast arange."""
+    arr, idx = _asarr(arr), _asarr(indices)
+    if axis is None:
+        arr, ax = ravel(arr), 0
+    else:
+        ax = _axis(arr, axis, "take_along_axis")
+    if idx.ndim != arr.ndim:
+        raise ShapeError(
+            f"take_along_axis: indices of shape {tuple(idx.shape)} need as many dimensions as "
+            f"the array, of shape {tuple(arr.shape)}",
+            user_location(),
+        )
+    if not isinstance(idx, Tracer):
+        idx = _index_array(idx, arr.shape[ax])
+    parts = []
+    for i, n in enumerate(arr.shape):
+        if i == ax:
+            parts.append(idx)
+        else:
+            parts.append(np.arange(n, dtype=np.int64).reshape((n,) + (1,) * (arr.ndim - 1 - i)))
+    return bind("gather", arr, *parts, axis=0)
+
+
+def sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None) -> Any:
+    """a sorted along axis: a gather with its argsort, so the gradient follows the
+    permutation."""
+    a, ax = _sortable(a, axis, "sort", kind, order)
+    return take_along_axis(a, bind("argsort", a, axis=ax), ax)
+
+
+# ---------------------------------------------------------------------------------------------
+# linear algebra (np.linalg)
+
+
+def _square(a: Any, name: str) -> Any:
+    a = _asarr(a)
+    if a.dtype.kind in "biu":
+        a = astype(a, np.float64)
+    elif a.dtype not in (np.float32, np.float64):
+        raise DTypeError(
+            f"numpy.linalg.{name}: arrays of type {a.dtype} are not supported "
+            "(float32 and float64 are)",
+            user_location(),
+        )
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ShapeError(
+            f"numpy.linalg.{name}: needs square matrices (..., n, n), got shape {tuple(a.shape)}",
+            user_location(),
+        )
+    return a
+
+
+class SlogdetResult(NamedTuple):
+    sign: Any
+    logabsdet: Any
+
+
+def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+    """np.linalg.norm: vector norms (None, 2, 1, inf, -inf, 0, any p) and matrix norms
+    (None, 'fro', 1, -1, inf, -inf), from abs, powers and reductions."""
+    x = _asarr(x)
+    if x.dtype.kind in "biu":
+        x = astype(x, np.float64)
+    nd = x.ndim
+    if axis is None:
+        if ord is None:
+            r = sqrt(sum(x * x))
+            return reshape(r, (1,) * nd) if keepdims else r
+        axes = tuple(range(nd))
+    else:
+        axes = tuple(np.atleast_1d(axis).tolist())
+        if len(axes) in (1, 2):
+            norm_ax = _norm_axes(x, axes)
+            if len(norm_ax) != len(axes):
+                raise ShapeError("norm: duplicate axes", user_location())
+            axes = tuple(a % nd for a in axes)
+    if len(axes) == 1:
+        if isinstance(ord, str):
+            raise GraphcError(f"norm: invalid norm order {ord!r} for vectors", user_location())
+        kw = {"axis": axes, "keepdims": keepdims}
+        if ord == np.inf:
+            return max(absolute(x), **kw)
+        if ord == -np.inf:
+            return min(absolute(x), **kw)
+        if ord == 0:
+            return sum(astype(not_equal(x, 0), x.dtype), **kw)
+        if ord == 1:
+            return sum(absolute(x), **kw)
+        if ord is None or ord == 2:
+            return sqrt(sum(x * x, **kw))
+        p = float(ord)
+        return power(sum(power(absolute(x), p), **kw), 1.0 / p)
+    if len(axes) == 2:
+        row, col = axes
+        if ord in (2, -2, "nuc"):
+            raise UnsupportedError(
+                f"norm: the matrix norm ord={ord!r} needs singular values, which graphc does "
+                "not compute",
+                user_location(),
+            )
+        if ord is None or ord in ("fro", "f"):
+            r = sqrt(sum(x * x, axis=axes))
+        elif ord in (1, -1):
+            red = max if ord == 1 else min
+            r = red(sum(absolute(x), axis=row), axis=col - 1 if col > row else col)
+        elif ord in (np.inf, -np.inf):
+            red = max if ord == np.inf else min
+            r = red(sum(absolute(x), axis=col), axis=row - 1 if row > col else row)
+        else:
+            raise GraphcError(f"norm: invalid norm order {ord!r} for matrices", user_location())
+        if keepdims:
+            r = reshape(r, tuple(1 if i in axes else s for i, s in enumerate(x.shape)))
+        return r
+    raise ShapeError(
+        f"norm: axis must name 1 or 2 axes (a vector or a matrix norm), got {axis!r} for an "
+        f"array of shape {tuple(x.shape)}",
+        user_location(),
+    )
+
+
+class linalg:  # noqa: N801  (mirrors np.linalg)
+    """graphc's np.linalg: norm (a composition), inv, det and slogdet (ops with NumPy
+    fallbacks when compiled), solve (an op of its own, LU as in NumPy)."""
+
+    norm = staticmethod(_norm)
+
+    @staticmethod
+    def inv(a: Any) -> Any:
+        return bind("inv", _square(a, "inv"))
+
+    @staticmethod
+    def det(a: Any) -> Any:
+        return bind("det", _square(a, "det"))
+
+    @staticmethod
+    def slogdet(a: Any) -> SlogdetResult:
+        a = _square(a, "slogdet")
+        return SlogdetResult(bind("detsign", a), bind("logabsdet", a))
+
+    @staticmethod
+    def solve(a: Any, b: Any) -> Any:
+        a, b = _square(a, "solve"), _asarr(b)
+        b = astype(b, np.result_type(a.dtype, b.dtype, np.float32))
+        a = astype(a, b.dtype)
+        if b.ndim == 0 or b.shape[-1 if b.ndim == 1 else -2] != a.shape[-1]:
+            raise ShapeError(
+                f"numpy.linalg.solve: b of shape {tuple(b.shape)} does not fit a of shape "
+                f"{tuple(a.shape)}",
+                user_location(),
+            )
+        # NumPy 2: a 1-d b is one vector; otherwise b is a stack of (n, k) matrices
+        vec = b.ndim == 1
+        if vec:
+            b = reshape(b, (b.shape[0], 1))
+        batch = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+        a = broadcast_to(a, batch + tuple(a.shape[-2:]))
+        b = broadcast_to(b, batch + tuple(b.shape[-2:]))
+        x = bind("solve", a, b)
+        return reshape(x, tuple(x.shape[:-1])) if vec else x
+
+
+def _ufunc_reduce(fn: Callable, name: str, accumulates: bool):
+    """np.<ufunc>.reduce(x, axis=0, dtype=None, keepdims=False) as the matching reduction."""
+
+    def handler(
+        x: Any,
+        axis: Any = 0,
+        dtype: Any = None,
+        out: Any = None,
+        keepdims: bool = False,
+        initial: Any = None,
+        where: Any = True,
+    ) -> Any:
+        if out is not None or initial is not None or where is not True:
+            raise UnsupportedError(
+                f"numpy.{name}.reduce: out=, initial= and where= are not supported",
+                user_location(),
+            )
+        x = _asarr(x)
+        if accumulates:
+            return fn(x, axis=axis, dtype=dtype, keepdims=keepdims)
+        if dtype is not None:
+            x = astype(x, dtype)
+        return fn(x, axis=axis, keepdims=keepdims)
+
+    return handler
+
+
+HANDLED_UFUNC_METHODS.update(
+    {
+        (np.add, "reduce"): _ufunc_reduce(sum, "add", True),
+        (np.multiply, "reduce"): _ufunc_reduce(prod, "multiply", True),
+        (np.maximum, "reduce"): _ufunc_reduce(max, "maximum", False),
+        (np.minimum, "reduce"): _ufunc_reduce(min, "minimum", False),
+    }
+)
+
+
+# ---------------------------------------------------------------------------------------------
 # wiring into the tracer
 
 _UFUNCS: dict[np.ufunc, Callable] = {
@@ -1074,6 +1642,31 @@ _UFUNCS: dict[np.ufunc, Callable] = {
     np.cos: cos,
     np.tan: tan,
     np.tanh: tanh,
+    np.sinh: sinh,
+    np.cosh: cosh,
+    np.arcsin: arcsin,  # also np.asin, np.acos, ... (the same ufuncs in NumPy 2)
+    np.arccos: arccos,
+    np.arctan: arctan,
+    np.arcsinh: arcsinh,
+    np.arccosh: arccosh,
+    np.arctanh: arctanh,
+    np.arctan2: arctan2,
+    np.hypot: hypot,
+    np.cbrt: cbrt,
+    np.fabs: fabs,
+    np.fmax: fmax,
+    np.fmin: fmin,
+    np.copysign: copysign,
+    np.heaviside: heaviside,
+    np.fmod: fmod,
+    np.remainder: remainder,
+    np.floor_divide: floor_divide,
+    np.trunc: trunc,
+    np.deg2rad: deg2rad,
+    np.radians: radians,
+    np.rad2deg: rad2deg,
+    np.degrees: degrees,
+    np.logaddexp2: logaddexp2,
     np.floor: floor,
     np.ceil: ceil,
     np.rint: rint,
@@ -1170,6 +1763,27 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.size: size,
     np.astype: astype,
     np.result_type: result_type,
+    np.trace: trace,
+    np.diagonal: diagonal,
+    np.diag: diag,
+    np.triu: triu,
+    np.tril: tril,
+    np.tile: tile,
+    np.repeat: repeat,
+    np.roll: roll,
+    np.split: split,
+    np.array_split: array_split,
+    np.average: average,
+    np.cumsum: cumsum,
+    np.cumprod: cumprod,
+    np.sort: sort,
+    np.argsort: argsort,
+    np.take_along_axis: take_along_axis,
+    np.linalg.norm: linalg.norm,
+    np.linalg.inv: linalg.inv,
+    np.linalg.det: linalg.det,
+    np.linalg.slogdet: linalg.slogdet,
+    np.linalg.solve: linalg.solve,
 }
 HANDLED_FUNCTIONS.update(_FUNCTIONS)
 
@@ -1247,9 +1861,12 @@ def _install_operators() -> None:
     T.__xor__ = lambda a, b: _xor(a, b)
     T.__rxor__ = lambda a, b: _xor(b, a)
     T.__invert__ = _invert
+    # float // and % (integer operands get remainder's clear "cast to float first" error)
+    T.__floordiv__ = lambda a, b: _weak(floor_divide(a, b), a, b)
+    T.__rfloordiv__ = lambda a, b: _weak(floor_divide(b, a), a, b)
+    T.__mod__ = lambda a, b: _weak(remainder(a, b), a, b)
+    T.__rmod__ = lambda a, b: _weak(remainder(b, a), a, b)
     for name, sym in [
-        ("floordiv", "//"),
-        ("mod", "%"),
         ("lshift", "<<"),
         ("rshift", ">>"),
         ("divmod", "divmod"),
@@ -1297,6 +1914,14 @@ def _install_operators() -> None:
     T.round = lambda a, decimals=0: round(a, decimals)
     T.copy = lambda a: a
     T.take = lambda a, indices, axis=None: take(a, indices, axis)
+    T.trace = lambda a, offset=0, axis1=0, axis2=1, dtype=None, out=None: trace(
+        a, offset, axis1, axis2, dtype, out
+    )
+    T.diagonal = lambda a, offset=0, axis1=0, axis2=1: diagonal(a, offset, axis1, axis2)
+    T.repeat = lambda a, repeats, axis=None: repeat(a, repeats, axis)
+    T.cumsum = lambda a, axis=None, dtype=None, out=None: cumsum(a, axis, dtype, out)
+    T.cumprod = lambda a, axis=None, dtype=None, out=None: cumprod(a, axis, dtype, out)
+    T.argsort = lambda a, axis=-1, kind=None, order=None: argsort(a, axis, kind, order)
 
     def _item(a: Any, *args: Any) -> Any:
         raise TracerError(
@@ -1334,7 +1959,9 @@ __all__ = [
         "make_const",
         "registry",
         "HANDLED_FUNCTIONS",
+        "HANDLED_UFUNC_METHODS",
         "HANDLED_UFUNCS",
+        "NamedTuple",
         "Tracer",
         "TracerError",
         "UnsupportedError",

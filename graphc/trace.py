@@ -175,6 +175,8 @@ def spec(text_or_shape: str | tuple[int, ...], dtype: Any = np.float32) -> Spec:
 # NumPy functions that tracers handle: filled in by graphc.numpy
 HANDLED_FUNCTIONS: dict[Callable, Callable] = {}
 HANDLED_UFUNCS: dict[np.ufunc, Callable] = {}
+# ufunc methods (np.add.reduce, ...): handler(operand, **NumPy's keyword arguments)
+HANDLED_UFUNC_METHODS: dict[tuple[np.ufunc, str], Callable] = {}
 
 
 def _concrete_error(what: str, hint: str) -> TracerError:
@@ -274,6 +276,9 @@ class Tracer:
     # -- NumPy protocols --------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__":
+            handler = HANDLED_UFUNC_METHODS.get((ufunc, method))
+            if handler is not None:
+                return handler(*inputs, **kwargs)
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__}.{method} is not supported by graphc", user_location()
             )

@@ -18,14 +18,34 @@ from numba import njit
 
 from graphc.codegen import mathlib as ml
 from graphc.codegen.mathlib import (
+    acos_f32,
+    acos_f64,
+    acosh_f32,
+    acosh_f64,
+    asin_f32,
+    asin_f64,
+    asinh_f32,
+    asinh_f64,
+    atan2_f32,
+    atan2_f64,
+    atan_f32,
+    atan_f64,
+    atanh_f32,
+    atanh_f64,
     cos_f32,
     cos_f64,
+    cosh_f32,
+    cosh_f64,
     erf_f32,
     erf_f64,
     exp_f32,
     exp_f64,
     expm1_f32,
     expm1_f64,
+    floor_divide_f32,
+    floor_divide_f64,
+    hypot_f32,
+    hypot_f64,
     log1p_f32,
     log1p_f64,
     log_f32,
@@ -34,6 +54,8 @@ from graphc.codegen.mathlib import (
     sigmoid_f64,
     sin_f32,
     sin_f64,
+    sinh_f32,
+    sinh_f64,
     softplus_f32,
     softplus_f64,
     tan_f32,
@@ -42,7 +64,13 @@ from graphc.codegen.mathlib import (
     tanh_f64,
 )
 
-OPS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan")
+OPS = (
+    "exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan",
+    "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
+)  # fmt: skip
+BINARY = ("atan2", "hypot", "floor_divide")
+NUMPY_NAME = dict(asin="arcsin", acos="arccos", atan="arctan", asinh="arcsinh", acosh="arccosh",
+                  atanh="arctanh", atan2="arctan2")  # fmt: skip
 DTYPES = {"f32": np.float32, "f64": np.float64}
 
 # Max ulp error over the whole domain (sin/cos/tan: over |x| < TRIG_RANGE), as documented in the
@@ -50,9 +78,11 @@ DTYPES = {"f32": np.float32, "f64": np.float64}
 # here is smaller). float64 erf is compared with glibc's erf (itself within 0.8 ulp).
 MAX_ULP = {
     "f32": dict(exp=1, expm1=1, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=1, sin=1, cos=1,
-                tan=1),
+                tan=1, sinh=1, cosh=1, asin=1, acos=1, atan=1, asinh=1, acosh=1, atanh=1,
+                atan2=1, hypot=1, floor_divide=0),
     "f64": dict(exp=1, expm1=2, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=2, sin=2, cos=2,
-                tan=4),
+                tan=4, sinh=2, cosh=2, asin=2, acos=2, atan=1, asinh=2, acosh=2, atanh=2,
+                atan2=2, hypot=1, floor_divide=0),
 }  # fmt: skip
 TRIG_RANGE = {"f32": 2.0**35 * math.pi / 2, "f64": 2.0**29 * math.pi / 2}
 FASTMATH = {"contract", "reassoc", "arcp"}
@@ -79,6 +109,30 @@ def _all_f32(x, out):
         out[10, i] = tan_f32(v)
 
 
+# the inverse and hyperbolic functions in a loop of their own: one loop body with all 19 is
+# too large for LLVM's loop vectorizer (each function alone, or these groups, vectorize)
+@njit(error_model="numpy")
+def _more_f32(x, out):
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[11, i] = sinh_f32(v)
+        out[12, i] = cosh_f32(v)
+        out[13, i] = asin_f32(v)
+        out[14, i] = acos_f32(v)
+        out[15, i] = atan_f32(v)
+        out[16, i] = asinh_f32(v)
+        out[17, i] = acosh_f32(v)
+        out[18, i] = atanh_f32(v)
+
+
+@njit(error_model="numpy")
+def _binary_f32(x, y, out):
+    for i in range(x.shape[0]):
+        out[0, i] = atan2_f32(x[i], y[i])
+        out[1, i] = hypot_f32(x[i], y[i])
+        out[2, i] = floor_divide_f32(x[i], y[i])
+
+
 @njit(error_model="numpy")
 def _all_f64(x, out):
     for i in range(x.shape[0]):
@@ -96,22 +150,55 @@ def _all_f64(x, out):
         out[10, i] = tan_f64(v)
 
 
+# the inverse and hyperbolic functions in a loop of their own: one loop body with all 19 is
+# too large for LLVM's loop vectorizer (each function alone, or these groups, vectorize)
+@njit(error_model="numpy")
+def _more_f64(x, out):
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[11, i] = sinh_f64(v)
+        out[12, i] = cosh_f64(v)
+        out[13, i] = asin_f64(v)
+        out[14, i] = acos_f64(v)
+        out[15, i] = atan_f64(v)
+        out[16, i] = asinh_f64(v)
+        out[17, i] = acosh_f64(v)
+        out[18, i] = atanh_f64(v)
+
+
+@njit(error_model="numpy")
+def _binary_f64(x, y, out):
+    for i in range(x.shape[0]):
+        out[0, i] = atan2_f64(x[i], y[i])
+        out[1, i] = hypot_f64(x[i], y[i])
+        out[2, i] = floor_divide_f64(x[i], y[i])
+
+
 @njit(cache=True)
 def _erf_ref(x, out):
     for i in range(x.shape[0]):
         out[i] = math.erf(x[i])
 
 
-_STRICT = {"f32": _all_f32, "f64": _all_f64}
+_STRICT = {"f32": (_all_f32, _more_f32), "f64": (_all_f64, _more_f64)}
 # not cached, so that their LLVM IR can be inspected; default error_model ("python")
-_FAST = {dt: njit(fastmath=FASTMATH)(k.py_func) for dt, k in _STRICT.items()}
+_FAST = {dt: tuple(njit(fastmath=FASTMATH)(k.py_func) for k in ks) for dt, ks in _STRICT.items()}
 
 
 def run_all(x: np.ndarray, fast: bool = False) -> dict[str, np.ndarray]:
     dt = "f32" if x.dtype == np.float32 else "f64"
     out = np.empty((len(OPS), x.size), x.dtype)
-    (_FAST if fast else _STRICT)[dt](np.ascontiguousarray(x), out)
+    for kern in (_FAST if fast else _STRICT)[dt]:
+        kern(np.ascontiguousarray(x), out)
     return dict(zip(OPS, out, strict=True))
+
+
+def run_binary(x: np.ndarray, y: np.ndarray, dt: str) -> dict[str, np.ndarray]:
+    t = DTYPES[dt]
+    x, y = np.ascontiguousarray(x, t), np.ascontiguousarray(y, t)
+    out = np.empty((len(BINARY), x.size), t)
+    {"f32": _binary_f32, "f64": _binary_f64}[dt](x, y, out)
+    return dict(zip(BINARY, out, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +254,7 @@ def reference(op: str, x: np.ndarray) -> np.ndarray:
         elif op == "softplus":
             r = np.logaddexp(hp(0), v)
         else:
-            r = getattr(np, op)(v)
+            r = getattr(np, NUMPY_NAME.get(op, op))(v)
         return r.astype(x.dtype)
 
 
@@ -182,7 +269,7 @@ def numpy_result(op: str, x: np.ndarray) -> np.ndarray:
             return np.logaddexp(t(0), x)
         if op == "erf":
             return np.array([math.erf(float(v)) for v in x], x.dtype)
-        return getattr(np, op)(x)
+        return getattr(np, NUMPY_NAME.get(op, op))(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,14 +354,18 @@ def special_values(dt: str) -> np.ndarray:
 
 
 def test_lookup():
-    assert set(ml.FUNCS) == {(op, dt) for op in OPS for dt in DTYPES}
+    assert set(ml.FUNCS) == {(op, dt) for op in OPS + BINARY for dt in DTYPES}
     for (op, dt), fn in ml.FUNCS.items():
+        if op in BINARY:
+            assert fn(7.0, 2.0) == run_binary(np.array([7.0]), np.array([2.0]), dt)[op][0]
+            continue
         name = ml.source_name(op, dt)
         assert name == f"{op}_{dt}" and getattr(ml, name) is fn
         ns: dict = {}
         exec(f"from graphc.codegen.mathlib import {name}", ns)
         assert ns[name] is fn
-        assert fn(0.5) == run_all(np.array([0.5], DTYPES[dt]))[op][0]  # callable from Python
+        want = run_all(np.array([0.5], DTYPES[dt]))[op][:1]
+        assert np.array_equal([fn(0.5)], want, equal_nan=True)  # callable from Python
     with pytest.raises(KeyError):
         ml.source_name("sqrt", "f32")
 
@@ -390,14 +481,70 @@ def test_fastmath_kernel_same_results(dt):
 @pytest.mark.parametrize("dt", list(DTYPES))
 def test_loop_is_vectorized(dt):
     """The functions are inlined (no call left in the loop) and the loop uses vector types."""
-    kern = _FAST[dt]
     x = np.linspace(0.5, 2.0, 64).astype(DTYPES[dt])
     run_all(x, fast=True)
-    llvm = kern.inspect_llvm(kern.signatures[0])
-    calls = set(re.findall(r"call [^@\n]*@(\S+?)\(", llvm))
-    assert not [c for c in calls if "7codegen7mathlib" in c], (
-        calls
-    )  # mangled graphc.codegen.mathlib
-    elem = "float" if dt == "f32" else "double"
-    widths = {int(w) for w in re.findall(rf"<(\d+) x {elem}>", llvm)}
-    assert widths and max(widths) >= 4, widths
+    for k, kern in enumerate(_FAST[dt]):
+        llvm = kern.inspect_llvm(kern.signatures[0])
+        calls = set(re.findall(r"call [^@\n]*@(\S+?)\(", llvm))
+        assert not [c for c in calls if "7codegen7mathlib" in c], calls  # mangled module name
+        # the inverse and hyperbolic float32 functions work in float64 vectors
+        elem = "float" if dt == "f32" and k == 0 else "double"
+        widths = {int(w) for w in re.findall(rf"<(\d+) x {elem}>", llvm)}
+        assert widths and max(widths) >= 4, (k, widths)
+
+
+@pytest.mark.parametrize("dt", list(DTYPES))
+def test_hyperbolic_overflow_edges(dt):
+    """sinh and cosh overflow exactly where the rounded result does (exp overflows earlier:
+    float32 past 88.72283, float64 past 709.782712893384)."""
+    last, first = {"f32": (89.415985, 89.41599), "f64": (710.4758600739439, 710.475860073944)}[dt]
+    x = np.array([last, first, -last, -first], DTYPES[dt])
+    r = run_all(x)
+    assert np.isfinite(r["cosh"][[0, 2]]).all() and (r["cosh"][[1, 3]] == np.inf).all()
+    assert np.isfinite(r["sinh"][[0, 2]]).all()
+    assert r["sinh"][1] == np.inf and r["sinh"][3] == -np.inf
+    assert (ulp_diff(r["cosh"][[0, 2]], reference("cosh", x[[0, 2]])) <= MAX_ULP[dt]["cosh"]).all()
+
+
+@pytest.mark.parametrize("dt", list(DTYPES))
+def test_binary_functions(dt):
+    """atan2, hypot and floor_divide: ulp error on spread bit patterns and normal values, and
+    exactly NumPy's result on every pair of special values (signed zeros, infinities, NaN,
+    subnormals, overflow edges)."""
+    t = DTYPES[dt]
+    hp = np.float64 if dt == "f32" else np.longdouble
+    rng = np.random.default_rng(11)
+    n = 200_000
+    x = np.concatenate([_bit_sweep(dt, n), rng.standard_normal(n).astype(t)])
+    y = np.concatenate([_bit_sweep(dt, n)[::-1], rng.standard_normal(n).astype(t)])
+    got = run_binary(x, y, dt)
+    with np.errstate(all="ignore"):
+        refs = {
+            "atan2": np.arctan2(x.astype(hp), y.astype(hp)).astype(t),
+            "hypot": np.hypot(x.astype(hp), y.astype(hp)).astype(t),
+            "floor_divide": np.floor_divide(x, y),  # exact: NumPy's own algorithm
+        }
+    for op in BINARY:
+        err = ulp_diff(got[op], refs[op])
+        assert err.max() <= MAX_ULP[dt][op], (op, dt, x[err.argmax()], y[err.argmax()])
+    sv = special_values(dt)
+    sx, sy = (a.ravel() for a in np.meshgrid(sv, sv))
+    got = run_binary(sx, sy, dt)
+    with np.errstate(all="ignore"):
+        for op, f in [
+            ("atan2", np.arctan2),
+            ("hypot", np.hypot),
+            ("floor_divide", np.floor_divide),
+        ]:
+            want = f(sx, sy)
+            exact = ~np.isfinite(want) | (want == 0)
+            g, w = got[op][exact], want[exact]
+            same = (np.isnan(g) & np.isnan(w)) | ((g == w) & (np.signbit(g) == np.signbit(w)))
+            assert same.all(), (op, dt, sx[exact][~same], sy[exact][~same], g[~same], w[~same])
+            if op == "floor_divide":  # NumPy's own algorithm and precision: exactly its result
+                assert np.array_equal(got[op], want, equal_nan=True), (op, dt)
+                continue
+            err = ulp_diff(
+                got[op][~exact], f(sx[~exact].astype(hp), sy[~exact].astype(hp)).astype(t)
+            )
+            assert err.max(initial=0) <= MAX_ULP[dt][op], (op, dt)

@@ -667,6 +667,168 @@ row(
     smooth=False,
 )
 
+# ---------------------------------------------------------------------------------------------
+# more ufuncs: inverse and hyperbolic trigonometry, NaN-ignoring extrema, remainders. Each op's
+# edge-case row comes first, so that it is one of the two rows the compiled backend runs.
+
+_INF, _NAN = np.inf, np.nan
+_EDGE_UNARY = [
+    # sinh/cosh overflow float32 exactly past 89.4159 (exp already past 88.7228)
+    ("sinh", np.sinh, fixed([-89.42, -89.41, -88.9, -1e-30, -0.0, 0.0, 1e-3, 89.41, 89.42], F32)),
+    ("cosh", np.cosh, fixed([-_INF, -89.41, -88.9, 0.0, 1e-3, 89.41, 89.42, 100.0, _NAN], F32)),
+    ("arcsin", np.arcsin, fixed([-1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 1.5, _NAN])),
+    ("arccos", np.arccos, fixed([-1.0, -0.0, 1e-8, 0.5, 1.0, -1.5, _NAN], F32)),
+    ("arctan", np.arctan, fixed([-_INF, -1e300, -2.5, -0.0, 1e-310, 0.7, 1e20, _INF, _NAN])),
+    ("arcsinh", np.arcsinh, fixed([-_INF, -1e300, -3.0, -0.0, 1e-310, 0.5, 1e200, _INF, _NAN])),
+    ("arccosh", np.arccosh, fixed([0.5, 1.0, 1.0 + 1e-6, 2.0, 3e38, _INF, _NAN], F32)),
+    ("arctanh", np.arctanh, fixed([-1.0, -0.5, -0.0, 1e-20, 0.9999, 1.0, 1.5, _NAN])),
+    ("cbrt", np.cbrt, fixed([-_INF, -27.0, -0.0, 1e-300, 8.0, 1e300, _NAN])),
+]
+_NEW_UNARY = [
+    ("sinh", np.sinh, lambda s, d: normal(*s, dtype=d, scale=3)),
+    ("cosh", np.cosh, lambda s, d: normal(*s, dtype=d, scale=3)),
+    ("arcsin", np.arcsin, lambda s, d: uniform(-0.9, 0.9, *s, dtype=d)),
+    ("arccos", np.arccos, lambda s, d: uniform(-0.9, 0.9, *s, dtype=d)),
+    ("arctan", np.arctan, lambda s, d: normal(*s, dtype=d, scale=3)),
+    ("arcsinh", np.arcsinh, lambda s, d: normal(*s, dtype=d, scale=3)),
+    ("arccosh", np.arccosh, lambda s, d: uniform(1.1, 5, *s, dtype=d)),
+    ("arctanh", np.arctanh, lambda s, d: uniform(-0.9, 0.9, *s, dtype=d)),
+    ("cbrt", np.cbrt, lambda s, d: nonzero(*s, dtype=d)),
+]
+for _op, _f, _edge in _EDGE_UNARY:
+    row(_op, f"{_op}-edges", _f, _edge, smooth=False)
+for _op, _f, _mk in _NEW_UNARY:
+    for _shape, _dt in UNARY_SHAPES[:3]:
+        row(_op, f"{_op}-{dname(_dt)}-{name(_shape)}", _f, _mk(_shape, _dt))
+    row(_op, f"{_op}-i64-promotes", _f, ints(1, 3, 3, 2), smooth=False)
+# NumPy 2 spells the inverse functions asin, acos, ... too (the same ufuncs)
+row("arcsin", "arcsin-asin-f32", np.asin, uniform(-0.9, 0.9, 2, 3, dtype=F32))
+row("arccos", "arccos-acos-f64", np.acos, uniform(-0.9, 0.9, 4))
+row("arctan", "arctan-atan-f64", np.atan, normal(3, 2))
+row("arcsinh", "arcsinh-asinh-f32", np.asinh, normal(5, dtype=F32))
+row("arccosh", "arccosh-acosh-f64", np.acosh, uniform(1.1, 4, 3))
+row("arctanh", "arctanh-atanh-f64", np.atanh, uniform(-0.9, 0.9, 2, 2))
+row("trunc", "trunc-f64-edges", np.trunc, fixed([-_INF, -2.5, -0.7, -0.0, 0.3, 1.5, _NAN]))
+row("trunc", "trunc-f32-2x3", np.trunc, normal(2, 3, dtype=F32, scale=3), smooth=False)
+row(
+    "trunc",
+    "trunc-f64-and-trunc-i64",  # integers keep their dtype (NumPy >= 2.3): no op for them
+    lambda x, i: np.trunc(i) + np.trunc(x).astype(I64),
+    normal(3, 4, scale=3),
+    ints(-5, 6, 3, 4),
+    smooth=False,
+)
+row("abs", "abs-fabs-f32", np.fabs, fixed([-_INF, -1.5, -0.0, 2.0, _NAN], F32), smooth=False)
+row("abs", "abs-fabs-i64-promotes", np.fabs, ints(-5, 6, 3, 4), smooth=False)
+row("abs", "abs-fabs-f64", np.fabs, normal(3, 4))
+row("mul", "mul-deg2rad-f32", np.deg2rad, normal(3, 4, dtype=F32, scale=100))
+row("mul", "mul-radians-i64-promotes", np.radians, ints(-360, 360, 5))
+row("mul", "mul-rad2deg-f64", np.rad2deg, normal(2, 3))
+row("mul", "mul-degrees-f32", np.degrees, normal(4, dtype=F32))
+row("log1p", "log1p-logaddexp2-f64", np.logaddexp2, normal(3, 4, scale=3), normal(4, scale=3))
+row("log1p", "log1p-logaddexp2-f32", np.logaddexp2, normal(2, 3, dtype=F32), normal(3, dtype=F32))
+row(
+    "log1p",
+    "log1p-logaddexp2-extremes",
+    np.logaddexp2,
+    fixed([-_INF, _INF, 1100.0, -1100.0, _NAN]),
+    fixed([-_INF, _INF, 1099.0, 3.0, 0.0]),
+    smooth=False,
+)
+
+_EDGE_BINARY = [
+    (
+        "arctan2",  # C99's special values: signed zeros, infinities, x = -0.0 counts as negative
+        np.arctan2,
+        fixed([0.0, -0.0, 0.0, -0.0, 1.0, -1.0, _INF, -_INF, _INF, 2.0, -2.0, 1e-300, _NAN, 0.0]),
+        fixed([0.0, 0.0, -0.0, -0.0, 0.0, -0.0, _INF, -_INF, 3.0, _INF, -_INF, 1e300, 1.0, _NAN]),
+    ),
+    (
+        "hypot",  # no overflow or underflow before the result; inf beats NaN
+        np.hypot,
+        fixed([3e300, 3e-310, _INF, _NAN, -_INF, 0.0, -4.0], F64),
+        fixed([4e300, 4e-310, _NAN, -_INF, 1.0, -0.0, 3.0], F64),
+    ),
+    (
+        "fmax",  # NaN only where both are NaN
+        np.fmax,
+        fixed([_NAN, 1.0, _NAN, -_INF, 2.0], F32),
+        fixed([0.0, _NAN, _NAN, -1.0, -3.0], F32),
+    ),
+    ("fmin", np.fmin, fixed([_NAN, 1.0, _NAN, _INF, 2.0]), fixed([0.0, _NAN, _NAN, 1.0, -3.0])),
+    (
+        "copysign",
+        np.copysign,
+        fixed([1.5, -1.5, 0.0, -0.0, _INF, _NAN, 2.0], F32),
+        fixed([-0.0, 0.0, -1.0, 1.0, -2.0, -1.0, _NAN], F32),
+    ),
+    (
+        "heaviside",
+        np.heaviside,
+        fixed([-_INF, -1.0, -0.0, 0.0, 1e-300, _INF, _NAN]),
+        fixed([0.5, 0.5, 0.5, 0.25, 0.5, 0.5, 0.5]),
+    ),
+    (
+        "fmod",  # the sign of x; x / 0 and inf / y give NaN
+        np.fmod,
+        fixed([5.5, -5.5, 5.5, -5.5, -0.0, 1.0, _INF, 3.0]),
+        fixed([2.0, 2.0, -2.0, -2.0, 3.0, 0.0, 1.0, _INF]),
+    ),
+    (
+        "remainder",  # the sign of y (Python's %), -0.0 and 0.0 as NumPy gives them
+        np.remainder,
+        fixed([5.5, -5.5, 5.5, -5.5, -0.0, 4.0, 1.0, -3.0, _INF], F32),
+        fixed([2.0, 2.0, -2.0, -2.0, 3.0, -2.0, 0.0, _INF, 1.0], F32),
+    ),
+    (
+        "floor_divide",  # 1 // 0.1 is 9 (floor(1 / 0.1) would be 10), as in Python and NumPy
+        np.floor_divide,
+        fixed([1.0, 7.0, -7.0, 7.0, -0.0, 1.0, -1.0, 0.0, _INF, 5.0]),
+        fixed([0.1, 2.0, 2.0, -2.0, 3.0, 0.0, 0.0, 0.0, 2.0, _INF]),
+    ),
+]
+for _op, _f, _x, _y in _EDGE_BINARY:
+    row(_op, f"{_op}-edges", _f, _x, _y, smooth=False)
+_NEW_BINARY = [
+    ("arctan2", np.arctan2, normal, normal),
+    ("hypot", np.hypot, normal, normal),
+    ("fmax", np.fmax, normal, normal),
+    ("fmin", np.fmin, normal, normal),
+    ("copysign", np.copysign, normal, nonzero),
+    ("fmod", np.fmod, lambda *s, dtype: normal(*s, dtype=dtype, scale=3), nonzero),
+    ("remainder", np.remainder, lambda *s, dtype: normal(*s, dtype=dtype, scale=3), nonzero),
+    ("floor_divide", np.floor_divide, lambda *s, dtype: normal(*s, dtype=dtype, scale=3), nonzero),
+]
+for _op, _f, _mx, _my in _NEW_BINARY:
+    for _k, (_sx, _sy) in enumerate(BINARY_SHAPES[:3]):
+        _dt = (F64, F32)[_k % 2]
+        row(
+            _op,
+            f"{_op}-{dname(_dt)}-{name(_sx)}-{name(_sy)}",
+            _f,
+            _mx(*_sx, dtype=_dt),
+            _my(*_sy, dtype=_dt),
+        )
+row("arctan2", "arctan2-atan2-i64-promotes", np.atan2, ints(-3, 4, 3, 4), ints(-3, 4, 4))
+row("arctan2", "arctan2-f32-python-float", lambda y: np.arctan2(y, 2.0), normal(5, dtype=F32))
+row(
+    "hypot", "hypot-i32-promotes", np.hypot, ints(-9, 9, 2, 3, dtype=I32), ints(-9, 9, 3, dtype=I32)
+)
+row("fmax", "fmax-i32", np.fmax, ints(-5, 5, 3, 4, dtype=I32), ints(-5, 5, 4, dtype=I32))
+row("fmin", "fmin-i64-ties", np.fmin, ints(-2, 2, 5), ints(-2, 2, 5), smooth=False)
+row("fmax", "fmax-ties-f64", np.fmax, halves(3, 4), halves(4), smooth=False)
+row("copysign", "copysign-i64-promotes", np.copysign, ints(-3, 4, 4), ints(-3, 4, 4))
+row(
+    "heaviside",  # its derivative in h is 1 where floor(x) == 0
+    "heaviside-f64-of-floor",
+    lambda x, h: np.heaviside(np.floor(x), h),
+    uniform(-1.9, 1.9, 3, 4),
+    normal(3, 4),
+)
+row("heaviside", "heaviside-f32", np.heaviside, normal(2, 3, dtype=F32), normal(3, dtype=F32))
+row("remainder", "remainder-mod-f64-python-int", lambda x: np.mod(x, 3), normal(3, 4, scale=5))
+row("fmod", "fmod-i64-f64-promotes", np.fmod, ints(-9, 9, 4), nonzero(3, 1))
+
 _CMP = [
     ("lt", np.less, "<"),
     ("le", np.less_equal, "<="),
@@ -1403,6 +1565,70 @@ row(
     ref=lambda x, h: ref_max_pool2d_select(x, h, **_TIES),
     smooth=False,
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# scans, sorting, linear algebra
+
+
+def wellcond(*shape: int, dtype: Any = F64) -> Maker:
+    """Stacks of diagonally dominant (well-conditioned) square matrices."""
+    return lambda rng: (rng.standard_normal(shape) + 3 * np.eye(shape[-1])).astype(dtype)
+
+
+row("cumsum", "cumsum-axis1-f64", lambda x: np.cumsum(x, axis=1), normal(2, 3, 4))
+row("cumsum", "cumsum-flat-f32", np.cumsum, normal(3, 2, dtype=F32), tol=2e-6)
+row("cumsum", "cumsum-i32-to-i64", lambda x: np.cumsum(x, axis=0), ints(-9, 9, 4, 2, dtype=I32))
+row("cumsum", "cumsum-bool", lambda x: x.cumsum(-1), bools(2, 5))
+row("cumprod", "cumprod-axis0-f64", lambda x: np.cumprod(x, axis=0), uniform(0.5, 1.5, 3, 4))
+row("cumprod", "cumprod-flat-f32", np.cumprod, uniform(0.5, 1.5, 5, dtype=F32))
+row("cumprod", "cumprod-i64", lambda x: np.cumprod(x, 1), ints(-3, 4, 2, 4))
+row("cumprod", "cumprod-with-zeros-f64", np.cumprod, fixed([2.0, 0.0, 3.0]), smooth=False)
+row("argsort", "argsort-last-axis-f64", np.argsort, normal(3, 5))
+# graphc's argsort is always stable; NumPy's default kind may order ties differently
+row(
+    "argsort",
+    "argsort-axis0-ties",
+    lambda x: np.argsort(x, axis=0),
+    ints(0, 3, 6, 2),
+    ref=lambda x: np.argsort(x, axis=0, kind="stable"),
+)
+row("argsort", "argsort-nan-f32", np.argsort, fixed([2.0, np.nan, -1.0, 2.0], F32))
+# np.sort is a gather with the argsort: its rows check the gather side (and its gradients)
+row("gather", "gather-sort-f64", lambda x: np.sort(x, axis=1), normal(2, 4, 3))
+row("gather", "gather-sort-flat-i16", lambda x: np.sort(x, axis=None), ints(-5, 5, 3, 3, dtype=I16))
+row("inv", "inv-f64", np.linalg.inv, wellcond(3, 3))
+row("inv", "inv-batched-f32", np.linalg.inv, wellcond(2, 4, 4, dtype=F32), tol=1e-5)
+row("inv", "inv-1x1", np.linalg.inv, wellcond(1, 1))
+row(
+    "solve",
+    "solve-matrix-f64",
+    np.linalg.solve,
+    wellcond(3, 3),
+    normal(3, 2),
+)
+row(
+    "solve",
+    "solve-batched-vector-f32",
+    np.linalg.solve,
+    wellcond(2, 4, 4, dtype=F32),
+    normal(4, dtype=F32),
+    tol=1e-5,
+)
+row("solve", "solve-broadcast-batch-f64", np.linalg.solve, wellcond(3, 3), normal(2, 3, 1))
+row("det", "det-f64", np.linalg.det, normal(3, 3))
+row("det", "det-batched-f32", np.linalg.det, normal(2, 3, 3, dtype=F32), tol=1e-5)
+row("det", "det-2x2", np.linalg.det, normal(2, 2))
+row("logabsdet", "logabsdet-f64", lambda x: np.linalg.slogdet(x)[1], normal(3, 3))
+row(
+    "logabsdet",
+    "logabsdet-batched-f32",
+    lambda x: np.linalg.slogdet(x).logabsdet,
+    normal(2, 4, 4, dtype=F32),
+    tol=1e-5,
+)
+row("detsign", "detsign-f64", lambda x: np.linalg.slogdet(x)[0], normal(3, 4, 4))
+row("detsign", "detsign-singular", lambda x: np.linalg.slogdet(x).sign, fixed([[1.0, 2], [2, 4]]))
 
 
 # ---------------------------------------------------------------------------------------------

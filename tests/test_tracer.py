@@ -715,10 +715,19 @@ def test_unsupported_operand_types_are_clear():
         graphc.trace(lambda a: -a, B)
     with pytest.raises(graphc.DTypeError, match="negative integer powers"):
         graphc.trace(lambda a: a**-1, I32)
-    with pytest.raises(graphc.UnsupportedError, match="//"):
+    with pytest.raises(graphc.UnsupportedError, match="floor_divide"):
         graphc.trace(lambda a: a // 2, I32)
-    with pytest.raises(graphc.UnsupportedError, match="%"):
-        graphc.trace(lambda a: a % 2, X)
+    with pytest.raises(graphc.UnsupportedError, match="<<"):
+        graphc.trace(lambda a: a << 2, I32)
+
+
+def test_float_floor_division_and_remainder_operators():
+    x = np.array([-3.5, -1.0, 0.25, 2.0, 7.75])
+    f = lambda a: (a // 0.75, a % 0.75, 5.0 // (a + 9), 5.0 % (a + 9))  # noqa: E731
+    for got, want in zip(graphc.evaluate(graphc.trace(f, x), x), f(x), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(graphc.jit(f)(x), f(x), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1514,12 +1523,12 @@ def test_other_shape_errors_name_the_op():
 @pytest.mark.parametrize(
     "fn, name",
     [
-        (lambda x: np.arctan2(x, x), "numpy.arctan2"),
-        (lambda x: np.linalg.inv(x), "numpy.linalg.inv"),
-        (lambda x: np.cumsum(x), "numpy.cumsum"),
-        (lambda x: np.sort(x), "numpy.sort"),
+        (lambda x: np.nextafter(x, x), "numpy.nextafter"),
+        (lambda x: np.linalg.eig(x), "numpy.linalg.eig"),
+        (lambda x: np.unique(x), "numpy.unique"),
+        (lambda x: np.searchsorted(x[0], x[1]), "numpy.searchsorted"),
         (lambda x: np.fft.fft(x), "numpy.fft.fft"),
-        (lambda x: np.add.reduce(x), "numpy.add.reduce"),
+        (lambda x: np.add.accumulate(x), "numpy.add.accumulate"),
         (lambda x: np.tanh(x, out=x), "out="),
         (lambda x: np.where(x > 0), "np.where(cond, x, y)"),
         (lambda x: np.sum(x, where=x > 0), "where="),
@@ -1534,10 +1543,10 @@ def test_unsupported_numpy_functions_are_named(fn, name):
 
 def test_unsupported_function_location():
     def fn(x):
-        return np.linalg.inv(x) @ x  # err-inv
+        return np.linalg.eig(x) @ x  # err-inv
 
     e = _raise_info(graphc.UnsupportedError, fn, randn(3, 3))
-    assert "numpy.linalg.inv is not supported" in str(e)
+    assert "numpy.linalg.eig is not supported" in str(e)
     _assert_points_at(e, "err-inv")
 
 
@@ -1587,7 +1596,7 @@ def test_ufunc_out_argument_raises():
     "fn, exc",
     [
         (lambda x: x + np.ones(5), graphc.ShapeError),
-        (lambda x: np.cumsum(x), graphc.UnsupportedError),
+        (lambda x: np.unique(x), graphc.UnsupportedError),
         (lambda x: x[9], graphc.ShapeError),
         (lambda x: float(x), graphc.TracerError),
         (lambda x: np.einsum("ij,jk", x, x), graphc.ShapeError),

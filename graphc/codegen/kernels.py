@@ -159,6 +159,18 @@ def reduce_identity(kind: str, dt: np.dtype):
     return dt.type(info.min if kind == "max" else info.max)
 
 
+# mathlib names whose NumPy function is spelled differently (Numba knows only NumPy's names)
+_NUMPY_NAMES = {
+    "asin": "arcsin",
+    "acos": "arccos",
+    "atan": "arctan",
+    "asinh": "arcsinh",
+    "acosh": "arccosh",
+    "atanh": "arctanh",
+    "atan2": "arctan2",
+}
+
+
 @dataclass
 class EmitContext:
     """What op emitters use to write scalar code: typed literals, math functions, casts."""
@@ -190,13 +202,15 @@ class EmitContext:
             self.consts[src] = f"{self.prefix}{len(self.consts)}"
         return self.consts[src]
 
-    def math(self, fn: str, dt: np.dtype, x: str) -> str:
+    def math(self, fn: str, dt: np.dtype, x: str, *more: str) -> str:
         from graphc.codegen import mathlib_name
 
         name = mathlib_name(fn, dt)
         if name is not None:
             self.imports.add(name)
-            return f"{name}({x})"
+            return f"{name}({', '.join((x, *more))})"
+        if more or fn in _NUMPY_NAMES:
+            return f"np.{_NUMPY_NAMES.get(fn, fn)}({', '.join((x, *more))})"
         if fn == "sigmoid":
             one = self.lit(1, dt)
             return f"({one} / ({one} + np.exp(-{x})))"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from graphc.ir import Aval, ShapeError
+from graphc.ir import Aval, DTypeError, ShapeError
 from graphc.ops.registry import Kind, bind, broadcast_shapes, defop, fmt, require_float, same_dtype
 
 # -- matmul ----------------------------------------------------------------------------------
@@ -377,4 +377,104 @@ defop(
     ),
     jvp=lambda ts, out, g, **a: bind("avg_pool2d_grad", ts[0], **a),
     doc="transpose of avg_pool2d",
+)
+
+
+# -- linear algebra on stacks of square matrices -------------------------------------------------
+
+
+def _square_rule(op: str, keep: bool):
+    def rule(x: Aval) -> Aval:
+        if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+            raise ShapeError(f"{op}: needs a stack of square matrices (..., n, n), got {x}")
+        if x.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise DTypeError(f"{op}: needs float32 or float64 matrices, got {x}")
+        return x if keep else Aval(x.shape[:-2], x.dtype)
+
+    return rule
+
+
+def _mT(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def _inv(x):
+    return bind("inv", x)
+
+
+def _mat(g):
+    """A per-matrix value (...,) as (..., 1, 1), ready to broadcast against the matrices."""
+    return np.expand_dims(g, (-2, -1))
+
+
+defop(
+    "inv",
+    Kind.OTHER,
+    _square_rule("inv", True),
+    lambda x: np.linalg.inv(x),
+    arity=1,
+    vjp=lambda g, out, x: (-(_mT(out) @ g @ _mT(out)),),
+    jvp=lambda ts, out, x: -(out @ ts[0] @ out),
+    doc="matrix inverse of each (..., n, n) matrix; gradient -inv(x)^T g inv(x)^T",
+)
+
+
+def _solve_rule(a: Aval, b: Aval) -> Aval:
+    _square_rule("solve", True)(a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1]:
+        raise ShapeError(
+            f"solve: b must be (..., n, k) with a's batch shape and n, got a {a}, b {b}"
+        )
+    if b.dtype != a.dtype:
+        raise DTypeError(f"solve: a and b must have one dtype, got {a} and {b}")
+    return b
+
+
+def _solve(a, b):
+    return bind("solve", a, b)
+
+
+defop(
+    "solve",
+    Kind.OTHER,
+    _solve_rule,
+    lambda a, b: np.linalg.solve(a, b),
+    arity=2,
+    # x = a^-1 b: gb = a^-T g, ga = -gb x^T
+    vjp=lambda g, out, a, b: (-(_solve(_mT(a), g) @ _mT(out)), _solve(_mT(a), g)),
+    jvp=lambda ts, out, a, b: _solve(
+        a,
+        (ts[1] if ts[1] is not None else 0) - (ts[0] @ out if ts[0] is not None else 0),
+    ),
+    doc="solution x of a @ x = b for each (..., n, n) matrix a and (..., n, k) b (LU, as "
+    "np.linalg.solve); gradients solve(a^T, g) for b and -solve(a^T, g) x^T for a",
+)
+defop(
+    "det",
+    Kind.OTHER,
+    _square_rule("det", False),
+    lambda x: np.asarray(np.linalg.det(x)),
+    arity=1,
+    vjp=lambda g, out, x: (_mat(g * out) * _mT(_inv(x)),),
+    jvp=lambda ts, out, x: out * np.sum(_mT(_inv(x)) * ts[0], axis=(-2, -1)),
+    doc="determinant of each (..., n, n) matrix; gradient det(x) inv(x)^T",
+)
+defop(
+    "logabsdet",
+    Kind.OTHER,
+    _square_rule("logabsdet", False),
+    lambda x: np.asarray(np.linalg.slogdet(x)[1]),
+    arity=1,
+    vjp=lambda g, out, x: (_mat(g) * _mT(_inv(x)),),
+    jvp=lambda ts, out, x: np.sum(_mT(_inv(x)) * ts[0], axis=(-2, -1)),
+    doc="log |det| of each (..., n, n) matrix (np.linalg.slogdet's second result)",
+)
+defop(
+    "detsign",
+    Kind.OTHER,
+    _square_rule("detsign", False),
+    lambda x: np.asarray(np.linalg.slogdet(x)[0]),
+    arity=1,
+    differentiable=False,
+    doc="sign of det of each (..., n, n) matrix, -1, 0 or 1 (np.linalg.slogdet's first result)",
 )

@@ -98,6 +98,11 @@ def _math(fn: str):
     return lambda e, n, x: e.math(fn, n.dtype, x)
 
 
+def _math2(fn: str):
+    """Emitter for a function of two arguments in graphc.codegen.mathlib."""
+    return lambda e, n, x, y: e.math(fn, n.dtype, x, y)
+
+
 unary(
     "neg",
     np.negative,
@@ -162,6 +167,69 @@ unary("cos", np.cos, lambda x, out: -np.sin(x), doc="cosine", emit=_math("cos"))
 unary("tan", np.tan, lambda x, out: 1 + out * out, doc="tangent", emit=_math("tan"))
 unary("tanh", np.tanh, lambda x, out: 1 - out * out, doc="hyperbolic tangent", emit=_math("tanh"))
 unary(
+    "sinh",
+    np.sinh,
+    lambda x, out: np.cosh(x),
+    doc="hyperbolic sine (compiled from expm1: accurate near 0)",
+    emit=_math("sinh"),
+)
+unary(
+    "cosh",
+    np.cosh,
+    lambda x, out: np.sinh(x),
+    doc="hyperbolic cosine (compiled without overflowing before cosh itself does)",
+    emit=_math("cosh"),
+)
+unary(
+    "arcsin",
+    np.arcsin,
+    lambda x, out: 1 / np.sqrt((1 - x) * (1 + x)),
+    doc="inverse sine; derivative 1/sqrt(1 - x^2), inf at +-1",
+    emit=_math("asin"),
+)
+unary(
+    "arccos",
+    np.arccos,
+    lambda x, out: -1 / np.sqrt((1 - x) * (1 + x)),
+    doc="inverse cosine; derivative -1/sqrt(1 - x^2), -inf at +-1",
+    emit=_math("acos"),
+)
+unary(
+    "arctan",
+    np.arctan,
+    lambda x, out: 1 / (1 + x * x),
+    doc="inverse tangent; derivative 1/(1 + x^2)",
+    emit=_math("atan"),
+)
+unary(
+    "arcsinh",
+    np.arcsinh,
+    lambda x, out: 1 / np.hypot(1, x),
+    doc="inverse hyperbolic sine; derivative 1/sqrt(1 + x^2), without overflow",
+    emit=_math("asinh"),
+)
+unary(
+    "arccosh",
+    np.arccosh,
+    lambda x, out: 1 / np.sqrt((x - 1) * (x + 1)),
+    doc="inverse hyperbolic cosine; derivative 1/sqrt(x^2 - 1), inf at 1",
+    emit=_math("acosh"),
+)
+unary(
+    "arctanh",
+    np.arctanh,
+    lambda x, out: 1 / ((1 - x) * (1 + x)),
+    doc="inverse hyperbolic tangent; derivative 1/(1 - x^2), inf at +-1",
+    emit=_math("atanh"),
+)
+unary(
+    "cbrt",
+    np.cbrt,
+    lambda x, out: 1 / (3 * (out * out)),
+    doc="cube root; derivative 1/(3 cbrt(x)^2), inf at 0 (compiled as Numba's scalar np.cbrt)",
+    emit="np.cbrt({0})",
+)
+unary(
     "sigmoid",
     _sigmoid,
     lambda x, out: out * (1 - out),
@@ -193,6 +261,13 @@ unary(
 )
 unary("floor", np.floor, differentiable=False, doc="derivative 0", emit="np.floor({0})")
 unary("ceil", np.ceil, differentiable=False, doc="derivative 0", emit="np.ceil({0})")
+unary(
+    "trunc",
+    np.trunc,
+    differentiable=False,
+    doc="round towards 0; derivative 0",
+    emit="np.trunc({0})",
+)
 unary(
     "round",
     np.round,
@@ -486,6 +561,163 @@ binary(
     jvp=_minmax_jvp(np.less),
     emit="({0} if ({0} < {1} or {0} != {0}) else {1})",
     doc="ties split the gradient equally",
+)
+
+
+def _nonzero(h):
+    """h with zeros replaced by 1: (x / h) / h is then 0, not NaN, at the origin."""
+    return np.where(h == 0, 1, h)
+
+
+def _hypot_jvp(ts, out, x, y):
+    tx, ty = ts
+    h = _nonzero(out)
+    return _sum_terms(None if tx is None else tx * (x / h), None if ty is None else ty * (y / h))
+
+
+def _atan2_grads(out, y, x):
+    h = _nonzero(np.hypot(x, y))
+    return (x / h) / h, -((y / h) / h)  # d/dy, d/dx
+
+
+def _atan2_jvp(ts, out, y, x):
+    ty, tx = ts
+    dy, dx = _atan2_grads(out, y, x)
+    return _sum_terms(None if ty is None else ty * dy, None if tx is None else tx * dx)
+
+
+def _fminmax_picks(greater):
+    # fmax/fmin: NaN-ignoring (a NaN operand loses to a number); ties split the gradient
+    def picks(x, y):
+        return greater(x, y) | (y != y), greater(y, x) | (x != x)
+
+    return picks
+
+
+def _fminmax_vjp(greater):
+    picks = _fminmax_picks(greater)
+
+    def vjp(g, out, x, y):
+        px, py = picks(x, y)
+        half = g * 0.5
+        return np.where(px, g, np.where(x == y, half, 0)), np.where(
+            py, g, np.where(x == y, half, 0)
+        )
+
+    return vjp
+
+
+def _fminmax_jvp(greater):
+    picks = _fminmax_picks(greater)
+
+    def jvp(ts, out, x, y):
+        tx = 0 if ts[0] is None else ts[0]
+        ty = 0 if ts[1] is None else ts[1]
+        px, _ = picks(x, y)
+        return np.where(px, tx, np.where(x == y, (tx + ty) * 0.5, ty))
+
+    return jvp
+
+
+def _mod_vjp(quot):
+    def vjp(g, out, x, y):
+        return g, -(g * quot(x / y))
+
+    return vjp
+
+
+def _mod_jvp(quot):
+    def jvp(ts, out, x, y):
+        tx, ty = ts
+        return _sum_terms(tx, None if ty is None else -(ty * quot(x / y)))
+
+    return jvp
+
+
+def _heaviside_emit(e, n, x, h):
+    zero, one = e.lit(0, n.dtype), e.lit(1, n.dtype)
+    return (
+        f"({x} if {x} != {x} else ({zero} if {x} < {zero} else ({h} if {x} == {zero} else {one})))"
+    )
+
+
+binary(
+    "arctan2",
+    np.arctan2,
+    float_only=True,
+    vjp=lambda g, out, y, x: tuple(g * d for d in _atan2_grads(out, y, x)),
+    jvp=_atan2_jvp,
+    emit=_math2("atan2"),
+    doc="the angle of the point (x, y), operands (y, x); gradient (x, -y) / (x^2 + y^2), 0 at 0",
+)
+binary(
+    "hypot",
+    np.hypot,
+    float_only=True,
+    vjp=lambda g, out, x, y: (g * (x / _nonzero(out)), g * (y / _nonzero(out))),
+    jvp=_hypot_jvp,
+    emit=_math2("hypot"),
+    doc="sqrt(x^2 + y^2) without overflow; gradient (x, y) / out, 0 at the origin",
+)
+binary(
+    "fmax",
+    np.fmax,
+    vjp=_fminmax_vjp(np.greater),
+    jvp=_fminmax_jvp(np.greater),
+    emit="({0} if ({0} >= {1} or {1} != {1}) else {1})",
+    doc="maximum ignoring NaN (NaN only if both are); ties split the gradient equally",
+)
+binary(
+    "fmin",
+    np.fmin,
+    vjp=_fminmax_vjp(np.less),
+    jvp=_fminmax_jvp(np.less),
+    emit="({0} if ({0} <= {1} or {1} != {1}) else {1})",
+    doc="minimum ignoring NaN (NaN only if both are); ties split the gradient equally",
+)
+binary(
+    "copysign",
+    np.copysign,
+    float_only=True,
+    vjp=lambda g, out, x, y: (g * (np.sign(x) * np.copysign(1, y)), None),
+    jvp=lambda ts, out, x, y: None if ts[0] is None else ts[0] * (np.sign(x) * np.copysign(1, y)),
+    emit="np.copysign({0}, {1})",
+    doc="|x| with the sign bit of y; d/dx sign(x) * sign(y) (0 at x = 0), d/dy 0",
+)
+binary(
+    "heaviside",
+    np.heaviside,
+    float_only=True,
+    vjp=lambda g, out, x, h: (None, np.where(x == 0, g, 0)),
+    jvp=lambda ts, out, x, h: None if ts[1] is None else np.where(x == 0, ts[1], 0),
+    emit=_heaviside_emit,
+    doc="0 for x < 0, h at x = 0, 1 for x > 0; derivative 0 in x, 1 in h where x == 0",
+)
+binary(
+    "fmod",
+    np.fmod,
+    float_only=True,
+    vjp=_mod_vjp(np.trunc),
+    jvp=_mod_jvp(np.trunc),
+    emit="np.fmod({0}, {1})",
+    doc="C's remainder, sign of x; d/dx 1, d/dy -trunc(x/y)",
+)
+binary(
+    "remainder",
+    np.remainder,
+    float_only=True,
+    vjp=_mod_vjp(np.floor),
+    jvp=_mod_jvp(np.floor),
+    emit="np.remainder({0}, {1})",
+    doc="Python's x % y, sign of y; d/dx 1, d/dy -floor(x/y)",
+)
+binary(
+    "floor_divide",
+    np.floor_divide,
+    float_only=True,
+    differentiable=False,
+    emit=_math2("floor_divide"),  # Numba's np.floor_divide is floor(x / y): 1 // 0.1 = 10
+    doc="Python's x // y for floats; derivative 0",
 )
 for _name, _fn, _sym in [
     ("lt", np.less, "<"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc.ir import Aval, DTypeError
+from graphc.ir import Aval, DTypeError, ShapeError
 from graphc.ops.registry import Kind, bind, defop, norm_axes, reduced_shape
 
 
@@ -167,4 +167,65 @@ defop(
     arity=1,
     differentiable=False,
     doc="index of the first minimum (flattened when axis is None)",
+)
+
+
+# -- scans and sorting ---------------------------------------------------------------------------
+
+
+def _scan_rule(op: str):
+    def rule(x: Aval, *, axis: int) -> Aval:
+        if not 0 <= axis < x.ndim:
+            raise ShapeError(f"{op}: axis {axis} is out of range for {x}")
+        if x.dtype == np.bool_:
+            raise DTypeError(f"{op}: cast booleans to a number type first")
+        return x
+
+    return rule
+
+
+def _rev_cumsum(g, axis):
+    """sum over j >= i along axis: the transpose of cumsum."""
+    return np.flip(bind("cumsum", np.flip(g, axis), axis=axis), axis)
+
+
+defop(
+    "cumsum",
+    Kind.OTHER,
+    _scan_rule("cumsum"),
+    lambda x, *, axis: np.cumsum(x, axis=axis),
+    arity=1,
+    vjp=lambda g, out, x, *, axis: (_rev_cumsum(g, axis),),
+    jvp=lambda ts, out, x, *, axis: bind("cumsum", ts[0], axis=axis),
+    extra={"linear": True},
+    doc="running sums along axis; its gradient is the reversed running sum of the cotangent",
+)
+defop(
+    "cumprod",
+    Kind.OTHER,
+    _scan_rule("cumprod"),
+    lambda x, *, axis: np.cumprod(x, axis=axis),
+    arity=1,
+    # d out_j / d x_i = out_j / x_i for j >= i: exact for nonzero x (zeros give inf/nan)
+    vjp=lambda g, out, x, *, axis: (_rev_cumsum(g * out, axis) / x,),
+    jvp=lambda ts, out, x, *, axis: out * bind("cumsum", ts[0] / x, axis=axis),
+    doc="running products along axis; the gradient divides by x (exact where x is nonzero)",
+)
+
+
+def _argsort_rule(x: Aval, *, axis: int) -> Aval:
+    if not 0 <= axis < x.ndim:
+        raise ShapeError(f"argsort: axis {axis} is out of range for {x}")
+    return Aval(x.shape, np.int64)
+
+
+defop(
+    "argsort",
+    Kind.OTHER,
+    _argsort_rule,
+    lambda x, *, axis: np.argsort(x, axis=axis, kind="stable").astype(np.int64),
+    arity=1,
+    differentiable=False,
+    doc="indices that sort x along axis (stable: ties keep their order; NaNs last); "
+    "np.sort gathers with them, so its gradient follows the permutation",
 )

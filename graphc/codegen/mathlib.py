@@ -98,9 +98,9 @@ double; for erf glibc's erf, itself within 0.8 ulp: an mpmath check puts erf_f64
     cos          1         2       float64; see below
     tan          1         4
     sinh         1*        2       * float32 rows marked *: computed in float64 and rounded
-    cosh         1*        2         once; no error above 0 ulp against glibc's float64 result
-    asin         1*        2         rounded in 8M+ sampled inputs (every binade, the edges;
-    acos         1*        2         the full 2^32 sweep has not been run for these yet).
+    cosh         1*        2         once; 0 ulp against glibc's float64 result rounded, on
+    asin         1*        2         every one of the 2^32 inputs for the one-argument
+    acos         1*        2         functions, on 8M+ sampled pairs for atan2 and hypot.
     atan         1*        1         float64 rows: 4M+ sampled inputs against long double.
     asinh        1*        2       atan: Cephes' rational approximation and reduction; asin,
     acosh        1*        2       acos, atan2 from it; asinh, acosh, atanh from log1p/log;

@@ -17,8 +17,9 @@ How groups form, in topological order:
   (`relu(x @ W + b)`) becomes one kernel after them.
 
 Legality: merging two groups must not create a cycle in the contracted graph (A -> X -> B with
-X outside would need B both before and after X). This is checked with networkx on the
-contracted graph, searching only the window of nodes that can lie between the two groups.
+X outside would need B both before and after X). This is checked exactly on the contracted
+graph (each group one node), searching only the window of nodes that can lie between the two
+groups.
 Every place where two adjacent ops end up in different kernels records why ("Why not fused").
 
 Example:
@@ -28,10 +29,9 @@ Example:
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
-
-import networkx as nx
 
 from graphc.ir import Graph, Meta, Node, TupleAval, make_input, users
 from graphc.ops import REGISTRY, Kind, apply
@@ -111,8 +111,56 @@ def _why_unfusable(n: Node) -> str:
     return f"{n.op} has no loop form"
 
 
+class _Contracted:
+    """The graph with each group contracted to one node: successor and predecessor sets, and
+    for each node the first position of its members in the original order (`lo`). Plain dicts
+    of sets: contracting is a handful of set updates, and nothing needs importing."""
+
+    def __init__(self) -> None:
+        self.succ: dict[int, set[int]] = {}
+        self.pred: dict[int, set[int]] = {}
+        self.lo: dict[int, int] = {}
+
+    def add_node(self, v: int, lo: int) -> None:
+        self.succ[v], self.pred[v], self.lo[v] = set(), set(), lo
+
+    def add_edge(self, u: int, v: int) -> None:
+        self.succ[u].add(v)
+        self.pred[v].add(u)
+
+    def contract(self, a: int, b: int) -> None:
+        """Merge node b into node a; edges between them disappear."""
+        for p in self.pred.pop(b):
+            self.succ[p].discard(b)
+            if p != a:
+                self.add_edge(p, a)
+        for s in self.succ.pop(b):
+            self.pred[s].discard(b)
+            if s != a:
+                self.add_edge(a, s)
+        self.lo[a] = min(self.lo[a], self.lo.pop(b))
+
+    def topological_order(self) -> list[int]:
+        """Nodes in topological order, earliest `lo` first among the ready ones (so kernels
+        keep the order of the program); raises if the graph has a cycle."""
+        indeg = {v: len(p) for v, p in self.pred.items()}
+        ready = [(self.lo[v], v) for v, d in indeg.items() if d == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, v = heapq.heappop(ready)
+            order.append(v)
+            for w in self.succ[v]:
+                indeg[w] -= 1
+                if indeg[w] == 0:
+                    heapq.heappush(ready, (self.lo[w], w))
+        if len(order) != len(indeg):
+            raise AssertionError("internal: fusion produced a cyclic contracted graph")
+        return order
+
+
 class _Groups:
-    """Groups as nodes of a networkx DiGraph contracted from the original graph."""
+    """Groups of nodes, and the graph contracted from the original by them."""
 
     def __init__(self, nodes: list[Node]):
         self.pos = {id(n): k for k, n in enumerate(nodes)}
@@ -122,9 +170,9 @@ class _Groups:
         self.space: dict[int, tuple] = {}
         self.rows: dict[int, bool] = {}  # every reduction of the group is a row reduction
         self.reds: dict[int, set[int]] = {}  # ids of the group's reductions
-        self.C = nx.DiGraph()
+        self.C = _Contracted()
         for n in nodes:
-            self.C.add_node(id(n), lo=self.pos[id(n)], hi=self.pos[id(n)])
+            self.C.add_node(id(n), self.pos[id(n)])
             for i in n.inputs:
                 self.C.add_edge(id(i), id(n))
 
@@ -149,18 +197,16 @@ class _Groups:
         may skip every contracted node that starts after the frontier: exact, and it keeps the
         search local on long chains. Without it the whole contracted graph is searched.
         """
-        C = self.C
-        starts = [(s, t, [v for v in C.successors(s) if v != t]) for s, t in ((a, b), (b, a))]
+        succ, lo = self.C.succ, self.C.lo
+        starts = [(s, t, [v for v in succ[s] if v != t]) for s, t in ((a, b), (b, a))]
         if not any(firsts for _, _, firsts in starts):
             return False  # neither group feeds anything else: no other path can exist
-        nodes = C.nodes
         limit = float("inf") if frontier is None else frontier
-        succ = C.succ
         for _, t, firsts in starts:
             # depth-first search from a's other successors for b (and back), over nodes that
             # start at or before the frontier
             seen = set()
-            stack = [v for v in firsts if nodes[v]["lo"] <= limit]
+            stack = [v for v in firsts if lo[v] <= limit]
             while stack:
                 v = stack.pop()
                 if v == t:
@@ -168,7 +214,7 @@ class _Groups:
                 if v in seen:
                     continue
                 seen.add(v)
-                stack.extend(w for w in succ[v] if w not in seen and nodes[w]["lo"] <= limit)
+                stack.extend(w for w in succ[v] if w not in seen and lo[w] <= limit)
         return False
 
     def merge(self, a: int, b: int) -> int:
@@ -176,18 +222,7 @@ class _Groups:
         the larger group's: relabelling the smaller one's members keeps long chains linear."""
         if len(self.members[a]) < len(self.members[b]):
             a, b = b, a
-        C = self.C
-        for p in list(C.predecessors(b)):
-            if p != a:
-                C.add_edge(p, a)
-        for s in list(C.successors(b)):
-            if s != a:
-                C.add_edge(a, s)
-        C.nodes[a]["lo"] = min(C.nodes[a]["lo"], C.nodes[b]["lo"])
-        C.nodes[a]["hi"] = max(C.nodes[a]["hi"], C.nodes[b]["hi"])
-        C.remove_node(b)
-        if C.has_edge(a, a):
-            C.remove_edge(a, a)
+        self.C.contract(a, b)
         for n in self.members[b]:
             self.of[id(n)] = a
         self.members[a] += self.members.pop(b)
@@ -291,12 +326,10 @@ def fuse(graph: Graph) -> Graph:
             live = [k for k in rest if k in G.members]
 
     # 3. build the fused graph in a topological order of the contracted graph
-    if not nx.is_directed_acyclic_graph(G.C):
-        raise AssertionError("internal: fusion produced a cyclic contracted graph")
+    order = G.C.topological_order()
     pos = G.pos
     new: dict[int, Node] = {}
     out_ids = {id(o) for o in graph.outputs}
-    order = nx.lexicographical_topological_sort(G.C, key=lambda v: G.C.nodes[v]["lo"])
     by_id = {id(n): n for n in nodes}
     for key in order:
         if key not in G.members:

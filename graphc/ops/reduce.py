@@ -200,16 +200,61 @@ defop(
     extra={"linear": True},
     doc="running sums along axis; its gradient is the reversed running sum of the cotangent",
 )
+
+
+def _shift(v, d: int, axis: int, fill: float):
+    """v moved d places towards the end of `axis` (d < 0: towards the start), `fill` entering."""
+    n = v.shape[axis]
+    d = max(-n, min(n, d))
+    pad_shape = list(v.shape)
+    pad_shape[axis] = abs(d)
+    pad = np.full(pad_shape, fill, dtype=v.dtype)
+    keep = [slice(None)] * v.ndim
+    if d >= 0:
+        keep[axis] = slice(0, n - d)
+        return np.concatenate([pad, v[tuple(keep)]], axis=axis)
+    keep[axis] = slice(-d, n)
+    return np.concatenate([v[tuple(keep)], pad], axis=axis)
+
+
+def _recurrence(a, b, axis: int, reverse: bool = False):
+    """y with y_i = b_i + a_i * y_(i-1) along axis (y_(i+1) with reverse), y before the start
+    0: a prefix scan of the affine maps v -> a_i v + b_i, in log2(n) doubling steps of
+    elementwise ops (Hillis-Steele), so it differentiates like any other elementwise code."""
+    n = a.shape[axis]
+    step = -1 if reverse else 1
+    d = 1
+    while d < n:
+        a_prev = _shift(a, step * d, axis, 1.0)
+        b_prev = _shift(b, step * d, axis, 0.0)
+        a, b = a * a_prev, b + a * b_prev
+        d *= 2
+    return b
+
+
+def _cumprod_vjp(g, out, x, *, axis):
+    # grad_i = prod_(k<i) x_k * sum_(j>=i) g_j prod_(i<k<=j) x_k: the exclusive product times
+    # a backward recurrence, without dividing by x (exact where x has zeros)
+    before = _shift(out, 1, axis, 1.0)
+    after = _shift(x, -1, axis, 0.0)
+    return (before * _recurrence(after, g, axis, reverse=True),)
+
+
+def _cumprod_jvp(ts, out, x, *, axis):
+    # the product rule as a recurrence: dout_j = x_j dout_(j-1) + t_j out_(j-1)
+    return _recurrence(x, ts[0] * _shift(out, 1, axis, 1.0), axis)
+
+
 defop(
     "cumprod",
     Kind.OTHER,
     _scan_rule("cumprod"),
     lambda x, *, axis: np.cumprod(x, axis=axis),
     arity=1,
-    # d out_j / d x_i = out_j / x_i for j >= i: exact for nonzero x (zeros give inf/nan)
-    vjp=lambda g, out, x, *, axis: (_rev_cumsum(g * out, axis) / x,),
-    jvp=lambda ts, out, x, *, axis: out * bind("cumsum", ts[0] / x, axis=axis),
-    doc="running products along axis; the gradient divides by x (exact where x is nonzero)",
+    vjp=_cumprod_vjp,
+    jvp=_cumprod_jvp,
+    doc="running products along axis; gradients by recurrences of products (exact at zeros, "
+    "no division)",
 )
 
 

@@ -358,3 +358,23 @@ def test_concurrent_calls():
     for x, y in zip(xs, outs, strict=True):
         np.testing.assert_allclose(y, ref("conv2d", x, w, **s), rtol=1e-5, atol=1e-4)
     assert not any(np.shares_memory(a, b) for i, a in enumerate(outs) for b in outs[i + 1 :])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((7,), 0), ((3, 5), 0), ((3, 5), 1), ((2, 3, 4), 1)])
+def test_cumsum_kernel_is_bit_equal_to_numpy(shape, axis, dtype):
+    rng = np.random.default_rng(len(shape) + axis)
+    x = (rng.standard_normal(shape) * 10).astype(dtype)
+    got = KERNELS["cumsum"](x, axis=axis)
+    np.testing.assert_array_equal(got, np.cumsum(x, axis=axis))
+    view = np.swapaxes(x, 0, -1)  # a non-contiguous operand
+    np.testing.assert_array_equal(KERNELS["cumsum"](view, axis=0), np.cumsum(view, axis=0))
+    x[(0,) * x.ndim] = np.nan  # NaN and inf run on, as in NumPy
+    np.testing.assert_array_equal(KERNELS["cumsum"](x, axis=axis), np.cumsum(x, axis=axis))
+
+
+def test_cumsum_kernel_leaves_other_dtypes_to_numpy():
+    x = np.arange(12, dtype=np.int64).reshape(3, 4)
+    np.testing.assert_array_equal(KERNELS["cumsum"](x, axis=1), np.cumsum(x, axis=1))
+    e = np.zeros((0, 3), np.float32)
+    assert KERNELS["cumsum"](e, axis=0).shape == (0, 3)

@@ -935,6 +935,32 @@ def scatter_add(u, *idx, axis, shape):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# running sums
+
+
+@njit(cache=True, nogil=True)
+def _cumsum_k(x3, out3):
+    # rows of the scanned axis, each added to the previous one: the innermost loop runs over
+    # the axes after it, contiguous, and the order of additions is NumPy's (bit-equal results)
+    P, N, Q = x3.shape
+    for p in range(P):
+        for q in range(Q):
+            out3[p, 0, q] = x3[p, 0, q]
+        for j in range(1, N):
+            for q in range(Q):
+                out3[p, j, q] = out3[p, j - 1, q] + x3[p, j, q]
+
+
+def cumsum(x, *, axis):
+    if not (_float_arrays(x) and 0 <= axis < x.ndim) or x.size == 0:
+        return _ref("cumsum")(x, axis=axis)
+    P, N, Q = math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1 :])
+    out = _empty(x.shape, x.dtype)
+    _cumsum_k(_c(x).reshape(P, N, Q), out.reshape(P, N, Q))
+    return out
+
+
 KERNELS: dict[str, Callable] = {
     "conv2d": conv2d,
     "conv2d_input_grad": conv2d_input_grad,
@@ -946,4 +972,5 @@ KERNELS: dict[str, Callable] = {
     "avg_pool2d_grad": avg_pool2d_grad,
     "gather": gather,
     "scatter_add": scatter_add,
+    "cumsum": cumsum,
 }

@@ -197,6 +197,7 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, axis: (_rev_cumsum(g, axis),),
     jvp=lambda ts, out, x, *, axis: bind("cumsum", ts[0], axis=axis),
+    emit="call:cumsum",
     extra={"linear": True},
     doc="running sums along axis; its gradient is the reversed running sum of the cotangent",
 )

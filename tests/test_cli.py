@@ -197,7 +197,7 @@ def test_dump_all_stages(capsys):
         f"=== {s} ==="
         for s in ("traced", "grad", "forward", "backward", "optimized", "fused", "kernels")
     ]
-    assert "@njit(" in out and "def run(args, bufs):" in out  # the generated source
+    assert "@_kernel(" in out and "def run(args, bufs):" in out  # the generated source
     code, out, _ = run(capsys, "dump", f"{SEEDS}:poly", "--stage", "all", "--format", "json")
     doc = json.loads(out)
     assert list(doc) == ["traced", "grad", "forward", "backward", "optimized", "fused", "kernels"]

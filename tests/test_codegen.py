@@ -224,6 +224,26 @@ def test_mlp_step_compiled_matches_interpreter():
     assert "(6 call sites in run(), each with its own sizes)" in lo.source
 
 
+def test_a_new_batch_size_reuses_the_compiled_kernels():
+    from graphc.codegen import _KERNELS
+
+    rng = np.random.default_rng(5)
+    shapes = {"W1": (20, 16), "b1": (16,), "W2": (16, 12), "b2": (12,), "W3": (12, 10), "b3": (10,)}
+    p = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+    x = rng.standard_normal((9, 20)).astype(np.float32)
+    y = rng.integers(0, 10, 9)
+    f = graphc.jit(_mlp_step)
+    f(p, x, y)
+    before = len(_KERNELS)
+    got = f(p, x[:7], y[:7])  # a second compile: the loops take the batch as a bound
+    # only a kernel holding the batch size as a constant (the mean's 1/7) is new
+    assert len(_KERNELS) - before <= 1, len(_KERNELS) - before
+    want = graphc.jit(_mlp_step, backend="interpreter")(p, x[:7], y[:7])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
+    for k in p:
+        np.testing.assert_allclose(got[0][k], want[0][k], rtol=1e-5, atol=1e-6)
+
+
 def test_jit_of_a_transformed_function():
     vg = graphc.value_and_grad(lambda x, w: np.sum(x * w * w), argnums=(0, 1))
     v, (gx, gw) = graphc.jit(vg)(np.ones(3), np.full(3, 2.0))

@@ -29,9 +29,11 @@ import importlib.util
 import mmap
 import os
 import py_compile
+import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -556,12 +558,14 @@ graph {hash}
 import math
 
 import numpy as np
-from numba import njit
 from numba import types as _nb
 from numba import uint64 as _ix  # unsigned indices: no wraparound test, so loops vectorise
 
 from graphc.codegen.runtime import launch as _launch
 from graphc.codegen import _buf, _call, _flat, _impl, _out, _vm_run
+# _kernel(key, signature, **options) is numba.njit(signature, **options), except that a kernel
+# with the same key (the same code) compiled earlier in this process is reused
+from graphc.codegen import _kernel
 {imports}
 
 def _ro(t):
@@ -584,16 +588,16 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
     parts = [_HEADER.format(hash=graph.structural_hash(), imports=imports)]
     parts += [f"{name} = {src}" for src, name in d.e.consts.items()]
     parts.append("")
+    const_defs = {name: src for src, name in d.e.consts.items()}
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
+        options = f"cache=True, nogil=True, error_model='numpy', fastmath={{{flags}}}"
+        key = _kernel_key(kern, k.signature, options, const_defs)
         if k.name in d.shared:  # say so where the reader meets one body's IR for several
             head, rest = kern.split("\n", 1)
             note = f"    # ({d.shared[k.name]} call sites in run(), each with its own sizes)"
             kern = f"{head}\n{note}\n{rest}"
-        parts.append(
-            f"\n@njit({k.signature}, cache=True, nogil=True, "
-            f"error_model='numpy', fastmath={{{flags}}})\n{kern}\n"
-        )
+        parts.append(f'\n@_kernel("{key}", {k.signature}, {options})\n{kern}\n')
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")
@@ -602,6 +606,38 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
 
 HUGE_MIN_BYTES = 4 << 20  # buffers this large get a mapping of their own, on huge pages
 _HUGE = 2 << 20
+
+
+# Kernels by the hash of everything their machine code depends on: a kernel met again in another
+# graph of this process (the same step for a new batch size, whose loops take the batch as a
+# bound) reuses the compiled one instead of compiling or loading it again.
+_KERNELS: dict[str, Any] = {}
+_kernels_lock = threading.Lock()
+
+
+def _kernel_key(source: str, signature: str, options: str, const_defs: dict[str, str]) -> str:
+    lines = source.split("\n")[1:]  # the body: the name and the IR comments do not count
+    code = "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
+    used = sorted(set(re.findall(r"\b_c\w+", code)) & set(const_defs))
+    consts = "\n".join(f"{n} = {const_defs[n]}" for n in used)
+    text = "\n".join([signature, options, consts, code])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _kernel(key: str, signature: Any, **options: Any) -> Callable:
+    """The decorator of generated kernels: `njit(signature, **options)`, or the kernel already
+    compiled in this process under the same key."""
+
+    def decorate(fn: Callable) -> Any:
+        with _kernels_lock:
+            k = _KERNELS.get(key)
+            if k is None:
+                from numba import njit
+
+                k = _KERNELS[key] = njit(signature, **options)(fn)
+        return k
+
+    return decorate
 
 
 def alloc(size: int, dtype) -> np.ndarray:

@@ -308,6 +308,8 @@ def test_kernel_table_covers_the_ops():
         "gather",
         "scatter_add",
         "cumsum",
+        "cumprod",
+        "argsort",
     }
     assert all(op in REGISTRY for op in KERNELS)
 
@@ -372,6 +374,20 @@ def test_cumsum_kernel_is_bit_equal_to_numpy(shape, axis, dtype):
     np.testing.assert_array_equal(KERNELS["cumsum"](view, axis=0), np.cumsum(view, axis=0))
     x[(0,) * x.ndim] = np.nan  # NaN and inf run on, as in NumPy
     np.testing.assert_array_equal(KERNELS["cumsum"](x, axis=axis), np.cumsum(x, axis=axis))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((9,), 0), ((4, 6), 0), ((4, 6), 1), ((2, 5, 3), 1)])
+def test_cumprod_and_argsort_kernels_equal_numpy(shape, axis, dtype):
+    rng = np.random.default_rng(3 * len(shape) + axis)
+    x = rng.uniform(0.5, 1.5, shape).astype(dtype)
+    np.testing.assert_array_equal(KERNELS["cumprod"](x, axis=axis), np.cumprod(x, axis=axis))
+    t = rng.integers(0, 4, shape).astype(dtype)  # ties, NaN and -inf: stable order, NaN last
+    t.flat[:: max(1, t.size // 3)] = np.nan
+    t.flat[1] = -np.inf
+    got = KERNELS["argsort"](t, axis=axis)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.argsort(t, axis=axis, kind="stable"))
 
 
 def test_cumsum_kernel_leaves_other_dtypes_to_numpy():

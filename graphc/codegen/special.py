@@ -936,7 +936,7 @@ def scatter_add(u, *idx, axis, shape):
 
 
 # ---------------------------------------------------------------------------------------------
-# running sums
+# running sums and products, sorting
 
 
 @njit(cache=True, nogil=True)
@@ -952,13 +952,49 @@ def _cumsum_k(x3, out3):
                 out3[p, j, q] = out3[p, j - 1, q] + x3[p, j, q]
 
 
-def cumsum(x, *, axis):
-    if not (_float_arrays(x) and 0 <= axis < x.ndim) or x.size == 0:
-        return _ref("cumsum")(x, axis=axis)
-    P, N, Q = math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1 :])
-    out = _empty(x.shape, x.dtype)
-    _cumsum_k(_c(x).reshape(P, N, Q), out.reshape(P, N, Q))
-    return out
+@njit(cache=True, nogil=True)
+def _cumprod_k(x3, out3):
+    P, N, Q = x3.shape
+    for p in range(P):
+        for q in range(Q):
+            out3[p, 0, q] = x3[p, 0, q]
+        for j in range(1, N):
+            for q in range(Q):
+                out3[p, j, q] = out3[p, j - 1, q] * x3[p, j, q]
+
+
+@njit(cache=True, nogil=True)
+def _argsort_k(x3, out3):
+    # Numba's merge sort: stable, NaNs last, as np.argsort(kind="stable")
+    P, N, Q = x3.shape
+    row = np.empty(N, x3.dtype)
+    for p in range(P):
+        for q in range(Q):
+            for j in range(N):
+                row[j] = x3[p, j, q]
+            order = np.argsort(row, kind="mergesort")
+            for j in range(N):
+                out3[p, j, q] = order[j]
+
+
+def _scan(op: str, kernel: Callable, out_dtype=None) -> Callable:
+    """The op over (before, axis, after) blocks of x, or its NumPy reference for other dtypes."""
+
+    def run(x, *, axis):
+        if not (_float_arrays(x) and 0 <= axis < x.ndim) or x.size == 0:
+            return _ref(op)(x, axis=axis)
+        P, N, Q = math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1 :])
+        out = _empty(x.shape, out_dtype or x.dtype)
+        kernel(_c(x).reshape(P, N, Q), out.reshape(P, N, Q))
+        return out
+
+    run.__name__ = op
+    return run
+
+
+cumsum = _scan("cumsum", _cumsum_k)
+cumprod = _scan("cumprod", _cumprod_k)
+argsort = _scan("argsort", _argsort_k, np.int64)
 
 
 KERNELS: dict[str, Callable] = {
@@ -973,4 +1009,6 @@ KERNELS: dict[str, Callable] = {
     "gather": gather,
     "scatter_add": scatter_add,
     "cumsum": cumsum,
+    "cumprod": cumprod,
+    "argsort": argsort,
 }

@@ -254,6 +254,7 @@ defop(
     arity=1,
     vjp=_cumprod_vjp,
     jvp=_cumprod_jvp,
+    emit="call:cumprod",
     doc="running products along axis; gradients by recurrences of products (exact at zeros, "
     "no division)",
 )
@@ -272,6 +273,7 @@ defop(
     lambda x, *, axis: np.argsort(x, axis=axis, kind="stable").astype(np.int64),
     arity=1,
     differentiable=False,
+    emit="call:argsort",
     doc="indices that sort x along axis (stable: ties keep their order; NaNs last); "
     "np.sort gathers with them, so its gradient follows the permutation",
 )

@@ -157,6 +157,7 @@ _VOLATILE = [
     (re.compile(r"\b\d+\.\d+ s\b"), "<t> s"),
     (re.compile(r"\b\d+(?:\.\d+)? (?:B|KiB|MiB|GiB)\b"), "<size>"),
     (re.compile(r"\b\d+ (bytes|files|compiled graphs)\b"), r"<n> \1"),
+    (re.compile(r"(compiled graphs,? (?:and )?)\d+ kernels\b"), r"\1<n> kernels"),
     (re.compile(r"graphc_[0-9a-f]{12,}"), "graphc_<hash>"),
 ]
 

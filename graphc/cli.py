@@ -602,19 +602,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cache_files(d: str) -> tuple[list[str], int]:
-    """The files graphc put in cache directory `d`, and how many compiled graphs they hold."""
-    files, entries = [], 0
+def _cache_files(d: str) -> tuple[list[str], int, int]:
+    """The files graphc put in cache directory `d`, how many compiled graphs and how many shared
+    kernel modules they hold."""
+    files, entries, kernels = [], 0, 0
     if os.path.isdir(d):
         for f in os.listdir(d):
             p = os.path.join(d, f)
             if f.startswith("graphc_") and os.path.isfile(p):
                 files.append(p)
-                entries += f.endswith(".py")
+                if f.endswith(".py"):
+                    if f.startswith("graphc_kernel_"):
+                        kernels += 1
+                    else:
+                        entries += 1
         pyc = os.path.join(d, "__pycache__")
         if os.path.isdir(pyc):
             files += [os.path.join(pyc, f) for f in os.listdir(pyc) if f.startswith("graphc_")]
-    return sorted(files), entries
+    return sorted(files), entries, kernels
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -622,7 +627,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from graphc.viz import _fmt_bytes
 
     d = cache_dir()
-    files, entries = _cache_files(d)
+    files, entries, kernels = _cache_files(d)
     size = 0
     for f in files:
         try:
@@ -631,8 +636,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
             pass
     if args.action == "info":
         _write(
-            f"cache directory: {d}\nentries: {entries} compiled graphs, {len(files)} files, "
-            f"{_fmt_bytes(size)} ({size} bytes)"
+            f"cache directory: {d}\nentries: {entries} compiled graphs, {kernels} kernels, "
+            f"{len(files)} files, {_fmt_bytes(size)} ({size} bytes)"
         )
         return 0
     removed = 0
@@ -645,7 +650,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     pyc = os.path.join(d, "__pycache__")
     if os.path.isdir(pyc) and not os.listdir(pyc):
         os.rmdir(pyc)
-    _write(f"removed {entries} compiled graphs ({removed} files, {_fmt_bytes(size)}) from {d}")
+    _write(
+        f"removed {entries} compiled graphs and {kernels} kernels ({removed} files, "
+        f"{_fmt_bytes(size)}) from {d}"
+    )
     return 0
 
 

@@ -285,17 +285,18 @@ def test_cache_info_and_clear(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     (tmp_path / "graphc_abc.py").write_text("x = 1\n")
     (tmp_path / "graphc_def.py").write_text("y = 22\n")
+    (tmp_path / "graphc_kernel_0a1b.py").write_text("z = 3\n")
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "__pycache__" / "graphc_abc.kernel0-3.py311.nbi").write_bytes(b"0" * 100)
     (tmp_path / "keep.txt").write_text("not ours")
     code, out, _ = run(capsys, "cache", "info")
     assert code == 0 and str(tmp_path) in out
-    assert "entries: 2 compiled graphs, 3 files, 113 B (113 bytes)" in out
+    assert "entries: 2 compiled graphs, 1 kernels, 4 files, 119 B (119 bytes)" in out
     code, out, _ = run(capsys, "cache", "clear")
-    assert code == 0 and "removed 2 compiled graphs (3 files" in out
+    assert code == 0 and "removed 2 compiled graphs and 1 kernels (4 files" in out
     assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
     _, out, _ = run(capsys, "cache", "info")
-    assert "entries: 0 compiled graphs, 0 files, 0 B" in out
+    assert "entries: 0 compiled graphs, 0 kernels, 0 files, 0 B" in out
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -244,6 +244,44 @@ def test_a_new_batch_size_reuses_the_compiled_kernels():
         np.testing.assert_allclose(got[0][k], want[0][k], rtol=1e-5, atol=1e-6)
 
 
+_SHARE_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np, graphc
+    from graphc.api import _EXECUTORS
+    exes = []
+    orig = _EXECUTORS["numba"]
+    _EXECUTORS["numba"] = lambda g: exes.append(orig(g)) or exes[-1]
+    n = int(sys.argv[1])
+    x = np.linspace(-1, 1, n * 6, dtype=np.float32).reshape(n, 6)
+    f = graphc.jit(lambda x: np.sum(np.exp(x) * 2, axis=1) - np.tanh(x)[:, 0])
+    print(float(f(x)[0]), *exes[0].cache_stats())
+""")
+
+
+@pytest.mark.slow
+def test_a_new_graph_in_a_new_process_loads_kernels_other_graphs_compiled(tmp_path):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT)
+
+    def run(n):
+        out = subprocess.run(
+            [sys.executable, "-c", _SHARE_SCRIPT, str(n)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        v, hits, misses = out.stdout.split()
+        return float(v), int(hits), int(misses)
+
+    v1, hits1, misses1 = run(5)
+    assert hits1 == 0 and misses1 > 0
+    v2, hits2, misses2 = run(3)  # another graph (another batch), the same kernel code
+    assert (hits2, misses2) == (misses1, 0), (hits2, misses2, misses1)
+    x = np.linspace(-1, 1, 18, dtype=np.float32).reshape(3, 6)
+    assert abs(v2 - float(np.sum(np.exp(x[0]) * 2) - np.tanh(x[0, 0]))) < 1e-5
+
+
 def test_jit_of_a_transformed_function():
     vg = graphc.value_and_grad(lambda x, w: np.sum(x * w * w), argnums=(0, 1))
     v, (gx, gw) = graphc.jit(vg)(np.ones(3), np.full(3, 2.0))

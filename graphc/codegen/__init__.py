@@ -150,6 +150,7 @@ class _Driver:
         self.flat: dict[int, str] = {}
         self.kernel_by_code: dict[tuple[str, str], Any] = {}  # (signature, code) -> kernel
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
+        self.kernel_modules: list[tuple[str, str]] = []  # (key, source of its shared module)
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
 
     # -- naming -----------------------------------------------------------------------------
@@ -563,8 +564,9 @@ from numba import uint64 as _ix  # unsigned indices: no wraparound test, so loop
 
 from graphc.codegen.runtime import launch as _launch
 from graphc.codegen import _buf, _call, _flat, _impl, _out, _vm_run
-# _kernel(key, signature, **options) is numba.njit(signature, **options), except that a kernel
-# with the same key (the same code) compiled earlier in this process is reused
+# _kernel(key, signature, **options): the kernel below, compiled by numba.njit(signature,
+# **options) in the cache's module for this key (graphc_kernel_*.py), which every graph with
+# a kernel of the same code shares
 from graphc.codegen import _kernel
 {imports}
 
@@ -593,6 +595,9 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
         flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
         options = f"cache=True, nogil=True, error_model='numpy', fastmath={{{flags}}}"
         key = _kernel_key(kern, k.signature, options, const_defs)
+        d.kernel_modules.append(
+            (key, _kernel_module(kern, k.signature, options, const_defs, d.e.imports))
+        )
         if k.name in d.shared:  # say so where the reader meets one body's IR for several
             head, rest = kern.split("\n", 1)
             note = f"    # ({d.shared[k.name]} call sites in run(), each with its own sizes)"
@@ -622,6 +627,56 @@ def _kernel_key(source: str, signature: str, options: str, const_defs: dict[str,
     consts = "\n".join(f"{n} = {const_defs[n]}" for n in used)
     text = "\n".join([signature, options, consts, code])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+_KERNEL_HEADER = '''"""A graphc kernel, shared by all graphs with a kernel of this code."""
+import math
+
+import numpy as np
+from numba import njit
+from numba import types as _nb
+from numba import uint64 as _ix
+{imports}
+
+def _ro(t):
+    return _nb.Array(t, 1, "C", readonly=True)
+
+
+def _rw(t):
+    return _nb.Array(t, 1, "C")
+
+'''
+
+
+def _kernel_module(
+    source: str, signature: str, options: str, const_defs: dict[str, str], imports: set[str]
+) -> str:
+    """A module holding just this kernel, as `kernel`: its text depends only on what the
+    kernel's key does (no IR comments, no graph), so every graph can load the same file."""
+    head, *lines = source.split("\n")
+    code = "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
+    used = sorted(set(re.findall(r"\b_c\w+", code)) & set(const_defs))
+    math_fns = sorted(f for f in imports if re.search(rf"\b{f}\b", code))
+    imp = f"from graphc.codegen.mathlib import {', '.join(math_fns)}\n" if math_fns else ""
+    consts = "".join(f"{n} = {const_defs[n]}\n" for n in used)
+    params = head[head.index("(") :]
+    return (
+        _KERNEL_HEADER.format(imports=imp)
+        + consts
+        + f"\n@njit({signature}, {options})\ndef kernel{params}\n{code}\n"
+    )
+
+
+def _load_kernels(modules: list[tuple[str, str]]) -> None:
+    """Make every kernel of a graph available under its key: from this process, else from its
+    module in the cache directory (whose Numba cache a new process loads instead of running
+    LLVM), written when missing."""
+    for key, source in modules:
+        if key in _KERNELS:
+            continue
+        name = "graphc_kernel_" + hashlib.sha256((key + _SALT).encode()).hexdigest()[:20]
+        mod = _load_module(name, os.path.join(cache_dir(), name + ".py"), source)
+        _KERNELS[key] = mod.kernel
 
 
 def _kernel(key: str, signature: Any, **options: Any) -> Callable:
@@ -816,6 +871,8 @@ def compile_graph(graph: Graph) -> Executable:
     name = f"graphc_{digest}"
     path = os.path.join(cache_dir(), name + ".py")
     with _import_lock:
+        with _kernels_lock:
+            _load_kernels(d.kernel_modules)
         mod = _load_module(name, path, source)
     consts = dict(d.consts)
     mod._K = consts

@@ -35,13 +35,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graphc.codegen import vm
 from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name
 from graphc.ops import REGISTRY, Kind
+
+if TYPE_CHECKING:
+    from graphc.codegen.kernels import Kernel
 
 _MATHLIB: dict | None = None
 
@@ -148,9 +151,9 @@ class _Driver:
         # id(node) -> a driver variable holding its value as the flat, contiguous array a
         # kernel takes (kernel results): passed as it is instead of through _flat()
         self.flat: dict[int, str] = {}
-        self.kernel_by_code: dict[tuple[str, str], Any] = {}  # (signature, code) -> kernel
+        self.kernel_by_key: dict[str, Any] = {}  # _kernel_key -> the kernel emitted for it
+        self.keys: dict[str, str] = {}  # kernel name -> its key
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
-        self.kernel_modules: list[tuple[str, str]] = []  # (key, source of its shared module)
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
 
     # -- naming -----------------------------------------------------------------------------
@@ -208,15 +211,14 @@ class _Driver:
                     kern = emit_kernel(name, n, self.e, body_lines)
                     # the same code under another name (e.g. the SGD update of every
                     # parameter, whose sizes arrive as loop bounds) is compiled once
-                    code = "\n".join(
-                        ln for ln in kern.source.split("\n")[1:] if not ln.lstrip().startswith("#")
-                    )
-                    prev = self.kernel_by_code.get((kern.signature, code))
+                    key = _kernel_key(kern, self.const_defs())
+                    prev = self.kernel_by_key.get(key)
                     if prev is not None:
                         kern = replace(kern, name=prev.name)
                         self.shared[prev.name] = self.shared.get(prev.name, 1) + 1
                     else:
-                        self.kernel_by_code[(kern.signature, code)] = kern
+                        self.kernel_by_key[key] = kern
+                        self.keys[name] = key
                         self.kernels.append(kern)
                         self.kernel_src.append(kern.source)
                     self._call_kernel(n, v, kern)
@@ -225,6 +227,10 @@ class _Driver:
         outs = [self._output(o) for o in g.outputs]
         self.lines.append(f"    return [{', '.join(outs)}]")
         return "\n".join(self.lines)
+
+    def const_defs(self) -> dict[str, str]:
+        """Module-level constant name -> its source text."""
+        return {name: src for src, name in self.e.consts.items()}
 
     def _name(self, n: Node, irn: dict[int, str]) -> str:
         if id(n) not in self.names:
@@ -590,19 +596,12 @@ def generate(graph: Graph) -> tuple[str, _Driver]:
     parts = [_HEADER.format(hash=graph.structural_hash(), imports=imports)]
     parts += [f"{name} = {src}" for src, name in d.e.consts.items()]
     parts.append("")
-    const_defs = {name: src for src, name in d.e.consts.items()}
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
-        flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
-        options = f"cache=True, nogil=True, error_model='numpy', fastmath={{{flags}}}"
-        key = _kernel_key(kern, k.signature, options, const_defs)
-        d.kernel_modules.append(
-            (key, _kernel_module(kern, k.signature, options, const_defs, d.e.imports))
-        )
         if k.name in d.shared:  # say so where the reader meets one body's IR for several
             head, rest = kern.split("\n", 1)
             note = f"    # ({d.shared[k.name]} call sites in run(), each with its own sizes)"
             kern = f"{head}\n{note}\n{rest}"
-        parts.append(f'\n@_kernel("{key}", {k.signature}, {options})\n{kern}\n')
+        parts.append(f'\n@_kernel("{d.keys[k.name]}", {k.signature}, {_options(k)})\n{kern}\n')
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")
@@ -620,12 +619,26 @@ _KERNELS: dict[str, Any] = {}
 _kernels_lock = threading.Lock()
 
 
-def _kernel_key(source: str, signature: str, options: str, const_defs: dict[str, str]) -> str:
-    lines = source.split("\n")[1:]  # the body: the name and the IR comments do not count
-    code = "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
+def _options(k: Kernel) -> str:
+    """The njit options of kernel k: `reassoc` only where reductions need it."""
+    flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
+    return f"cache=True, nogil=True, error_model='numpy', fastmath={{{flags}}}"
+
+
+def _code(k: Kernel) -> str:
+    """The kernel's body without its name and IR comments: what its machine code depends on."""
+    lines = k.source.split("\n")[1:]
+    return "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
+
+
+def _used_consts(code: str, const_defs: dict[str, str]) -> str:
     used = sorted(set(re.findall(r"\b_c\w+", code)) & set(const_defs))
-    consts = "\n".join(f"{n} = {const_defs[n]}" for n in used)
-    text = "\n".join([signature, options, consts, code])
+    return "".join(f"{n} = {const_defs[n]}\n" for n in used)
+
+
+def _kernel_key(k: Kernel, const_defs: dict[str, str]) -> str:
+    code = _code(k)
+    text = "\n".join([k.signature, _options(k), _used_consts(code, const_defs), code])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -648,33 +661,32 @@ def _rw(t):
 '''
 
 
-def _kernel_module(
-    source: str, signature: str, options: str, const_defs: dict[str, str], imports: set[str]
-) -> str:
-    """A module holding just this kernel, as `kernel`: its text depends only on what the
-    kernel's key does (no IR comments, no graph), so every graph can load the same file."""
-    head, *lines = source.split("\n")
-    code = "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
-    used = sorted(set(re.findall(r"\b_c\w+", code)) & set(const_defs))
+def _kernel_module(k: Kernel, const_defs: dict[str, str], imports: set[str]) -> str:
+    """A module holding just kernel k, as `kernel`: its text depends only on what the kernel's
+    key does (no IR comments, no graph), so every graph can load the same file."""
+    code = _code(k)
     math_fns = sorted(f for f in imports if re.search(rf"\b{f}\b", code))
     imp = f"from graphc.codegen.mathlib import {', '.join(math_fns)}\n" if math_fns else ""
-    consts = "".join(f"{n} = {const_defs[n]}\n" for n in used)
+    head = k.source.split("\n", 1)[0]
     params = head[head.index("(") :]
     return (
         _KERNEL_HEADER.format(imports=imp)
-        + consts
-        + f"\n@njit({signature}, {options})\ndef kernel{params}\n{code}\n"
+        + _used_consts(code, const_defs)
+        + f"\n@njit({k.signature}, {_options(k)})\ndef kernel{params}\n{code}\n"
     )
 
 
-def _load_kernels(modules: list[tuple[str, str]]) -> None:
+def _load_kernels(d: _Driver) -> None:
     """Make every kernel of a graph available under its key: from this process, else from its
     module in the cache directory (whose Numba cache a new process loads instead of running
     LLVM), written when missing."""
-    for key, source in modules:
+    const_defs = d.const_defs()
+    for k in d.kernels:
+        key = d.keys[k.name]
         if key in _KERNELS:
             continue
         name = "graphc_kernel_" + hashlib.sha256((key + _SALT).encode()).hexdigest()[:20]
+        source = _kernel_module(k, const_defs, d.e.imports)
         mod = _load_module(name, os.path.join(cache_dir(), name + ".py"), source)
         _KERNELS[key] = mod.kernel
 
@@ -872,7 +884,7 @@ def compile_graph(graph: Graph) -> Executable:
     path = os.path.join(cache_dir(), name + ".py")
     with _import_lock:
         with _kernels_lock:
-            _load_kernels(d.kernel_modules)
+            _load_kernels(d)
         mod = _load_module(name, path, source)
     consts = dict(d.consts)
     mod._K = consts

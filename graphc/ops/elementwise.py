@@ -481,23 +481,37 @@ def _pow_jvp(ts, out, x, y):
     )
 
 
-def _minmax_vjp(pick):
+def _wins(pick):
+    """(x wins, y wins) for maximum/minimum: `pick` is np.greater or np.less."""
+    return (lambda x, y: pick(x, y)), (lambda x, y: pick(y, x))
+
+
+def _nan_loses(pick):
+    """(x wins, y wins) for fmax/fmin: a NaN operand loses to a number."""
+    return (lambda x, y: pick(x, y) | (y != y)), (lambda x, y: pick(y, x) | (x != x))
+
+
+def _minmax_vjp(wins):
     # ties split the cotangent equally between the operands (as JAX and PyTorch do)
+    x_wins, y_wins = wins
+
     def vjp(g, out, x, y):
         half = g * 0.5
-        gx = np.where(pick(x, y), g, np.where(x == y, half, 0))
-        gy = np.where(pick(y, x), g, np.where(x == y, half, 0))
+        gx = np.where(x_wins(x, y), g, np.where(x == y, half, 0))
+        gy = np.where(y_wins(x, y), g, np.where(x == y, half, 0))
         return gx, gy
 
     return vjp
 
 
-def _minmax_jvp(pick):
+def _minmax_jvp(wins):
+    x_wins = wins[0]
+
     def jvp(ts, out, x, y):
         tx, ty = ts
         tx = 0 if tx is None else tx
         ty = 0 if ty is None else ty
-        return np.where(pick(x, y), tx, np.where(x == y, (tx + ty) * 0.5, ty))
+        return np.where(x_wins(x, y), tx, np.where(x == y, (tx + ty) * 0.5, ty))
 
     return jvp
 
@@ -549,16 +563,16 @@ binary(
 binary(
     "maximum",
     np.maximum,
-    vjp=_minmax_vjp(np.greater),
-    jvp=_minmax_jvp(np.greater),
+    vjp=_minmax_vjp(_wins(np.greater)),
+    jvp=_minmax_jvp(_wins(np.greater)),
     emit="({0} if ({0} > {1} or {0} != {0}) else {1})",
     doc="ties split the gradient equally",
 )
 binary(
     "minimum",
     np.minimum,
-    vjp=_minmax_vjp(np.less),
-    jvp=_minmax_jvp(np.less),
+    vjp=_minmax_vjp(_wins(np.less)),
+    jvp=_minmax_jvp(_wins(np.less)),
     emit="({0} if ({0} < {1} or {0} != {0}) else {1})",
     doc="ties split the gradient equally",
 )
@@ -584,39 +598,6 @@ def _atan2_jvp(ts, out, y, x):
     ty, tx = ts
     dy, dx = _atan2_grads(out, y, x)
     return _sum_terms(None if ty is None else ty * dy, None if tx is None else tx * dx)
-
-
-def _fminmax_picks(greater):
-    # fmax/fmin: NaN-ignoring (a NaN operand loses to a number); ties split the gradient
-    def picks(x, y):
-        return greater(x, y) | (y != y), greater(y, x) | (x != x)
-
-    return picks
-
-
-def _fminmax_vjp(greater):
-    picks = _fminmax_picks(greater)
-
-    def vjp(g, out, x, y):
-        px, py = picks(x, y)
-        half = g * 0.5
-        return np.where(px, g, np.where(x == y, half, 0)), np.where(
-            py, g, np.where(x == y, half, 0)
-        )
-
-    return vjp
-
-
-def _fminmax_jvp(greater):
-    picks = _fminmax_picks(greater)
-
-    def jvp(ts, out, x, y):
-        tx = 0 if ts[0] is None else ts[0]
-        ty = 0 if ts[1] is None else ts[1]
-        px, _ = picks(x, y)
-        return np.where(px, tx, np.where(x == y, (tx + ty) * 0.5, ty))
-
-    return jvp
 
 
 def _mod_vjp(quot):
@@ -662,16 +643,16 @@ binary(
 binary(
     "fmax",
     np.fmax,
-    vjp=_fminmax_vjp(np.greater),
-    jvp=_fminmax_jvp(np.greater),
+    vjp=_minmax_vjp(_nan_loses(np.greater)),
+    jvp=_minmax_jvp(_nan_loses(np.greater)),
     emit="({0} if ({0} >= {1} or {1} != {1}) else {1})",
     doc="maximum ignoring NaN (NaN only if both are); ties split the gradient equally",
 )
 binary(
     "fmin",
     np.fmin,
-    vjp=_fminmax_vjp(np.less),
-    jvp=_fminmax_jvp(np.less),
+    vjp=_minmax_vjp(_nan_loses(np.less)),
+    jvp=_minmax_jvp(_nan_loses(np.less)),
     emit="({0} if ({0} <= {1} or {1} != {1}) else {1})",
     doc="minimum ignoring NaN (NaN only if both are); ties split the gradient equally",
 )

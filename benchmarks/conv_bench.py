@@ -66,18 +66,11 @@ import graphc  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import CONV_SHAPES as SHAPES  # noqa: E402
-from run import conv_step  # noqa: E402
+from run import conv_step, median_ms  # noqa: E402
 
 
 def median_us(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts) * 1e6)
+    return median_ms(fn, repeat, warmup) * 1e3
 
 
 def try_torch():

@@ -75,6 +75,15 @@ def load_peers() -> None:
         jax.config.update("jax_platforms", "cpu")
 
 
+def _torch_sgd(loss, params: dict):
+    """The torch baselines' SGD update, in place, learning rate 0.01; returns the loss."""
+    gs = torch.autograd.grad(loss, list(params.values()))
+    with torch.no_grad():
+        for v, g in zip(params.values(), gs, strict=True):
+            v -= 0.01 * g
+    return loss
+
+
 def bench_torch(
     workload: str, make: Callable[[], Callable[[], object]], repeat: int, compile_too: bool = True
 ) -> None:
@@ -320,11 +329,7 @@ def bench_mlp(repeat: int) -> None:
             h = torch.relu(tx @ tp["W1"] + tp["b1"])
             h = torch.relu(h @ tp["W2"] + tp["b2"])
             loss = torch.nn.functional.cross_entropy(h @ tp["W3"] + tp["b3"], ty)
-            gs = torch.autograd.grad(loss, list(tp.values()))
-            with torch.no_grad():
-                for v, g in zip(tp.values(), gs, strict=True):
-                    v -= 0.01 * g
-            return loss
+            return _torch_sgd(loss, tp)
 
         fn = torch.compile(step) if compiled else step
         return lambda: fn(tx, ty)
@@ -448,11 +453,7 @@ def bench_convnet(repeat: int) -> None:
             h = F.max_pool2d(torch.relu(F.conv2d(tx, tp["w1"], tp["b1"])), 2)
             h = F.max_pool2d(torch.relu(F.conv2d(h, tp["w2"], tp["b2"])), 2)
             loss = F.cross_entropy(h.reshape(64, -1) @ tp["W"] + tp["b"], ty)
-            gs = torch.autograd.grad(loss, list(tp.values()))
-            with torch.no_grad():
-                for v, g in zip(tp.values(), gs, strict=True):
-                    v -= 0.01 * g
-            return loss
+            return _torch_sgd(loss, tp)
 
         fn = torch.compile(step) if compiled else step
         return lambda: fn(tx, ty)

@@ -30,14 +30,17 @@ from graphc import numpy as gnp
 from graphc import tree_util as pytree
 from graphc.interp import evaluate
 from graphc.ir import Graph, GraphcError, is_float, substitute
+from graphc.signature import ArgumentError, InputCheck, coerce
 from graphc.trace import (
     Tracer,
     fn_name,
+    is_weak,
     leaf_aval,
     split_args,
     to_node,
     trace_flat,
     unflatten_outputs,
+    user_location,
 )
 
 
@@ -83,18 +86,27 @@ def executable(graph: Graph, backend: str | None = None) -> Callable[[list], lis
     backend = backend or default_backend()
     if backend not in _EXECUTORS:
         raise GraphcError(f"unknown backend {backend!r} (available: {', '.join(_EXECUTORS)})")
-    return _EXECUTORS[backend](graph)
+    exe = _EXECUTORS[backend](graph)
+    if getattr(exe, "checks_inputs", False):
+        return exe
+    check = InputCheck(graph)  # every backend gets arguments that fit the graph's signature
+    return lambda args: exe(check(args))
 
 
 def inline(graph: Graph, args: Sequence[Any]) -> list[Tracer]:
-    """Splice `graph` into the current trace with `args` (tracers or arrays) as its inputs."""
+    """Splice `graph` into the current trace with `args` (tracers or arrays) as its inputs,
+    checked and cast like the arguments of a compiled call."""
+    if len(args) != len(graph.inputs):
+        raise ArgumentError(
+            f"{graph.name or 'the function'} takes {len(graph.inputs)} array inputs, "
+            f"got {len(args)}",
+            user_location(),
+        )
     mapping = {}
-    for node, a in zip(graph.inputs, args, strict=True):
-        if isinstance(a, Tracer):
-            v = a if a.aval == node.aval else a.astype(node.dtype)
-            mapping[id(node)] = v.node
-        else:
-            mapping[id(node)] = to_node(np.asarray(a, dtype=node.dtype))
+    for k, (node, a) in enumerate(zip(graph.inputs, args, strict=True)):
+        what = f"input {k} ({node.meta.name})" if node.meta.name else f"input {k}"
+        v = coerce(a, node.aval, what)
+        mapping[id(node)] = v.node if isinstance(v, Tracer) else to_node(v)
     return [Tracer(o) for o in substitute(list(graph.outputs), mapping)]
 
 
@@ -103,18 +115,21 @@ def log_compiles() -> bool:
 
 
 class _Sig(tuple):
-    """(shape, dtype) of one traced leaf: the cheap per-call part of a cache key."""
+    """(shape, dtype, weak) of one traced leaf: the cheap per-call part of a cache key. Weak
+    leaves (Python floats) promote like Python scalars when traced (NEP 50), so `x_f32 * 0.1`
+    is float32 and `x_f32 * np.float64(0.1)` float64: the two need different graphs."""
 
     __slots__ = ()
     shape = property(lambda self: self[0])
     dtype = property(lambda self: self[1])
+    weak = property(lambda self: self[2])
 
 
 def _signature(x: Any) -> _Sig:
-    if isinstance(x, np.ndarray):
-        return _Sig((x.shape, x.dtype))
+    if type(x) is np.ndarray:
+        return _Sig((x.shape, x.dtype, False))
     a = leaf_aval(x)  # scalars, specs, tracers: rarer, and Aval checks the dtype
-    return _Sig((a.shape, a.dtype))
+    return _Sig((a.shape, a.dtype, is_weak(x)))
 
 
 def _describe_change(old: tuple | None, new: tuple) -> str:
@@ -131,6 +146,9 @@ def _describe_change(old: tuple | None, new: tuple) -> str:
             return f"input {k} shape {x.shape} -> {y.shape}"
         if x.dtype != y.dtype:
             return f"input {k} dtype {x.dtype} -> {y.dtype}"
+        if x.weak != y.weak:
+            kinds = {True: "Python scalar (weak)", False: "NumPy scalar or array (strong)"}
+            return f"input {k} {kinds[x.weak]} -> {kinds[y.weak]}"
     return "new signature"
 
 

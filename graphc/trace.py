@@ -370,6 +370,12 @@ def _is_traceable_leaf(x: Any) -> bool:
     return isinstance(x, float)
 
 
+def is_weak(x: Any) -> bool:
+    """Whether a traced leaf promotes like a Python scalar (NEP 50): Python floats, and tracers
+    standing for one. NumPy scalars and 0-d arrays are strong."""
+    return type(x) is float or (isinstance(x, Tracer) and x.weak)
+
+
 def leaf_aval(x: Any) -> Aval:
     if isinstance(x, Spec):
         return x.aval
@@ -476,7 +482,7 @@ def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = No
     names = [n for n, t in zip(_leaf_names((args, kwargs), fn), in_tree.traced, strict=True) if t]
     inputs = [make_input(leaf_aval(x), nm) for x, nm in zip(leaves, names, strict=True)]
     call_args, call_kwargs = in_tree.rebuild(
-        [Tracer(n, weak=type(x) is float) for n, x in zip(inputs, leaves, strict=True)]
+        [Tracer(n, weak=is_weak(x)) for n, x in zip(inputs, leaves, strict=True)]
     )
     out = fn(*call_args, **call_kwargs)
     out_leaves, out_tree = pytree.flatten(out)

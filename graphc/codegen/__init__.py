@@ -42,6 +42,7 @@ import numpy as np
 from graphc.codegen import vm
 from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name
 from graphc.ops import REGISTRY, Kind
+from graphc.signature import InputCheck
 
 if TYPE_CHECKING:
     from graphc.codegen.kernels import Kernel
@@ -107,6 +108,8 @@ class Executable:
     fallbacks: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
     _local: threading.local = field(default_factory=threading.local)
+    check: Any = None  # the InputCheck of the graph's signature, set by compile_graph
+    checks_inputs = True  # callers need not wrap it in a check of their own
 
     def cache_stats(self) -> tuple[int, int]:
         """(kernels loaded from Numba's on-disk cache, kernels compiled by LLVM)."""
@@ -119,6 +122,9 @@ class Executable:
         return hits, misses
 
     def __call__(self, args: list) -> list:
+        # kernels index with the sizes they were generated for: an argument of another shape
+        # would be read out of bounds, so none reaches them unchecked
+        args = self.check(args)
         bufs = getattr(self._local, "bufs", None)
         if bufs is None:
             bufs = self._local.bufs = {}
@@ -889,6 +895,7 @@ def compile_graph(graph: Graph) -> Executable:
     consts = dict(d.consts)
     mod._K = consts
     exe = Executable(graph, source, path, mod.run, d.kernels, d.fallbacks)
+    exe.check = InputCheck(graph)
     exe.compile_seconds = time.perf_counter() - t0
     from passes import debug_level
 

@@ -30,8 +30,9 @@ from graphc import numpy as gnp
 from graphc import tree_util as pytree
 from graphc.interp import evaluate
 from graphc.ir import Graph, GraphcError, is_float, substitute
-from graphc.signature import ArgumentError, InputCheck, coerce
+from graphc.signature import ArgumentError, InputCheck, coerce, describe
 from graphc.trace import (
+    StaticLeaf,
     Tracer,
     fn_name,
     is_weak,
@@ -344,7 +345,7 @@ def _structure_like(arg: Any, values: dict[int, Any], first: int) -> Any:
             or type(leaf).__name__ == "Spec"
         ):
             v = values.get(k)
-            if isinstance(leaf, float) and isinstance(v, np.ndarray) and v.shape == ():
+            if type(leaf) is float and isinstance(v, np.ndarray) and v.shape == ():
                 v = float(v)
             out.append(v)
             k += 1
@@ -353,12 +354,29 @@ def _structure_like(arg: Any, values: dict[int, Any], first: int) -> Any:
     return pytree.unflatten(td, out)
 
 
+def _as_real(args: tuple, nums: Sequence[int]) -> tuple:
+    """Python ints passed where a derivative is asked for are numbers to differentiate at, as
+    Flux takes them (`gradient(f, 2)`): they become Python floats, weak like any Python scalar.
+    Ints inside containers and at other positions stay static (they steer the trace); bools
+    are never differentiated."""
+    return tuple(float(a) if type(a) is int and i in nums else a for i, a in enumerate(args))
+
+
 def _scalar_output(graph: Graph, what: str) -> None:
+    _, mask = graph.out_tree
+    if not mask or mask[0] is not True:
+        got = describe(mask[0].value) if mask and isinstance(mask[0], StaticLeaf) else "nothing"
+        raise GraphcError(
+            f"{what} needs a function returning a floating-point scalar computed from its "
+            f"arguments; {graph.name or 'it'} returned {got}",
+            user_location(),
+        )
     o = graph.outputs[0]
     if o.aval.shape != () or not is_float(o.dtype):
         raise GraphcError(
             f"{what} needs a function returning a floating-point scalar; "
-            f"{graph.name or 'it'} returned {o.aval}"
+            f"{graph.name or 'it'} returned {o.aval}",
+            user_location(),
         )
 
 
@@ -401,6 +419,7 @@ def value_and_grad(
 
     def vg(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args))
+        args = _as_real(args, nums)
         joint, outs = staged.run(args, kwargs)
         wrt = joint.info["wrt"]
         n_out = len(joint.outputs) - len(wrt)
@@ -485,10 +504,33 @@ def _run(graph: Graph, args: list, backend: str | None = None) -> list:
     return executable(graph, backend)(args)
 
 
+def _main_outputs(g: Graph, n_main: int) -> list[tuple[int, int]]:
+    """(leaf position in the output, graph output index) for each traced leaf among the first
+    n_main output leaves (static leaves, e.g. a returned int or string, have no graph output)."""
+    _, mask = g.out_tree
+    pairs, j = [], 0
+    for p, m in enumerate(mask):
+        if m is True:
+            if p < n_main:
+                pairs.append((p, j))
+            j += 1
+    return pairs
+
+
+def _leaf_labels(tree: pytree.TreeDef, what: str) -> list[str]:
+    if tree.kind is None:
+        return [what]
+    return [f"{what} at {path}" for path in pytree.leaf_paths(tree, "out")]
+
+
 def vjp(fn: Callable, *primals: Any, has_aux: bool = False, backend: str | None = None) -> tuple:
     """Evaluate `fn(*primals)` and return `(out, vjp_fn)` (plus aux with `has_aux`), where
     `vjp_fn(cotangent)` returns one gradient per primal. The forward graph runs now and saves
     the residuals that the backward graph (run by `vjp_fn`) needs.
+
+    Cotangents must have the output's structure and shapes; their dtypes are cast like
+    `np.copyto` would (float64 to a float32 output, a Python float to a scalar output).
+    Python ints among the primals are differentiated as floats.
 
     Example:
         >>> out, back = graphc.vjp(np.sin, np.array([0.0, 1.0]))
@@ -502,25 +544,31 @@ def vjp(fn: Callable, *primals: Any, has_aux: bool = False, backend: str | None 
         r = fn(*a)
         return r if has_aux else (r, None)
 
+    primals = _as_real(primals, range(len(primals)))
     g, leaves, _ = _flat_call_graph(f2, primals)
-    n_main = g.out_tree[0].children[0].num_leaves  # leaves of the output (not of aux)
+    main_tree = g.out_tree[0].children[0]
+    n_main = main_tree.num_leaves  # leaves of the output (not of aux)
     wrt = [k for k, x in enumerate(g.inputs) if is_float(x.dtype)]
-    diff_outs = [k for k in range(n_main) if is_float(g.outputs[k].dtype)]
-    joint = vjp_pass(g, wrt, seed="inputs", outputs=diff_outs)
+    diff = [(p, j) for p, j in _main_outputs(g, n_main) if is_float(g.outputs[j].dtype)]
+    joint = vjp_pass(g, wrt, seed="inputs", outputs=[j for _, j in diff])
     part = partition(joint)
     fwd_out = _run(part.forward, leaves, backend)
     outs, residuals = fwd_out[: len(g.outputs)], fwd_out[len(g.outputs) :]
     result = unflatten_outputs(g, list(outs))
     out_value, aux = result
+    labels = _leaf_labels(main_tree, "vjp: the cotangent")
+    owners = _leaf_owners(primals, {})
 
     def vjp_fn(cotangent: Any) -> tuple:
         ct_leaves = pytree.flatten(cotangent)[0]
         if len(ct_leaves) != n_main:
-            raise GraphcError(f"the cotangent has {len(ct_leaves)} leaves; the output has {n_main}")
-        cts = [ct_leaves[k] for k in diff_outs]
+            raise ArgumentError(
+                f"vjp: the cotangent has {len(ct_leaves)} leaves; the output has {n_main}",
+                user_location(),
+            )
+        cts = [coerce(ct_leaves[p], g.outputs[j].aval, labels[p]) for p, j in diff]
         grads = _run(part.backward, list(residuals) + cts, backend)
         values = dict(zip(wrt, grads, strict=True))
-        owners = _leaf_owners(primals, {})
         return tuple(
             _structure_like(p, values, owners.index(i) if i in owners else 0)
             for i, p in enumerate(primals)
@@ -529,10 +577,23 @@ def vjp(fn: Callable, *primals: Any, has_aux: bool = False, backend: str | None 
     return (out_value, vjp_fn, aux) if has_aux else (out_value, vjp_fn)
 
 
+def _zero_tangent(value: Any) -> Any:
+    """The tangent of an output that does not depend on the inputs and is no array (a Python
+    number: zero of its type; anything else: None)."""
+    if type(value) in (int, float, complex):
+        return type(value)(0)
+    return None
+
+
 def jvp(
     fn: Callable, primals: Sequence[Any], tangents: Sequence[Any], backend: str | None = None
 ) -> tuple[Any, Any]:
     """Forward mode: `(fn(*primals), directional derivative along tangents)`.
+
+    `tangents` has the structure of `primals`; tangents of floating-point leaves must have
+    their shapes and are cast like `np.copyto` would, those of static leaves (functions,
+    ints inside containers) are ignored. Python ints among the primals are differentiated as
+    floats.
 
     Example:
         >>> graphc.jvp(np.sin, (0.0,), (1.0,))
@@ -540,18 +601,35 @@ def jvp(
     """
     from passes.autodiff import jvp as jvp_pass
 
-    primals = tuple(primals)
-    g, leaves, _ = _flat_call_graph(fn, primals)
-    t_leaves = split_args((tuple(tangents), {}))[0]
-    if len(t_leaves) != len(leaves):
-        raise GraphcError(f"jvp: {len(t_leaves)} tangent leaves for {len(leaves)} primal leaves")
+    primals = _as_real(tuple(primals), range(len(primals)))
+    tangents = tuple(tangents)
+    g, leaves, in_tree = _flat_call_graph(fn, primals)
+    t_all, t_tree = pytree.flatten(tangents)
+    p_tree = pytree.flatten(primals)[1]
+    if t_tree != p_tree:
+        raise ArgumentError(
+            f"jvp: the tangents must have the structure of the primals {p_tree}; got {t_tree}",
+            user_location(),
+        )
+    traced_pos = [p for p, t in enumerate(in_tree.traced) if t]
+    paths = pytree.leaf_paths(p_tree, "primals")
     wrt = [k for k, x in enumerate(g.inputs) if is_float(x.dtype)]
+    ts = [
+        coerce(
+            t_all[traced_pos[k]], g.inputs[k].aval, f"jvp: the tangent for {paths[traced_pos[k]]}"
+        )
+        for k in wrt
+    ]
     tg = jvp_pass(g, wrt)
-    outs = _run(tg, list(leaves) + [t_leaves[k] for k in wrt], backend)
+    outs = _run(tg, list(leaves) + ts, backend)
     n = len(g.outputs)
     primal_out = unflatten_outputs(g, list(outs[:n]))
-    tangent_out = unflatten_outputs(g, list(outs[n:]))
-    if all(isinstance(p, float) for p in primals):
+    tree, mask = g.out_tree
+    it = iter(outs[n:])
+    tangent_out = pytree.unflatten(
+        tree, [next(it) if m is True else _zero_tangent(m.value) for m in mask]
+    )
+    if primals and all(type(p) is float for p in primals):
         primal_out = _pyfloat(primal_out)
         tangent_out = _pyfloat(tangent_out)
     return primal_out, tangent_out
@@ -572,79 +650,121 @@ def _one_hot(k: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def jacobian(
-    fn: Callable, argnums: int = 0, mode: str = "auto", backend: str | None = None
+    fn: Callable, argnums: int | Sequence[int] = 0, mode: str = "auto", backend: str | None = None
 ) -> Callable[..., Any]:
-    """The Jacobian of array-valued `fn` with respect to `args[argnums]`, shaped
-    `out.shape + arg.shape`. mode="reverse" builds it a row at a time (one backward pass per
-    output element, one forward pass), "forward" a column at a time (one JVP per input
-    element); "auto" picks whichever needs fewer passes.
+    """The Jacobian of `fn` with respect to `args[argnums]`, structured as JAX structures it:
+    the output's structure, holding at each output leaf the structure of the differentiated
+    argument (a tuple of them for several argnums), whose leaves are blocks shaped
+    `out_leaf.shape + in_leaf.shape`; None for leaves without a derivative (integers,
+    functions). mode="reverse" builds it a row at a time (one forward pass, one backward pass
+    per output element), "forward" a column at a time (one JVP per input element); "auto"
+    picks whichever needs fewer passes. Python ints at `argnums` are differentiated as floats.
 
     Example:
         >>> graphc.jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
         array([[2., 0.],
                [0., 4.]])
+        >>> J = graphc.jacobian(lambda p: {"y": p["a"] * p["b"]})({"a": 2.0, "b": 3.0})
+        >>> J["y"]["a"], J["y"]["b"]
+        (array(3.), array(2.))
     """
     from passes.autodiff import jvp as jvp_pass
     from passes.autodiff import vjp as vjp_pass
     from passes.partition import partition
 
-    if not isinstance(argnums, int):
-        raise GraphcError("jacobian takes a single argnums (an int)")
+    if mode not in ("auto", "forward", "reverse"):
+        raise GraphcError(f"jacobian mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
 
     def jac(*args: Any) -> Any:
-        k = _argnums(argnums, len(args))[0]
-        x = args[k]
-        if not (isinstance(x, (np.ndarray, np.generic, float, Tracer))):
-            raise GraphcError("jacobian: the differentiated argument must be an array")
+        nums = _argnums(argnums, len(args))
+        args = _as_real(args, nums)
+        sel = args[nums[0]] if isinstance(argnums, int) else tuple(args[i] for i in nums)
 
-        def f_of_x(xv):
-            return fn(*args[:k], xv, *args[k + 1 :])
+        def f_of_sel(s):
+            full = list(args)
+            for i, v in zip(nums, (s,) if isinstance(argnums, int) else s, strict=True):
+                full[i] = v
+            return fn(*full)
 
-        g = trace_flat(f_of_x, (x,), {}, name=fn_name(fn))
-        if len(g.outputs) != 1:
-            raise GraphcError("jacobian needs a function returning a single array")
-        out_aval, in_aval = g.outputs[0].aval, g.inputs[0].aval
-        if not is_float(in_aval.dtype):
-            raise GraphcError(f"jacobian: argument {k} is {in_aval}, not floating point")
-        n_out, n_in = out_aval.size, in_aval.size
+        g = trace_flat(f_of_sel, (sel,), {}, name=fn_name(fn))
+        in_tree = g.in_tree
+        tree, mask = g.out_tree
+        for m, path in zip(mask, _leaf_labels(tree, "its output"), strict=True):
+            if m is not True:
+                raise GraphcError(
+                    f"jacobian needs floating-point array outputs; {path} is "
+                    f"{describe(m.value)}, not computed from the arguments",
+                    user_location(),
+                )
+        outs = [o.aval for o in g.outputs]
+        for o, path in zip(outs, _leaf_labels(tree, "its output"), strict=True):
+            if not is_float(o.dtype):
+                raise GraphcError(
+                    f"jacobian needs floating-point outputs; {path} is {o}", user_location()
+                )
+        leaves = split_args(((sel,), {}))[0]
+        wrt = [k for k, x in enumerate(g.inputs) if is_float(x.dtype)]
+        ins = [g.inputs[k].aval for k in wrt]
+        n_out, n_in = sum(o.size for o in outs), sum(a.size for a in ins)
         use_fwd = mode == "forward" or (mode == "auto" and n_in < n_out)
+        blocks: dict[tuple[int, int], Any] = {}
         if use_fwd:
-            tg = jvp_pass(g, [0])
-            cols = [
-                _run(tg, [x, _one_hot(j, in_aval.shape, in_aval.dtype)], backend)[1]
-                for j in range(n_in)
-            ]
-            J = (
-                gnp.stack([gnp.reshape(c, (-1,)) for c in cols], axis=1)
-                if cols
-                else np.zeros((n_out, 0), out_aval.dtype)
-            )
+            tg = jvp_pass(g, wrt)
+            for j, a in enumerate(ins):
+                zeros = [np.zeros(b.shape, b.dtype) for b in ins]
+                cols = []
+                for e in range(a.size):
+                    zeros[j] = _one_hot(e, a.shape, a.dtype)
+                    cols.append(_run(tg, list(leaves) + zeros, backend)[len(outs) :])
+                for i, o in enumerate(outs):
+                    blocks[i, j] = _block([c[i] for c in cols], o, a, axis=1)
         else:
-            part = partition(vjp_pass(g, [0], seed="inputs"))
-            fwd = _run(part.forward, [x], backend)
-            res = list(fwd[1:])
-            rows = [
-                _run(part.backward, res + [_one_hot(i, out_aval.shape, out_aval.dtype)], backend)[0]
-                for i in range(n_out)
+            part = partition(vjp_pass(g, wrt, seed="inputs"))
+            res = list(_run(part.forward, leaves, backend)[len(outs) :])
+            for i, o in enumerate(outs):
+                zeros = [np.zeros(b.shape, b.dtype) for b in outs]
+                rows = []
+                for e in range(o.size):
+                    zeros[i] = _one_hot(e, o.shape, o.dtype)
+                    rows.append(_run(part.backward, res + zeros, backend))
+                for j, a in enumerate(ins):
+                    blocks[i, j] = _block([r[j] for r in rows], o, a, axis=0)
+        col_of = {k: j for j, k in enumerate(wrt)}
+        per_out = []
+        for i in range(len(outs)):
+            k = iter(range(len(leaves)))
+            filled = [
+                blocks.get((i, col_of.get(next(k), -1))) if t else None for t in in_tree.traced
             ]
-            J = (
-                gnp.stack([gnp.reshape(r, (-1,)) for r in rows], axis=0)
-                if rows
-                else np.zeros((0, n_in), out_aval.dtype)
-            )
-        return gnp.reshape(J, out_aval.shape + in_aval.shape)
+            per_out.append(pytree.unflatten(in_tree.treedef, filled)[0][0])
+        return pytree.unflatten(tree, per_out)
 
     jac.__name__ = f"jacobian({fn_name(fn)})"
     return jac
 
 
+def _block(parts: list, out: Any, arg: Any, axis: int) -> Any:
+    """One Jacobian block, out.shape + arg.shape, from its rows (axis 0: one per output
+    element) or columns (axis 1: one per input element)."""
+    dt = np.result_type(out.dtype, arg.dtype)
+    if not parts:
+        return np.zeros(out.shape + arg.shape, dt)
+    m = gnp.stack([gnp.reshape(p, (-1,)) for p in parts], axis=axis)
+    m = gnp.reshape(m, out.shape + arg.shape)
+    return m if m.dtype == dt else gnp.astype(m, dt)
+
+
 def hessian(
-    fn: Callable, argnums: int = 0, mode: str = "forward-over-reverse", backend: str | None = None
+    fn: Callable,
+    argnums: int | Sequence[int] = 0,
+    mode: str = "forward-over-reverse",
+    backend: str | None = None,
 ) -> Callable[..., Any]:
     """The Hessian of scalar-valued `fn` with respect to `args[argnums]`, shaped
-    `arg.shape + arg.shape`. The default, forward-over-reverse, pushes one tangent per input
-    element through the gradient graph; "reverse-over-reverse" pulls one cotangent per element
-    back through it.
+    `arg.shape + arg.shape`; for a structured argument, that structure nested in itself (as
+    JAX returns it: `H["a"]["b"]` is the block of second derivatives in a and b). The
+    default, forward-over-reverse, pushes one tangent per input element through the gradient
+    graph; "reverse-over-reverse" pulls one cotangent per element back through it.
 
     Example:
         >>> graphc.hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))

@@ -874,10 +874,16 @@ def check_grads(
     Example:
         >>> graphc.check_grads(np.tanh, (np.array([0.3, -1.2]),), order=2)
     """
-    args = tuple(pytree.tree_map(_to_f64, tuple(args)))
+    args = tuple(pytree.tree_map(_to_f64, _as_real(tuple(args), range(len(args)))))
     rng = np.random.default_rng(seed)
     leaves, td = pytree.flatten(args)
     is_p = [_is_float_array(x) for x in leaves]
+    if not any(is_p):
+        raise GraphcError(
+            "check_grads: no floating-point argument to differentiate (bools and ints inside "
+            "containers are static)",
+            user_location(),
+        )
     direction = [
         rng.standard_normal(np.shape(x)) if p else None for x, p in zip(leaves, is_p, strict=True)
     ]

@@ -49,7 +49,9 @@ def describe(x: Any) -> str:
         return f"the NumPy {type(x).__name__} scalar {x!r}"
     if isinstance(x, np.ndarray):
         return f"an array of shape {x.shape} and dtype {x.dtype}"
-    return f"a {type(x).__name__}"
+    text = repr(x)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"the {type(x).__name__} {text}"
 
 
 def _label(node: Node, k: int) -> str:

@@ -128,12 +128,16 @@ class InputCheck:
                 f"got {len(args)}",
                 user_location(),
             )
-        out = None
-        for k, a in enumerate(args):
-            shape, dt = fast[k]
-            if type(a) is np.ndarray and a.shape == shape and a.dtype == dt:
-                continue
-            if out is None:
-                out = list(args)
-            out[k] = coerce(a, self.avals[k], _label(self.nodes[k], k))
-        return args if out is None else out
+        ndarray = np.ndarray
+        for a, (shape, dt) in zip(args, fast, strict=True):
+            # builtin dtypes are singletons: identity settles nearly every call
+            if type(a) is not ndarray or a.shape != shape or (a.dtype is not dt and a.dtype != dt):
+                return self._convert(args)
+        return args
+
+    def _convert(self, args: list) -> list:
+        out = list(args)
+        for k, (a, (shape, dt)) in enumerate(zip(args, self.fast, strict=True)):
+            if not (type(a) is np.ndarray and a.shape == shape and a.dtype == dt):
+                out[k] = coerce(a, self.avals[k], _label(self.nodes[k], k))
+        return out

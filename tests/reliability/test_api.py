@@ -496,3 +496,16 @@ def test_jacobian_of_a_non_array_output_is_a_clear_error():
     assert "floating-point" in str(e.value)
     with pytest.raises(graphc.GraphcError):
         graphc.jacobian(np.sin, mode="sideways")
+
+
+def test_hessian_with_several_argnums_is_a_tuple_of_tuples():
+    def f(x, y):
+        return np.sum(x**2 * y) + np.sum(np.sin(y))
+
+    x, y = np.array([1.0, 2.0]), np.array([0.5, -0.5])
+    H = graphc.hessian(f, argnums=(0, 1))(x, y)
+    assert isinstance(H, tuple) and all(isinstance(h, tuple) and len(h) == 2 for h in H)
+    np.testing.assert_allclose(H[0][0], np.diag(2 * y))
+    np.testing.assert_allclose(H[0][1], np.diag(2 * x))
+    np.testing.assert_allclose(H[1][0], np.diag(2 * x))
+    np.testing.assert_allclose(H[1][1], np.diag(-np.sin(y)))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from graphc.ir import Aval, Graph, GraphcError, Node
-from graphc.trace import Tracer, user_location
+from graphc.trace import UNSUPPORTED_SUBCLASSES, Tracer, unsupported_subclass_message, user_location
 
 # Python scalar type -> the dtype kinds it may be written into (NEP 50: the value, not a dtype)
 _PY_KINDS = {bool: "biufc", int: "iufc", float: "fc", complex: "c"}
@@ -88,6 +88,8 @@ def coerce(x: Any, aval: Aval, what: str) -> Any:
             return np.asarray(x, dtype=want)
         except (OverflowError, ValueError) as e:
             raise fail(f"out of range for {want} ({e})") from None
+    if isinstance(x, UNSUPPORTED_SUBCLASSES):
+        raise ArgumentError(unsupported_subclass_message(x), user_location())
     try:
         arr = np.asarray(x)
     except Exception as e:  # a ragged list, an object whose __array__ fails

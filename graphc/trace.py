@@ -376,14 +376,33 @@ def is_weak(x: Any) -> bool:
     return type(x) is float or (isinstance(x, Tracer) and x.weak)
 
 
+# ndarray subclasses whose operators mean something else than an array's: tracing them as
+# plain arrays would compute another function than NumPy does on them
+UNSUPPORTED_SUBCLASSES = (np.ma.MaskedArray, np.matrix)
+
+
+def unsupported_subclass_message(x: Any) -> str:
+    what = "masked array" if isinstance(x, np.ma.MaskedArray) else "np.matrix"
+    fix = "np.ma.filled(x, value) or x.data" if what == "masked array" else "np.asarray(x)"
+    return (
+        f"a {what} is not supported as an argument: graphc computes on plain arrays and "
+        f"would ignore what the {what} changes; pass {fix}"
+    )
+
+
 def leaf_aval(x: Any) -> Aval:
     if isinstance(x, Spec):
         return x.aval
     if isinstance(x, Tracer):
         return x.aval
+    if isinstance(x, UNSUPPORTED_SUBCLASSES):
+        raise DTypeError(unsupported_subclass_message(x), user_location())
     arr = np.asarray(x)
+    dt = arr.dtype
+    if dt.byteorder not in "=|":  # another byte order holds the same values: the compiled
+        dt = dt.newbyteorder("=")  # input is native and the argument check converts to it
     try:
-        return Aval(arr.shape, as_dtype(arr.dtype))
+        return Aval(arr.shape, as_dtype(dt))
     except DTypeError as e:
         raise DTypeError(
             f"an argument of dtype {arr.dtype} is not supported: {e.message}", user_location()

@@ -5,6 +5,7 @@ jacobian/hessian over pytrees."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -509,3 +510,37 @@ def test_hessian_with_several_argnums_is_a_tuple_of_tuples():
     np.testing.assert_allclose(H[0][1], np.diag(2 * x))
     np.testing.assert_allclose(H[1][0], np.diag(2 * x))
     np.testing.assert_allclose(H[1][1], np.diag(-np.sin(y)))
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.arange(6, dtype=">f4").reshape(2, 3),  # other byte order
+        np.arange(12, dtype=np.float32).reshape(2, 6)[:, ::2],  # strided view
+        np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)),
+        np.arange(6, dtype=np.float32).reshape(3, 2).T,
+    ],
+)
+def test_jit_and_grad_take_arrays_of_any_layout_and_byte_order(x):
+    f = graphc.jit(lambda x: np.tanh(x) * np.sum(x, axis=0))
+    np.testing.assert_allclose(f(x), np.tanh(x) * np.sum(x, axis=0), rtol=1e-6)
+    g = graphc.jit(graphc.grad(lambda x: np.sum(x**3)))(x)
+    np.testing.assert_allclose(g, 3 * np.asarray(x, np.float64) ** 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["masked", "matrix"])
+def test_array_subclasses_whose_operators_differ_are_refused(kind):
+    if kind == "masked":
+        x = np.ma.array([1.0, 2.0], mask=[False, True])
+    else:
+        with warnings.catch_warnings():  # np.matrix announces its own deprecation
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            x = np.matrix([[1.0, 2.0]])
+    with pytest.raises(graphc.GraphcError) as e:
+        graphc.jit(lambda x: x * x)(x)
+    assert "not supported as an argument" in str(e.value)
+    assert_here(e)
+    _, back = graphc.vjp(np.sin, np.ones(np.shape(x)))
+    with pytest.raises(ArgumentError) as e:
+        back(x)
+    assert_here(e)

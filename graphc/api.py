@@ -192,6 +192,10 @@ class _Staged:
             graph, exe = self.cache.get(key, (None, None))
             if graph is None:
                 graph = self.build(args, kwargs)
+                if closes_over_trace(graph):
+                    # it reads values of the enclosing trace: spliced into that trace, never
+                    # compiled on its own, and not kept for a later trace
+                    return graph, None, leaves, True
             if exe is None and not traced:
                 reason = _describe_change(self._last_key, key)
                 t0 = time.perf_counter()
@@ -498,10 +502,30 @@ def _flat_call_graph(fn: Callable, primals: tuple) -> tuple[Graph, list, Any]:
     return g, leaves, in_tree
 
 
+def closes_over_trace(graph: Graph) -> bool:
+    """Whether `graph` reads inputs that are not its own: values of an enclosing trace that the
+    traced function closed over (`jit(lambda y: grad(lambda x: x * y)(2.0))`). Such a graph
+    only means something spliced into that trace."""
+    free = graph.info.get("closes_over_trace")
+    if free is None:
+        own = {id(n) for n in graph.inputs}
+        free = graph.info["closes_over_trace"] = any(
+            n.op == "input" and id(n) not in own for n in graph.nodes
+        )
+    return free
+
+
 def _run(graph: Graph, args: list, backend: str | None = None) -> list:
-    if any(isinstance(a, Tracer) for a in args):
+    if closes_over_trace(graph) or any(isinstance(a, Tracer) for a in args):
         return inline(graph, args)
     return executable(graph, backend)(args)
+
+
+def _runner(graph: Graph, args: Sequence[Any], backend: str | None) -> Callable[[list], list]:
+    """Runs `graph` many times: compiled once for concrete `args`, inlined for traced ones."""
+    if closes_over_trace(graph) or any(isinstance(a, Tracer) for a in args):
+        return lambda a: inline(graph, a)
+    return executable(graph, backend)
 
 
 def _main_outputs(g: Graph, n_main: int) -> list[tuple[int, int]]:
@@ -704,29 +728,36 @@ def jacobian(
                 )
         leaves = split_args(((sel,), {}))[0]
         wrt = [k for k, x in enumerate(g.inputs) if is_float(x.dtype)]
+        if not wrt:
+            raise GraphcError(
+                f"jacobian: argument {', '.join(map(str, nums))} has no floating-point array "
+                "to differentiate (ints inside containers and bools are static)",
+                user_location(),
+            )
         ins = [g.inputs[k].aval for k in wrt]
         n_out, n_in = sum(o.size for o in outs), sum(a.size for a in ins)
         use_fwd = mode == "forward" or (mode == "auto" and n_in < n_out)
         blocks: dict[tuple[int, int], Any] = {}
         if use_fwd:
-            tg = jvp_pass(g, wrt)
+            run_t = _runner(jvp_pass(g, wrt), leaves, backend)
             for j, a in enumerate(ins):
                 zeros = [np.zeros(b.shape, b.dtype) for b in ins]
                 cols = []
                 for e in range(a.size):
                     zeros[j] = _one_hot(e, a.shape, a.dtype)
-                    cols.append(_run(tg, list(leaves) + zeros, backend)[len(outs) :])
+                    cols.append(run_t(list(leaves) + zeros)[len(outs) :])
                 for i, o in enumerate(outs):
                     blocks[i, j] = _block([c[i] for c in cols], o, a, axis=1)
         else:
             part = partition(vjp_pass(g, wrt, seed="inputs"))
             res = list(_run(part.forward, leaves, backend)[len(outs) :])
+            run_b = _runner(part.backward, res, backend)
             for i, o in enumerate(outs):
                 zeros = [np.zeros(b.shape, b.dtype) for b in outs]
                 rows = []
                 for e in range(o.size):
                     zeros[i] = _one_hot(e, o.shape, o.dtype)
-                    rows.append(_run(part.backward, res + zeros, backend))
+                    rows.append(run_b(res + zeros))
                 for j, a in enumerate(ins):
                     blocks[i, j] = _block([r[j] for r in rows], o, a, axis=0)
         col_of = {k: j for j, k in enumerate(wrt)}

@@ -544,3 +544,21 @@ def test_array_subclasses_whose_operators_differ_are_refused(kind):
     with pytest.raises(ArgumentError) as e:
         back(x)
     assert_here(e)
+
+
+def test_transformations_of_closures_over_an_enclosing_trace():
+    y = np.array([2.0, 3.0])
+    x = np.array([1.0, 0.5])
+    cases = {
+        "grad": (lambda y: graphc.grad(lambda x: np.sum(np.sin(x) * y))(x), np.cos(x) * y),
+        "jacobian": (lambda y: graphc.jacobian(lambda x: x * y)(x), np.diag(y)),
+        "hessian": (lambda y: graphc.hessian(lambda x: np.sum(x**3 * y))(x), np.diag(6 * x * y)),
+        "vjp": (lambda y: graphc.vjp(lambda x: x * y, x)[1](np.ones(2))[0], y),
+        "jvp": (lambda y: graphc.jvp(lambda x: x * y, (x,), (np.ones(2),))[1], y),
+    }
+    for name, (f, want) in cases.items():
+        np.testing.assert_allclose(graphc.jit(f)(y), want, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(graphc.jit(f)(2 * y), 2 * want, rtol=1e-12, err_msg=name)
+    # and differentiated through: d/dy sum(grad_x sum(x*x*y)) = 2x
+    g = graphc.grad(lambda y: np.sum(graphc.grad(lambda x: np.sum(x * x * y))(x)))(y)
+    np.testing.assert_allclose(g, 2 * x)

@@ -108,8 +108,12 @@ class Executable:
     fallbacks: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
     _local: threading.local = field(default_factory=threading.local)
-    check: Any = None  # the InputCheck of the graph's signature, set by compile_graph
+    check: Any = None  # the InputCheck of the graph's signature
     checks_inputs = True  # callers need not wrap it in a check of their own
+
+    def __post_init__(self) -> None:
+        if self.check is None:
+            self.check = InputCheck(self.graph)
 
     def cache_stats(self) -> tuple[int, int]:
         """(kernels loaded from Numba's on-disk cache, kernels compiled by LLVM)."""
@@ -895,7 +899,6 @@ def compile_graph(graph: Graph) -> Executable:
     consts = dict(d.consts)
     mod._K = consts
     exe = Executable(graph, source, path, mod.run, d.kernels, d.fallbacks)
-    exe.check = InputCheck(graph)
     exe.compile_seconds = time.perf_counter() - t0
     from passes import debug_level
 

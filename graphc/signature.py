@@ -40,7 +40,7 @@ class ArgumentError(GraphcError):
 
 
 def describe(x: Any) -> str:
-    """How an argument reads in an error message: "the Python float 0.1", "an f64[2] array"."""
+    """How an argument reads in an error message, e.g. "the Python float 0.1"."""
     if type(x) in _PY_KINDS:
         return f"the Python {type(x).__name__} {x!r}"
     if isinstance(x, Tracer):

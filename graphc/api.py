@@ -541,6 +541,24 @@ def _main_outputs(g: Graph, n_main: int) -> list[tuple[int, int]]:
     return pairs
 
 
+def _leaves_like(value: Any, tree: pytree.TreeDef, what: str, prefix: str) -> list:
+    """The leaves of `value` in the order of `tree`'s leaves, matched by path, so a dict with
+    its keys in another order (or a list for a tuple) lines up; ArgumentError when the paths
+    differ."""
+    leaves, td = pytree.flatten(value)
+    if td == tree:
+        return leaves
+    want, got = pytree.leaf_paths(tree, prefix), pytree.leaf_paths(td, prefix)
+    by_path = dict(zip(got, leaves, strict=True))
+    if len(by_path) != len(got) or set(want) != set(got):
+        shown = "leaves " + ", ".join(got) if td.kind is not None and got else describe(value)
+        raise ArgumentError(
+            f"{what} must have the structure of {prefix} (leaves {', '.join(want)}); got {shown}",
+            user_location(),
+        )
+    return [by_path[p] for p in want]
+
+
 def _leaf_labels(tree: pytree.TreeDef, what: str) -> list[str]:
     if tree.kind is None:
         return [what]
@@ -584,12 +602,7 @@ def vjp(fn: Callable, *primals: Any, has_aux: bool = False, backend: str | None 
     owners = _leaf_owners(primals, {})
 
     def vjp_fn(cotangent: Any) -> tuple:
-        ct_leaves = pytree.flatten(cotangent)[0]
-        if len(ct_leaves) != n_main:
-            raise ArgumentError(
-                f"vjp: the cotangent has {len(ct_leaves)} leaves; the output has {n_main}",
-                user_location(),
-            )
+        ct_leaves = _leaves_like(cotangent, main_tree, "vjp: the cotangent", "out")
         cts = [coerce(ct_leaves[p], g.outputs[j].aval, labels[p]) for p, j in diff]
         grads = _run(part.backward, list(residuals) + cts, backend)
         values = dict(zip(wrt, grads, strict=True))
@@ -628,13 +641,8 @@ def jvp(
     primals = _as_real(tuple(primals), range(len(primals)))
     tangents = tuple(tangents)
     g, leaves, in_tree = _flat_call_graph(fn, primals)
-    t_all, t_tree = pytree.flatten(tangents)
     p_tree = pytree.flatten(primals)[1]
-    if t_tree != p_tree:
-        raise ArgumentError(
-            f"jvp: the tangents must have the structure of the primals {p_tree}; got {t_tree}",
-            user_location(),
-        )
+    t_all = _leaves_like(tangents, p_tree, "jvp: the tangents", "primals")
     traced_pos = [p for p, t in enumerate(in_tree.traced) if t]
     paths = pytree.leaf_paths(p_tree, "primals")
     wrt = [k for k, x in enumerate(g.inputs) if is_float(x.dtype)]

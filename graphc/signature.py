@@ -43,6 +43,8 @@ def describe(x: Any) -> str:
     """How an argument reads in an error message, e.g. "the Python float 0.1"."""
     if type(x) in _PY_KINDS:
         return f"the Python {type(x).__name__} {x!r}"
+    if x is None:
+        return "None"
     if isinstance(x, Tracer):
         return f"a traced {x.aval}"
     if isinstance(x, np.generic):

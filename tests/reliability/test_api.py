@@ -163,7 +163,7 @@ def test_jvp_tangent_dtype_is_cast_like_copyto(xdt, tdt):
     [
         (np.ones(3, np.complex128), "complex128"),
         (np.array(["a", "b", "c"]), "not numeric"),
-        (None, "0 leaves"),
+        (None, "structure"),
         ("abc", "not numeric"),
     ],
 )
@@ -562,3 +562,32 @@ def test_transformations_of_closures_over_an_enclosing_trace():
     # and differentiated through: d/dy sum(grad_x sum(x*x*y)) = 2x
     g = graphc.grad(lambda y: np.sum(graphc.grad(lambda x: np.sum(x * x * y))(x)))(y)
     np.testing.assert_allclose(g, 2 * x)
+
+
+def test_cotangent_and_tangent_dicts_line_up_by_key_not_by_order():
+    x = np.array([1.0, 2.0])
+    out, back = graphc.vjp(lambda x: {"a": np.sin(x), "b": 2 * x}, x)
+    (g,) = back({"b": np.zeros(2), "a": np.ones(2)})
+    np.testing.assert_allclose(g, np.cos(x))
+    (g,) = back({"b": np.ones(2), "a": np.zeros(2)})
+    np.testing.assert_allclose(g, [2.0, 2.0])
+    p = {"w": x, "s": 0.5}
+    y, t = graphc.jvp(lambda p: p["w"] * p["s"], (p,), ({"s": 1.0, "w": np.zeros(2)},))
+    np.testing.assert_allclose(t, x)
+
+
+@pytest.mark.parametrize(
+    "ct",
+    [
+        {"a": np.ones(2)},  # a key missing
+        {"a": np.ones(2), "c": np.ones(2)},  # another key
+        (np.ones(2), np.ones(2)),  # a tuple for a dict
+        np.ones(2),
+    ],
+)
+def test_cotangent_of_another_structure_is_an_error(ct):
+    _, back = graphc.vjp(lambda x: {"a": np.sin(x), "b": 2 * x}, np.ones(2))
+    with pytest.raises(ArgumentError) as e:
+        back(ct)
+    assert "structure" in str(e.value) and "out['b']" in str(e.value)
+    assert_here(e)

@@ -511,6 +511,19 @@ max = amax = _extremum("reduce_max", "max")
 min = amin = _extremum("reduce_min", "min")
 
 
+def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """Peak to peak, max - min over axis (ties at either end share the gradient).
+
+    Example:
+        >>> gnp.ptp(np.array([[1.0, 4.0], [2.0, 3.0]]), axis=1)
+        array([3., 1.])
+    """
+    _no_extras("ptp", out)
+    a = _asarr(a)
+    axes = _norm_axes(a, axis, "ptp")
+    return subtract(max(a, axes, keepdims=keepdims), min(a, axes, keepdims=keepdims))
+
+
 def any(
     x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
 ) -> Any:
@@ -1820,6 +1833,7 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.amax: amax,
     np.min: min,
     np.amin: amin,
+    np.ptp: ptp,
     np.mean: mean,
     np.var: var,
     np.std: std,

@@ -700,7 +700,7 @@ def transpose(x: Any, axes: Any = None) -> Any:
         perm = _axes("transpose", axes, nd, what="axes")
         if len(perm) != nd:
             raise ShapeError(
-                f"transpose: axes {tuple(axes)} do not match a {nd}-d array",
+                f"transpose: axes {axes!r} do not match a {nd}-d array",
                 user_location(),
             )
     if perm == tuple(range(nd)):

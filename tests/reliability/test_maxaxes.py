@@ -179,6 +179,8 @@ def test_rollaxis_start_range_like_numpy():
         lambda x: np.transpose(x, (0, -3, 1)),  # repeated once normalised
         lambda x: np.transpose(x, (0, 1)),
         lambda x: np.transpose(x, (1.0, 0, 2)),
+        lambda x: np.transpose(x, 0),
+        lambda x: x.transpose(0),
         lambda x: x.transpose(2, 1, 0),
         lambda x: x.transpose(2, 1, 6),
         lambda x: x.transpose((1, 4, 0)),

@@ -27,7 +27,7 @@ from graphc.api import (
     withgradient,
 )
 from graphc.interp import evaluate
-from graphc.ir import Aval, DTypeError, Graph, GraphcError, Node, ShapeError
+from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
 from graphc.text import load, parse
 from graphc.trace import Spec, Tracer, TracerError, UnsupportedError, scope, spec, trace
 from graphc.tree_util import pytree, register_pytree, tree_map
@@ -50,6 +50,7 @@ __all__ = [
     "vjp",
     "withgradient",
     "Aval",
+    "AxisError",
     "DTypeError",
     "Graph",
     "GraphcError",

@@ -57,6 +57,34 @@ class ShapeError(GraphcError):
     """Operands whose shapes or dtypes an op cannot accept."""
 
 
+class AxisError(ShapeError, np.exceptions.AxisError):
+    """An axis argument out of range for the array it names. It is also NumPy's AxisError, so
+    code written for NumPy (`except np.exceptions.AxisError`) catches it.
+
+    Example:
+        >>> graphc.trace(lambda x: np.sum(x, axis=2), graphc.spec("f32[3]"))
+        Traceback (most recent call last):
+        graphc.ir.AxisError: sum: axis 2 is out of bounds for a 1-d array (at <stdin>:1)
+    """
+
+    # NumPy's AxisError has its own __init__ and __str__; graphc's message and location win
+    __str__ = Exception.__str__
+
+    def __init__(
+        self,
+        message: str,
+        location: str | None = None,
+        *,
+        axis: int | None = None,
+        ndim: int | None = None,
+    ):
+        self.message = message
+        self.location = location
+        self.axis = axis
+        self.ndim = ndim
+        Exception.__init__(self, f"{message} (at {location})" if location else message)
+
+
 class DTypeError(GraphcError):
     """A dtype graphc does not handle, or a dtype an op does not accept."""
 

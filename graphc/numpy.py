@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphc.ir import DTypeError, GraphcError, ShapeError, as_dtype, make_const
+from graphc.ir import AxisError, DTypeError, GraphcError, ShapeError, as_dtype, make_const
 from graphc.ops import registry
 from graphc.trace import (
     HANDLED_FUNCTIONS,
@@ -394,11 +394,59 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, *args: Any, **kwargs: 
 # reductions
 
 
-def _norm_axes(x: Any, axis: Any) -> tuple[int, ...]:
-    try:
-        return registry.norm_axes("reduction", axis, len(np.shape(x)))
-    except ShapeError as e:
-        raise ShapeError(e.message, user_location()) from None
+def _axes(
+    name: str, axis: Any, ndim: int, *, what: str = "axis", single: bool = False
+) -> tuple[int, ...]:
+    """The axes that `axis` names in an array of ndim dimensions, made non-negative, in the
+    order given. Every axis argument graphc accepts passes through here, so each is checked as
+    NumPy checks it: an integer (a sequence of them unless `single`), -ndim <= axis < ndim
+    (AxisError) and no axis twice; a bad one is an error at the user's line.
+
+    Example:
+        >>> _axes("sum", (-1, 0), 3)
+        (2, 0)
+    """
+    if isinstance(axis, Tracer):
+        raise UnsupportedError(
+            f"{name}: {what} must be a Python int, not a traced value (it decides the "
+            "result's shape)",
+            user_location(),
+        )
+    seq = not single and isinstance(axis, (tuple, list, np.ndarray)) and np.ndim(axis) == 1
+    items = list(axis) if seq else [axis]
+    out = []
+    for a in items:
+        if isinstance(a, (bool, np.bool_, Tracer)):
+            a_int = None
+        else:
+            try:
+                a_int = operator.index(a)
+            except TypeError:
+                a_int = None
+        if a_int is None:
+            kind = "an integer" if single else "an integer or a tuple of integers"
+            raise GraphcError(f"{name}: {what} must be {kind}, got {axis!r}", user_location())
+        if not -ndim <= a_int < ndim:
+            where = "" if what == "axis" else f" (in {what})"
+            raise AxisError(
+                f"{name}: axis {a_int}{where} is out of bounds for a {ndim}-d array",
+                user_location(),
+                axis=a_int,
+                ndim=ndim,
+            )
+        out.append(a_int % ndim)
+    if len(set(out)) != len(out):
+        twice = next(a for a in out if out.count(a) > 1)
+        raise ShapeError(
+            f"{name}: {what} {axis!r} names axis {twice} twice (a repeated axis)", user_location()
+        )
+    return tuple(out)
+
+
+def _norm_axes(x: Any, axis: Any, name: str) -> tuple[int, ...]:
+    """A reduction's axes, sorted (None: all of them)."""
+    nd = len(np.shape(x))
+    return tuple(range(nd)) if axis is None else tuple(sorted(_axes(name, axis, nd)))
 
 
 def _sum_dtype(x: Any) -> np.dtype:
@@ -432,7 +480,7 @@ def _accumulation(op: str, name: str):
         _no_extras(name, out, where, initial)
         x = _asarr(x)
         x = astype(x, dtype if dtype is not None else _sum_dtype(x))
-        return bind(op, x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+        return bind(op, x, axes=_norm_axes(x, axis, name), keepdims=bool(keepdims))
 
     fn.__name__ = name
     return fn
@@ -453,7 +501,7 @@ def _extremum(op: str, name: str):
     ) -> Any:
         _no_extras(name, out, where, initial)
         x = _asarr(x)
-        return bind(op, x, axes=_norm_axes(x, axis), keepdims=bool(keepdims))
+        return bind(op, x, axes=_norm_axes(x, axis, name), keepdims=bool(keepdims))
 
     fn.__name__ = name
     return fn
@@ -461,6 +509,19 @@ def _extremum(op: str, name: str):
 
 max = amax = _extremum("reduce_max", "max")
 min = amin = _extremum("reduce_min", "min")
+
+
+def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """Peak to peak, max - min over axis (ties at either end share the gradient).
+
+    Example:
+        >>> gnp.ptp(np.array([[1.0, 4.0], [2.0, 3.0]]), axis=1)
+        array([3., 1.])
+    """
+    _no_extras("ptp", out)
+    a = _asarr(a)
+    axes = _norm_axes(a, axis, "ptp")
+    return subtract(max(a, axes, keepdims=keepdims), min(a, axes, keepdims=keepdims))
 
 
 def any(
@@ -497,7 +558,7 @@ def mean(
         x = astype(x, np.float64)
     elif x.dtype == np.float16:  # NumPy accumulates float16 in float32
         x, out_dt = astype(x, np.float32), np.dtype(np.float16)
-    axes = _norm_axes(x, axis)
+    axes = _norm_axes(x, axis, "mean")
     s = bind("reduce_sum", x, axes=axes, keepdims=bool(keepdims))
     if x.dtype.kind != "f":  # an integer dtype=: NumPy truncates the true quotient
         return astype(divide(s, _count(x, axes)), x.dtype)
@@ -530,7 +591,7 @@ def var(
         x = astype(x, dtype)
     elif x.dtype.kind != "f":
         x = astype(x, np.float64)
-    axes = _norm_axes(x, axis)
+    axes = _norm_axes(x, axis, "var")
     m = globals()["mean"](x, axis=axes, keepdims=True) if mean is None else mean
     d = x - m
     n = _count(x, axes) - ddof
@@ -553,7 +614,7 @@ def std(
 def _arg(op: str):
     def fn(x: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
         x = _asarr(x)
-        ax = None if axis is None else _norm_axes(x, axis)[0]
+        ax = None if axis is None else _axes(op, axis, x.ndim, single=True)[0]
         return bind(op, x, axis=ax, keepdims=bool(keepdims))
 
     fn.__name__ = op
@@ -567,7 +628,7 @@ argmin = _arg("argmin")
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over axis, exact for any magnitude (shifted by the max)."""
     x = _float_like(x)
-    axes = _norm_axes(x, axis)
+    axes = _norm_axes(x, axis, "logsumexp")
     m = stop_gradient(max(x, axis=axes, keepdims=True))
     m = where(isfinite(m), m, 0)  # rows of -inf give -inf, not nan
     s = sum(exp(x - m), axis=axes, keepdims=True)
@@ -579,7 +640,7 @@ def log_softmax(x: Any, axis: Any = -1) -> Any:
     """x - logsumexp(x), computed as (x - max) - log(sum(exp(x - max))): subtracting the max
     first keeps large logits exact (1e4 + log 2 is not representable in float32)."""
     x = _float_like(x)
-    axes = _norm_axes(x, axis)
+    axes = _norm_axes(x, axis, "log_softmax")
     m = stop_gradient(max(x, axis=axes, keepdims=True))
     shifted = x - where(isfinite(m), m, 0)
     return shifted - log(sum(exp(shifted), axis=axes, keepdims=True))
@@ -588,7 +649,7 @@ def log_softmax(x: Any, axis: Any = -1) -> Any:
 def softmax(x: Any, axis: Any = -1) -> Any:
     """exp(x) / sum(exp(x)), computed from the max-shifted values."""
     x = _float_like(x)
-    axes = _norm_axes(x, axis)
+    axes = _norm_axes(x, axis, "softmax")
     e = exp(x - stop_gradient(max(x, axis=axes, keepdims=True)))
     return e / sum(e, axis=axes, keepdims=True)
 
@@ -633,30 +694,65 @@ def ravel(x: Any, order: str = "C") -> Any:
 def transpose(x: Any, axes: Any = None) -> Any:
     x = _asarr(x)
     nd = x.ndim
-    perm = (
-        tuple(range(nd))[::-1] if axes is None else tuple(int(a) % nd for a in axes) if nd else ()
-    )
+    if axes is None:
+        perm = tuple(range(nd))[::-1]
+    else:
+        perm = _axes("transpose", axes, nd, what="axes")
+        if len(perm) != nd:
+            raise ShapeError(
+                f"transpose: axes {axes!r} do not match a {nd}-d array",
+                user_location(),
+            )
     if perm == tuple(range(nd)):
         return x
     return bind("transpose", x, perm=perm)
 
 
-def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+def swapaxes(x: Any, axis1: Any, axis2: Any) -> Any:
     x = _asarr(x)
     perm = list(range(x.ndim))
-    a, b = axis1 % x.ndim, axis2 % x.ndim
+    a, b = _axis(x, axis1, "swapaxes", "axis1"), _axis(x, axis2, "swapaxes", "axis2")
     perm[a], perm[b] = perm[b], perm[a]
     return transpose(x, perm)
 
 
 def moveaxis(x: Any, source: Any, destination: Any) -> Any:
     x = _asarr(x)
-    src = [s % x.ndim for s in np.atleast_1d(source)]
-    dst = [d % x.ndim for d in np.atleast_1d(destination)]
+    src = _axes("moveaxis", source, x.ndim, what="source")
+    dst = _axes("moveaxis", destination, x.ndim, what="destination")
+    if len(src) != len(dst):
+        raise ShapeError(
+            f"moveaxis: source {source!r} and destination {destination!r} name different "
+            "numbers of axes",
+            user_location(),
+        )
     order = [i for i in range(x.ndim) if i not in src]
     for d, s in sorted(zip(dst, src, strict=True)):
         order.insert(d, s)
     return transpose(x, order)
+
+
+def rollaxis(a: Any, axis: Any, start: Any = 0) -> Any:
+    """np.rollaxis: axis moved to sit before position start (prefer moveaxis)."""
+    a = _asarr(a)
+    n = a.ndim
+    ax = _axis(a, axis, "rollaxis")
+    # start is a position between axes, so n itself is allowed: -n <= start <= n
+    st = _static_int(start, "rollaxis: start")
+    if not -n <= st <= n:
+        raise AxisError(
+            f"rollaxis: start {st} is out of bounds for a {n}-d array "
+            f"(it needs {-n} <= start <= {n})",
+            user_location(),
+            axis=st,
+            ndim=n,
+        )
+    st = st + n if st < 0 else st
+    if ax < st:
+        st -= 1
+    order = [i for i in range(n) if i != ax]
+    order.insert(st, ax)
+    return transpose(a, order)
 
 
 def broadcast_to(x: Any, shape: Any, subok: bool = False) -> Any:
@@ -669,9 +765,9 @@ def broadcast_to(x: Any, shape: Any, subok: bool = False) -> Any:
 
 def expand_dims(x: Any, axis: Any) -> Any:
     x = _asarr(x)
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    nd = x.ndim + len(axes)
-    axes = registry.norm_axes("expand_dims", axes, nd)
+    n_new = len(axis) if isinstance(axis, (tuple, list)) else 1
+    axes = _axes("expand_dims", axis, x.ndim + n_new)
+    nd = x.ndim + n_new
     it = iter(x.shape)
     return reshape(x, tuple(1 if i in axes else next(it) for i in range(nd)))
 
@@ -681,7 +777,7 @@ def squeeze(x: Any, axis: Any = None) -> Any:
     if axis is None:
         axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
     else:
-        axes = _norm_axes(x, axis)
+        axes = _norm_axes(x, axis, "squeeze")
         for a in axes:
             if x.shape[a] != 1:
                 raise ShapeError(
@@ -711,7 +807,7 @@ def concatenate(
     arrays = _promote_all(arrays) if dtype is None else [astype(a, dtype) for a in arrays]
     if not arrays:
         raise ShapeError("concatenate: needs at least one array", user_location())
-    (ax,) = _norm_axes(arrays[0], axis)
+    (ax,) = _axes("concatenate", axis, _asarr(arrays[0]).ndim, single=True)
     if len(arrays) == 1:
         return arrays[0]
     return bind("concatenate", *arrays, axis=ax)
@@ -733,7 +829,8 @@ def stack(
         raise ShapeError(
             f"stack: all arrays must have the same shape, got {sorted(shapes)}", user_location()
         )
-    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
+    ax = _axes("stack", axis, arrays[0].ndim + 1, single=True)[0]
+    return concatenate([expand_dims(a, ax) for a in arrays], axis=ax, dtype=dtype)
 
 
 def hstack(arrays: Sequence[Any], **kw: Any) -> Any:
@@ -748,7 +845,7 @@ def vstack(arrays: Sequence[Any], **kw: Any) -> Any:
 
 def flip(x: Any, axis: Any = None) -> Any:
     x = _asarr(x)
-    return bind("flip", x, axes=_norm_axes(x, axis))
+    return bind("flip", x, axes=_norm_axes(x, axis, "flip"))
 
 
 def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0) -> Any:
@@ -771,7 +868,7 @@ def take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "r
     a = _asarr(a)
     if axis is None:
         a, axis = ravel(a), 0
-    (ax,) = _norm_axes(a, axis)
+    (ax,) = _axes("take", axis, a.ndim, single=True)
     return bind("gather", a, _index_array(indices, a.shape[ax]), axis=ax)
 
 
@@ -825,13 +922,36 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     """Sum over the given axes of a and b, as one matmul between two reshapes."""
     dts = _resolve(np.matmul, (a, b))
     a, b = _convert(a, dts[0]), _convert(b, dts[1])
-    if isinstance(axes, (int, np.integer)):
-        ax_a = list(range(a.ndim - int(axes), a.ndim))
-        ax_b = list(range(int(axes)))
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, (bool, np.bool_)):
+        # NumPy's reading: the last n axes of a with the first n of b (none for n <= 0)
+        n = int(axes)
+        if n > builtins.min(a.ndim, b.ndim):
+            raise AxisError(
+                f"tensordot: axes={n} sums over the last {n} axes of a and the first {n} of b, "
+                f"but a has {a.ndim} and b has {b.ndim}",
+                user_location(),
+                axis=n,
+                ndim=builtins.min(a.ndim, b.ndim),
+            )
+        ax_a = _axes("tensordot", list(range(-n, 0)), a.ndim, what="axes")
+        ax_b = _axes("tensordot", list(range(n)), b.ndim, what="axes")
     else:
-        ax_a, ax_b = ([int(v)] if np.isscalar(v) else [int(i) for i in v] for v in axes)
-    ax_a = [i % a.ndim for i in ax_a]
-    ax_b = [i % b.ndim for i in ax_b]
+        try:
+            spec_a, spec_b = axes
+        except (TypeError, ValueError):
+            raise GraphcError(
+                f"tensordot: axes must be an int or a pair (axes of a, axes of b), got {axes!r}",
+                user_location(),
+            ) from None
+        ax_a = _axes("tensordot", spec_a, a.ndim, what="axes of a")
+        ax_b = _axes("tensordot", spec_b, b.ndim, what="axes of b")
+        if len(ax_a) != len(ax_b):
+            raise ShapeError(
+                f"tensordot: {len(ax_a)} axes of a {tuple(ax_a)} but {len(ax_b)} of b "
+                f"{tuple(ax_b)}; they are summed in pairs",
+                user_location(),
+            )
+    ax_a, ax_b = list(ax_a), list(ax_b)
     for i, j in zip(ax_a, ax_b, strict=True):
         if a.shape[i] != b.shape[j]:
             raise ShapeError(
@@ -1116,15 +1236,9 @@ def _static_int(v: Any, what: str) -> int:
         raise GraphcError(f"{what} must be an integer, got {v!r}", user_location()) from None
 
 
-def _axis(x: Any, axis: Any, name: str) -> int:
-    """One axis of x, normalised; a bad one is a ShapeError naming the user's line."""
-    ax = _static_int(axis, f"{name}: axis")
-    if not -x.ndim <= ax < x.ndim:
-        raise ShapeError(
-            f"{name}: axis {ax} is out of range for an array of shape {tuple(x.shape)}",
-            user_location(),
-        )
-    return ax % x.ndim
+def _axis(x: Any, axis: Any, name: str, what: str = "axis") -> int:
+    """One axis of x, made non-negative (checked by `_axes`)."""
+    return _axes(name, axis, x.ndim, what=what, single=True)[0]
 
 
 def _slice_axis(x: Any, ax: int, start: int, stop: int) -> Any:
@@ -1141,7 +1255,7 @@ def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
             user_location(),
         )
     k = _static_int(offset, "diagonal: offset")
-    ax1, ax2 = _axis(a, axis1, "diagonal"), _axis(a, axis2, "diagonal")
+    ax1, ax2 = _axis(a, axis1, "diagonal", "axis1"), _axis(a, axis2, "diagonal", "axis2")
     if ax1 == ax2:
         raise ShapeError("diagonal: axis1 and axis2 cannot be the same", user_location())
     x = moveaxis(a, (ax1, ax2), (-2, -1))
@@ -1329,7 +1443,7 @@ def average(
 ) -> Any:
     """The (weighted) mean over axis; with returned=True also the sum of the weights."""
     a = _asarr(a)
-    axes = _norm_axes(a, axis)
+    axes = _norm_axes(a, axis, "average")
     keepdims = bool(keepdims)
     if weights is None:
         avg = mean(a, axis=axes, keepdims=keepdims)
@@ -1347,7 +1461,7 @@ def average(
                     f"{tuple(a.shape)}; give the axis they run along",
                     user_location(),
                 )
-            given = [int(v) % a.ndim for v in np.atleast_1d(axis)]
+            given = list(_axes("average", axis, a.ndim))
             if tuple(w.shape) != tuple(a.shape[g] for g in given):
                 raise ShapeError(
                     f"average: weights of shape {tuple(w.shape)} do not match a's shape "
@@ -1479,12 +1593,7 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
             return reshape(r, (1,) * nd) if keepdims else r
         axes = tuple(range(nd))
     else:
-        axes = tuple(np.atleast_1d(axis).tolist())
-        if len(axes) in (1, 2):
-            norm_ax = _norm_axes(x, axes)
-            if len(norm_ax) != len(axes):
-                raise ShapeError("norm: duplicate axes", user_location())
-            axes = tuple(a % nd for a in axes)
+        axes = _axes("norm", axis, nd)
     if len(axes) == 1:
         if isinstance(ord, str):
             raise GraphcError(f"norm: invalid norm order {ord!r} for vectors", user_location())
@@ -1708,7 +1817,9 @@ def ndim(x: Any) -> int:
 
 def size(x: Any, axis: Any = None) -> int:
     x = _asarr(x)
-    return x.size if axis is None else x.shape[axis]
+    if axis is None:
+        return x.size
+    return int(np.prod([x.shape[a] for a in _axes("size", axis, x.ndim)], dtype=np.int64))
 
 
 def result_type(*args: Any) -> np.dtype:
@@ -1722,6 +1833,7 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.amax: amax,
     np.min: min,
     np.amin: amin,
+    np.ptp: ptp,
     np.mean: mean,
     np.var: var,
     np.std: std,
@@ -1740,6 +1852,7 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.transpose: transpose,
     np.swapaxes: swapaxes,
     np.moveaxis: moveaxis,
+    np.rollaxis: rollaxis,
     np.broadcast_to: broadcast_to,
     np.expand_dims: expand_dims,
     np.squeeze: squeeze,

@@ -584,6 +584,7 @@ from graphc.codegen import _buf, _call, _flat, _impl, _out, _vm_run
 # **options) in the cache's module for this key (graphc_kernel_*.py), which every graph with
 # a kernel of the same code shares
 from graphc.codegen import _kernel
+from graphc.codegen.accum import acc_add as _acc_add, acc_mul as _acc_mul
 {imports}
 
 def _ro(t):
@@ -630,9 +631,10 @@ _kernels_lock = threading.Lock()
 
 
 def _options(k: Kernel) -> str:
-    """The njit options of kernel k: `reassoc` only where reductions need it."""
-    flags = '"reassoc", "contract"' if k.red_outputs else '"contract"'
-    return f"cache=True, nogil=True, error_model='numpy', fastmath={{{flags}}}"
+    """The njit options of kernel k. No fast-math: recomputing a value anywhere must give the
+    same bits (derivative rules compare `x == max(x)`); accumulations reassociate on their own
+    instructions (`accum`)."""
+    return "cache=True, nogil=True, error_model='numpy', fastmath=False"
 
 
 def _code(k: Kernel) -> str:
@@ -659,6 +661,8 @@ import numpy as np
 from numba import njit
 from numba import types as _nb
 from numba import uint64 as _ix
+
+from graphc.codegen.accum import acc_add as _acc_add, acc_mul as _acc_mul
 {imports}
 
 def _ro(t):

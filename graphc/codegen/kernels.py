@@ -7,8 +7,10 @@ so `x + b` with x f32[64,512] and b f32[512] is a 2-deep nest whose inner loop i
 (LLVM vectorizes it) and reads b[i1]. Each operand arrives flattened and is read at the linear
 offset its own shape gives (stride 0 along broadcast axes).
 
-Reductions accumulate in a local scalar over the innermost reduced loop (vectorized with the
-`reassoc` fast-math flag, which only these kernels get) and fold into their output slot. The
+Reductions accumulate in a local scalar over the innermost reduced loop (vectorized: the
+accumulation alone carries the `reassoc` fast-math flag, see `accum`) and fold into their output
+slot. No other instruction of a kernel has value-changing fast-math flags, so a value recomputed
+in another loop or kernel has the same bits. The
 outermost loop is split into chunks [lo, hi) that run on different threads; when the outermost
 axis is reduced, chunk c accumulates into row c of a partial-result buffer that the driver
 combines.
@@ -138,10 +140,11 @@ SUM_BLOCK = 4096  # elements per partial sum in long float reductions
 
 
 def _combine(kind: str, acc: str, v: str) -> str:
+    # sums and products may be reassociated (vectorized) only here, through accum's helpers
     if kind == "sum":
-        return f"{acc} + {v}"
+        return f"_acc_add({acc}, {v})"
     if kind == "prod":
-        return f"{acc} * {v}"
+        return f"_acc_mul({acc}, {v})"
     if kind == "max":  # NaN wins, as in np.max
         return f"{acc} if ({acc} >= {v} or {acc} != {acc}) else {v}"
     return f"{acc} if ({acc} <= {v} or {acc} != {acc}) else {v}"

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import importlib.util
 import mmap
@@ -107,6 +108,9 @@ class Executable:
     fallbacks: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
     _local: threading.local = field(default_factory=threading.local)
+    # (first line in the module, node) for each node's code in run(), in line order: maps a
+    # runtime error (a gather's index out of range) back to the node and the user's line
+    line_nodes: list = field(default_factory=list)
 
     def cache_stats(self) -> tuple[int, int]:
         """(kernels loaded from Numba's on-disk cache, kernels compiled by LLVM)."""
@@ -122,7 +126,29 @@ class Executable:
         bufs = getattr(self._local, "bufs", None)
         if bufs is None:
             bufs = self._local.bufs = {}
-        return self.run(args, bufs)
+        try:
+            return self.run(args, bufs)
+        except GraphcError:
+            raise
+        except Exception as e:
+            n = self.node_of(e)
+            if n is None:
+                raise
+            where = f" (traced at {n.meta.loc})" if n.meta.loc else ""
+            raise GraphcError(f"evaluating {n.op}{where} failed: {e}") from e
+
+    def node_of(self, e: BaseException) -> Node | None:
+        """The node whose code in run() raised `e`, from the line run() was executing."""
+        code = getattr(self.run, "__code__", None)
+        tb, line = e.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code is code:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line is None or not self.line_nodes:
+            return None
+        k = bisect.bisect_right([ln for ln, _ in self.line_nodes], line) - 1
+        return self.line_nodes[k][1] if k >= 0 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +181,7 @@ class _Driver:
         self.keys: dict[str, str] = {}  # kernel name -> its key
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
+        self.line_nodes: list[tuple[int, Node]] = []  # (index in self.lines, node)
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -198,6 +225,7 @@ class _Driver:
             if n.op == "const":
                 self._const(n, v)
                 continue
+            self.line_nodes.append((len(self.lines), n))
             self.lines.append(f"    # {_ir_line(n, irn)}")
             if n.op == "fused":
                 ok = all(
@@ -889,6 +917,8 @@ def compile_graph(graph: Graph) -> Executable:
     consts = dict(d.consts)
     mod._K = consts
     exe = Executable(graph, source, path, mod.run, d.kernels, d.fallbacks)
+    first = source.split("\n").index("def run(args, bufs):") + 2  # run()'s first line, 1-based
+    exe.line_nodes = [(first + k, n) for k, n in d.line_nodes]
     exe.compile_seconds = time.perf_counter() - t0
     from passes import debug_level
 

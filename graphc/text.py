@@ -53,7 +53,10 @@ INLINE_MAX = 16  # array constants up to this many elements print their values i
 _RESERVED = {"in", "let", "lambda", "inf", "nan"}
 
 
-MAX_NESTING = 64  # attribute values, tuple types and graphs nest at most this deep in text
+MAX_NESTING = 64  # attribute values and tuple types nest at most this deep in text
+# graphs inside attributes (fused bodies, one level in practice) nest at most this deep: the
+# parser reads a nested graph with a call, so this bounds its stack use to a few dozen frames
+MAX_GRAPH_NESTING = 8
 MAX_ELEMENTS = 1 << 48  # a type with more elements than this is not a real array
 
 
@@ -369,21 +372,22 @@ def _parse_scalar_value(tk: _Tokens, t: Token, consts: dict, depth: int) -> Any:
             return DTYPES_BY_NAME[val]
         raise _err(t, f"unknown name {val!r} in an attribute")
     if val == "{":
-        if depth >= MAX_NESTING:
-            raise _err(t, f"graphs nested deeper than {MAX_NESTING} levels")
+        if depth >= MAX_GRAPH_NESTING:
+            raise _err(t, f"graphs nested deeper than {MAX_GRAPH_NESTING} levels")
         tk.i -= 1
         return _parse_graph(tk, consts, depth + 1)
     raise _err(t, f"unexpected {_found(t)} in an attribute")
 
 
 def _parse_value(tk: _Tokens, consts: dict, depth: int = 0) -> Any:
-    """An attribute value. Tuples and lists nest, walked with an explicit stack (closer and
-    items of each open bracket), so deep nesting is an error rather than a crash."""
+    """An attribute value (inside a graph nested `depth` deep). Tuples and lists nest,
+    walked with an explicit stack (closer and items of each open bracket), so deep nesting
+    is an error rather than a crash."""
     stack: list[tuple[str, list]] = []
     while True:
         t = tk.next()
         if t[0] == "punct" and t[1] in ("(", "["):
-            if depth + len(stack) >= MAX_NESTING:
+            if len(stack) >= MAX_NESTING:
                 raise _err(t, f"attribute value nested deeper than {MAX_NESTING} levels")
             stack.append((")" if t[1] == "(" else "]", []))
             if tk.peek()[1] != stack[-1][0]:
@@ -392,7 +396,7 @@ def _parse_value(tk: _Tokens, consts: dict, depth: int = 0) -> Any:
             closer, items = stack.pop()
             v: Any = tuple(items) if closer == ")" else items
         else:
-            v = _parse_scalar_value(tk, t, consts, depth + len(stack))
+            v = _parse_scalar_value(tk, t, consts, depth)
         while stack:  # v completes an item: close every bracket that ends here
             closer, items = stack[-1]
             items.append(v)
@@ -445,6 +449,8 @@ def _parse_atom(tk: _Tokens, env: dict[str, Node]) -> Node:
         neg = True
         t = tk.next(skip_nl=False)
         kind, val = t[0], t[1]
+        if val.startswith("-"):
+            raise _err(t, "unexpected '-'")
     if kind == "name" and val in env and not neg:
         return env[val]
     if kind == "num" or val in ("True", "False", "inf", "nan"):
@@ -478,6 +484,8 @@ def _const_value(t: Token, value: Any, aval: Aval) -> Const:
         obj = np.array(value, dtype=object)
     except (ValueError, TypeError):
         obj = None
+    if obj is not None and any(isinstance(v, (list, tuple)) for v in obj.flat):
+        obj = None  # lists of different lengths
     if obj is None or obj.shape != aval.shape:
         shape = "a ragged nesting" if obj is None else f"shape {obj.shape}"
         raise _err(t, f"const value has {shape}, the text says {aval}", TextTypeError)
@@ -540,7 +548,8 @@ def _check_equation(t: Token, op: str, args: list[Node], attrs: dict, aval: Any)
     try:
         want = d.shape(*[a.aval for a in args], **attrs)
     except GraphcError as e:
-        raise _err(t, f"{op}: {e.message}", TextTypeError) from None
+        msg = e.message if e.message.startswith(f"{op}:") else f"{op}: {e.message}"
+        raise _err(t, msg, TextTypeError) from None
     except Exception as e:  # attribute values of the wrong kind, e.g. axes='x'
         raise _err(t, f"{op}: invalid attributes or operands ({e})", TextTypeError) from None
     if want != aval:

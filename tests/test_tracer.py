@@ -439,7 +439,9 @@ def test_einsum_unsupported_forms_are_clear():
         graphc.trace(lambda a: np.einsum("...i->...", a), X)
     with pytest.raises(graphc.UnsupportedError, match="repeated index"):
         graphc.trace(lambda a: np.einsum("ii->i", a), randn(3, 3))
-    with pytest.raises(graphc.ShapeError, match="index 'j' has size 4 in operand 0 but 5 in operand 1"):
+    with pytest.raises(
+        graphc.ShapeError, match="index 'j' has size 4 in operand 0 but 5 in operand 1"
+    ):
         graphc.trace(lambda a, b: np.einsum("ij,jk->ik", a, b), X, randn(5, 2))
 
 

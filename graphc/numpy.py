@@ -536,6 +536,7 @@ def _logical_reduction(
     red: Callable, identity: bool, x: Any, axis: Any, out: Any, keepdims: Any, where: Any
 ) -> Any:
     """np.any / np.all: masked-out elements and empty reductions give the identity."""
+    _no_extras("any" if identity is False else "all", out)
     x = astype(_asarr(x), np.bool_)
     x = _fill_unmasked(x, _mask(x, where), identity)
     empty = _count(x, _norm_axes(x, axis)) == 0

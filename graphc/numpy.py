@@ -2070,15 +2070,39 @@ def _m_astype(
     return astype(a, dt)
 
 
-def _m_sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
+def _m_sum(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
     return sum(a, axis, dtype, out, keepdims, initial, where)
 
 
-def _m_prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
+def _m_prod(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
     return prod(a, axis, dtype, out, keepdims, initial, where)
 
 
-def _m_mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+def _m_mean(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    *,
+    where: Any = True,
+) -> Any:
     return mean(a, axis, dtype, out, keepdims, where=where)
 
 
@@ -2112,69 +2136,91 @@ def _m_std(
     return std(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
 
 
-def _m_max(a, axis=None, out=None, keepdims=False, initial=None, where=True):
+def _m_max(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
     return max(a, axis, out, keepdims, initial, where)
 
 
-def _m_min(a, axis=None, out=None, keepdims=False, initial=None, where=True):
+def _m_min(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
     return min(a, axis, out, keepdims, initial, where)
 
 
-def _m_any(a, axis=None, out=None, keepdims=False, *, where=True):
+def _m_any(
+    a: Any, axis: Any = None, out: Any = None, keepdims: Any = False, *, where: Any = True
+) -> Any:
     return any(a, axis, out, keepdims, where=where)
 
 
-def _m_all(a, axis=None, out=None, keepdims=False, *, where=True):
+def _m_all(
+    a: Any, axis: Any = None, out: Any = None, keepdims: Any = False, *, where: Any = True
+) -> Any:
     return all(a, axis, out, keepdims, where=where)
 
 
-def _m_argmax(a, axis=None, out=None, *, keepdims=False):
+def _m_argmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: Any = False) -> Any:
     return argmax(a, axis, out, keepdims=keepdims)
 
 
-def _m_argmin(a, axis=None, out=None, *, keepdims=False):
+def _m_argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: Any = False) -> Any:
     return argmin(a, axis, out, keepdims=keepdims)
 
 
-def _m_ravel(a, order="C"):
+def _m_ravel(a: Any, order: Any = "C") -> Any:
     return ravel(a, order)
 
 
-def _m_dot(a, b, out=None):
+def _m_dot(a: Any, b: Any, out: Any = None) -> Any:
     _no_extras("dot", out)
     return dot(a, b)
 
 
-def _m_clip(a, min=None, max=None, out=None):
+def _m_clip(a: Any, min: Any = None, max: Any = None, out: Any = None) -> Any:
     _no_extras("clip", out)
     return clip(a, min, max)
 
 
-def _m_round(a, decimals=0, out=None):
+def _m_round(a: Any, decimals: Any = 0, out: Any = None) -> Any:
     return round(a, decimals, out)
 
 
-def _m_copy(a, order="C"):
+def _m_copy(a: Any, order: Any = "C") -> Any:
     return a
 
 
-def _m_take(a, indices, axis=None, out=None, mode="raise"):
+def _m_take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: Any = "raise") -> Any:
     return take(a, indices, axis, out, mode)
 
 
-def _m_trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+def _m_trace(
+    a: Any, offset: Any = 0, axis1: Any = 0, axis2: Any = 1, dtype: Any = None, out: Any = None
+) -> Any:
     return trace(a, offset, axis1, axis2, dtype, out)
 
 
-def _m_cumsum(a, axis=None, dtype=None, out=None):
+def _m_cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
     return cumsum(a, axis, dtype, out)
 
 
-def _m_cumprod(a, axis=None, dtype=None, out=None):
+def _m_cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
     return cumprod(a, axis, dtype, out)
 
 
-def _m_argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+def _m_argsort(
+    a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
+) -> Any:
     return argsort(a, axis, kind, order, stable=stable)
 
 

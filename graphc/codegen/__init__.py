@@ -181,7 +181,7 @@ class _Driver:
         self.keys: dict[str, str] = {}  # kernel name -> its key
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
-        self.line_nodes: list[tuple[int, Node]] = []  # (index in self.lines, node)
+        self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -218,6 +218,7 @@ class _Driver:
                     for c in rest:  # constants met inside the batch: no inputs, emit first
                         self._name(c, irn)
                         self._const(c, self.names[id(c)])
+                    self.line_nodes.append((len(self.lines), batch[0]))
                     self._emit_vm(batch, irn)
                     k = self._skip_batch(nodes, k - 1, batch, rest)
                     continue
@@ -252,6 +253,7 @@ class _Driver:
                     self._call_kernel(n, v, kern)
                     continue
             self._generic(n, v)
+        self.line_nodes.append((len(self.lines), None))  # returning: no node's code
         outs = [self._output(o) for o in g.outputs]
         self.lines.append(f"    return [{', '.join(outs)}]")
         return "\n".join(self.lines)

@@ -432,9 +432,11 @@ def test_driver_line_map_points_at_each_nodes_code():
     exe = compile_graph(g)
     lines = exe.source.split("\n")
     assert len(exe.line_nodes) >= 5
-    for ln, n in exe.line_nodes:
+    for ln, n in exe.line_nodes[:-1]:
         assert lines[ln - 1].startswith("    # "), lines[ln - 1]
         assert f"= {n.op}" in lines[ln - 1], (lines[ln - 1], n.op)
+    ln, n = exe.line_nodes[-1]  # the outputs: no node
+    assert n is None and "return [" in "\n".join(lines[ln - 1 :])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ Grammar (informal):
 from __future__ import annotations
 
 import ast
-import inspect
 import math
 import os
 import re
@@ -510,24 +509,6 @@ def _all_inf_written(obj: np.ndarray, arr: np.ndarray) -> bool:
     return bool(np.array_equal(np.isinf(arr).ravel(), np.array(written, dtype=bool)))
 
 
-_ATTRS: dict[str, tuple[set[str], set[str] | None]] = {}
-
-
-def _attribute_names(op: str) -> tuple[set[str], set[str] | None]:
-    """(required attributes, accepted attributes or None for any) of an op, read from the
-    keyword parameters of its shape rule."""
-    if op not in _ATTRS:
-        try:
-            params = list(inspect.signature(registry.get(op).shape).parameters.values())
-        except (TypeError, ValueError):
-            params = []
-        required = {p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
-        names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-        anything = any(p.kind is p.VAR_KEYWORD for p in params)
-        _ATTRS[op] = (required, None if anything else names)
-    return _ATTRS[op]
-
-
 def _check_equation(t: Token, op: str, args: list[Node], attrs: dict, aval: Any) -> None:
     """Type-check one parsed equation as `verify` would, naming its line on failure."""
     d = registry.get(op)
@@ -538,13 +519,9 @@ def _check_equation(t: Token, op: str, args: list[Node], attrs: dict, aval: Any)
     for a in args:
         if isinstance(a.aval, TupleAval) and op != "proj":
             raise _err(t, f"{op} reads a multi-output value directly (use proj)", TextTypeError)
-    required, accepted = _attribute_names(op)
-    missing = sorted(required - set(attrs))
-    if missing:
-        raise _err(t, f"{op} needs the attribute {missing[0]!r}", TextTypeError)
-    unknown = [] if accepted is None else sorted(set(attrs) - accepted)
-    if unknown:
-        raise _err(t, f"{op} has no attribute {unknown[0]!r}", TextTypeError)
+    problem = registry.attribute_problem(d, attrs)
+    if problem is not None:
+        raise _err(t, problem, TextTypeError)
     try:
         want = d.shape(*[a.aval for a in args], **attrs)
     except GraphcError as e:
@@ -700,4 +677,7 @@ def load(path: str | os.PathLike) -> Graph:
     if os.path.exists(path + ".npz"):
         with np.load(path + ".npz") as z:
             consts = {k: z[k] for k in z.files}
-    return parse(text, consts)
+    try:
+        return parse(text, consts)
+    except ParseError as e:  # the text's line and column, in this file
+        raise type(e)(e.message, path, line=e.line, column=e.column) from None

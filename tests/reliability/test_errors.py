@@ -801,3 +801,28 @@ def test_corpus_parses():
     for text in CORPUS:
         g = graphc.parse(text)
         assert g.pretty() == graphc.parse(g.pretty()).pretty()
+
+
+def test_verify_names_missing_and_unknown_attributes_without_internal_signatures():
+    from graphc.ir import Aval, Node, make_input
+
+    x = make_input(Aval((4, 3), np.dtype(np.float32)))
+    out = Aval((3,), np.dtype(np.float32))
+    for attrs, words in [
+        ({"keepdims": False}, "needs the attribute 'axes'"),
+        ({"axes": (0,), "keepdims": False, "bogus": 1}, "has no attribute 'bogus'"),
+    ]:
+        y = Node("reduce_sum", (x,), attrs, out)
+        with pytest.raises(graphc.VerifyError) as info:
+            graphc.verify(graphc.Graph([x], [y]))
+        assert words in str(info.value) and "lambda" not in str(info.value)
+
+
+def test_load_names_the_file_and_line(tmp_path):
+    path = tmp_path / "model.ir"
+    path.write_text(_bad("axes=(0,)", "axes=(7,)"))
+    with pytest.raises(TextTypeError) as info:
+        graphc.load(path)
+    msg = str(info.value)
+    assert msg.startswith("line 3: ") and str(path) in msg and "axis 7" in msg
+    assert info.value.line == 3

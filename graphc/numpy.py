@@ -801,6 +801,7 @@ def concatenate(
     dtype: Any = None,
     casting: str = "same_kind",
 ) -> Any:
+    _no_extras("concatenate", out)
     arrays = list(arrays)
     if axis is None:
         arrays = [ravel(a) for a in arrays]
@@ -822,6 +823,7 @@ def stack(
     dtype: Any = None,
     casting: str = "same_kind",
 ) -> Any:
+    _no_extras("stack", out)
     arrays = [_asarr(a) for a in arrays]
     if not arrays:
         raise ShapeError("stack: needs at least one array", user_location())
@@ -833,14 +835,15 @@ def stack(
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
 
 
-def hstack(arrays: Sequence[Any], **kw: Any) -> Any:
+def hstack(arrays: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> Any:
     arrays = [_asarr(a) for a in arrays]
-    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1)
+    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1, dtype=dtype)
 
 
-def vstack(arrays: Sequence[Any], **kw: Any) -> Any:
+def vstack(arrays: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> Any:
     arrays = [_asarr(a) for a in arrays]
-    return concatenate([reshape(a, (1, -1)) if a.ndim == 1 else a for a in arrays], axis=0)
+    rows = [reshape(a, (1, -1)) if a.ndim == 1 else a for a in arrays]
+    return concatenate(rows, axis=0, dtype=dtype)
 
 
 def flip(x: Any, axis: Any = None) -> Any:
@@ -863,6 +866,7 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
 
 
 def take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
+    _no_extras("take", out)
     if mode != "raise":
         raise UnsupportedError("np.take: only mode='raise' is supported", user_location())
     a = _asarr(a)
@@ -895,6 +899,7 @@ def matmul(a: Any, b: Any) -> Any:
 
 
 def dot(a: Any, b: Any, out: Any = None) -> Any:
+    _no_extras("dot", out)
     a, b = _asarr(a), _asarr(b)
     if a.ndim == 0 or b.ndim == 0:
         return multiply(a, b)
@@ -915,6 +920,7 @@ def inner(a: Any, b: Any) -> Any:
 
 
 def outer(a: Any, b: Any, out: Any = None) -> Any:
+    _no_extras("outer", out)
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
@@ -1074,9 +1080,15 @@ def einsum(spec: str, *operands: Any, **kwargs: Any) -> Any:
     lowered to transposes, reshapes, reductions and batched matmuls."""
     if kwargs.get("out") is not None:
         raise UnsupportedError("einsum: out= is not supported", user_location())
+    unknown = sorted(set(kwargs) - {"out", "dtype", "order", "casting", "optimize"})
+    if unknown:  # order, casting and optimize do not change the values
+        raise ArgumentError(
+            f"np.einsum: got an unexpected keyword argument {unknown[0]!r}", user_location()
+        )
     _einsum_check(spec, operands)
     ins, out_s = _einsum_parse(spec, len(operands))
-    ops = _promote_all(operands)
+    dtype = kwargs.get("dtype")
+    ops = _promote_all(operands) if dtype is None else [astype(o, dtype) for o in operands]
     acc, s = ops[0], ins[0]
     for j in range(1, len(ops)):
         later = "".join(ins[j + 1 :]) + out_s
@@ -1845,6 +1857,7 @@ HANDLED_UFUNCS.update(_UFUNCS)
 
 
 def round(x: Any, decimals: int = 0, out: Any = None) -> Any:
+    _no_extras("round", out)
     if decimals != 0:
         raise UnsupportedError("np.round: only decimals=0 is supported", user_location())
     if _asarr(x).dtype.kind in "iu":  # NumPy returns integers unchanged (same dtype)

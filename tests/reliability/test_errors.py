@@ -826,3 +826,41 @@ def test_load_names_the_file_and_line(tmp_path):
     msg = str(info.value)
     assert msg.startswith("line 3: ") and str(path) in msg and "axis 7" in msg
     assert info.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda a: np.concatenate([a, a], out=np.empty((6, 4))),  # err-out
+        lambda a: np.stack([a, a], out=np.empty((2, 3, 4))),  # err-out
+        lambda a: np.take(a, [0, 1], out=np.empty(2)),  # err-out
+        lambda a: np.dot(a, a.T, out=np.empty((3, 3))),  # err-out
+        lambda a: np.outer(a[0], a[1], out=np.empty((4, 4))),  # err-out
+        lambda a: np.round(a, out=np.empty((3, 4))),  # err-out
+        lambda a: np.any(a > 0, out=np.empty((), bool)),  # err-out
+        lambda a: np.argmax(a, out=np.empty((), np.intp)),  # err-out
+        lambda a: np.einsum("ij->j", a, out=np.empty(4)),  # err-out
+    ],
+)
+def test_out_arguments_are_refused_not_ignored(f):
+    e = _trace_error(f, X, cls=graphc.UnsupportedError)
+    assert "out=" in str(e), str(e)
+    _assert_at(e, "err-out")
+
+
+def test_keywords_that_change_values_are_honoured():
+    fns = [
+        lambda a: np.hstack([a, a], dtype=np.float32),
+        lambda a: np.vstack([a[0], a[1]], dtype=np.float32),
+        lambda a: np.concatenate([a, a], axis=None, dtype=np.float32),
+        lambda a: np.stack([a, a], axis=-1, dtype=np.float32),
+        lambda a: np.einsum("ij,ij->i", a, a, dtype=np.float32, optimize=True),
+    ]
+    for f in fns:
+        (got,) = graphc.evaluate(graphc.trace(f, X), X)
+        want = f(X)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    e = _trace_error(lambda a: np.einsum("ij->i", a, bogus=1), X)  # err-einsum-kw
+    assert isinstance(e, TypeError) and "bogus" in str(e)
+    _assert_at(e, "err-einsum-kw")

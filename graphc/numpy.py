@@ -2354,6 +2354,10 @@ def _install_methods(T: type) -> None:
     for name, fn in _PROPERTIES.items():
         setattr(T, name, _property(name, fn))
     T.__getattr__ = _missing_attribute
+    # a traced value is immutable: copies are the value itself (a deep copy of its node would
+    # be a node of no graph)
+    T.__copy__ = lambda a: a
+    T.__deepcopy__ = lambda a, memo=None: a
 
 
 _install_operators()

@@ -864,3 +864,19 @@ def test_keywords_that_change_values_are_honoured():
     e = _trace_error(lambda a: np.einsum("ij->i", a, bogus=1), X)  # err-einsum-kw
     assert isinstance(e, TypeError) and "bogus" in str(e)
     _assert_at(e, "err-einsum-kw")
+
+
+def test_python_protocols_on_tracers():
+    import copy
+
+    x = RNG.standard_normal(5) * 3
+    fns = [
+        lambda a: copy.copy(a) * 2,
+        lambda a: copy.deepcopy(a) + 1,
+        lambda a: copy.deepcopy({"w": a, "n": [a, 2]})["n"][0] - a,
+    ]
+    for f in fns:
+        np.testing.assert_allclose(graphc.jit(f)(x), f(x), rtol=1e-12)
+    e = _trace_error(lambda a: a.round(2), x, cls=graphc.UnsupportedError)  # err-round
+    assert "decimals" in str(e)
+    _assert_at(e, "err-round")

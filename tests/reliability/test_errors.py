@@ -791,7 +791,8 @@ def test_mutated_ir_text_parses_or_raises_parse_error(text):
     try:
         g = graphc.parse(text)
     except ParseError as e:
-        assert str(e).startswith("line ") or "constant" in str(e) or e.line is None, str(e)
+        assert str(e).startswith(f"line {e.line}: "), str(e)
+        assert str(e).endswith(f"(column {e.column})"), str(e)
         return
     graphc.verify(g)  # whatever parses is a well-typed graph
     assert graphc.parse(g.pretty()).structural_hash() == g.structural_hash()

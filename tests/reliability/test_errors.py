@@ -159,7 +159,7 @@ def test_where_needs_initial_for_max_and_bad_masks_are_named():
 )
 def test_bad_method_arguments_are_named_at_the_users_line(call, word):
     e = _trace_error(call, X, cls=graphc.GraphcError)
-    assert isinstance(e, TypeError)  # as NumPy's own argument errors
+    assert isinstance(e, graphc.ArgumentError) and isinstance(e, TypeError)  # as NumPy
     msg = str(e)
     assert word in msg, msg
     assert "lambda" not in msg and "_m_" not in msg, msg  # no internal function's signature

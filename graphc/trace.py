@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import functools
 import inspect
 import os
 import re
@@ -74,11 +75,21 @@ _SKIP = (
 
 
 def _display_path(path: str) -> str:
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the working directory was removed
+        return path
+    return _display_path_from(path, cwd)
+
+
+@functools.lru_cache(maxsize=1024)
+def _display_path_from(path: str, cwd: str) -> str:
+    # every node asks for its location: relpath's cost is paid once per file and directory
     for part in (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep):
         if part in path:  # an installed library: its import path says enough
             return path.split(part, 1)[1]
     try:
-        rel = os.path.relpath(path)
+        rel = os.path.relpath(path, cwd)
     except ValueError:
         return path
     return path if rel.startswith(".." + os.sep + "..") else rel

@@ -31,6 +31,7 @@ from graphc.ir import Aval, DTypeError, Graph, GraphcError, Node, ShapeError
 from graphc.text import load, parse
 from graphc.trace import (
     ArgumentError,
+    ArgumentValueError,
     Spec,
     Tracer,
     TracerError,
@@ -60,6 +61,7 @@ __all__ = [
     "vjp",
     "withgradient",
     "ArgumentError",
+    "ArgumentValueError",
     "Aval",
     "DTypeError",
     "Graph",

@@ -58,7 +58,13 @@ class UnsupportedAttributeError(UnsupportedError, AttributeError):
 
 
 class ArgumentError(GraphcError, TypeError):
-    """A call with arguments the function does not take (a TypeError too, as in NumPy)."""
+    """A call with arguments the function does not take, or of a kind it cannot use (a
+    TypeError too, as in NumPy)."""
+
+
+class ArgumentValueError(GraphcError, ValueError):
+    """A call with an argument whose value the function cannot use (a ValueError too, as in
+    NumPy)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,18 +232,16 @@ def api_call(call: str, fn: Callable, args: tuple, kwargs: dict) -> Any:
     except GraphcError as e:
         raise located(e, call if outer else None).with_traceback(None) from None
     except TypeError as e:
-        problem = _signature_problem(fn, args, kwargs)
-        if problem is None:
-            raise
+        # an argument the call does not take; otherwise one of a kind it cannot use (a string
+        # for an axis) that failed inside graphc
+        problem = _signature_problem(fn, args, kwargs) or f"invalid argument: {e}"
         raise ArgumentError(f"{call}: {problem}", user_location()).with_traceback(None) from e
+    except ValueError as e:
+        raise ArgumentValueError(f"{call}: invalid argument: {e}", user_location()).with_traceback(
+            None
+        ) from e
     finally:
         calls.pop()
-
-
-def current_call() -> str | None:
-    """The outermost user-facing call being traced (e.g. `np.stack`), if any."""
-    calls = _calls()
-    return calls[0] if calls else None
 
 
 _state = threading.local()

@@ -881,3 +881,25 @@ def test_python_protocols_on_tracers():
     e = _trace_error(lambda a: a.round(2), x, cls=graphc.UnsupportedError)  # err-round
     assert "decimals" in str(e)
     _assert_at(e, "err-round")
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda a: np.reshape(a, "abc"),  # err-arg
+        lambda a: a.sum(axis="x"),  # err-arg
+        lambda a: np.mean(a, axis=0.5),  # err-arg
+        lambda a: a.var(ddof="x"),  # err-arg
+        lambda a: np.zeros_like(a, shape="ab"),  # err-arg
+        lambda a: np.pad(a, ((1, 2, 3),)),  # err-arg
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_named_at_the_users_line(f):
+    """Arguments graphc's implementation cannot use fail with a graphc error that is also a
+    ValueError or TypeError, as NumPy's are, naming the call and the user's line."""
+    with pytest.raises((ValueError, TypeError)):
+        f(X)  # NumPy rejects them too
+    e = _trace_error(f, X)
+    assert isinstance(e, (graphc.ArgumentError, graphc.ArgumentValueError)), type(e)
+    assert str(e).split(":")[0].startswith(("np.", ".")), str(e)
+    _assert_at(e, "err-arg")

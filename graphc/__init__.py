@@ -29,7 +29,18 @@ from graphc.api import (
 from graphc.interp import evaluate
 from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
 from graphc.text import load, parse
-from graphc.trace import Spec, Tracer, TracerError, UnsupportedError, scope, spec, trace
+from graphc.trace import (
+    ArgumentError,
+    ArgumentValueError,
+    Spec,
+    Tracer,
+    TracerError,
+    UnsupportedAttributeError,
+    UnsupportedError,
+    scope,
+    spec,
+    trace,
+)
 from graphc.tree_util import pytree, register_pytree, tree_map
 from graphc.verify import VerifyError, verify
 
@@ -49,6 +60,8 @@ __all__ = [
     "value_and_grad",
     "vjp",
     "withgradient",
+    "ArgumentError",
+    "ArgumentValueError",
     "Aval",
     "AxisError",
     "DTypeError",
@@ -59,6 +72,7 @@ __all__ = [
     "Spec",
     "Tracer",
     "TracerError",
+    "UnsupportedAttributeError",
     "UnsupportedError",
     "VerifyError",
     "evaluate",

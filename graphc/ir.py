@@ -50,7 +50,9 @@ class GraphcError(Exception):
     def __init__(self, message: str, location: str | None = None):
         self.message = message
         self.location = location
-        super().__init__(f"{message} (at {location})" if location else message)
+        # Exception's own __init__, not super(): subclasses that are also NumPy's exceptions
+        # (AxisError) have an __init__ of another signature after this one in their MRO
+        Exception.__init__(self, f"{message} (at {location})" if location else message)
 
 
 class ShapeError(GraphcError):

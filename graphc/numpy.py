@@ -28,10 +28,13 @@ from graphc.trace import (
     HANDLED_FUNCTIONS,
     HANDLED_UFUNC_METHODS,
     HANDLED_UFUNCS,
+    ArgumentError,
     Tracer,
     TracerError,
+    UnsupportedAttributeError,
     UnsupportedError,
     _meta,
+    api_call,
     bind,
     user_location,
 )
@@ -373,11 +376,21 @@ def full(shape: Sequence[int], value: Any, dtype: Any) -> Tracer:
 
 
 def _like(fill: Callable[[Any], Any]):
-    def fn(a: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
+    # order=, subok= and device= do not change values, and traced arrays have no layout
+    def fn(
+        a: Any,
+        dtype: Any = None,
+        order: str = "K",
+        subok: bool = True,
+        shape: Any = None,
+        *,
+        device: Any = None,
+    ) -> Any:
         dt = as_dtype(dtype) if dtype is not None else _asarr(a).dtype
+        shp = np.shape(a) if shape is None else _shape_arg(shape)
         if not isinstance(a, Tracer):
-            return np.full(np.shape(a), fill(a), dtype=dt)
-        return full(a.shape, fill(a), dt)
+            return np.full(shp, fill(a), dtype=dt)
+        return full(shp, fill(a), dt)
 
     return fn
 
@@ -386,8 +399,17 @@ zeros_like = _like(lambda a: 0)
 ones_like = _like(lambda a: 1)
 
 
-def full_like(a: Any, fill_value: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
-    return _like(lambda _: fill_value)(a, dtype)
+def full_like(
+    a: Any,
+    fill_value: Any,
+    dtype: Any = None,
+    order: str = "K",
+    subok: bool = True,
+    shape: Any = None,
+    *,
+    device: Any = None,
+) -> Any:
+    return _like(lambda _: fill_value)(a, dtype, shape=shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,7 +447,7 @@ def _axes(
                 a_int = None
         if a_int is None:
             kind = "an integer" if single else "an integer or a tuple of integers"
-            raise GraphcError(f"{name}: {what} must be {kind}, got {axis!r}", user_location())
+            raise ArgumentError(f"{name}: {what} must be {kind}, got {axis!r}", user_location())
         if not -ndim <= a_int < ndim:
             where = "" if what == "axis" else f" (in {what})"
             raise AxisError(
@@ -459,14 +481,42 @@ def _sum_dtype(x: Any) -> np.dtype:
 
 
 def _no_extras(name: str, out: Any = None, where: Any = None, initial: Any = None) -> None:
-    if out is not None or where is not None or initial is not None:
-        raise UnsupportedError(
-            f"np.{name}: out=, where= and initial= are not supported", user_location()
+    for kw, v in (("out", out), ("where", where), ("initial", initial)):
+        if v is not None and not (kw == "where" and v is True):
+            raise UnsupportedError(f"np.{name}: {kw}= is not supported", user_location())
+
+
+def _mask(x: Any, where: Any) -> Any:
+    """A reduction's where= mask as booleans of x's shape (None: every element counts)."""
+    if where is None or where is True:
+        return None
+    m = astype(_asarr(where), np.bool_)
+    try:
+        ok = np.broadcast_shapes(tuple(m.shape), tuple(x.shape)) == tuple(x.shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ShapeError(
+            f"where= mask of shape {tuple(m.shape)} does not broadcast to the operand's "
+            f"shape {tuple(x.shape)}",
+            user_location(),
         )
+    return m
+
+
+def _fill_unmasked(x: Any, m: Any, value: Any) -> Any:
+    """x where the mask holds, `value` (in x's dtype) elsewhere."""
+    return x if m is None else bind("where", broadcast_to(m, x.shape), x, _fill(x, value))
+
+
+def _fill(x: Any, value: Any) -> Any:
+    return np.asarray(value).astype(x.dtype) if np.ndim(value) == 0 else astype(value, x.dtype)
 
 
 def _accumulation(op: str, name: str):
-    """np.sum / np.prod: small integer and boolean operands accumulate in 64 bits, as NumPy."""
+    """np.sum / np.prod: small integer and boolean operands accumulate in 64 bits, as NumPy.
+    where= leaves masked-out elements at the identity; initial= joins the result."""
+    identity, combine = (0, "add") if op == "reduce_sum" else (1, "mul")
 
     def fn(
         x: Any,
@@ -477,10 +527,12 @@ def _accumulation(op: str, name: str):
         initial: Any = None,
         where: Any = None,
     ) -> Any:
-        _no_extras(name, out, where, initial)
+        _no_extras(name, out)
         x = _asarr(x)
         x = astype(x, dtype if dtype is not None else _sum_dtype(x))
-        return bind(op, x, axes=_norm_axes(x, axis, name), keepdims=bool(keepdims))
+        x = _fill_unmasked(x, _mask(x, where), identity)
+        r = bind(op, x, axes=_norm_axes(x, axis, name), keepdims=bool(keepdims))
+        return r if initial is None else bind(combine, r, _fill(r, initial))
 
     fn.__name__ = name
     return fn
@@ -491,6 +543,10 @@ prod = _accumulation("reduce_prod", "prod")
 
 
 def _extremum(op: str, name: str):
+    """np.max / np.min. There is no identity, so where= needs initial= (as in NumPy), which
+    then stands in for masked-out elements and is also the result of an empty reduction."""
+    combine = "maximum" if op == "reduce_max" else "minimum"
+
     def fn(
         x: Any,
         axis: Any = None,
@@ -499,9 +555,22 @@ def _extremum(op: str, name: str):
         initial: Any = None,
         where: Any = None,
     ) -> Any:
-        _no_extras(name, out, where, initial)
+        _no_extras(name, out)
         x = _asarr(x)
-        return bind(op, x, axes=_norm_axes(x, axis, name), keepdims=bool(keepdims))
+        m = _mask(x, where)
+        if m is not None and initial is None:
+            raise ShapeError(
+                f"np.{name}: where= needs initial= (the reduction has no identity to give "
+                "masked-out elements)",
+                user_location(),
+            )
+        axes = _norm_axes(x, axis, name)
+        shape = registry.reduced_shape(tuple(x.shape), axes, bool(keepdims))
+        if initial is not None and _count(x, axes) == 0:
+            return broadcast_to(_fill(x, initial), shape)
+        x = _fill_unmasked(x, m, initial)
+        r = bind(op, x, axes=axes, keepdims=bool(keepdims))
+        return r if initial is None else bind(combine, r, _fill(r, initial))
 
     fn.__name__ = name
     return fn
@@ -524,16 +593,27 @@ def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> An
     return subtract(max(a, axes, keepdims=keepdims), min(a, axes, keepdims=keepdims))
 
 
+def _logical_reduction(
+    red: Callable, identity: bool, x: Any, axis: Any, out: Any, keepdims: Any, where: Any
+) -> Any:
+    """np.any / np.all: masked-out elements and empty reductions give the identity."""
+    _no_extras("any" if identity is False else "all", out)
+    x = astype(_asarr(x), np.bool_)
+    x = _fill_unmasked(x, _mask(x, where), identity)
+    empty = _count(x, _norm_axes(x, axis, "any" if identity is False else "all")) == 0
+    return red(x, axis=axis, out=out, keepdims=keepdims, initial=identity if empty else None)
+
+
 def any(
     x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
 ) -> Any:
-    return max(astype(x, np.bool_), axis=axis, out=out, keepdims=keepdims, where=where)
+    return _logical_reduction(max, False, x, axis, out, keepdims, where)
 
 
 def all(
     x: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
 ) -> Any:
-    return min(astype(x, np.bool_), axis=axis, out=out, keepdims=keepdims, where=where)
+    return _logical_reduction(min, True, x, axis, out, keepdims, where)
 
 
 def _count(x: Any, axes: tuple[int, ...]) -> int:
@@ -549,7 +629,7 @@ def mean(
     *,
     where: Any = None,
 ) -> Any:
-    _no_extras("mean", out, where)
+    _no_extras("mean", out)
     x = _asarr(x)
     out_dt = None
     if dtype is not None:
@@ -559,6 +639,12 @@ def mean(
     elif x.dtype == np.float16:  # NumPy accumulates float16 in float32
         x, out_dt = astype(x, np.float32), np.dtype(np.float16)
     axes = _norm_axes(x, axis, "mean")
+    m = _mask(x, where)
+    if m is not None:  # the mean of the selected elements: their sum over their count
+        s = sum(x, axis=axes, keepdims=keepdims, where=m)
+        n = sum(broadcast_to(m, x.shape), axis=axes, keepdims=keepdims)
+        r = divide(s, astype(n, s.dtype))
+        return r if out_dt is None else astype(r, out_dt)
     s = bind("reduce_sum", x, axes=axes, keepdims=bool(keepdims))
     if x.dtype.kind != "f":  # an integer dtype=: NumPy truncates the true quotient
         return astype(divide(s, _count(x, axes)), x.dtype)
@@ -578,7 +664,7 @@ def var(
     mean: Any = None,
     correction: Any = None,
 ) -> Any:
-    _no_extras("var", out, where)
+    _no_extras("var", out)
     if correction is not None:
         if ddof != 0:
             raise GraphcError(
@@ -592,6 +678,16 @@ def var(
     elif x.dtype.kind != "f":
         x = astype(x, np.float64)
     axes = _norm_axes(x, axis, "var")
+    mask = _mask(x, where)
+    if mask is not None:
+        mu = globals()["mean"](x, axis=axes, keepdims=True, where=mask) if mean is None else mean
+        d = x - mu
+        s = sum(d * d, axis=axes, keepdims=keepdims, where=mask)
+        cnt = sum(broadcast_to(mask, x.shape), axis=axes, keepdims=keepdims)
+        dof = astype(cnt, s.dtype) - ddof
+        return divide(
+            s, globals()["where"](dof > 0, dof, 0.0)
+        )  # NumPy: inf/nan when ddof >= the count
     m = globals()["mean"](x, axis=axes, keepdims=True) if mean is None else mean
     d = x - m
     n = _count(x, axes) - ddof
@@ -613,6 +709,7 @@ def std(
 
 def _arg(op: str):
     def fn(x: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
+        _no_extras(op, out)
         x = _asarr(x)
         ax = None if axis is None else _axes(op, axis, x.ndim, single=True)[0]
         return bind(op, x, axis=ax, keepdims=bool(keepdims))
@@ -800,6 +897,7 @@ def concatenate(
     dtype: Any = None,
     casting: str = "same_kind",
 ) -> Any:
+    _no_extras("concatenate", out)
     arrays = list(arrays)
     if axis is None:
         arrays = [ravel(a) for a in arrays]
@@ -821,6 +919,7 @@ def stack(
     dtype: Any = None,
     casting: str = "same_kind",
 ) -> Any:
+    _no_extras("stack", out)
     arrays = [_asarr(a) for a in arrays]
     if not arrays:
         raise ShapeError("stack: needs at least one array", user_location())
@@ -833,14 +932,15 @@ def stack(
     return concatenate([expand_dims(a, ax) for a in arrays], axis=ax, dtype=dtype)
 
 
-def hstack(arrays: Sequence[Any], **kw: Any) -> Any:
+def hstack(arrays: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> Any:
     arrays = [_asarr(a) for a in arrays]
-    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1)
+    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1, dtype=dtype)
 
 
-def vstack(arrays: Sequence[Any], **kw: Any) -> Any:
+def vstack(arrays: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> Any:
     arrays = [_asarr(a) for a in arrays]
-    return concatenate([reshape(a, (1, -1)) if a.ndim == 1 else a for a in arrays], axis=0)
+    rows = [reshape(a, (1, -1)) if a.ndim == 1 else a for a in arrays]
+    return concatenate(rows, axis=0, dtype=dtype)
 
 
 def flip(x: Any, axis: Any = None) -> Any:
@@ -863,6 +963,7 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
 
 
 def take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
+    _no_extras("take", out)
     if mode != "raise":
         raise UnsupportedError("np.take: only mode='raise' is supported", user_location())
     a = _asarr(a)
@@ -895,6 +996,7 @@ def matmul(a: Any, b: Any) -> Any:
 
 
 def dot(a: Any, b: Any, out: Any = None) -> Any:
+    _no_extras("dot", out)
     a, b = _asarr(a), _asarr(b)
     if a.ndim == 0 or b.ndim == 0:
         return multiply(a, b)
@@ -915,6 +1017,7 @@ def inner(a: Any, b: Any) -> Any:
 
 
 def outer(a: Any, b: Any, out: Any = None) -> Any:
+    _no_extras("outer", out)
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
@@ -965,6 +1068,69 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     b2 = reshape(transpose(b, ax_b + free_b), (k, -1))
     out = bind("matmul", a2, b2)
     return reshape(out, tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
+
+
+def _einsum_check(spec: Any, operands: Sequence[Any]) -> None:
+    """Reject subscripts NumPy rejects, with NumPy's reasons: characters that are not letters,
+    a malformed '->', operand counts and ranks that do not match, output labels that are
+    repeated or appear in no input, and one label with different sizes."""
+    if not isinstance(spec, str):
+        raise UnsupportedError(
+            "np.einsum: only the subscripts-string form einsum('ij,jk->ik', a, b) is supported",
+            user_location(),
+        )
+    text = spec.replace(" ", "")
+    lhs, arrow, out = text.partition("->")
+    if "-" in lhs or ">" in lhs or (arrow and ("-" in out or ">" in out)):
+        raise ShapeError(
+            f"np.einsum: {spec!r} does not have a proper '->' before the output subscripts",
+            user_location(),
+        )
+    for c in lhs + out:
+        if c not in string.ascii_letters and c not in ",.":
+            raise ShapeError(
+                f"np.einsum: invalid subscript {c!r} in {spec!r}; subscripts must be letters",
+                user_location(),
+            )
+    if "." in text:
+        return  # '...' gets its own message from the parser
+    ins = lhs.split(",")
+    if len(ins) != len(operands):
+        raise ShapeError(
+            f"np.einsum: {spec!r} names {len(ins)} operand{'s' * (len(ins) != 1)} but "
+            f"{len(operands)} {'was' if len(operands) == 1 else 'were'} given",
+            user_location(),
+        )
+    sizes: dict[str, tuple[int, int]] = {}
+    for k, (sub, x) in enumerate(zip(ins, operands, strict=True)):
+        shape = tuple(np.shape(x))
+        if len(sub) != len(shape):
+            raise ShapeError(
+                f"np.einsum: operand {k} has {len(shape)} dimension"
+                f"{'s' * (len(shape) != 1)} (shape {shape}) but its subscripts {sub!r} "
+                f"name {len(sub)}",
+                user_location(),
+            )
+        for c, d in zip(sub, shape, strict=True):
+            if c in sizes and sizes[c][0] != d:
+                raise ShapeError(
+                    f"np.einsum: index {c!r} has size {sizes[c][0]} in operand {sizes[c][1]} "
+                    f"but {d} in operand {k}",
+                    user_location(),
+                )
+            sizes.setdefault(c, (d, k))
+    if arrow:
+        for c in out:
+            if out.count(c) > 1:
+                raise ShapeError(
+                    f"np.einsum: output subscript {c!r} appears more than once in {spec!r}",
+                    user_location(),
+                )
+            if c not in sizes:
+                raise ShapeError(
+                    f"np.einsum: output subscript {c!r} appears in no input of {spec!r}",
+                    user_location(),
+                )
 
 
 def _einsum_parse(spec: str, n: int) -> tuple[list[str], str]:
@@ -1034,8 +1200,15 @@ def einsum(spec: str, *operands: Any, **kwargs: Any) -> Any:
     lowered to transposes, reshapes, reductions and batched matmuls."""
     if kwargs.get("out") is not None:
         raise UnsupportedError("einsum: out= is not supported", user_location())
+    unknown = sorted(set(kwargs) - {"out", "dtype", "order", "casting", "optimize"})
+    if unknown:  # order, casting and optimize do not change the values
+        raise ArgumentError(
+            f"np.einsum: got an unexpected keyword argument {unknown[0]!r}", user_location()
+        )
+    _einsum_check(spec, operands)
     ins, out_s = _einsum_parse(spec, len(operands))
-    ops = _promote_all(operands)
+    dtype = kwargs.get("dtype")
+    ops = _promote_all(operands) if dtype is None else [astype(o, dtype) for o in operands]
     acc, s = ops[0], ins[0]
     for j in range(1, len(ops)):
         later = "".join(ins[j + 1 :]) + out_s
@@ -1793,6 +1966,7 @@ HANDLED_UFUNCS.update(_UFUNCS)
 
 
 def round(x: Any, decimals: int = 0, out: Any = None) -> Any:
+    _no_extras("round", out)
     if decimals != 0:
         raise UnsupportedError("np.round: only decimals=0 is supported", user_location())
     if _asarr(x).dtype.kind in "iu":  # NumPy returns integers unchanged (same dtype)
@@ -1987,64 +2161,316 @@ def _install_operators() -> None:
         setattr(T, f"__{name}__", _unsupported_op(sym))
         setattr(T, f"__r{name}__", _unsupported_op(sym))
     T.__getitem__ = lambda a, k: getitem(a, k)
-    T.T = property(lambda a: transpose(a))
-    T.mT = property(lambda a: swapaxes(a, -1, -2))
-    T.reshape = lambda a, *shape, order="C": reshape(
-        a, shape[0] if len(shape) == 1 else shape, order
-    )
-    T.transpose = lambda a, *axes: transpose(
-        a,
-        None if not axes else axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes,
-    )
-    T.astype = lambda a, dtype, **kw: astype(a, dtype)
-    T.sum = lambda a, axis=None, dtype=None, out=None, keepdims=False: sum(
-        a, axis, dtype, out, keepdims
-    )
-    T.prod = lambda a, axis=None, dtype=None, out=None, keepdims=False: prod(
-        a, axis, dtype, out, keepdims
-    )
-    T.mean = lambda a, axis=None, dtype=None, out=None, keepdims=False: mean(
-        a, axis, dtype, out, keepdims
-    )
-    T.var = lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False: var(
-        a, axis, dtype, out, ddof, keepdims
-    )
-    T.std = lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False: std(
-        a, axis, dtype, out, ddof, keepdims
-    )
-    T.max = lambda a, axis=None, out=None, keepdims=False: max(a, axis, out, keepdims)
-    T.min = lambda a, axis=None, out=None, keepdims=False: min(a, axis, out, keepdims)
-    T.any = lambda a, axis=None, out=None, keepdims=False: any(a, axis, out, keepdims)
-    T.all = lambda a, axis=None, out=None, keepdims=False: all(a, axis, out, keepdims)
-    T.argmax = lambda a, axis=None, out=None, *, keepdims=False: argmax(a, axis, keepdims=keepdims)
-    T.argmin = lambda a, axis=None, out=None, *, keepdims=False: argmin(a, axis, keepdims=keepdims)
-    T.squeeze = lambda a, axis=None: squeeze(a, axis)
-    T.ravel = lambda a, order="C": ravel(a, order)
-    T.flatten = lambda a, order="C": ravel(a, order)
-    T.dot = lambda a, b: dot(a, b)
-    T.swapaxes = lambda a, i, j: swapaxes(a, i, j)
-    T.clip = lambda a, lo=None, hi=None: clip(a, lo, hi)
-    T.round = lambda a, decimals=0: round(a, decimals)
-    T.copy = lambda a: a
-    T.take = lambda a, indices, axis=None: take(a, indices, axis)
-    T.trace = lambda a, offset=0, axis1=0, axis2=1, dtype=None, out=None: trace(
-        a, offset, axis1, axis2, dtype, out
-    )
-    T.diagonal = lambda a, offset=0, axis1=0, axis2=1: diagonal(a, offset, axis1, axis2)
-    T.repeat = lambda a, repeats, axis=None: repeat(a, repeats, axis)
-    T.cumsum = lambda a, axis=None, dtype=None, out=None: cumsum(a, axis, dtype, out)
-    T.cumprod = lambda a, axis=None, dtype=None, out=None: cumprod(a, axis, dtype, out)
-    T.argsort = lambda a, axis=-1, kind=None, order=None: argsort(a, axis, kind, order)
+    _install_methods(T)
 
-    def _item(a: Any, *args: Any) -> Any:
+
+# ndarray's methods, with ndarray's signatures: keywords NumPy accepts either work or raise a
+# clear error naming them; unknown keywords are reported as such (see trace.api_call)
+
+
+def _m_reshape(a: Any, *shape: Any, order: str = "C", copy: Any = None) -> Any:
+    if not shape:
+        raise ArgumentError("reshape needs a shape", user_location())
+    return reshape(a, shape[0] if len(shape) == 1 else shape, order)
+
+
+def _m_transpose(a: Any, *axes: Any) -> Any:
+    if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], (int, np.integer))):
+        axes = axes[0]
+    return transpose(a, axes or None)
+
+
+def _m_astype(
+    a: Any,
+    dtype: Any,
+    order: str = "K",
+    casting: str = "unsafe",
+    subok: bool = True,
+    copy: Any = True,
+) -> Any:
+    dt = as_dtype(dtype)
+    if casting != "unsafe" and not np.can_cast(a.dtype, dt, casting):
+        raise DTypeError(
+            f"cannot cast {a.dtype} to {dt} according to the rule {casting!r}", user_location()
+        )
+    return astype(a, dt)
+
+
+def _m_sum(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
+    return sum(a, axis, dtype, out, keepdims, initial, where)
+
+
+def _m_prod(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
+    return prod(a, axis, dtype, out, keepdims, initial, where)
+
+
+def _m_mean(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    *,
+    where: Any = True,
+) -> Any:
+    return mean(a, axis, dtype, out, keepdims, where=where)
+
+
+def _m_var(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims=False,
+    *,
+    where=True,
+    mean=None,
+    correction=None,
+):
+    return var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+
+
+def _m_std(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims=False,
+    *,
+    where=True,
+    mean=None,
+    correction=None,
+):
+    return std(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+
+
+def _m_max(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
+    return max(a, axis, out, keepdims, initial, where)
+
+
+def _m_min(
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: Any = False,
+    initial: Any = None,
+    where: Any = True,
+) -> Any:
+    return min(a, axis, out, keepdims, initial, where)
+
+
+def _m_any(
+    a: Any, axis: Any = None, out: Any = None, keepdims: Any = False, *, where: Any = True
+) -> Any:
+    return any(a, axis, out, keepdims, where=where)
+
+
+def _m_all(
+    a: Any, axis: Any = None, out: Any = None, keepdims: Any = False, *, where: Any = True
+) -> Any:
+    return all(a, axis, out, keepdims, where=where)
+
+
+def _m_argmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: Any = False) -> Any:
+    return argmax(a, axis, out, keepdims=keepdims)
+
+
+def _m_argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: Any = False) -> Any:
+    return argmin(a, axis, out, keepdims=keepdims)
+
+
+def _m_ravel(a: Any, order: Any = "C") -> Any:
+    return ravel(a, order)
+
+
+def _m_dot(a: Any, b: Any, out: Any = None) -> Any:
+    _no_extras("dot", out)
+    return dot(a, b)
+
+
+def _m_clip(a: Any, min: Any = None, max: Any = None, out: Any = None) -> Any:
+    _no_extras("clip", out)
+    return clip(a, min, max)
+
+
+def _m_round(a: Any, decimals: Any = 0, out: Any = None) -> Any:
+    return round(a, decimals, out)
+
+
+def _m_copy(a: Any, order: Any = "C") -> Any:
+    return a
+
+
+def _m_take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: Any = "raise") -> Any:
+    return take(a, indices, axis, out, mode)
+
+
+def _m_trace(
+    a: Any, offset: Any = 0, axis1: Any = 0, axis2: Any = 1, dtype: Any = None, out: Any = None
+) -> Any:
+    return trace(a, offset, axis1, axis2, dtype, out)
+
+
+def _m_cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    return cumsum(a, axis, dtype, out)
+
+
+def _m_cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    return cumprod(a, axis, dtype, out)
+
+
+def _m_argsort(
+    a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None
+) -> Any:
+    return argsort(a, axis, kind, order, stable=stable)
+
+
+def _m_real(a: Any) -> Any:
+    return a  # graphc's dtypes are all real
+
+
+def _m_conj(a: Any) -> Any:
+    return a
+
+
+def _m_imag(a: Any) -> Any:
+    return zeros_like(a)
+
+
+def _m_concrete(name: str) -> Callable:
+    def fn(a: Any, *args: Any, **kwargs: Any) -> Any:
         raise TracerError(
-            ".item() of a traced value is not known while tracing; return the "
-            "array and convert it outside the traced function",
+            f".{name}() of a traced value is not known while tracing; return the array and "
+            "convert it outside the traced function",
             user_location(),
         )
 
-    T.item = _item
-    T.tolist = _item
+    return fn
+
+
+_METHODS: dict[str, Callable] = {
+    "reshape": _m_reshape,
+    "transpose": _m_transpose,
+    "astype": _m_astype,
+    "sum": _m_sum,
+    "prod": _m_prod,
+    "mean": _m_mean,
+    "var": _m_var,
+    "std": _m_std,
+    "max": _m_max,
+    "min": _m_min,
+    "any": _m_any,
+    "all": _m_all,
+    "argmax": _m_argmax,
+    "argmin": _m_argmin,
+    "squeeze": lambda a, axis=None: squeeze(a, axis),
+    "ravel": _m_ravel,
+    "flatten": _m_ravel,
+    "dot": _m_dot,
+    "swapaxes": lambda a, axis1, axis2: swapaxes(a, axis1, axis2),
+    "clip": _m_clip,
+    "round": _m_round,
+    "copy": _m_copy,
+    "take": _m_take,
+    "trace": _m_trace,
+    "diagonal": lambda a, offset=0, axis1=0, axis2=1: diagonal(a, offset, axis1, axis2),
+    "repeat": lambda a, repeats, axis=None: repeat(a, repeats, axis),
+    "cumsum": _m_cumsum,
+    "cumprod": _m_cumprod,
+    "argsort": _m_argsort,
+    "conj": _m_conj,
+    "conjugate": _m_conj,
+    "item": _m_concrete("item"),
+    "tolist": _m_concrete("tolist"),
+    "tobytes": _m_concrete("tobytes"),
+}
+_PROPERTIES: dict[str, Callable] = {
+    "T": lambda a: transpose(a),
+    "mT": lambda a: swapaxes(a, -1, -2),
+    "real": _m_real,
+    "imag": _m_imag,
+    "flat": ravel,  # indexing and iterating a flattened array is what .flat offers
+    "nbytes": lambda a: a.size * a.dtype.itemsize,
+    "itemsize": lambda a: a.dtype.itemsize,
+}
+
+# ndarray attributes tracers do not have, by why: each raises a clear error
+_IN_PLACE = ("fill", "sort", "resize", "put", "itemset", "partition", "setfield", "setflags")
+_HINTS = {
+    "sort": "use np.sort(x)",
+    "fill": "use np.full_like(x, value)",
+    "nonzero": "its result's shape depends on the values; use np.where(cond, x, y)",
+    "compress": "its result's shape depends on the values; use np.where(cond, x, 0)",
+    "tofile": "return the array and save it outside the traced function",
+    "dump": "return the array and save it outside the traced function",
+    "dumps": "return the array and save it outside the traced function",
+}
+
+
+def _method(name: str, fn: Callable) -> Callable:
+    call = f".{name}()"
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return api_call(call, fn, (self, *args), kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"Tracer.{name}"
+    method.__doc__ = f"Like numpy.ndarray.{name}, on a traced array."
+    return method
+
+
+def _property(name: str, fn: Callable) -> property:
+    return property(lambda self: api_call(f".{name}", fn, (self,), {}))
+
+
+def _missing_attribute(self: Any, name: str) -> Any:
+    if name.startswith("_") or not hasattr(np.ndarray, name):
+        raise AttributeError(f"'Tracer' object has no attribute {name!r}")
+    if name in _IN_PLACE:
+        why = "changes the array in place, which graphc does not trace; build a new array"
+    else:
+        why = "is not supported on traced arrays"
+    hint = _HINTS.get(name)
+    raise UnsupportedAttributeError(
+        f"ndarray.{name} {why}{'; ' + hint if hint else ''}", user_location()
+    )
+
+
+def _install_methods(T: type) -> None:
+    for name, fn in _METHODS.items():
+        setattr(T, name, _method(name, fn))
+    for name, fn in _PROPERTIES.items():
+        setattr(T, name, _property(name, fn))
+    T.__getattr__ = _missing_attribute
+    # a traced value is immutable: copies are the value itself (a deep copy of its node would
+    # be a node of no graph)
+    T.__copy__ = lambda a: a
+    T.__deepcopy__ = lambda a, memo=None: a
 
 
 _install_operators()
@@ -2078,6 +2504,9 @@ __all__ = [
         "Tracer",
         "TracerError",
         "UnsupportedError",
+        "UnsupportedAttributeError",
+        "ArgumentError",
+        "api_call",
         "bind",
         "user_location",
     )

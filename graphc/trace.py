@@ -14,9 +14,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dis
+import functools
 import inspect
 import os
+import re
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -49,6 +53,20 @@ class UnsupportedError(GraphcError):
     """A NumPy function or feature that graphc does not trace."""
 
 
+class UnsupportedAttributeError(UnsupportedError, AttributeError):
+    """An ndarray attribute tracers do not have (an AttributeError too, so `hasattr` works)."""
+
+
+class ArgumentError(GraphcError, TypeError):
+    """A call with arguments the function does not take, or of a kind it cannot use (a
+    TypeError too, as in NumPy)."""
+
+
+class ArgumentValueError(GraphcError, ValueError):
+    """A call with an argument whose value the function cannot use (a ValueError too, as in
+    NumPy)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # where in the user's code we are
 
@@ -64,21 +82,170 @@ _SKIP = (
 
 def _display_path(path: str) -> str:
     try:
-        rel = os.path.relpath(path)
+        cwd = os.getcwd()
+    except OSError:  # the working directory was removed
+        return path
+    return _display_path_from(path, cwd)
+
+
+@functools.lru_cache(maxsize=1024)
+def _display_path_from(path: str, cwd: str) -> str:
+    # every node asks for its location: relpath's cost is paid once per file and directory
+    for part in (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep):
+        if part in path:  # an installed library: its import path says enough
+            return path.split(part, 1)[1]
+    try:
+        rel = os.path.relpath(path, cwd)
     except ValueError:
         return path
     return path if rel.startswith(".." + os.sep + "..") else rel
 
 
-def user_location() -> str | None:
-    """`file:line` of the innermost frame outside graphc and NumPy (the user's code)."""
-    f = sys._getframe(1)
+def _library_prefixes() -> tuple[str, ...]:
+    """Where installed libraries and the standard library live: code there is not the user's,
+    so a library that calls NumPy on a tracer is reported at the user's call into it."""
+    paths = sysconfig.get_paths()
+    out = {
+        os.path.abspath(paths[k]) + os.sep
+        for k in ("stdlib", "platstdlib", "purelib", "platlib")
+        if paths.get(k)
+    }
+    return tuple(sorted(out, key=len, reverse=True))
+
+
+_LIBRARY = _library_prefixes()
+_LIBRARY_PARTS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+def _is_library(filename: str) -> bool:
+    return filename.startswith(_LIBRARY) or any(p in filename for p in _LIBRARY_PARTS)
+
+
+def _frames(skip: int = 1) -> Iterator[Any]:
+    f = sys._getframe(skip + 1)
     while f is not None:
-        fn = f.f_code.co_filename
-        if not fn.startswith(_SKIP):
-            return f"{_display_path(fn)}:{f.f_lineno}"
+        yield f
         f = f.f_back
+
+
+def user_frame() -> Any:
+    """The innermost frame of the user's code: outside graphc, NumPy and installed libraries
+    (scipy, the standard library, ...). When every frame is a library's, the innermost one
+    outside graphc and NumPy."""
+    first = None
+    for f in _frames(1):
+        fn = f.f_code.co_filename
+        if fn.startswith(_SKIP):
+            continue
+        if not _is_library(fn):
+            return f
+        if first is None:
+            first = f
+    return first
+
+
+def frame_location(f: Any) -> str | None:
+    return None if f is None else f"{_display_path(f.f_code.co_filename)}:{f.f_lineno}"
+
+
+def user_location() -> str | None:
+    """`file:line` of the user's code that is running (see `user_frame`)."""
+    return frame_location(user_frame())
+
+
+def library_location() -> str | None:
+    """`file:line` of the innermost library frame (outside graphc and NumPy) between here and
+    the user's code, or None when the user's code called graphc or NumPy directly."""
+    for f in _frames(1):
+        fn = f.f_code.co_filename
+        if fn.startswith(_SKIP):
+            continue
+        return frame_location(f) if _is_library(fn) else None
     return None
+
+
+_STORE_SUBSCR = dis.opmap["STORE_SUBSCR"]
+
+
+def _storing_item() -> bool:
+    """Is the innermost frame outside graphc executing `a[k] = v`? (NumPy's item assignment
+    asks the traced value for a concrete number or array, which is where we are then.)"""
+    for f in _frames(1):
+        if f.f_code.co_filename.startswith(_SKIP):
+            continue
+        code = f.f_code.co_code
+        return 0 <= f.f_lasti < len(code) and code[f.f_lasti] == _STORE_SUBSCR
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# the user-facing call being traced, so errors name it (np.stack, x.max()) and its line
+
+
+def _calls() -> list[str]:
+    if not hasattr(_state, "calls"):
+        _state.calls = []
+    return _state.calls
+
+
+_OP_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*: ")
+
+
+def located(e: GraphcError, call: str | None) -> GraphcError:
+    """`e` naming the user's call and line: errors raised by the helpers and ops a NumPy
+    function is built from (`reduction: ...`, `expand_dims: ...`) are reworded to name the
+    function the user called."""
+    msg = e.message
+    if call is not None:
+        m = _OP_PREFIX.match(msg)
+        if m and not msg.startswith(call):
+            msg = f"{call}: {msg[m.end() :]}"
+    loc = e.location or user_location()
+    if msg == e.message and loc == e.location:
+        return e
+    new = type(e).__new__(type(e))
+    new.__dict__.update(e.__dict__)
+    for cls in type(e).__mro__:  # NumPy's AxisError keeps axis and ndim in slots
+        for slot in getattr(cls, "__slots__", ()):
+            if hasattr(e, slot):
+                setattr(new, slot, getattr(e, slot))
+    GraphcError.__init__(new, msg, loc)
+    return new
+
+
+def _signature_problem(fn: Callable, args: tuple, kwargs: dict) -> str | None:
+    """Why `fn(*args, **kwargs)` does not fit fn's signature, or None when it does."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as e:
+        return re.sub(r"^[^(]*\(\) ", "", str(e))
+    except ValueError:
+        return None
+    return None
+
+
+def api_call(call: str, fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """Run the graphc implementation `fn` of the user-facing `call` (`np.stack`, `x.max()`):
+    errors raised inside name the call and the user's line; arguments the call does not take
+    are reported as such instead of as an internal function's TypeError."""
+    calls = _calls()
+    outer = not calls
+    calls.append(call)
+    try:
+        return fn(*args, **kwargs)
+    except GraphcError as e:
+        raise located(e, call if outer else None).with_traceback(None) from None
+    except TypeError as e:
+        # an argument the call does not take; otherwise one of a kind it cannot use (a string
+        # for an axis) that failed inside graphc
+        problem = _signature_problem(fn, args, kwargs) or f"invalid argument: {e}"
+        raise ArgumentError(f"{call}: {problem}", user_location()).with_traceback(None) from e
+    except ValueError as e:
+        raise ArgumentValueError(f"{call}: invalid argument: {e}", user_location()).with_traceback(
+            None
+        ) from e
+    finally:
+        calls.pop()
 
 
 _state = threading.local()
@@ -180,6 +347,23 @@ HANDLED_UFUNC_METHODS: dict[tuple[np.ufunc, str], Callable] = {}
 
 
 def _concrete_error(what: str, hint: str) -> TracerError:
+    if _storing_item():
+        return TracerError(
+            "assigning a traced value into a NumPy array (out[i] = ...) is not supported: "
+            "the array cannot hold a value that is only known when the function runs; "
+            "build the result from traced values instead (np.stack([...]), "
+            "np.concatenate, np.where)",
+            user_location(),
+        )
+    lib = library_location()
+    if lib is not None:
+        return TracerError(
+            f"{what} of a traced value is not known while tracing; it was asked for at {lib}, "
+            "inside a library that converts its arguments to NumPy arrays, called from "
+            "your code here; use graphc.numpy's functions (or plain np.* calls) on traced "
+            "values instead",
+            user_location(),
+        )
     return TracerError(
         f"{what} of a traced value is not known while tracing; {hint}", user_location()
     )
@@ -278,7 +462,7 @@ class Tracer:
         if method != "__call__":
             handler = HANDLED_UFUNC_METHODS.get((ufunc, method))
             if handler is not None:
-                return handler(*inputs, **kwargs)
+                return api_call(f"np.{ufunc.__name__}.{method}", handler, inputs, kwargs)
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__}.{method} is not supported by graphc", user_location()
             )
@@ -300,7 +484,7 @@ class Tracer:
                 f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported",
                 user_location(),
             )
-        out = handler(*inputs)
+        out = api_call(f"np.{ufunc.__name__}", handler, inputs, {})
         return out.astype(dtype) if dtype is not None else out
 
     def __array_function__(self, func, types, args, kwargs):
@@ -312,7 +496,17 @@ class Tracer:
             raise UnsupportedError(
                 f"{mod}.{func.__name__} is not supported by graphc", user_location()
             )
-        return handler(*args, **kwargs)
+        return api_call(_public_name(func), handler, args, kwargs)
+
+
+def _public_name(func: Callable) -> str:
+    """How the user spells a NumPy function: np.sum, np.linalg.norm."""
+    mod = getattr(func, "__module__", "numpy") or "numpy"
+    if mod.startswith("numpy.linalg"):
+        return f"np.linalg.{func.__name__}"
+    if mod == "numpy" or mod.startswith("numpy._") or "._" in mod:
+        return f"np.{func.__name__}"
+    return f"{mod}.{func.__name__}"
 
 
 # operator overloads are installed by graphc.numpy (they share code with the functions)
@@ -503,7 +697,17 @@ def trace_flat(fn: Callable, args: tuple, kwargs: dict, *, name: str | None = No
     call_args, call_kwargs = in_tree.rebuild(
         [Tracer(n, weak=is_weak(x)) for n, x in zip(inputs, leaves, strict=True)]
     )
-    out = fn(*call_args, **call_kwargs)
+    try:
+        out = fn(*call_args, **call_kwargs)
+    except GraphcError:
+        raise
+    except (TypeError, ValueError) as e:
+        # NumPy rewraps what a tracer raised when asked for a number (`out[i] = x` raises
+        # "setting an array element with a sequence"): the tracer's error says what happened
+        cause = e.__cause__
+        if isinstance(cause, GraphcError):
+            raise cause.with_traceback(None) from None
+        raise
     out_leaves, out_tree = pytree.flatten(out)
     outputs = []
     out_mask: list = []  # True: the next graph output; StaticLeaf: a value passed through

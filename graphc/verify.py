@@ -44,6 +44,9 @@ def verify(graph: Graph) -> None:
         for i in n.inputs:
             if isinstance(i.aval, TupleAval) and n.op != "proj":
                 raise VerifyError(f"{n.op} reads a multi-output {i.op} node directly")
+        problem = registry.attribute_problem(op, dict(n.attrs))
+        if problem is not None:
+            raise VerifyError(problem)
         try:
             want = op.shape(*[i.aval for i in n.inputs], **n.attrs)
         except GraphcError as e:

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import importlib.util
 import mmap
@@ -110,6 +111,9 @@ class Executable:
     _local: threading.local = field(default_factory=threading.local)
     check: Any = None  # the InputCheck of the graph's signature
     checks_inputs = True  # callers need not wrap it in a check of their own
+    # (first line in the module, node) for each node's code in run(), in line order: maps a
+    # runtime error (a gather's index out of range) back to the node and the user's line
+    line_nodes: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.check is None:
@@ -132,7 +136,29 @@ class Executable:
         bufs = getattr(self._local, "bufs", None)
         if bufs is None:
             bufs = self._local.bufs = {}
-        return self.run(args, bufs)
+        try:
+            return self.run(args, bufs)
+        except GraphcError:
+            raise
+        except Exception as e:
+            n = self.node_of(e)
+            if n is None:
+                raise
+            where = f" (traced at {n.meta.loc})" if n.meta.loc else ""
+            raise GraphcError(f"evaluating {n.op}{where} failed: {e}") from e
+
+    def node_of(self, e: BaseException) -> Node | None:
+        """The node whose code in run() raised `e`, from the line run() was executing."""
+        code = getattr(self.run, "__code__", None)
+        tb, line = e.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code is code:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line is None or not self.line_nodes:
+            return None
+        k = bisect.bisect_right([ln for ln, _ in self.line_nodes], line) - 1
+        return self.line_nodes[k][1] if k >= 0 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +191,7 @@ class _Driver:
         self.keys: dict[str, str] = {}  # kernel name -> its key
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
+        self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -201,6 +228,7 @@ class _Driver:
                     for c in rest:  # constants met inside the batch: no inputs, emit first
                         self._name(c, irn)
                         self._const(c, self.names[id(c)])
+                    self.line_nodes.append((len(self.lines), batch[0]))
                     self._emit_vm(batch, irn)
                     k = self._skip_batch(nodes, k - 1, batch, rest)
                     continue
@@ -208,6 +236,7 @@ class _Driver:
             if n.op == "const":
                 self._const(n, v)
                 continue
+            self.line_nodes.append((len(self.lines), n))
             self.lines.append(f"    # {_ir_line(n, irn)}")
             if n.op == "fused":
                 ok = all(
@@ -234,6 +263,7 @@ class _Driver:
                     self._call_kernel(n, v, kern)
                     continue
             self._generic(n, v)
+        self.line_nodes.append((len(self.lines), None))  # returning: no node's code
         outs = [self._output(o) for o in g.outputs]
         self.lines.append(f"    return [{', '.join(outs)}]")
         return "\n".join(self.lines)
@@ -903,6 +933,8 @@ def compile_graph(graph: Graph) -> Executable:
     consts = dict(d.consts)
     mod._K = consts
     exe = Executable(graph, source, path, mod.run, d.kernels, d.fallbacks)
+    first = source.split("\n").index("def run(args, bufs):") + 2  # run()'s first line, 1-based
+    exe.line_nodes = [(first + k, n) for k, n in d.line_nodes]
     exe.compile_seconds = time.perf_counter() - t0
     from passes import debug_level
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,36 @@ def defop(name: str, kind: Kind, shape: ShapeRule, impl: Callable[..., Any], **k
     op = OpDef(name, kind, shape, impl, **kw)
     REGISTRY[name] = op
     return op
+
+
+_ATTRIBUTES: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {}
+
+
+def attribute_problem(op: OpDef, attrs: dict[str, Any]) -> str | None:
+    """What is wrong with a node's attribute names for `op` (a required one missing, one the
+    op does not take), read from the keyword parameters of its shape rule; None when fine.
+
+    Example:
+        >>> attribute_problem(get("reduce_sum"), {"keepdims": False})
+        "reduce_sum needs the attribute 'axes'"
+    """
+    if op.name not in _ATTRIBUTES:
+        try:
+            params = list(inspect.signature(op.shape).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        required = {p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+        names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        anything = any(p.kind is p.VAR_KEYWORD for p in params)
+        _ATTRIBUTES[op.name] = (frozenset(required), None if anything else frozenset(names))
+    required, accepted = _ATTRIBUTES[op.name]
+    missing = sorted(required - set(attrs))
+    if missing:
+        return f"{op.name} needs the attribute {missing[0]!r}"
+    unknown = [] if accepted is None else sorted(set(attrs) - accepted)
+    if unknown:
+        return f"{op.name} has no attribute {unknown[0]!r}"
+    return None
 
 
 def get(name: str) -> OpDef:

@@ -290,7 +290,7 @@ def test_axis_error_is_numpy_axis_error():
     e = info.value
     assert isinstance(e, graphc.AxisError) and isinstance(e, ValueError)
     assert e.axis == 3 and e.ndim == 3
-    assert str(e).startswith("sum: axis 3 is out of bounds for a 3-d array (at ")
+    assert str(e).startswith("np.sum: axis 3 is out of bounds for a 3-d array (at ")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -109,6 +109,14 @@ class CacheWarning(UserWarning):
 
 
 def _why(e: OSError) -> str:
+    """The reason a cache path failed, in words: which file is in the way, or the OS's message
+    with the path it concerns."""
+    if isinstance(e, (NotADirectoryError, FileExistsError)) and e.filename:
+        p = os.path.abspath(os.fsdecode(e.filename))
+        while not os.path.lexists(p) and os.path.dirname(p) != p:
+            p = os.path.dirname(p)
+        if os.path.lexists(p) and not os.path.isdir(p):
+            return f"{p} is a file, not a folder"
     text = e.strerror or str(e) or type(e).__name__
     return f"{text}: {e.filename}" if e.filename else text
 
@@ -1095,7 +1103,7 @@ def _load_from_disk(name: str, path: str, source: str) -> Any:
         if not ok:
             _purge(path)  # whatever bytecode and machine code belonged to the old text
             _write_atomic(path, source)
-        _ensure_bytecode(path, rewritten=not ok)
+        _ensure_bytecode(path, source)
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         try:
@@ -1137,13 +1145,14 @@ def _exec(name: str, mod: Any, run: Callable[[Any], None]) -> None:
     _MODULES[name] = mod
 
 
-def _ensure_bytecode(path: str, rewritten: bool) -> None:
+def _ensure_bytecode(path: str, source: str) -> None:
     """Keep the module's compiled bytecode beside it, as part of the cache: Python would not
     write it under PYTHONDONTWRITEBYTECODE, and compiling a driver's source on every start
-    costs more than loading its kernels. The bytecode records a hash of its source, which the
-    import checks, so bytecode that does not belong to this text is never run."""
+    costs more than loading its kernels. The bytecode records a hash of its source, checked
+    here and again by the import, so bytecode that is unreadable or belongs to other text is
+    replaced, never run."""
     cfile = importlib.util.cache_from_source(path)
-    if rewritten or not os.path.exists(cfile):
+    if not _bytecode_matches(cfile, source.encode("utf-8")):
         py_compile.compile(
             path,
             cfile=cfile,
@@ -1151,6 +1160,22 @@ def _ensure_bytecode(path: str, rewritten: bool) -> None:
             quiet=2,
             invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
         )
+
+
+def _bytecode_matches(cfile: str, source: bytes) -> bool:
+    """Whether `cfile` starts with the header of checked, hash-based bytecode for `source`."""
+    try:
+        with open(cfile, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    checked_hash_flags = (0b11).to_bytes(4, "little")
+    return (
+        len(head) == 16
+        and head[:4] == importlib.util.MAGIC_NUMBER
+        and head[4:8] == checked_hash_flags
+        and head[8:] == importlib.util.source_hash(source)
+    )
 
 
 def _purge(path: str) -> None:

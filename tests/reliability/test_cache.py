@@ -1,0 +1,421 @@
+"""The kernel cache under faults: interrupted compiles, corrupt or unreadable cache files,
+unusable cache folders and several processes compiling at once.
+
+Each compile here uses a function no other test compiles (a constant of its own), so its kernels
+are not already loaded in this process and the disk cache is really exercised. "A new process"
+is simulated in-process by forgetting what a compile registered (`_forget`), and checked for real
+with subprocesses where it matters.
+"""
+
+import errno
+import glob
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.codegen as cg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_counter = iter(range(1, 1_000_000))
+
+
+def _fresh_fn():
+    """A function whose kernels this process has never compiled, and its NumPy reference."""
+    c = 1.0 + next(_counter) / 1024 + 0.000123 * os.getpid() % 1
+
+    def f(x, y):
+        return np.sum(np.tanh(x * c) * y, axis=1) + np.exp(-x[:, 0]) * c
+
+    return f
+
+
+def _check(f, jitted=None):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5))
+    y = rng.standard_normal((3, 5))
+    got = (jitted or graphc.jit(f))(x, y)
+    np.testing.assert_allclose(got, f(x, y), rtol=1e-12, atol=1e-12)
+
+
+def _state():
+    return (
+        list(cg._KERNELS),
+        list(cg._MODULES),
+        sorted(m for m in sys.modules if m.startswith("graphc_")),
+    )
+
+
+def _mark():
+    return len(cg._KERNELS), len(cg._MODULES)
+
+
+def _forget(mark):
+    """Drop what this process loaded since `mark`, as if the next compile ran in a new process."""
+    with cg._import_lock:
+        cg._rollback(*mark)
+
+
+def _files(folder, pattern="*"):
+    return sorted(
+        glob.glob(os.path.join(folder, pattern))
+        + glob.glob(os.path.join(folder, "__pycache__", pattern))
+    )
+
+
+class _Fault(BaseException):
+    pass
+
+
+def _fail_on_call(monkeypatch, obj, attr, exc, nth=1):
+    """Make obj.attr raise `exc` on its nth call (and only then)."""
+    orig = getattr(obj, attr)
+    calls = [0]
+
+    def wrapper(*a, **k):
+        calls[0] += 1
+        if calls[0] == nth:
+            raise exc
+        return orig(*a, **k)
+
+    monkeypatch.setattr(obj, attr, wrapper)
+    return calls
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(d))
+    return str(d)
+
+
+# -- an interrupted or failing compile leaves the process as it was ---------------------------
+
+import py_compile  # noqa: E402
+
+import numba  # noqa: E402
+
+# every stage of a compile and load: writing a module, its bytecode, importing it, Numba
+# compiling or loading a kernel (first and a later one), the graph module's kernel decorator
+_STAGES = [
+    (cg, "_write_atomic", 1),
+    (cg, "_write_atomic", 2),
+    (py_compile, "compile", 1),
+    (cg, "_exec", 1),
+    (cg, "_exec", 2),
+    (numba, "njit", 1),
+    (numba, "njit", 2),
+    (cg, "_kernel", 1),
+    (cg, "_purge", 1),
+    (cg, "_disk_dir", 1),
+]
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError, OSError])
+@pytest.mark.parametrize("stage", _STAGES, ids=lambda s: f"{s[0].__name__}.{s[1]}#{s[2]}")
+def test_a_compile_stopped_at_any_stage_leaves_the_process_as_it_was(
+    cache, monkeypatch, stage, exc
+):
+    obj, attr, nth = stage
+    f = _fresh_fn()
+    before = _state()
+    calls = _fail_on_call(monkeypatch, obj, attr, exc("stopped"), nth)
+    try:
+        _check(f)
+    except (KeyboardInterrupt, RuntimeError, OSError) as e:
+        assert "stopped" in str(e)
+        # nothing of the failed compile is left: no module half imported, no kernel registered
+        assert _state() == before
+    else:
+        # some faults are recovered from on the spot (a failed import is retried once, a cache
+        # file that cannot be written means compiling in memory): the answer is still right
+        assert calls[0] < nth or exc is not KeyboardInterrupt
+    monkeypatch.undo()
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", cache)
+    assert not glob.glob(os.path.join(cache, "*.tmp"))
+    _check(f)  # the same function compiles now
+    _check(_fresh_fn())  # and so does a new one
+
+
+def test_ctrl_c_while_the_module_body_runs_leaves_no_half_imported_module(cache, monkeypatch):
+    # the reported failure: Ctrl-C inside the generated module's import, then every later call
+    # failed with "module 'graphc_kernel_…' has no attribute 'kernel'"
+    import importlib.machinery
+
+    f = _fresh_fn()
+    before = _state()
+    _fail_on_call(
+        monkeypatch, importlib.machinery.SourceFileLoader, "exec_module", KeyboardInterrupt(), 1
+    )
+    with pytest.raises(KeyboardInterrupt):
+        _check(f)
+    assert _state() == before
+    monkeypatch.undo()
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", cache)
+    _check(f)
+    _check(_fresh_fn())
+
+
+def test_an_interrupted_compile_of_a_jitted_function_can_be_called_again(cache, monkeypatch):
+    f = _fresh_fn()
+    jf = graphc.jit(f)
+    _fail_on_call(monkeypatch, numba, "njit", KeyboardInterrupt(), 1)
+    with pytest.raises(KeyboardInterrupt):
+        _check(f, jf)
+    monkeypatch.undo()
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", cache)
+    _check(f, jf)  # the same Jitted object: its signature cache kept nothing broken
+
+
+# -- corrupt, truncated, unreadable cache files are discarded and rebuilt ---------------------
+
+
+def _garbage(p):
+    with open(p, "wb") as fh:
+        fh.write(b"\x00garbage\x00" * 7)
+
+
+def _non_utf8(p):
+    with open(p, "ab") as fh:
+        fh.write(b"\xff\xfe\xc3(")
+
+
+def _truncate(p):
+    size = os.path.getsize(p)
+    with open(p, "r+b") as fh:
+        fh.truncate(size // 2)
+
+
+def _empty(p):
+    open(p, "wb").close()
+
+
+def _zero_permissions(p):
+    os.chmod(p, 0)
+
+
+_CORRUPTIONS = [_garbage, _non_utf8, _truncate, _empty, _zero_permissions]
+_KINDS = {
+    "graph module": "graphc_[!k]*.py",
+    "kernel module": "graphc_kernel_*.py",
+    "bytecode": "graphc_*.pyc",
+    "numba index": "graphc_*.nbi",
+    "numba data": "graphc_*.nbc",
+}
+
+
+@pytest.fixture
+def unreadable_when_mode_zero(monkeypatch):
+    """Root reads files whatever their mode: make open() refuse a mode-0 file as the kernel
+    does for everyone else, so zero-permission cache files are exercised under root too."""
+    import builtins
+
+    real_open = builtins.open
+
+    def guarded(file, mode="r", *a, **k):
+        if isinstance(file, (str, bytes, os.PathLike)) and "r" in mode:
+            try:
+                zero = os.stat(file).st_mode & 0o777 == 0
+            except OSError:
+                zero = False
+            if zero:
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(file))
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+
+
+@pytest.mark.parametrize("corrupt", _CORRUPTIONS, ids=lambda c: c.__name__.strip("_"))
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_a_damaged_cache_file_is_discarded_and_rebuilt(
+    cache, kind, corrupt, unreadable_when_mode_zero
+):
+    f = _fresh_fn()
+    mark = _mark()
+    _check(f)
+    files = _files(cache, _KINDS[kind])
+    assert files, f"no {kind} files in the cache"
+    _forget(mark)
+    for p in files:
+        corrupt(p)
+    _check(f)  # a later process: the damaged entry is detected, discarded and rebuilt
+    # and rebuilt well: the process after that loads everything from the cache
+    _forget(mark)
+    exes = []
+    orig = graphc.api._EXECUTORS["numba"]
+    try:
+        graphc.api._EXECUTORS["numba"] = lambda g: exes.append(orig(g)) or exes[-1]
+        _check(f)
+    finally:
+        graphc.api._EXECUTORS["numba"] = orig
+    hits, misses = exes[0].cache_stats()
+    assert misses == 0 and hits >= 1, (hits, misses)
+    for p in _files(cache):
+        assert os.stat(p).st_mode & 0o777, f"{p} was left unreadable"
+
+
+_FRESH_PROCESS = textwrap.dedent("""
+    import numpy as np, graphc
+    from graphc.api import _EXECUTORS
+    exes = []
+    orig = _EXECUTORS["numba"]
+    _EXECUTORS["numba"] = lambda g: exes.append(orig(g)) or exes[-1]
+    f = lambda x: np.sum(np.sin(x) * 1.0625, axis=0) - x[0]
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    err = np.abs(graphc.jit(f)(x) - f(x)).max()
+    print(err, *exes[0].cache_stats())
+""")
+
+
+def _run_fresh(cache):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache, PYTHONPATH=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    err, hits, misses = out.stdout.split()
+    return float(err), int(hits), int(misses)
+
+
+@pytest.mark.slow
+def test_later_processes_recover_from_non_utf8_bytes_in_every_cache_file(tmp_path):
+    cache = str(tmp_path / "cache")
+    assert _run_fresh(cache)[0] < 1e-12
+    files = _files(cache, "graphc_*")
+    assert any(p.endswith(".py") for p in files) and any(p.endswith(".nbi") for p in files)
+    for p in files:
+        _non_utf8(p)
+    err, _, _ = _run_fresh(cache)
+    assert err < 1e-12
+    err, hits, misses = _run_fresh(cache)  # the entry was rebuilt for good
+    assert err < 1e-12 and hits >= 1 and misses == 0
+
+
+# -- unusable cache folders: one warning, then compiling in memory ----------------------------
+
+
+def _compile_twice_expect_one_warning(fn_count=2):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(fn_count):
+            f = _fresh_fn()
+            _check(f)
+            assert graphc.jit(f).lower(np.ones((3, 5)), np.ones((3, 5))).path is None
+    ours = [w for w in caught if issubclass(w.category, cg.CacheWarning)]
+    assert len(ours) == 1, [str(w.message) for w in caught]
+    assert ours[0].filename == __file__  # it names the user's line, not graphc's
+    return str(ours[0].message)
+
+
+def test_cache_dir_under_a_regular_file_compiles_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(blocker / "cache"))
+    msg = _compile_twice_expect_one_warning()
+    assert f"{blocker} is a file, not a folder" in msg and "in memory" in msg
+
+
+def test_cache_dir_that_is_a_regular_file_compiles_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "cachefile"
+    blocker.write_text("x")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(blocker))
+    msg = _compile_twice_expect_one_warning()
+    assert f"{blocker} is a file, not a folder" in msg
+    assert blocker.read_text() == "x"
+
+
+def test_read_only_cache_dir_compiles_in_memory(tmp_path, monkeypatch):
+    d = tmp_path / "ro"
+    d.mkdir()
+    os.chmod(d, 0o555)
+    if os.geteuid() == 0:
+        # root writes into a mode-555 folder anyway: refuse file creation there the way the
+        # kernel refuses everyone else
+        real = os.open
+
+        def refuse(path, flags, *a, **k):
+            if os.path.dirname(os.path.abspath(os.fsdecode(path))) == str(d) and flags & os.O_CREAT:
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+            return real(path, flags, *a, **k)
+
+        monkeypatch.setattr(os, "open", refuse)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(d))
+    try:
+        msg = _compile_twice_expect_one_warning()
+    finally:
+        os.chmod(d, 0o755)
+    assert "Permission denied" in msg and str(d) in msg
+    assert os.listdir(d) == []
+
+
+def test_full_disk_while_writing_an_entry_compiles_in_memory(cache, monkeypatch):
+    os.makedirs(cache)
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", dst)
+
+    monkeypatch.setattr(os, "replace", full)
+    msg = _compile_twice_expect_one_warning()
+    assert "No space left on device" in msg and cache in msg
+    assert not glob.glob(os.path.join(cache, "*.tmp"))
+
+
+def test_full_disk_at_the_first_write_compiles_in_memory(cache, monkeypatch):
+    real = os.write
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    msg = _compile_twice_expect_one_warning()
+    monkeypatch.setattr(os, "write", real)
+    assert "No space left on device" in msg
+
+
+# -- several processes compiling the same graph at once ---------------------------------------
+
+
+@pytest.mark.slow
+def test_processes_compiling_the_same_graph_at_once_all_get_it_right(tmp_path):
+    cache = str(tmp_path / "cache")
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache, PYTHONPATH=ROOT)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _FRESH_PROCESS],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert float(out.split()[0]) < 1e-12
+    assert not [f for f in _files(cache) if ".tmp" in f]  # every write was atomic
+    err, hits, misses = _run_fresh(cache)
+    assert err < 1e-12 and hits >= 1 and misses == 0
+
+
+def test_writes_are_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / "graphc_x.py")
+    cg._write_atomic(path, "old = 1\n")
+
+    class Boom(Exception):
+        pass
+
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(Boom()))
+    with pytest.raises(Boom):
+        cg._write_atomic(path, "new = 2\n")
+    monkeypatch.setattr(os, "replace", real_replace)
+    with open(path) as fh:
+        assert fh.read() == "old = 1\n"  # a reader sees the old text or the new, never a part
+    assert os.listdir(tmp_path) == ["graphc_x.py"]  # and no temporary file is left behind

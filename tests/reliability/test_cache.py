@@ -419,3 +419,225 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     with open(path) as fh:
         assert fh.read() == "old = 1\n"  # a reader sees the old text or the new, never a part
     assert os.listdir(tmp_path) == ["graphc_x.py"]  # and no temporary file is left behind
+
+
+# -- the command line: every failure is one error line and a non-zero status -----------------
+
+from graphc.cli import main  # noqa: E402
+
+SEEDS = os.path.join(ROOT, "examples", "seeds.py")
+
+
+def _cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error(code, err, *fragments, status=1):
+    assert code == status, (code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("graphc: error: "), err
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_cli_viz_into_a_missing_folder(capsys, tmp_path):
+    out = tmp_path / "missing" / "deeper" / "poly.svg"
+    code, _, err = _cli(capsys, "viz", f"{SEEDS}:poly", "-o", str(out))
+    _one_error(code, err, str(out), "does not exist", status=2)
+    assert not out.parent.exists()
+
+
+def test_cli_viz_into_a_folder_under_a_file_or_onto_a_folder(capsys, tmp_path):
+    blocker = tmp_path / "plain"
+    blocker.write_text("x")
+    code, _, err = _cli(capsys, "viz", f"{SEEDS}:poly", "-o", str(blocker / "p.dot"))
+    _one_error(code, err, "is a file, not a folder", status=2)
+    folder = tmp_path / "pic.dot"
+    folder.mkdir()
+    code, _, err = _cli(capsys, "viz", f"{SEEDS}:poly", "-o", str(folder))
+    _one_error(code, err, "it is a folder", status=2)
+
+
+def test_cli_viz_to_an_output_that_cannot_be_written(capsys, tmp_path, monkeypatch):
+    import builtins
+
+    out = tmp_path / "locked.dot"
+    out.write_text("old")
+    os.chmod(out, 0o444)
+    real_open = builtins.open
+
+    def refuse(file, mode="r", *a, **k):
+        # root writes read-only files anyway: refuse as the kernel does for everyone else
+        if os.fspath(file) == str(out) and any(c in mode for c in "wax+"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(out))
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    code, _, err = _cli(capsys, "viz", f"{SEEDS}:poly", "-o", str(out))
+    _one_error(code, err, f"cannot write {out}", "Permission denied")
+    assert out.read_text() == "old"
+
+
+def test_cli_cache_info_and_clear_when_the_cache_path_is_a_file(capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "cachefile"
+    blocker.write_text("x")
+    for path in (blocker, blocker / "sub"):
+        monkeypatch.setenv("GRAPHC_CACHE_DIR", str(path))
+        for action in ("info", "clear"):
+            code, out, err = _cli(capsys, "cache", action)
+            _one_error(
+                code,
+                err,
+                str(path),
+                f"{blocker} is a file, not a folder"
+                if path != blocker
+                else "it is a file, not a folder",
+            )
+            assert out == ""
+    assert blocker.read_text() == "x"
+
+
+def test_cli_cache_clear_reports_files_it_could_not_remove(capsys, tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    (d / "__pycache__").mkdir(parents=True)
+    for name in ("graphc_aa.py", "graphc_kernel_bb.py"):
+        (d / name).write_text("x = 1\n")
+    (d / "__pycache__" / "graphc_aa.cpython-311.pyc").write_bytes(b"0" * 10)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(d))
+    os.chmod(d, 0o555)
+    os.chmod(d / "__pycache__", 0o555)
+    real_remove = os.remove
+
+    def refuse(path, *a, **k):
+        # root may delete in a mode-555 folder: refuse as the kernel does for everyone else
+        if os.path.dirname(os.path.abspath(path)) in (str(d), str(d / "__pycache__")):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_remove(path, *a, **k)
+
+    monkeypatch.setattr(os, "remove", refuse)
+    try:
+        code, out, err = _cli(capsys, "cache", "clear")
+    finally:
+        os.chmod(d, 0o755)
+        os.chmod(d / "__pycache__", 0o755)
+    _one_error(code, err, "could not clear", "3 of 3 files", "Permission denied", "0 removed")
+    assert "removed 2 compiled" not in out
+    assert sorted(os.listdir(d)) == ["__pycache__", "graphc_aa.py", "graphc_kernel_bb.py"]
+    # and when only some go, it says how many
+    monkeypatch.setattr(
+        os,
+        "remove",
+        lambda p, *a, **k: refuse(p) if p.endswith(".pyc") else real_remove(p, *a, **k),
+    )
+    code, out, err = _cli(capsys, "cache", "clear")
+    _one_error(code, err, "1 of 3 files", "2 removed")
+
+
+class _FullDisk:
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_cli_output_to_a_full_disk(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", _FullDisk())
+    code = main(["passes"])
+    err = capsys.readouterr().err
+    _one_error(code, err, "cannot write standard output", "No space left on device")
+
+
+def _cli_process(args, **kw):
+    env = dict(os.environ, PYTHONPATH=ROOT, **kw.pop("env", {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "graphc", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_cli_stdout_redirected_to_a_full_device():
+    with open("/dev/full", "w") as full:
+        p = _cli_process(["dump", f"{SEEDS}:mlp_loss", "--stage", "grad"], stdout=full)
+        _, err = p.communicate(timeout=300)
+    _one_error(p.returncode, err, "No space left on device")
+
+
+def test_cli_stdout_closed_before_the_output_is_written():
+    # `graphc dump ... | head -1` with the reader gone before graphc writes
+    p = _cli_process(["dump", f"{SEEDS}:mlp_loss", "--stage", "all"], stdout=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read()
+    p.wait(timeout=300)
+    _one_error(p.returncode, err, "standard output was closed")
+
+
+@pytest.mark.parametrize(
+    "var,value,expect",
+    [
+        ("GRAPHC_THREADS", "abc", "not a whole number"),
+        ("GRAPHC_THREADS", "1.5", "not a whole number"),
+        ("GRAPHC_THREADS", "0", "out of range"),
+        ("GRAPHC_THREADS", "-2", "out of range"),
+        ("GRAPHC_DEBUG", "abc", "not a whole number"),
+        ("GRAPHC_DEBUG", "3", "out of range"),
+        ("GRAPHC_DEBUG", "-1", "out of range"),
+    ],
+)
+def test_cli_bad_environment_variables_are_named(capsys, monkeypatch, var, value, expect):
+    monkeypatch.setenv(var, value)
+    for argv in (["passes"], ["dump", f"{SEEDS}:poly", "--stage", "kernels"]):
+        code, out, err = _cli(capsys, *argv)
+        _one_error(code, err, f"{var}={value!r}", expect)
+        assert out == ""
+
+
+def test_library_names_a_bad_graphc_debug(monkeypatch):
+    monkeypatch.setenv("GRAPHC_DEBUG", "lots")
+    with pytest.raises(graphc.GraphcError, match="GRAPHC_DEBUG='lots' is not a whole number"):
+        graphc.jit(lambda x: x * 2.5)(np.ones(3))
+
+
+def test_library_names_a_bad_graphc_threads_in_a_new_process(tmp_path):
+    script = (
+        "import numpy as np, graphc\n"
+        "try:\n"
+        "    graphc.jit(lambda x: np.sin(x) * 3)(np.ones(3))\n"
+        "except graphc.GraphcError as e:\n"
+        "    print(e)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT, GRAPHC_THREADS="abc", GRAPHC_CACHE_DIR=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "GRAPHC_THREADS='abc' is not a whole number" in out.stdout
+
+
+def test_cli_with_an_unusable_cache_folder_warns_once_and_works(capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(blocker / "cache"))
+    code, out, err = _cli(capsys, "dump", f"{SEEDS}:poly", "--stage", "kernels")
+    assert code == 0 and "def run(args, bufs):" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("graphc: warning: "), err
+    assert f"{blocker} is a file, not a folder" in lines[0]
+
+
+def test_cli_ctrl_c_is_one_line(capsys, monkeypatch):
+    import graphc.cli as cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "Target", interrupted)
+    code, _, err = _cli(capsys, "dump", f"{SEEDS}:poly")
+    _one_error(code, err, "interrupted", status=130)

@@ -641,3 +641,161 @@ def test_cli_ctrl_c_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(cli, "Target", interrupted)
     code, _, err = _cli(capsys, "dump", f"{SEEDS}:poly")
     _one_error(code, err, "interrupted", status=130)
+
+
+# -- pictures: the backward picture says what its inputs are ----------------------------------
+
+import re  # noqa: E402
+
+from graphc import viz  # noqa: E402
+
+
+def _abs_loss(W, b, x, y_true):
+    return np.sum(np.abs(x @ W + b - y_true))
+
+
+def _two_outputs(a, b):
+    return np.tanh(a) * b, np.sum(np.exp(2.0 * a) * b)
+
+
+def _mlp_loss(x, y, W1, b1, W2, b2):
+    h = 1 / (1 + np.exp(-(x @ W1 + b1)))
+    return np.sum((h @ W2 + b2 - y) ** 2)
+
+
+_PICTURE_CASES = {
+    "abs_loss": (_abs_loss, (np.ones((3, 2)), np.ones(2), np.ones((4, 3)), np.ones((4, 2)))),
+    "two_outputs": (_two_outputs, (np.ones((2, 3)), np.ones((2, 3)))),
+    "mlp_loss": (
+        _mlp_loss,
+        (
+            np.ones((5, 4)),
+            np.ones((5, 2)),
+            np.ones((4, 3)),
+            np.ones(3),
+            np.ones((3, 2)),
+            np.ones(2),
+        ),
+    ),
+}
+
+
+def _items(dot, shape):
+    """(dot id, tooltip) of every drawn item of a Graphviz shape."""
+    out = []
+    for line in dot.splitlines():
+        m = re.match(r'\s*(\w+) \[.*shape=(\w+).*tooltip="([^"]*)"', line)
+        if m and m.group(2) == shape:
+            out.append((m.group(1), m.group(3)))
+    return out
+
+
+def _type(a):
+    return f"f64{list(np.shape(a))}".replace(" ", "")
+
+
+def _params(fn):
+    import inspect
+
+    return list(inspect.signature(fn).parameters)
+
+
+@pytest.mark.parametrize("case", list(_PICTURE_CASES))
+def test_backward_picture_titles_residuals_and_cotangents_as_what_they_are(case):
+    fn, args = _PICTURE_CASES[case]
+    names = _params(fn)
+    types = {
+        n: f"f64{list(np.shape(a))}".replace(" ", "") for n, a in zip(names, args, strict=True)
+    }
+    outs = fn(*args)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    fwd_dot = viz.to_dot(viz.apply_stage(fn, "forward", *args), input_names=names)
+    forward_nodes = dict(_items(fwd_dot, "box"))  # IR name -> "h: f64[4,2] = sign  # ..."
+    dot = viz.to_dot(viz.apply_stage(fn, "backward", *args), input_names=names)
+    inputs = [tip for _, tip in _items(dot, "invhouse")]
+    assert inputs
+    n_ct = 0
+    for tip in inputs:
+        # "a: residual x: f64[4,3]", "c: residual j = sign(g): f64[4,2]", "d: ct(loss): f64[]"
+        m = re.fullmatch(r"\w+: (.*): (\w+\[[\d,]*\])", tip)
+        assert m, tip
+        what, typ = m.groups()
+        if what.startswith("ct("):
+            n_ct += 1
+            out = 0 if len(outs) == 1 else int(re.fullmatch(r"ct\(out (\d+)\)", what).group(1))
+            if len(outs) == 1:
+                assert what == f"ct({fn.__name__})"
+            assert typ == _type(outs[out])
+            continue
+        assert what.startswith("residual "), f"{tip}: not titled as a residual or cotangent"
+        ref = what[len("residual ") :]
+        if ref in types:  # a saved parameter, with that parameter's type
+            assert typ == types[ref], tip
+        else:  # a forward value, by its name in the forward picture, and how it was computed
+            m = re.fullmatch(r"(\w+) = (\w+)\(.*\)", ref)
+            assert m, tip
+            name, op = m.groups()
+            assert forward_nodes[name].startswith(f"{name}: {typ} = {op}"), (tip, forward_nodes)
+    assert n_ct == len(outs)
+    grads = sorted(tip for _, tip in _items(dot, "house"))
+    assert grads == sorted(f"grad {n}: {types[n]}" for n in names)
+
+
+@pytest.mark.parametrize("case", list(_PICTURE_CASES))
+def test_backward_picture_params_draws_only_those_gradients(case):
+    fn, args = _PICTURE_CASES[case]
+    names = _params(fn)
+    bwd = viz.apply_stage(fn, "backward", *args)
+    full = viz.to_dot(bwd, input_names=names)
+    for chosen in ([0], [len(names) - 1], [0, len(names) - 1]):
+        dot = viz.to_dot(bwd, input_names=names, params=chosen)
+        grads = sorted(tip.split(":")[0] for _, tip in _items(dot, "house"))
+        assert grads == sorted(f"grad {names[k]}" for k in set(chosen))
+        assert len(_items(dot, "box")) <= len(_items(full, "box"))
+        # the inputs drawn are those the chosen gradients read, titled as in the full picture
+        assert {t.split(": ", 1)[1] for _, t in _items(dot, "invhouse")} <= {
+            t.split(": ", 1)[1] for _, t in _items(full, "invhouse")
+        }
+    with pytest.raises(graphc.GraphcError, match=r"no gradient for input 99.*gradients for"):
+        viz.to_dot(bwd, input_names=names, params=[99])
+
+
+def test_params_restricts_the_backward_picture_written_by_render(tmp_path):
+    fn, args = _PICTURE_CASES["abs_loss"]
+    out = viz.render(fn, tmp_path / "b.dot", *args, stage="backward", params=[1])
+    dot = open(out).read()
+    assert [t for _, t in _items(dot, "house")] == ["grad b: f64[2]"]
+    # grad b needs only sign(...) and the cotangent: x and W are not drawn
+    assert sorted(t.split(": ")[1] for _, t in _items(dot, "invhouse")) == [
+        "ct(_abs_loss)",
+        "residual j = sign(g)",
+    ]
+
+
+@pytest.mark.parametrize("case", list(_PICTURE_CASES))
+def test_joint_and_partition_pictures_title_cotangents(case):
+    from passes.partition import partition
+
+    fn, args = _PICTURE_CASES[case]
+    names = _params(fn)
+    joint = viz.apply_stage(fn, "joint", *args)
+    n_out = int(joint.info["n_primal_outputs"])
+    want = [f"ct({fn.__name__})"] if n_out == 1 else [f"ct(out {k})" for k in range(n_out)]
+    for dot in (
+        viz.to_dot(joint, input_names=names),
+        viz.to_dot(partition(joint), input_names=names),
+    ):
+        titles = [t.split(": ")[1] for _, t in _items(dot, "invhouse")]
+        assert [t for t in titles if t.startswith("ct(")] == want
+        assert not [t for t in titles if t.startswith("cotangent")]
+
+
+def test_cli_backward_picture_labels(tmp_path):
+    # `graphc viz` passes the parameter names; the backward picture must not put them on its
+    # residual and cotangent inputs
+    out = tmp_path / "b.dot"
+    code = main(["viz", f"{SEEDS}:mlp_loss", "--stage", "backward", "-o", str(out)])
+    assert code == 0
+    titles = [t.split(": ")[1] for _, t in _items(out.read_text(), "invhouse")]
+    assert "ct(mlp_loss)" in titles
+    assert all(t.startswith(("residual ", "ct(")) for t in titles), titles

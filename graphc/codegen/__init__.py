@@ -134,7 +134,9 @@ def _disk_dir() -> str | None:
     for root, a read-only mount or a full disk."""
     d = os.path.abspath(cache_path())
     if d in _USABLE:
-        return d
+        if os.path.isdir(d):
+            return d
+        _USABLE.discard(d)  # removed while this process ran: made again below
     if d in _UNUSABLE:
         return None
     try:

@@ -817,3 +817,16 @@ def test_cli_backward_picture_labels(tmp_path):
     titles = [t.split(": ")[1] for _, t in _items(out.read_text(), "invhouse")]
     assert "ct(mlp_loss)" in titles
     assert all(t.startswith(("residual ", "ct(")) for t in titles), titles
+
+
+def test_a_cache_folder_removed_while_the_process_runs_is_made_again(cache):
+    import shutil
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cg.CacheWarning)
+        _check(_fresh_fn(kernels=1))
+        shutil.rmtree(cache)
+        f = _fresh_fn(kernels=1)
+        _check(f)
+        path = graphc.jit(f).lower(np.ones((3, 5)), np.ones((3, 5))).path
+    assert path is not None and os.path.dirname(path) == cache and os.path.exists(path)

@@ -934,7 +934,13 @@ def _plain_model(
         n_out = int(info["n_primal_outputs"])
         res = graph.outputs[n_out:]
         o.saved = {id(r): r.aval.nbytes for r in res}
-        o.output_labels = {n_out + k: f"residual {k}" for k in range(len(res))}
+        # each named as the backward picture names it: the saved input, or the value's name
+        ir, params = node_names(graph), _input_titles(graph, input_names)
+        position = {id(x): k for k, x in enumerate(graph.inputs)}
+        o.output_labels = {
+            n_out + k: f"residual {params[position[id(r)]] if id(r) in position else ir[id(r)]}"
+            for k, r in enumerate(res)
+        }
         notes.append(
             f"forward graph: {_plural(len(res), 'residual')} saved "
             f"({_fmt_bytes(sum(r.aval.nbytes for r in res))})"

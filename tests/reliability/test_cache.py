@@ -729,6 +729,7 @@ def test_backward_picture_titles_residuals_and_cotangents_as_what_they_are(case)
     outs = outs if isinstance(outs, tuple) else (outs,)
     fwd_dot = viz.to_dot(viz.apply_stage(fn, "forward", *args), input_names=names)
     forward_nodes = dict(_items(fwd_dot, "box"))  # IR name -> "h: f64[4,2] = sign  # ..."
+    forward_outputs = [tip for _, tip in _items(fwd_dot, "house")]
     dot = viz.to_dot(viz.apply_stage(fn, "backward", *args), input_names=names)
     inputs = [tip for _, tip in _items(dot, "invhouse")]
     assert inputs
@@ -747,6 +748,8 @@ def test_backward_picture_titles_residuals_and_cotangents_as_what_they_are(case)
             continue
         assert what.startswith("residual "), f"{tip}: not titled as a residual or cotangent"
         ref = what[len("residual ") :]
+        # the forward picture's output for this residual carries the same name and type
+        assert f"residual {ref.split(' = ')[0]}: {typ}" in forward_outputs, (tip, forward_outputs)
         if ref in types:  # a saved parameter, with that parameter's type
             assert typ == types[ref], tip
         else:  # a forward value, by its name in the forward picture, and how it was computed

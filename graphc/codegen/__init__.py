@@ -1001,6 +1001,10 @@ def compile_graph(graph: Graph) -> Executable:
     """
     global _SALT
     t0 = time.perf_counter()
+    # the drivers' runtime reads GRAPHC_THREADS: a bad value is reported here, before any cache
+    # entry is touched, not from inside a generated module's import
+    from graphc.codegen import runtime  # noqa: F401
+
     numba_ready()
     if _SALT is None:
         _SALT = _codegen_salt()

@@ -929,7 +929,7 @@ def _plain_model(
         o.saved = {id(x): x.aval.nbytes for x in graph.inputs if id(x) in residual}
         o.output_labels = _grad_labels(graph.info.get("grad_wrt", ()), names, len(graph.outputs))
         o.all_backward = True
-        notes.insert(0, f"backward graph: {len(o.residual_inputs)} residual inputs")
+        notes.insert(0, f"backward graph: {_plural(len(o.residual_inputs), 'residual input')}")
     elif graph.name == "forward" and "n_primal_outputs" in info:  # the forward half
         n_out = int(info["n_primal_outputs"])
         res = graph.outputs[n_out:]

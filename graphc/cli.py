@@ -655,7 +655,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from graphc.viz import _fmt_bytes
 
     d = _cache_folder()
-    files, entries, kernels = _cache_files(d)
+    try:
+        files, entries, kernels = _cache_files(d)
+    except OSError as e:
+        raise GraphcError(f"cannot read cache directory {d}: {_os_reason(e)}") from None
     size = 0
     for f in files:
         try:

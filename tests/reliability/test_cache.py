@@ -833,3 +833,28 @@ def test_a_cache_folder_removed_while_the_process_runs_is_made_again(cache):
         _check(f)
         path = graphc.jit(f).lower(np.ones((3, 5)), np.ones((3, 5))).path
     assert path is not None and os.path.dirname(path) == cache and os.path.exists(path)
+
+
+def test_cli_cache_info_on_an_unreadable_folder(capsys, tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    d.mkdir()
+    (d / "graphc_aa.py").write_text("x = 1\n")
+    os.chmod(d, 0o311)  # no read permission: the folder cannot be listed
+    real = os.listdir
+
+    def refuse(path="."):
+        # root lists it anyway: refuse as the kernel does for everyone else
+        if os.path.abspath(path) == str(d):
+            raise PermissionError(errno.EACCES, "Permission denied", str(d))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", refuse)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(d))
+    try:
+        for action in ("info", "clear"):
+            code, out, err = _cli(capsys, "cache", action)
+            _one_error(code, err, f"cannot read cache directory {d}", "Permission denied")
+            assert out == ""
+    finally:
+        os.chmod(d, 0o755)
+    assert (d / "graphc_aa.py").exists()

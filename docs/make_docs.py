@@ -849,19 +849,12 @@ def _param_names(fn: Callable) -> list[str]:
 
 def _mlp_dot(stage: str) -> str:
     from graphc import viz
-    from passes.partition import partition
 
     args = seeds.EXAMPLE_ARGS["mlp_loss"]
-    names = _param_names(seeds.mlp_loss)
+    # the backward picture titles its residual and cotangent inputs itself, naming forward
+    # values by these parameter names
     graph = viz.apply_stage(seeds.mlp_loss, stage, *args)
-    if stage == "backward":  # its inputs are the saved residuals and the loss's cotangent
-        joint = viz.grad_graph(graphc.trace(seeds.mlp_loss, *args), seed="inputs")
-        part = partition(joint)
-        pos = {id(x): k for k, x in enumerate(joint.inputs)}
-        names = [names[pos[id(r)]] if id(r) in pos else f"saved {r.op}" for r in part.residuals] + [
-            "cotangent of the loss"
-        ]
-    return viz.to_dot(graph, input_names=names)
+    return viz.to_dot(graph, input_names=_param_names(seeds.mlp_loss))
 
 
 def _gelu_dot() -> str:

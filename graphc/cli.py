@@ -56,8 +56,10 @@ gives an object keyed by stage (`"kernels": {"source": ...}`). GraphML (`--forma
 is `Graph.to_networkx()` written by networkx, with tuple-valued attributes as text.
 
 Bad arguments (a missing file or function, a malformed spec, the wrong number of arguments, a
-function that fails to trace) print one line, `graphc: error: ...`, and exit with status 2;
-other failures (e.g. Graphviz missing) exit with status 1.
+function that fails to trace, an output folder that does not exist) print one line,
+`graphc: error: ...`, and exit with status 2; other failures (Graphviz missing, an output that
+cannot be written, stdout closed early, a bad GRAPHC_* variable, an unusable cache folder) print
+one such line and exit with status 1.
 
 Example:
     $ graphc dump examples/seeds.py:mlp --stage fused
@@ -76,7 +78,9 @@ import json
 import math
 import os
 import re
+import stat
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -514,17 +518,26 @@ def cmd_viz(args: argparse.Namespace) -> int:
             f"cannot tell the picture format from {args.output!r}: use a .svg, .png, "
             ".pdf or .dot file name"
         )
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
+        raise CLIError(f"cannot write {args.output}: the folder {folder} {what}")
+    if os.path.isdir(args.output):
+        raise CLIError(f"cannot write {args.output}: it is a folder")
     t = Target(args.function, args.arg)
     obj = t.stage(args.stage)
-    render(
-        obj,
-        args.output,
-        stage=None,
-        budget=args.budget or None,
-        legend=args.legend,
-        input_names=t.input_names,
-        rankdir=args.rankdir,
-    )
+    try:
+        render(
+            obj,
+            args.output,
+            stage=None,
+            budget=args.budget or None,
+            legend=args.legend,
+            input_names=t.input_names,
+            rankdir=args.rankdir,
+        )
+    except OSError as e:
+        raise GraphcError(f"cannot write {args.output}: {_os_reason(e)}") from None
     _write(f"wrote {args.output} ({args.stage} stage of {t.name})")
     return 0
 
@@ -622,12 +635,30 @@ def _cache_files(d: str) -> tuple[list[str], int, int]:
     return sorted(files), entries, kernels
 
 
+def _cache_folder() -> str:
+    """The cache folder (not created): a path that cannot be a folder is an error."""
+    from graphc.codegen import cache_path
+
+    d = cache_path()
+    try:
+        st = os.stat(d)
+    except FileNotFoundError:
+        return d  # nothing cached yet
+    except OSError as e:
+        raise GraphcError(f"cache directory {d} cannot be used: {_os_reason(e)}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise GraphcError(f"cache directory {d} cannot be used: it is a file, not a folder")
+    return d
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
-    from graphc.codegen import cache_dir
     from graphc.viz import _fmt_bytes
 
-    d = cache_dir()
-    files, entries, kernels = _cache_files(d)
+    d = _cache_folder()
+    try:
+        files, entries, kernels = _cache_files(d)
+    except OSError as e:
+        raise GraphcError(f"cannot read cache directory {d}: {_os_reason(e)}") from None
     size = 0
     for f in files:
         try:
@@ -640,21 +671,37 @@ def cmd_cache(args: argparse.Namespace) -> int:
             f"{len(files)} files, {_fmt_bytes(size)} ({size} bytes)"
         )
         return 0
-    removed = 0
+    removed, failed = 0, []
     for f in files:
         try:
             os.remove(f)
             removed += 1
-        except OSError:
-            pass
+        except FileNotFoundError:  # removed meanwhile by another process
+            removed += 1
+        except OSError as e:
+            failed.append(e)
     pyc = os.path.join(d, "__pycache__")
-    if os.path.isdir(pyc) and not os.listdir(pyc):
-        os.rmdir(pyc)
+    try:
+        if os.path.isdir(pyc) and not os.listdir(pyc):
+            os.rmdir(pyc)
+    except OSError:
+        pass
+    if failed:
+        raise GraphcError(
+            f"could not clear {d}: {len(failed)} of {len(files)} files could not be removed "
+            f"({_os_reason(failed[0])}); {removed} removed"
+        )
     _write(
         f"removed {entries} compiled graphs and {kernels} kernels ({removed} files, "
         f"{_fmt_bytes(size)}) from {d}"
     )
     return 0
+
+
+def _os_reason(e: OSError) -> str:
+    from graphc.codegen import _why
+
+    return _why(e)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -762,27 +809,72 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `graphc` command with `argv` (default: sys.argv[1:]); returns the exit status.
 
+    Every failure is one line on standard error, `graphc: error: ...`, and a non-zero status;
+    warnings are one line each, `graphc: warning: ...`.
+
     Example:
         >>> main(["dump", "examples/seeds.py:poly", "--stage", "grad"])
         0
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"graphc: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _error(text: str, status: int) -> int:
+    print(f"graphc: error: {text}", file=sys.stderr)
+    return status
+
+
+def _check_environment() -> None:
+    """Refuse bad GRAPHC_* values before any work, naming the variable."""
+    from graphc.env import env_int
+
+    env_int("GRAPHC_THREADS", 1, minimum=1)
+    env_int("GRAPHC_DEBUG", 0, minimum=0, maximum=2)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             raise CLIError("choose a command: dump, viz, diff, passes or cache (see graphc -h)")
-        return int(args.run(args) or 0)
+        _check_environment()
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # a full disk or closed pipe is reported here, not at exit
+        return status
     except CLIError as e:
-        print(f"graphc: error: {_one_line(e)}", file=sys.stderr)
-        return 2
+        return _error(_one_line(e), 2)
     except GraphcError as e:
-        print(f"graphc: error: {_one_line(e)}", file=sys.stderr)
-        return 1
+        return _error(_one_line(e), 1)
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
-    except BrokenPipeError:  # `graphc dump ... | head`
+    except BrokenPipeError:  # `graphc dump ... | head -1`
+        _silence_stdout()
+        return _error("standard output was closed before everything was written", 1)
+    except OSError as e:  # e.g. stdout redirected to a full disk
+        _silence_stdout()
+        where = "" if e.filename else "cannot write standard output: "
+        return _error(where + _os_reason(e), 1)
+    except KeyboardInterrupt:
+        _silence_stdout()
+        return _error("interrupted", 130)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        # stdout is not a real file (captured in tests): drop what is buffered instead
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         except OSError:
             pass
-        return 0

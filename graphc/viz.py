@@ -59,7 +59,7 @@ from typing import Any
 
 import graphviz
 
-from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name, is_float
+from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name, is_float, toposort
 from graphc.text import fmt_value, node_names
 
 __all__ = [
@@ -702,10 +702,14 @@ def _joint_model(
     labels = {
         n_out + j: f"grad {names[w]}" for j, w in enumerate(wrt) if n_out + j < len(graph.outputs)
     }
+    differentiated = tuple(info.get("differentiated", range(n_out)))
+    for j, k in enumerate(seeds):
+        if j < len(differentiated):
+            names[k] = _ct_title(differentiated[j], n_out, info.get("primal_name"))
     o = _GraphOptions(
         params=frozenset(wrt if params is None else params),
         seeds=seeds,
-        input_names=input_names,
+        input_names=names,
         output_labels=labels,
         saved=saved,
         kernel_of=kernel_of,
@@ -733,6 +737,77 @@ def _input_titles(graph: Graph, input_names: Sequence[str] | None) -> list[str]:
         else:
             out.append(n.meta.name or names[id(n)])
     return out
+
+
+def _ct_title(out: int, n_out: int, primal: str | None) -> str:
+    """What a cotangent input is: `ct(loss)` for a function's only output, else `ct(out k)`."""
+    return f"ct({primal})" if n_out == 1 and primal else f"ct(out {out})"
+
+
+def _backward_titles(bwd: Graph, input_names: Sequence[str] | None) -> list[str]:
+    """What each input of a partition's backward graph is in forward terms: a residual names
+    the forward value it is and how that was computed (`residual h = sign(b)`, `residual W1`
+    for a saved input), a cotangent the output it belongs to (`ct(loss)`). `input_names` are
+    the forward function's parameter names."""
+    info = bwd.info
+    n_res = int(info.get("n_residuals", 0))
+    fwd: Graph | None = info.get("forward")
+    residual_of = info.get("residual_of", ())
+    cotangent_of = info.get("cotangent_of", ())
+    if fwd is None:  # a backward graph from elsewhere: its own input names
+        return _input_titles(bwd, None)
+    fnames = node_names(fwd)
+    params = _input_titles(fwd, input_names)
+    position = {id(x): k for k, x in enumerate(fwd.inputs)}
+    n_out = int(fwd.info.get("n_primal_outputs", len(fwd.outputs) - n_res))
+
+    def ref(n: Node) -> str:
+        if id(n) in position:
+            return params[position[id(n)]]
+        if _is_literal(n):
+            return _literal_text(n).split(":")[0]
+        return fnames.get(id(n), "…")
+
+    titles = []
+    for k in range(len(bwd.inputs)):
+        if k < n_res and k < len(residual_of):
+            r = residual_of[k]
+            if id(r) in position or r.op == "const":
+                titles.append(f"residual {ref(r)}")
+            else:
+                args = ", ".join(ref(i) for i in r.inputs)
+                titles.append(f"residual {fnames.get(id(r), '…')} = {_short(f'{r.op}({args})')}")
+        elif k >= n_res and k - n_res < len(cotangent_of):
+            titles.append(_ct_title(cotangent_of[k - n_res], n_out, info.get("primal_name")))
+        else:
+            titles.append(_input_titles(bwd, None)[k])
+    return titles
+
+
+def _grad_labels(wrt: Sequence[int], names: Sequence[str], n: int) -> dict[int, str]:
+    """Output k of a backward graph is the gradient of forward input wrt[k]."""
+    return {k: f"grad {names[w]}" for k, w in enumerate(wrt) if k < n and w < len(names)}
+
+
+def _only_grads_of(bwd: Graph, params: Iterable[int], names: Sequence[str]) -> Graph:
+    """The part of backward graph `bwd` computing the gradients of forward inputs `params`
+    (positions), keeping its info; inputs nothing there reads are left out."""
+    wrt = tuple(bwd.info.get("grad_wrt", ()))
+    chosen = sorted(set(params))
+    missing = [p for p in chosen if p not in wrt]
+    if missing:
+        have = ", ".join(f"{w} ({names[w]})" if w < len(names) else str(w) for w in wrt)
+        raise GraphcError(
+            f"params={chosen}: the backward graph has no gradient for input "
+            f"{missing[0]}; it has gradients for inputs {have or 'none'}"
+        )
+    keep = [k for k, w in enumerate(wrt) if w in chosen]
+    outs = [bwd.outputs[k] for k in keep]
+    reached = {id(n) for n in toposort(outs)}
+    sub = Graph([x for x in bwd.inputs if id(x) in reached], outs, name=bwd.name)
+    sub.info.update(bwd.info)
+    sub.info["grad_wrt"] = tuple(wrt[k] for k in keep)
+    return sub
 
 
 def _partition_wrt(part: Any) -> tuple[int, ...] | None:
@@ -789,6 +864,7 @@ def _partition_model(
         _GraphOptions(
             tag="b.",
             part="backward",
+            input_names=_backward_titles(bwd, input_names),
             residual_inputs=frozenset(range(n_res)),
             seeds=frozenset(range(n_res, len(bwd.inputs))),
             all_backward=True,
@@ -833,16 +909,38 @@ def _plain_model(
     )
     notes = []
     if "n_residuals" in info:  # the backward half of a partition
+        # its inputs are residuals and cotangents, not the forward function's parameters
+        # (input_names): each is titled as what it is; `params` chooses forward inputs whose
+        # gradients are drawn
         n_res = int(info["n_residuals"])
-        o.residual_inputs = frozenset(range(n_res))
-        o.seeds = frozenset(range(n_res, len(graph.inputs)))
+        fwd = info.get("forward")
+        names = _input_titles(fwd, input_names) if fwd is not None else []
+        titles = _backward_titles(graph, input_names)
+        title_of = {id(x): t for x, t in zip(graph.inputs, titles, strict=True)}
+        residual = {id(x) for x in graph.inputs[:n_res]}
+        if params is not None:
+            graph = _only_grads_of(graph, params, names)
+            picked = ", ".join(_grad_labels(graph.info["grad_wrt"], names, 99).values())
+            notes.append(f"only {picked or 'the chosen gradients'}")
+        o.input_names = [title_of[id(x)] for x in graph.inputs]
+        o.params = frozenset()
+        o.residual_inputs = frozenset(k for k, x in enumerate(graph.inputs) if id(x) in residual)
+        o.seeds = frozenset(range(len(graph.inputs))) - o.residual_inputs
+        o.saved = {id(x): x.aval.nbytes for x in graph.inputs if id(x) in residual}
+        o.output_labels = _grad_labels(graph.info.get("grad_wrt", ()), names, len(graph.outputs))
         o.all_backward = True
-        notes.append(f"backward graph: {n_res} residual inputs")
+        notes.insert(0, f"backward graph: {_plural(len(o.residual_inputs), 'residual input')}")
     elif graph.name == "forward" and "n_primal_outputs" in info:  # the forward half
         n_out = int(info["n_primal_outputs"])
         res = graph.outputs[n_out:]
         o.saved = {id(r): r.aval.nbytes for r in res}
-        o.output_labels = {n_out + k: f"residual {k}" for k in range(len(res))}
+        # each named as the backward picture names it: the saved input, or the value's name
+        ir, params = node_names(graph), _input_titles(graph, input_names)
+        position = {id(x): k for k, x in enumerate(graph.inputs)}
+        o.output_labels = {
+            n_out + k: f"residual {params[position[id(r)]] if id(r) in position else ir[id(r)]}"
+            for k, r in enumerate(res)
+        }
         notes.append(
             f"forward graph: {_plural(len(res), 'residual')} saved "
             f"({_fmt_bytes(sum(r.aval.nbytes for r in res))})"

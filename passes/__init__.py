@@ -95,10 +95,10 @@ def diff(before: Graph, after: Graph) -> tuple[Counter, Counter, Counter]:
 
 
 def debug_level() -> int:
-    try:
-        return int(os.environ.get("GRAPHC_DEBUG", "0"))
-    except ValueError:
-        return 0
+    """GRAPHC_DEBUG: 0 (quiet), 1 (what each pass did) or 2 (also the IR after each pass)."""
+    from graphc.env import env_int
+
+    return env_int("GRAPHC_DEBUG", 0, minimum=0, maximum=2)
 
 
 def _verify_default() -> bool:

@@ -201,6 +201,7 @@ def vjp(
         n_primal_outputs=len(graph.outputs),
         wrt=tuple(wrt),
         differentiated=tuple(outs),
+        primal_name=graph.name,
     )
     return joint
 

@@ -89,7 +89,17 @@ def partition(joint: Graph) -> Partition:
     new_grads = substitute(grads, mapping)
     backward = Graph(res_inputs + ct_inputs, new_grads, name="backward")
     forward = Graph(primal_inputs, primal_outputs + residuals, name="forward")
-    backward.info.update(n_residuals=len(residuals))
+    backward.info.update(
+        n_residuals=len(residuals),
+        # what the backward graph's inputs and outputs are in forward terms (for pictures):
+        # the forward value each residual is, the forward output each cotangent belongs to,
+        # the forward input each gradient is for
+        residual_of=tuple(residuals),
+        forward=forward,
+        cotangent_of=tuple(info.get("differentiated", range(n_out))),
+        grad_wrt=tuple(info.get("wrt", ())),
+        primal_name=info.get("primal_name"),
+    )
     forward.info.update(n_primal_outputs=n_out)
     return Partition(forward, backward, residuals)
 

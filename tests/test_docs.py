@@ -255,7 +255,9 @@ def test_every_environment_variable_is_documented():
     used = set()
     for folder in ("graphc", "passes"):
         for path in (ROOT / folder).rglob("*.py"):
-            used |= set(re.findall(r"environ(?:\.get)?\(?\[?\s*\"(GRAPHC_\w+)\"", path.read_text()))
+            text = path.read_text()
+            used |= set(re.findall(r"environ(?:\.get)?\(?\[?\s*\"(GRAPHC_\w+)\"", text))
+            used |= set(re.findall(r"env_int\(\s*\"(GRAPHC_\w+)\"", text))  # graphc.env
     assert {"GRAPHC_DEBUG", "GRAPHC_CACHE_DIR", "GRAPHC_THREADS"} <= used
     table = read("codegen.md").split("## Environment variables")[1]
     missing = [v for v in sorted(used) if f"| `{v}` |" not in table]

@@ -268,7 +268,7 @@ def test_partition_picture():
 
 def test_forward_and_backward_stages_alone():
     fwd = viz.to_dot(viz.apply_stage(seeds.mlp_loss, "forward"))
-    assert has_node(fwd, "residual 0") and "saved " in fwd
+    assert has_node(fwd, "residual W1") and "saved " in fwd
     bwd = viz.to_dot(viz.apply_stage(seeds.mlp_loss, "backward"))
     assert viz.STYLE["residual_in"]["fillcolor"] in bwd
     assert viz.STYLE["input"]["fillcolor"] not in bwd

@@ -27,13 +27,17 @@ from __future__ import annotations
 import bisect
 import hashlib
 import importlib.util
+import linecache
 import mmap
 import os
 import py_compile
 import re
 import sys
+import tempfile
 import threading
 import time
+import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -68,13 +72,114 @@ def mathlib_name(fn: str, dt: np.dtype) -> str | None:
 # cache directory
 
 
-def cache_dir() -> str:
-    d = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+def cache_path() -> str:
+    """Where the disk cache lives: $GRAPHC_CACHE_DIR, else $XDG_CACHE_HOME/graphc, else
+    ~/.cache/graphc (not created, not checked).
+
+    Example:
+        >>> os.environ["GRAPHC_CACHE_DIR"] = "/tmp/kernels"; cache_path()
+        '/tmp/kernels'
+    """
+    return os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "graphc",
     )
-    os.makedirs(d, exist_ok=True)
+
+
+def cache_dir() -> str:
+    """The disk cache's folder, created when missing.
+
+    Raises GraphcError saying why when it cannot be a folder (a path under a regular file, no
+    permission to create it). Compiling never raises for that: it runs without the disk cache.
+
+    Example:
+        >>> cache_dir()
+        '/home/me/.cache/graphc'
+    """
+    d = cache_path()
+    try:
+        os.makedirs(d, exist_ok=True)
+    except OSError as e:
+        raise GraphcError(f"cache directory {d} cannot be used: {_why(e)}") from None
+    if not os.path.isdir(d):
+        raise GraphcError(f"cache directory {d} cannot be used: it is not a folder")
     return d
+
+
+class CacheWarning(UserWarning):
+    """The disk cache cannot be used: graphc compiles in memory for the rest of the process."""
+
+
+def _why(e: OSError) -> str:
+    """The reason a cache path failed, in words: which file is in the way, or the OS's message
+    with the path it concerns."""
+    if isinstance(e, (NotADirectoryError, FileExistsError)) and e.filename:
+        p = os.path.abspath(os.fsdecode(e.filename))
+        while not os.path.lexists(p) and os.path.dirname(p) != p:
+            p = os.path.dirname(p)
+        if os.path.lexists(p) and not os.path.isdir(p):
+            return f"{p} is a file, not a folder"
+    text = e.strerror or str(e) or type(e).__name__
+    return f"{text}: {e.filename}" if e.filename else text
+
+
+# cache folder -> why compiled modules cannot be kept there; such a folder is warned about once
+# and then left alone for the rest of the process
+_UNUSABLE: dict[str, str] = {}
+_USABLE: set[str] = set()
+
+
+def _disk_dir() -> str | None:
+    """The cache folder when modules can be written there, else None (after one warning).
+
+    Usability is proven by writing a file, not by asking os.access: permission bits say nothing
+    for root, a read-only mount or a full disk."""
+    d = os.path.abspath(cache_path())
+    if d in _USABLE:
+        if os.path.isdir(d):
+            return d
+        _USABLE.discard(d)  # removed while this process ran: made again below
+    if d in _UNUSABLE:
+        return None
+    try:
+        os.makedirs(d, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".graphc-probe-", dir=d)
+        try:
+            os.write(fd, b"graphc")
+        finally:
+            os.close(fd)
+            os.remove(probe)
+    except OSError as e:
+        _give_up_disk(d, _why(e))
+        return None
+    _USABLE.add(d)
+    return d
+
+
+def _give_up_disk(d: str, reason: str) -> None:
+    if d in _UNUSABLE:
+        return
+    _USABLE.discard(d)
+    _UNUSABLE[d] = reason
+    warnings.warn(
+        f"graphc cannot use the compile cache {d} ({reason}); compiling in memory instead for "
+        "the rest of this process (nothing is kept for later processes). Set GRAPHC_CACHE_DIR "
+        "to a writable folder to keep compiled code.",
+        CacheWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
+def _user_stacklevel() -> int:
+    """The stack level of the first caller outside graphc, so a warning names the user's line."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    inner = (pkg + os.sep, os.path.join(os.path.dirname(pkg), "passes") + os.sep)
+    f = sys._getframe(1)  # the function that warns: level 1
+    level = 1
+    while f is not None and f.f_code.co_filename.startswith(inner):
+        f = f.f_back
+        level += 1
+    return level if f is not None else 1
 
 
 def _codegen_salt() -> str:
@@ -103,7 +208,7 @@ class Executable:
 
     graph: Graph
     source: str
-    path: str
+    path: str | None  # the module's file in the cache folder; None when compiled in memory
     run: Any
     kernels: list = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
@@ -122,9 +227,9 @@ class Executable:
     def cache_stats(self) -> tuple[int, int]:
         """(kernels loaded from Numba's on-disk cache, kernels compiled by LLVM)."""
         hits = misses = 0
-        mod = sys.modules.get(os.path.splitext(os.path.basename(self.path))[0])
+        mod = self.run.__globals__
         for k in self.kernels:
-            st = getattr(mod, k.name).stats
+            st = mod[k.name].stats
             hits += sum(st.cache_hits.values())
             misses += sum(st.cache_misses.values())
         return hits, misses
@@ -688,7 +793,8 @@ _KERNEL_HEADER = '''"""A graphc kernel, shared by all graphs with a kernel of th
 import math
 
 import numpy as np
-from numba import njit
+# numba.njit; its cache=True keeps machine code beside this module when it is a cache file
+from graphc.codegen import _njit as njit
 from numba import types as _nb
 from numba import uint64 as _ix
 
@@ -720,10 +826,10 @@ def _kernel_module(k: Kernel, const_defs: dict[str, str], imports: set[str]) -> 
     )
 
 
-def _load_kernels(d: _Driver) -> None:
+def _load_kernels(d: _Driver, folder: str | None) -> str | None:
     """Make every kernel of a graph available under its key: from this process, else from its
-    module in the cache directory (whose Numba cache a new process loads instead of running
-    LLVM), written when missing."""
+    module in the cache folder (whose Numba cache a new process loads instead of running
+    LLVM), written when missing. Returns the folder, None once it proved unusable."""
     const_defs = d.const_defs()
     for k in d.kernels:
         key = d.keys[k.name]
@@ -731,8 +837,24 @@ def _load_kernels(d: _Driver) -> None:
             continue
         name = "graphc_kernel_" + hashlib.sha256((key + _SALT).encode()).hexdigest()[:20]
         source = _kernel_module(k, const_defs, d.e.imports)
-        mod = _load_module(name, os.path.join(cache_dir(), name + ".py"), source)
+        mod, folder = _load_module(name, source, folder)
         _KERNELS[key] = mod.kernel
+    return folder
+
+
+def _njit(signature: Any, **options: Any) -> Callable:
+    """`numba.njit(signature, **options)`, with `cache` honoured only for a module that is a
+    file: one compiled in memory (no usable cache folder) has nowhere to keep machine code."""
+
+    def decorate(fn: Callable) -> Any:
+        from numba import njit
+
+        opts = options
+        if opts.get("cache") and not os.path.isfile(fn.__code__.co_filename):
+            opts = {**opts, "cache": False}
+        return njit(signature, **opts)(fn)
+
+    return decorate
 
 
 def _kernel(key: str, signature: Any, **options: Any) -> Callable:
@@ -743,9 +865,7 @@ def _kernel(key: str, signature: Any, **options: Any) -> Callable:
         with _kernels_lock:
             k = _KERNELS.get(key)
             if k is None:
-                from numba import njit
-
-                k = _KERNELS[key] = njit(signature, **options)(fn)
+                k = _KERNELS[key] = _njit(signature, **options)(fn)
         return k
 
     return decorate
@@ -916,22 +1036,37 @@ def numba_ready() -> None:
 
 
 def compile_graph(graph: Graph) -> Executable:
-    """Generate, write, import and wrap the module for `graph`."""
+    """Generate, write, import and wrap the module for `graph`.
+
+    All or nothing: when anything fails or is interrupted (Ctrl-C) the process is left as it was
+    before the call (no module half imported, no kernel registered), so the next call compiles
+    afresh. A cache folder that cannot be written is warned about once; modules are then compiled
+    in memory.
+    """
     global _SALT
     t0 = time.perf_counter()
+    # the drivers' runtime reads GRAPHC_THREADS: a bad value is reported here, before any cache
+    # entry is touched, not from inside a generated module's import
+    from graphc.codegen import runtime  # noqa: F401
+
     numba_ready()
     if _SALT is None:
         _SALT = _codegen_salt()
     source, d = generate(graph)
     digest = hashlib.sha256((source + _SALT).encode()).hexdigest()[:20]
     name = f"graphc_{digest}"
-    path = os.path.join(cache_dir(), name + ".py")
     with _import_lock:
-        with _kernels_lock:
-            _load_kernels(d)
-        mod = _load_module(name, path, source)
-    consts = dict(d.consts)
-    mod._K = consts
+        n_kernels, n_modules = len(_KERNELS), len(_MODULES)
+        try:
+            folder = _disk_dir()
+            with _kernels_lock:
+                folder = _load_kernels(d, folder)
+            mod, folder = _load_module(name, source, folder)
+        except BaseException:
+            _rollback(n_kernels, n_modules)
+            raise
+    path = os.path.join(folder, name + ".py") if folder is not None else None
+    mod._K = dict(d.consts)
     exe = Executable(graph, source, path, mod.run, d.kernels, d.fallbacks)
     first = source.split("\n").index("def run(args, bufs):") + 2  # run()'s first line, 1-based
     exe.line_nodes = [(first + k, n) for k, n in d.line_nodes]
@@ -941,7 +1076,7 @@ def compile_graph(graph: Graph) -> Executable:
     if debug_level():
         print(
             f"[graphc] compiled {len(d.kernels)} kernels, {len(d.vm_programs)} tape-machine "
-            f"runs in {exe.compile_seconds:.2f} s -> {path}",
+            f"runs in {exe.compile_seconds:.2f} s -> {path or 'memory'}",
             file=sys.stderr,
         )
         for fb in d.fallbacks:
@@ -949,54 +1084,150 @@ def compile_graph(graph: Graph) -> Executable:
     return exe
 
 
+# Modules this process loaded completely, by name. Only these are reused: a module that failed
+# or was interrupted half-way is never registered (and leaves sys.modules as it was).
+_MODULES: dict[str, Any] = {}
+
+
+def _rollback(n_kernels: int, n_modules: int) -> None:
+    """Forget the kernels and modules registered after the first n_kernels / n_modules (both
+    registries only grow, in insertion order, under _import_lock)."""
+    for key in list(_KERNELS)[n_kernels:]:
+        del _KERNELS[key]
+    for name in list(_MODULES)[n_modules:]:
+        mod = _MODULES.pop(name)
+        if sys.modules.get(name) is mod:
+            del sys.modules[name]
+
+
 def _write_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` so that no reader, in any process, ever sees part of it: into a
+    temporary file in the same folder, then renamed over `path`."""
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
 
 
-def _load_module(name: str, path: str, source: str):
-    """Import the module at `path`, (re)writing it when missing, stale or corrupt."""
-    mod = sys.modules.get(name)
+def _load_module(name: str, source: str, folder: str | None) -> tuple[Any, str | None]:
+    """The module `name` with text `source`, and the folder it lives in (None: in memory).
+
+    From this process when loaded before; else from the cache folder, (re)writing the file when
+    missing, stale or unreadable, and discarding every file of the entry once if importing it
+    fails (corrupt bytecode or Numba cache files); else, when the folder cannot be written,
+    compiled in memory."""
+    mod = _MODULES.get(name)
     if mod is not None:
         # compiled earlier in this process, perhaps while GRAPHC_CACHE_DIR named another folder:
         # the kernels are reused, and this folder gets the source it is promised
-        if os.path.abspath(getattr(mod, "__file__", "") or "") != os.path.abspath(path):
-            if not os.path.exists(path):
-                _write_atomic(path, source)
-        return mod
+        if folder is not None:
+            path = os.path.join(folder, name + ".py")
+            try:
+                if not os.path.exists(path):
+                    _write_atomic(path, source)
+            except OSError as e:
+                _give_up_disk(folder, _why(e))
+                folder = None
+        return mod, folder
+    if folder is not None:
+        path = os.path.join(folder, name + ".py")
+        try:
+            return _load_from_disk(name, path, source), folder
+        except OSError as e:
+            _give_up_disk(folder, _why(e))
+    return _load_in_memory(name, source), None
+
+
+def _load_from_disk(name: str, path: str, source: str) -> Any:
     for attempt in range(2):
         try:
-            with open(path) as f:
-                ok = f.read() == source
+            with open(path, "rb") as f:
+                ok = f.read() == source.encode("utf-8")
         except OSError:
             ok = False
         if not ok:
+            _purge(path)  # whatever bytecode and machine code belonged to the old text
             _write_atomic(path, source)
-        _ensure_bytecode(path, rewritten=not ok)
+        _ensure_bytecode(path, source)
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
-        # Numba re-imports the defining module when it loads a cached kernel
-        sys.modules[name] = mod
         try:
-            spec.loader.exec_module(mod)  # type: ignore[union-attr]
+            _exec(name, mod, lambda m: spec.loader.exec_module(m))  # type: ignore[union-attr]
             return mod
         except Exception:
-            del sys.modules[name]
             if attempt:
                 raise
+            # corrupt bytecode or Numba cache files: discard the entry, build it again
             _purge(path)
     raise GraphcError("unreachable")
 
 
-def _ensure_bytecode(path: str, rewritten: bool) -> None:
+def _load_in_memory(name: str, source: str) -> Any:
+    filename = f"<graphc in memory: {name}>"
+    # tracebacks and Numba's error messages quote source lines through linecache
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    mod = types.ModuleType(name)
+    mod.__file__ = filename
+    code = compile(source, filename, "exec")
+    _exec(name, mod, lambda m: exec(code, m.__dict__))
+    return mod
+
+
+def _exec(name: str, mod: Any, run: Callable[[Any], None]) -> None:
+    """Run a module's body with the module in sys.modules (Numba re-imports the defining module
+    when it loads a cached kernel); registered only when the body completes, and sys.modules is
+    restored whatever stops it, Ctrl-C included."""
+    previous = sys.modules.get(name)
+    sys.modules[name] = mod
+    try:
+        run(mod)
+    except BaseException:
+        if previous is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = previous
+        raise
+    _MODULES[name] = mod
+
+
+def _ensure_bytecode(path: str, source: str) -> None:
     """Keep the module's compiled bytecode beside it, as part of the cache: Python would not
     write it under PYTHONDONTWRITEBYTECODE, and compiling a driver's source on every start
-    costs more than loading its kernels."""
+    costs more than loading its kernels. The bytecode records a hash of its source, checked
+    here and again by the import, so bytecode that is unreadable or belongs to other text is
+    replaced, never run."""
     cfile = importlib.util.cache_from_source(path)
-    if rewritten or not os.path.exists(cfile):
-        py_compile.compile(path, cfile=cfile, doraise=False, quiet=2)
+    if not _bytecode_matches(cfile, source.encode("utf-8")):
+        py_compile.compile(
+            path,
+            cfile=cfile,
+            doraise=False,
+            quiet=2,
+            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+        )
+
+
+def _bytecode_matches(cfile: str, source: bytes) -> bool:
+    """Whether `cfile` starts with the header of checked, hash-based bytecode for `source`."""
+    try:
+        with open(cfile, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    checked_hash_flags = (0b11).to_bytes(4, "little")
+    return (
+        len(head) == 16
+        and head[:4] == importlib.util.MAGIC_NUMBER
+        and head[4:8] == checked_hash_flags
+        and head[8:] == importlib.util.source_hash(source)
+    )
 
 
 def _purge(path: str) -> None:
@@ -1007,13 +1238,16 @@ def _purge(path: str) -> None:
     except OSError:
         pass
     pyc = os.path.join(os.path.dirname(path), "__pycache__")
-    if os.path.isdir(pyc):
-        for f in os.listdir(pyc):
-            if f.startswith(base + "."):
-                try:
-                    os.remove(os.path.join(pyc, f))
-                except OSError:
-                    pass
+    try:
+        names = os.listdir(pyc)
+    except OSError:
+        return
+    for f in names:
+        if f.startswith(base + "."):
+            try:
+                os.remove(os.path.join(pyc, f))
+            except OSError:
+                pass
 
 
 def is_compiled_kind(n: Node) -> bool:

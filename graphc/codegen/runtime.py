@@ -12,7 +12,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-N_THREADS = max(1, int(os.environ.get("GRAPHC_THREADS", os.cpu_count() or 1)))
+from graphc.env import env_int
+
+N_THREADS = env_int("GRAPHC_THREADS", os.cpu_count() or 1, minimum=1)
 PARALLEL_MIN_WORK = 1 << 21  # elements × ops below which threads cost more than they save
 # (BLAS keeps its own threads spinning after a matrix product: small kernels split across
 # threads would fight them for the cores)

@@ -1,0 +1,163 @@
+"""Matrix decompositions: the singular value decomposition.
+
+`svd` is one op with one array result: U, the singular values s and Vh of each (..., m, n)
+matrix, flattened and joined along a last axis (`svd_parts` reads them back as slices). One
+node keeps the IR single-valued while the three factors come from one LAPACK call, and a
+gradient rule sees all three in `out`. Compiled code runs NumPy's LAPACK as a visible fallback.
+
+Gradients are the standard ones for the thin SVD (k = min(m, n)), with F[i, j] = 1/(s_j² - s_i²)
+off the diagonal:
+
+    ds = diag(Uᵀ dA V)
+    dU = U (F ∘ (dS S + S dSᵀ)) + (I - U Uᵀ) dA V S⁻¹          dS = Uᵀ dA V
+    dV = V (F ∘ (S dS + dSᵀ S)) + (I - V Vᵀ) dAᵀ U S⁻¹
+
+They exist only where the singular values are distinct and, for U and V of a non-square matrix,
+nonzero: at repeated singular values the singular vectors are not unique and F is infinite (the
+gradient of s alone, U diag(gs) Vᵀ, is always finite). With full_matrices=True a non-square
+matrix's extra columns of U (or rows of Vh) are not unique either, so that form has no gradient.
+
+Example:
+    >>> import graphc, numpy as np
+    >>> graphc.grad(lambda a: np.sum(np.linalg.svd(a, compute_uv=False)))(np.eye(2) * 3)
+    array([[1., 0.],
+           [0., 1.]])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graphc.ir import Aval, DTypeError, GraphcError, ShapeError
+from graphc.ops.registry import Kind, bind, defop
+
+
+def _dims(m: int, n: int, full_matrices: bool) -> tuple[int, int, int]:
+    """Columns of U, number of singular values, rows of Vh."""
+    k = min(m, n)
+    return (m, k, n) if full_matrices else (k, k, k)
+
+
+def _svd_rule(a: Aval, *, full_matrices: bool) -> Aval:
+    if a.ndim < 2:
+        raise ShapeError(f"svd: needs a stack of matrices (..., m, n), got {a}")
+    if a.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise DTypeError(f"svd: needs float32 or float64 matrices, got {a}")
+    m, n = a.shape[-2:]
+    ku, k, kv = _dims(m, n, full_matrices)
+    return Aval(a.shape[:-2] + (m * ku + k + kv * n,), a.dtype)
+
+
+def _svd_impl(a: np.ndarray, *, full_matrices: bool) -> np.ndarray:
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    batch = a.shape[:-2]
+    parts = [u.reshape(batch + (-1,)), s, vh.reshape(batch + (-1,))]
+    return np.concatenate(parts, axis=-1).astype(a.dtype, copy=False)
+
+
+def svd_parts(packed: Any, m: int, n: int, full_matrices: bool) -> tuple[Any, Any, Any]:
+    """U (..., m, ku), s (..., k) and Vh (..., kv, n) read from an `svd` result."""
+    ku, k, kv = _dims(m, n, full_matrices)
+    batch = tuple(packed.shape[:-1])
+    u = np.reshape(packed[..., : m * ku], batch + (m, ku))
+    s = packed[..., m * ku : m * ku + k]
+    vh = np.reshape(packed[..., m * ku + k :], batch + (kv, n))
+    return u, s, vh
+
+
+def _pack(u: Any, s: Any, vh: Any) -> Any:
+    batch = tuple(s.shape[:-1])
+    return np.concatenate([np.reshape(u, batch + (-1,)), s, np.reshape(vh, batch + (-1,))], axis=-1)
+
+
+def _mT(x: Any) -> Any:
+    return np.swapaxes(x, -1, -2)
+
+
+def _gap_and_inverse(s: Any) -> tuple[Any, Any]:
+    """F[i, j] = 1/(s_j² - s_i²) off the diagonal (0 on it), and 1/s with 1/0 read as 0."""
+    k = s.shape[-1]
+    eye = np.eye(k, dtype=s.dtype)
+    row = np.expand_dims(s, -2)
+    col = np.expand_dims(s, -1)
+    f = 1 / ((row + col) * (row - col) + eye) - eye
+    zero = s == 0
+    s_inv = np.where(zero, 0, 1 / np.where(zero, 1, s))
+    return f, s_inv
+
+
+def _factors(out: Any, a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
+    m, n = a.shape[-2:]
+    if full_matrices and m != n:
+        node = getattr(out, "node", None)
+        raise GraphcError(
+            "svd: full_matrices=True of a non-square matrix has no gradient (its extra "
+            "singular vectors are not unique); use full_matrices=False",
+            node.meta.loc if node is not None and node.meta is not None else None,
+        )
+    return svd_parts(out, m, n, full_matrices)
+
+
+def _svd_jvp(ts: tuple, out: Any, a: Any, *, full_matrices: bool) -> Any:
+    da = ts[0]
+    u, s, vh = _factors(out, a, full_matrices)
+    v = _mT(vh)
+    m, n = a.shape[-2:]
+    ds_mat = _mT(u) @ da @ v
+    ds = np.diagonal(ds_mat, axis1=-2, axis2=-1)
+    f, s_inv = _gap_and_inverse(s)
+    row = np.expand_dims(s, -2)
+    col = np.expand_dims(s, -1)
+    dss = ds_mat * row  # dS S
+    sds = ds_mat * col  # S dS
+    du = u @ (f * (dss + _mT(dss)))
+    dv = v @ (f * (sds + _mT(sds)))
+    if m > n:
+        dav = da @ v
+        du = du + (dav - u @ (_mT(u) @ dav)) * np.expand_dims(s_inv, -2)
+    if n > m:
+        dau = _mT(da) @ u
+        dv = dv + (dau - v @ (vh @ dau)) * np.expand_dims(s_inv, -2)
+    return _pack(du, ds, _mT(dv))
+
+
+def _svd_vjp(g: Any, out: Any, a: Any, *, full_matrices: bool) -> tuple:
+    u, s, vh = _factors(out, a, full_matrices)
+    m, n = a.shape[-2:]
+    gu, gs, gvh = svd_parts(g, m, n, False)
+    v, gv = _mT(vh), _mT(gvh)
+    f, s_inv = _gap_and_inverse(s)
+    x = f * (_mT(u) @ gu)
+    y = f * (_mT(v) @ gv)
+    row = np.expand_dims(s, -2)
+    col = np.expand_dims(s, -1)
+    eye = np.eye(s.shape[-1], dtype=s.dtype)
+    core = eye * np.expand_dims(gs, -2) + (x + _mT(x)) * row + (y + _mT(y)) * col
+    ga = u @ core @ vh
+    if m > n:
+        gus = gu * np.expand_dims(s_inv, -2)
+        ga = ga + (gus - u @ (_mT(u) @ gus)) @ vh
+    if n > m:
+        gvs = gv * np.expand_dims(s_inv, -2)
+        ga = ga + u @ _mT(gvs - v @ (vh @ gvs))
+    return (ga,)
+
+
+defop(
+    "svd",
+    Kind.OTHER,
+    _svd_rule,
+    _svd_impl,
+    arity=1,
+    vjp=_svd_vjp,
+    jvp=_svd_jvp,
+    doc="singular value decomposition of each (..., m, n) matrix as in np.linalg.svd: U, s and "
+    "Vh flattened and joined on a last axis; gradients need distinct singular values",
+)
+
+
+def svd(a: Any, full_matrices: bool = False) -> Any:
+    """The packed `svd` of a traced or concrete matrix stack."""
+    return bind("svd", a, full_matrices=bool(full_matrices))

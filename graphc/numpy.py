@@ -2227,14 +2227,13 @@ def pad(x: Any, pad_width: Any, mode: Any = "constant", **kwargs: Any) -> Any:  
                 # NumPy's ramp: from the end value towards the edge, excluding the edge
                 t = np.arange(w, dtype=np.float64) / builtins.max(w, 1)
                 if side == 1:
-                    t = t[::-1] + 1.0 / builtins.max(w, 1)
-                    t = 1.0 - t + 1.0 / builtins.max(w, 1) - 1.0 / builtins.max(w, 1)
+                    t = t[::-1]
                 tshape = [1] * x.ndim
                 tshape[ax] = w
                 t = t.reshape(tshape)
                 if x.dtype.kind == "f":
                     t = t.astype(x.dtype)
-                ramp = end + (edge - end) * t if side == 0 else edge + (end - edge) * t
+                ramp = end + (edge - end) * t
                 sides.append(astype(ramp, x.dtype))
             else:
                 length = kwargs.get("stat_length")
@@ -2432,8 +2431,10 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool,
         )
         raise GraphcError(f"np.{name}: {what}, got {q!r}", user_location())
     a = _asarr(a)
-    if a.dtype.kind != "f":
-        a = astype(a, np.float64)
+    jumps = method in ("lower", "higher", "nearest")
+    if not jumps:  # NumPy's promotion of a with q (a Python float q is weak)
+        qt = q if isinstance(q, (int, float)) else np.asarray(q).dtype
+        a = astype(a, np.result_type(a.dtype if a.dtype.kind == "f" else np.float64, qt))
     axes = _norm_axes(a, axis)
     if not axes:
         raise ShapeError(f"np.{name}: needs at least one axis to reduce", user_location())
@@ -2445,6 +2446,7 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool,
     n = x.shape[-1]
     s = sort(x, axis=-1)
     qf = qa.reshape(qa.shape + (1,) * len(rest) + (1,))
+    nan = nan and a.dtype.kind == "f"
     if nan:
         cnt = sum(logical_not(isnan(x)), axis=-1, keepdims=True)
         pos = astype(cnt - 1, np.float64) * qf  # (q..., rest..., 1)
@@ -2470,15 +2472,21 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool,
             )
     lo = clip(astype(lo_f, np.int64), 0, n - 1)
     hi = clip(astype(hi_f, np.int64), 0, n - 1)
+    if nan:  # never read the NaNs sorted to the end: lerp with NaN * 0 is NaN
+        last = maximum(cnt - 1, 0)
+        lo, hi = minimum(lo, last), minimum(hi, last)
     lead = qa.ndim
     sb = broadcast_to(s, qa.shape + tuple(s.shape)) if lead else s
     shape = qa.shape + tuple(s.shape[:-1]) + (1,)
     v_lo = take_along_axis(sb, broadcast_to(lo, shape), axis=-1)
     v_hi = take_along_axis(sb, broadcast_to(hi, shape), axis=-1)
-    t = astype(frac, s.dtype)
-    d = v_hi - v_lo
-    # NumPy's lerp: from the nearer end, so t = 1 gives the upper value exactly
-    r = where(t >= 0.5, v_hi - d * (1 - t), v_lo + d * t)
+    if jumps:
+        r = v_lo
+    else:
+        t = astype(frac, s.dtype)
+        d = v_hi - v_lo
+        # NumPy's lerp: from the nearer end, so t = 1 gives the upper value exactly
+        r = where(t >= 0.5, v_hi - d * (1 - t), v_lo + d * t)
     r = reshape(r, tuple(r.shape[:-1]))
     if a.dtype.kind == "f":
         bad = all(isnan(x), axis=-1) if nan else any(isnan(x), axis=-1)
@@ -2486,6 +2494,15 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool,
     if keepdims:
         r = reshape(r, qa.shape + tuple(1 if i in axes else a.shape[i] for i in range(a.ndim)))
     return r
+
+
+def _per_cent(q: Any) -> Any:
+    """q / 100, a Python float for a Python number (NumPy treats those as weak)."""
+    return (
+        q / 100
+        if isinstance(q, (int, float)) and not isinstance(q, bool)
+        else np.true_divide(q, 100)
+    )
 
 
 def quantile(
@@ -2524,9 +2541,7 @@ def percentile(
 ) -> Any:
     """q-th percentiles along axis, by sorting."""
     _no_extras("percentile", out, weights)
-    return _quantile(
-        "percentile", a, np.true_divide(q, 100), axis, interpolation or method, keepdims, False
-    )
+    return _quantile("percentile", a, _per_cent(q), axis, interpolation or method, keepdims, False)
 
 
 def median(
@@ -2569,7 +2584,7 @@ def nanpercentile(
     """percentile of the non-NaN values."""
     _no_extras("nanpercentile", out, weights)
     return _quantile(
-        "nanpercentile", a, np.true_divide(q, 100), axis, interpolation or method, keepdims, True
+        "nanpercentile", a, _per_cent(q), axis, interpolation or method, keepdims, True
     )
 
 
@@ -3185,11 +3200,15 @@ def linspace(
         raise GraphcError(
             f"np.linspace: number of samples, {num}, must be non-negative", user_location()
         )
+    # NumPy's own promotion of the ends with the (weak) float count: f32 ends stay f32
+    tokens = [
+        ((0.0 if e.weak else e.dtype) if isinstance(e, Tracer) else e)
+        if isinstance(e, (Tracer, int, float))
+        else np.asarray(e).dtype
+        for e in (start, stop)
+    ]
+    dt = np.result_type(*tokens, float(num))
     start, stop = _asarr(start), _asarr(stop)
-    dt = np.result_type(
-        start.dtype if start.dtype.kind == "f" else np.float64,
-        stop.dtype if stop.dtype.kind == "f" else np.float64,
-    )
     start, stop = astype(start, dt), astype(stop, dt)
     div = (num - 1) if endpoint else num
     delta = stop - start

@@ -2063,6 +2063,10 @@ def einsum(spec: str, *operands: Any, **kwargs: Any) -> Any:  # noqa: F811
         np.float64(3.0)
     """
     spec, ops = _einsum_prepare(spec, operands)
+    if ops and builtins.all(o.dtype == np.bool_ for o in ops):
+        # NumPy's boolean einsum: any of the ands, i.e. a count that is not zero
+        counts = _einsum_named(spec, *[astype(o, np.int64) for o in ops], **kwargs)
+        return not_equal(counts, 0)
     return _einsum_named(spec, *ops, **kwargs)
 
 
@@ -2101,6 +2105,12 @@ def ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
     """Differences between consecutive elements of the flattened array, with values added
     before and after."""
     ary = ravel(_asarr(ary))
+    if ary.dtype == np.bool_:
+        raise DTypeError(
+            "np.ediff1d: booleans cannot be subtracted (NumPy rejects them); use np.diff, "
+            "which compares neighbours, or cast to a number type first",
+            user_location(),
+        )
     parts = [diff(ary)]
     if to_begin is not None:
         parts.insert(0, astype(ravel(_asarr(to_begin)), ary.dtype))
@@ -2112,7 +2122,8 @@ def ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
 def sinc(x: Any) -> Any:
     """sin(pi x) / (pi x), 1 at 0. Near 0 a Taylor polynomial replaces the quotient, so every
     derivative is right there (the quotient's second derivative cancels catastrophically)."""
-    x = _float_like(x)
+    x = _asarr(x)
+    x = x if x.dtype.kind == "f" else astype(x, np.float64)  # as NumPy's where(x == 0, 1e-20, x)
     y = x * np.pi
     small = absolute(y) < 1e-3
     ys = where(small, 1.0, y)
@@ -2181,6 +2192,14 @@ def pad(x: Any, pad_width: Any, mode: Any = "constant", **kwargs: Any) -> Any:  
             f"np.pad: unsupported keyword(s) {sorted(extra)} for mode {mode!r}", user_location()
         )
     widths = _pad_widths(x, pad_width, "pad_width")
+    if x.dtype == np.bool_ and kwargs.get("reflect_type", "even") == "odd":
+        raise DTypeError(
+            "np.pad: reflect_type='odd' of a boolean array is not supported", user_location()
+        )
+    if mode == "linear_ramp" and x.dtype == np.bool_:
+        raise DTypeError(
+            "np.pad: mode='linear_ramp' of a boolean array is not supported", user_location()
+        )
     if mode == "constant":
         cv = kwargs.get("constant_values", 0)
         if np.ndim(cv) == 0 and not isinstance(cv, Tracer):
@@ -2200,16 +2219,18 @@ def pad(x: Any, pad_width: Any, mode: Any = "constant", **kwargs: Any) -> Any:  
                     f"np.pad: can't extend the empty axis {ax} with mode {mode!r}",
                     user_location(),
                 )
-            idx = np.pad(np.arange(n, dtype=np.int64), (lo, hi), mode=mode)
-            body = bind("gather", x, idx, axis=ax)
             if kwargs.get("reflect_type", "even") == "odd":
-                # odd reflection: 2 * edge - even reflection, in the padded parts
-                first, last = _slice_axis(x, ax, 0, 1), _slice_axis(x, ax, n - 1, n)
-                shape = [1] * x.ndim
-                shape[ax] = lo + n + hi
-                pos = np.arange(lo + n + hi).reshape(shape)
-                edge = where(pos < lo, first, last)
-                body = where((pos < lo) | (pos >= lo + n), 2 * edge - body, body)
+                # odd reflections are linear in x, but with repeated reflections a padded value
+                # mixes several elements: NumPy's own pad of the identity gives the matrix
+                mat = np.pad(np.eye(n), ((lo, hi), (0, 0)), mode=mode, reflect_type="odd")
+                work = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+                moved = moveaxis(astype(x, work), ax, -1)
+                body = moveaxis(matmul(moved, mat.T.astype(work)), -1, ax)
+                if x.dtype.kind in "iu":
+                    body = astype(rint(body), x.dtype)
+            else:
+                idx = np.pad(np.arange(n, dtype=np.int64), (lo, hi), mode=mode)
+                body = bind("gather", x, idx, axis=ax)
             x = body
             continue
         sides = []
@@ -2233,7 +2254,10 @@ def pad(x: Any, pad_width: Any, mode: Any = "constant", **kwargs: Any) -> Any:  
                 t = t.reshape(tshape)
                 if x.dtype.kind == "f":
                     t = t.astype(x.dtype)
-                ramp = end + (edge - end) * t
+                if x.dtype.kind in "iub":
+                    ramp = floor(astype(end, np.float64) + astype(edge - end, np.float64) * t)
+                else:
+                    ramp = end + (edge - end) * t
                 sides.append(astype(ramp, x.dtype))
             else:
                 length = kwargs.get("stat_length")
@@ -2432,18 +2456,35 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool,
         raise GraphcError(f"np.{name}: {what}, got {q!r}", user_location())
     a = _asarr(a)
     jumps = method in ("lower", "higher", "nearest")
-    if not jumps:  # NumPy's promotion of a with q (a Python float q is weak)
+    out_dt = a.dtype
+    if not jumps:
+        if a.dtype == np.bool_ and "median" not in name:
+            raise DTypeError(
+                f"np.{name}: boolean arrays cannot be interpolated (NumPy rejects them); cast "
+                "to a number type first",
+                user_location(),
+            )
+        if a.dtype.kind != "f":
+            a = astype(a, np.float64)
+        # NumPy's promotion of a with q (a Python float q is weak)
         qt = q if isinstance(q, (int, float)) else np.asarray(q).dtype
-        a = astype(a, np.result_type(a.dtype if a.dtype.kind == "f" else np.float64, qt))
+        out_dt = np.result_type(a.dtype, qt)
+    scalar_in = a.ndim == 0
+    if scalar_in and axis is None:
+        a = reshape(a, (1,))
     axes = _norm_axes(a, axis)
     if not axes:
         raise ShapeError(f"np.{name}: needs at least one axis to reduce", user_location())
     if builtins.any(a.shape[i] == 0 for i in axes):
-        raise ShapeError(f"np.{name}: cannot take quantiles of an empty axis", user_location())
+        if jumps or not (nan or "median" in name):
+            raise ShapeError(f"np.{name}: cannot take quantiles of an empty axis", user_location())
+        # NumPy: NaN (with a warning) for the median (and nan-quantiles) of nothing
+        shape = qa.shape + registry.reduced_shape(tuple(a.shape), axes, bool(keepdims))
+        return np.full(shape, np.nan, dtype=out_dt)
     rest = [i for i in range(a.ndim) if i not in axes]
     x = transpose(a, rest + list(axes))
-    x = reshape(x, tuple(a.shape[i] for i in rest) + (-1,))
-    n = x.shape[-1]
+    n = _count(a, axes)
+    x = reshape(x, tuple(a.shape[i] for i in rest) + (n,))
     s = sort(x, axis=-1)
     qf = qa.reshape(qa.shape + (1,) * len(rest) + (1,))
     nan = nan and a.dtype.kind == "f"
@@ -2483,11 +2524,14 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool,
     if jumps:
         r = v_lo
     else:
-        t = astype(frac, s.dtype)
-        d = v_hi - v_lo
+        t = astype(frac, out_dt)
+        d = astype(v_hi - v_lo, out_dt)
+        v_lo, v_hi = astype(v_lo, out_dt), astype(v_hi, out_dt)
         # NumPy's lerp: from the nearer end, so t = 1 gives the upper value exactly
         r = where(t >= 0.5, v_hi - d * (1 - t), v_lo + d * t)
     r = reshape(r, tuple(r.shape[:-1]))
+    if scalar_in and axis is None:
+        return r
     if a.dtype.kind == "f":
         bad = all(isnan(x), axis=-1) if nan else any(isnan(x), axis=-1)
         r = where(bad, np.asarray(np.nan, r.dtype), r)
@@ -2671,10 +2715,13 @@ def _convolve(name: str, a: Any, v: Any, mode: str) -> Any:
         raise GraphcError(
             f"np.{name}: mode must be 'full', 'same' or 'valid', got {mode!r}", user_location()
         )
-    if a.dtype == np.bool_:
+    boolean = a.dtype == np.bool_
+    if boolean:
         a, v = astype(a, np.int64), astype(v, np.int64)
     ap = pad(a, (m - 1, m - 1))
     full = matmul(_windows(ap, m), flip(v))
+    if boolean:
+        full = not_equal(full, 0)
     short, long_ = builtins.min(n, m), builtins.max(n, m)
     if mode == "full":
         return full
@@ -2945,7 +2992,10 @@ def select(condlist: Sequence[Any], choicelist: Sequence[Any], default: Any = 0)
         )
     if not condlist:
         raise ShapeError("np.select: needs at least one condition", user_location())
-    choices = _promote_all([_asarr(c) for c in choicelist] + [_asarr(default)])
+    choices = [_asarr(c) for c in choicelist]
+    dflt = default if isinstance(default, (int, float)) else _asarr(default).dtype
+    dt = np.result_type(np.result_type(*[c.dtype for c in choices]), dflt)
+    choices = [astype(c, dt) for c in choices] + [astype(_asarr(default), dt)]
     r = choices[-1]
     for c, v in zip(reversed(condlist), reversed(choices[:-1]), strict=True):
         c = _asarr(c)
@@ -3146,7 +3196,10 @@ def kron(a: Any, b: Any) -> Any:
 def vecdot(x1: Any, x2: Any, /, *, axis: int = -1, **kw: Any) -> Any:
     """Dot products of vectors along axis (broadcast over the rest)."""
     p = multiply(x1, x2)
-    return sum(p, axis=_axis(p, axis, "vecdot"))
+    ax = _axis(p, axis, "vecdot")
+    if p.dtype == np.bool_:
+        return greater(sum(p, axis=ax), 0)
+    return sum(p, axis=ax, dtype=p.dtype)
 
 
 def matvec(x1: Any, x2: Any, /, **kw: Any) -> Any:
@@ -3317,6 +3370,9 @@ def _norm_svd(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False)
 def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None) -> Any:
     """Moore-Penrose pseudo-inverse from the SVD: singular values at or below
     rcond * max(s) are treated as zero (default rcond: max(m, n) * eps)."""
+    a0 = _asarr(a)
+    if a0.ndim >= 2 and a0.size == 0:  # NumPy: an empty result of the input's dtype
+        return np.zeros(tuple(a0.shape[:-2]) + (a0.shape[-1], a0.shape[-2]), dtype=a0.dtype)
     a = _matrices(a, "pinv")
     m, n = a.shape[-2:]
     if rcond is None:
@@ -3332,7 +3388,9 @@ def _matrix_rank(A: Any, tol: Any = None, hermitian: bool = False, *, rtol: Any 
     """The number of singular values above tol (default: max(s) * max(m, n) * eps)."""
     A = _asarr(A)
     if A.ndim < 2:
-        return astype(any(not_equal(A, 0)), np.int64)
+        return astype(count_nonzero(A) > 0, np.int64)
+    if A.size == 0:
+        return np.zeros(tuple(A.shape[:-2]), dtype=np.int64)
     a = _matrices(A, "matrix_rank")
     s = _svdvals(a)
     m, n = a.shape[-2:]

@@ -7,6 +7,7 @@ naming the user's line for bad input and for functions whose result shape depend
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -694,9 +695,9 @@ ERROR_CASES = [
         lambda a: np.quantile(a, 0.5, method="weibull"),  # quantile-method
     ),
     (
-        "median-empty",
+        "quantile-empty",
         "empty axis",
-        lambda a: np.median(a[:0], axis=0),  # median-empty
+        lambda a: np.quantile(a[:0], 0.5, axis=0),  # quantile-empty
     ),
     (
         "convolve-2d",
@@ -826,3 +827,77 @@ def test_full_matrices_gradient_error_names_the_line():
         graphc.grad(f)(A34)
     assert "full_matrices=False" in str(info.value)
     assert info.value.location.endswith(f"{HERE}:{line_of('svd-full-grad')}"), str(info.value)
+
+
+# -- dtypes, empty and 0-d inputs: NumPy's result types, or a graphc error where NumPy fails ----
+
+DTYPE_FUNCS = {
+    "diff": np.diff,
+    "ediff1d": np.ediff1d,
+    "sinc": np.sinc,
+    "ptp": np.ptp,
+    "pad-edge": lambda a: np.pad(a, 1, mode="edge"),
+    "pad-reflect-odd": lambda a: np.pad(a, 3, mode="reflect", reflect_type="odd"),
+    "pad-symmetric-odd": lambda a: np.pad(a, 4, mode="symmetric", reflect_type="odd"),
+    "pad-wrap": lambda a: np.pad(a, 3, mode="wrap"),
+    "pad-mean": lambda a: np.pad(a, 1, mode="mean"),
+    "pad-ramp": lambda a: np.pad(a, 2, mode="linear_ramp", end_values=3),
+    "nansum": np.nansum,
+    "nanmax": np.nanmax,
+    "nanmean": np.nanmean,
+    "nanvar": np.nanvar,
+    "nanargmin": np.nanargmin,
+    "median": np.median,
+    "nanmedian": np.nanmedian,
+    "quantile-list": lambda a: np.quantile(a, [0.25, 0.5]),
+    "quantile-weak": lambda a: np.quantile(a, 0.3),
+    "quantile-lower": lambda a: np.quantile(a, 0.3, method="lower"),
+    "percentile": lambda a: np.percentile(a, 30),
+    "cov": np.cov,
+    "convolve": lambda a: np.convolve(a.ravel(), a.ravel()[:2]),
+    "select": lambda a: np.select([a > 0], [a], 0),
+    "vecdot": lambda a: np.vecdot(a, a),
+    "einsum-diag": lambda a: np.einsum("...i->...", a),
+    "linspace": lambda a: np.linspace(a.ravel()[0], a.ravel()[-1], 4),
+    "isclose": lambda a: np.isclose(a, a),
+    "count_nonzero": np.count_nonzero,
+    "matrix_rank": np.linalg.matrix_rank,
+    "pinv": lambda a: np.linalg.pinv(a) if a.ndim >= 2 else a,
+    "zeros_like-times": lambda a: np.zeros_like(a) * a,
+}
+# NumPy computes these with its boolean casting rules midway; graphc says it does not
+REFUSED_DTYPES = {
+    ("pad-reflect-odd", np.bool_),
+    ("pad-symmetric-odd", np.bool_),
+    ("pad-ramp", np.bool_),
+}
+DTYPE_SHAPES = [(3, 4), (5,), (0,), (2, 0), ()]
+DTYPES = [np.float64, np.float32, np.int32, np.bool_]
+
+
+def _sample(shape, dt):
+    x = np.random.default_rng(3).standard_normal(shape) * 3
+    return x > 0 if dt == np.bool_ else x.astype(dt)
+
+
+@pytest.mark.parametrize("name", list(DTYPE_FUNCS))
+def test_result_types_and_edge_shapes_follow_numpy(name):
+    """Per function, every dtype and shape: graphc gives NumPy's value, dtype and shape, or a
+    graphc error (never a raw exception) where NumPy fails."""
+    fn = DTYPE_FUNCS[name]
+    for shape in DTYPE_SHAPES:
+        for dt in DTYPES:
+            a = _sample(shape, dt)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    want = fn(a)
+                except Exception:
+                    want = None
+                if want is None or (name, dt) in REFUSED_DTYPES:
+                    words = "" if want is None else "boolean array is not supported"
+                    with pytest.raises(graphc.GraphcError, match=words):
+                        graphc.jit(fn, backend="interpreter")(a)
+                    continue
+                got = graphc.jit(fn, backend="interpreter")(a)
+            assert_same(got, want, 2e-6 if np.dtype(dt) == np.float32 else 1e-10)

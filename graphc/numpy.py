@@ -1976,6 +1976,7 @@ __all__ = [
 # np.linalg's SVD family. Compositions of the ops above, except svd (graphc/ops/decomp.py) and
 # searchsorted (graphc/ops/sorting.py).
 
+from graphc.ops.decomp import eigh_parts as _eigh_parts  # noqa: E402
 from graphc.ops.decomp import svd_parts as _svd_parts  # noqa: E402
 
 
@@ -3467,6 +3468,42 @@ def _matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     return _norm_svd(x, ord, axis=(-2, -1), keepdims=keepdims)
 
 
+class EighResult(NamedTuple):
+    eigenvalues: Any
+    eigenvectors: Any
+
+
+def _uplo(UPLO: Any, name: str) -> bool:
+    if UPLO not in ("L", "U"):
+        raise GraphcError(f"numpy.linalg.{name}: UPLO argument must be 'L' or 'U'", user_location())
+    return UPLO == "L"
+
+
+def _eigh(a: Any, UPLO: str = "L") -> EighResult:
+    """Eigenvalues (ascending) and eigenvectors of symmetric matrices, read from one
+    triangle as NumPy does; eigenvector gradients need distinct eigenvalues."""
+    lower = _uplo(UPLO, "eigh")
+    a = _square(a, "eigh")
+    w, v = _eigh_parts(bind("eigh", a, lower=lower), a.shape[-1])
+    return EighResult(w, v)
+
+
+def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
+    return _eigh(a, UPLO).eigenvalues
+
+
+def _cholesky(a: Any, /, *, upper: bool = False) -> Any:
+    """The Cholesky factor of symmetric positive definite matrices (lower, or upper with
+    upper=True, each read from its own triangle as NumPy does)."""
+    a = _square(a, "cholesky")
+    if upper:
+        return swapaxes(bind("cholesky", swapaxes(a, -1, -2)), -1, -2)
+    return bind("cholesky", a)
+
+
+linalg.eigh = staticmethod(_eigh)
+linalg.eigvalsh = staticmethod(_eigvalsh)
+linalg.cholesky = staticmethod(_cholesky)
 linalg.norm = staticmethod(_norm_svd)
 linalg.svd = staticmethod(_svd)
 linalg.svdvals = staticmethod(_svdvals)
@@ -3499,6 +3536,500 @@ def _data_dependent(name: str, hint: str = ""):
         )
 
     fn.__name__ = name.rsplit(".", 1)[-1]
+    return fn
+
+
+# -- more compositions: comparisons of whole arrays, insert/delete, spacing, gradients,
+# polynomials, partitions ------------------------------------------------------------------
+
+
+def allclose(
+    a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Any:
+    """Whether every element of a is close to b (a traced boolean)."""
+    return all(isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def array_equal(a1: Any, a2: Any, equal_nan: bool = False) -> Any:
+    """Same shape and elements (a Python False for different shapes, as NumPy)."""
+    a1, a2 = _asarr(a1), _asarr(a2)
+    if tuple(a1.shape) != tuple(a2.shape):
+        return False
+    eq = equal(a1, a2)
+    if equal_nan and a1.dtype.kind == "f" and a2.dtype.kind == "f":
+        eq = eq | (isnan(a1) & isnan(a2))
+    return all(eq)
+
+
+def array_equiv(a1: Any, a2: Any) -> Any:
+    """Elements equal after broadcasting (False when the shapes do not broadcast)."""
+    a1, a2 = _asarr(a1), _asarr(a2)
+    try:
+        np.broadcast_shapes(tuple(a1.shape), tuple(a2.shape))
+    except ValueError:
+        return False
+    return all(equal(a1, a2))
+
+
+def _static_indices(obj: Any, n: int, name: str) -> np.ndarray:
+    if isinstance(obj, Tracer):
+        raise UnsupportedError(
+            f"np.{name}: the positions must be constants, not traced (they decide the "
+            "result's shape)",
+            user_location(),
+        )
+    if isinstance(obj, slice):
+        return np.arange(n)[obj]
+    idx = np.asarray(obj)
+    if idx.dtype == np.bool_:
+        if idx.shape != (n,):
+            raise ShapeError(
+                f"np.{name}: a boolean mask of shape {idx.shape} for an axis of length {n}",
+                user_location(),
+            )
+        return np.flatnonzero(idx)
+    if idx.dtype.kind not in "iu":
+        raise GraphcError(f"np.{name}: positions must be integers, got {obj!r}", user_location())
+    return idx
+
+
+def delete(arr: Any, obj: Any, axis: Any = None) -> Any:
+    """arr without the entries at obj along axis (flattened without an axis): a gather of
+    the kept positions."""
+    arr = _asarr(arr)
+    if axis is None:
+        arr, ax = ravel(arr), 0
+    else:
+        ax = _axis(arr, axis, "delete")
+    n = arr.shape[ax]
+    idx = _static_indices(obj, n, "delete")
+    if np.any((idx < -n) | (idx >= n)):
+        raise ShapeError(
+            f"np.delete: index {obj!r} is out of bounds for an axis of length {n}",
+            user_location(),
+        )
+    keep = np.ones(n, dtype=bool)
+    keep[idx % n if n else idx] = False
+    return bind("gather", arr, np.flatnonzero(keep).astype(np.int64), axis=ax)
+
+
+def insert(arr: Any, obj: Any, values: Any, axis: Any = None) -> Any:
+    """values inserted before the positions obj along axis (flattened without an axis)."""
+    arr = _asarr(arr)
+    if axis is None:
+        arr, ax = ravel(arr), 0
+    else:
+        ax = _axis(arr, axis, "insert")
+    n = arr.shape[ax]
+    scalar_obj = np.ndim(obj) == 0 and not isinstance(obj, slice)
+    idx = np.atleast_1d(_static_indices(obj, n + 1, "insert"))
+    if np.any((idx < -n) | (idx > n)):
+        raise ShapeError(
+            f"np.insert: index {obj!r} is out of bounds for an axis of length {n}",
+            user_location(),
+        )
+    idx = np.where(idx < 0, idx + n, idx)
+    vals = astype(_asarr(values), arr.dtype)
+    if vals.ndim > arr.ndim:
+        raise ShapeError(
+            f"np.insert: values of shape {tuple(vals.shape)} have more dimensions than the "
+            f"array of shape {tuple(arr.shape)}",
+            user_location(),
+        )
+    vals = reshape(vals, (1,) * (arr.ndim - vals.ndim) + tuple(vals.shape))
+    if scalar_obj:
+        # one position: values may hold several entries along the axis (as NumPy)
+        vals = moveaxis(vals, 0, ax)
+        idx = np.full(vals.shape[ax], idx[0])
+    shape = list(arr.shape)
+    shape[ax] = idx.size
+    try:
+        np.broadcast_shapes(tuple(vals.shape), tuple(shape))
+    except ValueError:
+        raise ShapeError(
+            f"np.insert: values of shape {tuple(vals.shape)} do not fit {idx.size} "
+            f"position(s) along axis {ax} of shape {tuple(arr.shape)}",
+            user_location(),
+        ) from None
+    joined = concatenate([arr, broadcast_to(vals, tuple(shape))], axis=ax)
+    # original entry i sorts at 2i + 1, a value inserted before position k at 2k (stable)
+    keys = np.concatenate([2 * np.arange(n) + 1, 2 * idx])
+    return bind("gather", joined, np.argsort(keys, kind="stable").astype(np.int64), axis=ax)
+
+
+def rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    """Axis moved to lie before position start."""
+    a = _asarr(a)
+    ax = _axis(a, axis, "rollaxis")
+    st = _static_int(start, "np.rollaxis: start")
+    if not -a.ndim <= st <= a.ndim:
+        raise ShapeError(f"np.rollaxis: start {st} is out of range", user_location())
+    st %= a.ndim + 1
+    if ax < st:
+        st -= 1
+    return moveaxis(a, ax, st) if ax != st else a
+
+
+def geomspace(
+    start: Any, stop: Any, num: int = 50, endpoint: bool = True, dtype: Any = None, axis: int = 0
+) -> Any:
+    """num values spaced evenly on a log scale from start to stop (of one sign)."""
+    start, stop = _asarr(start), _asarr(stop)
+    if not _any_traced(start, stop) and (np.any(start == 0) or np.any(stop == 0)):
+        raise GraphcError("np.geomspace: geometric sequence cannot include zero", user_location())
+    y = exp(linspace(log(absolute(start)), log(absolute(stop)), num, endpoint, axis=0))
+    y = y * expand_dims(sign(start), 0)
+    num = y.shape[0]
+    if num:
+        parts = [expand_dims(broadcast_to(astype(start, y.dtype), y.shape[1:]), 0)]
+        if endpoint and num > 1:
+            parts += [
+                _slice_axis(y, 0, 1, num - 1),
+                expand_dims(broadcast_to(astype(stop, y.dtype), y.shape[1:]), 0),
+            ]
+        else:
+            parts += [_slice_axis(y, 0, 1, num)]
+        y = concatenate(parts, axis=0)
+    if axis != 0:
+        y = moveaxis(y, 0, _axis(y, axis, "geomspace"))
+    return y if dtype is None else astype(y, dtype)
+
+
+def gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
+    """Second-order central differences inside, one-sided ones (first or second order) at the
+    ends, for unit, scalar or coordinate-array spacing, as np.gradient."""
+    f = _asarr(f)
+    if f.dtype.kind != "f":
+        f = astype(f, np.float64)
+    axes = _norm_axes(f, axis)
+    if len(varargs) == 0:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
+        spacing = [varargs[0]] * len(axes)
+    elif len(varargs) == len(axes):
+        spacing = list(varargs)
+    else:
+        raise ShapeError("np.gradient: invalid number of spacing arguments", user_location())
+    if edge_order not in (1, 2):
+        raise GraphcError("np.gradient: edge_order must be 1 or 2", user_location())
+    out = []
+    for ax, h in zip(axes, spacing, strict=True):
+        n = f.shape[ax]
+        if n < edge_order + 1:
+            raise ShapeError(
+                f"np.gradient: an axis of length {n} is too short for edge_order={edge_order} "
+                f"(it needs at least {edge_order + 1} points)",
+                user_location(),
+            )
+        bshape = [1] * f.ndim
+        h = _asarr(h)
+        if h.ndim == 0:
+            dx = broadcast_to(astype(h, f.dtype), (n - 1,))
+        elif h.shape == (n,):
+            dx = astype(diff(h), f.dtype)
+        else:
+            raise ShapeError(
+                f"np.gradient: spacing of shape {tuple(h.shape)} does not match an axis of "
+                f"length {n}",
+                user_location(),
+            )
+
+        def along(v: Any) -> Any:
+            shp = list(bshape)
+            shp[ax] = v.shape[0]
+            return reshape(v, tuple(shp))
+
+        def sl(a: int, b: int) -> Any:
+            return _slice_axis(f, ax, a, b)
+
+        parts = []
+        d0 = dx[0:1]
+        d_1 = dx[n - 2 : n - 1]
+        if edge_order == 1:
+            parts.append((sl(1, 2) - sl(0, 1)) / along(d0))
+        else:
+            d1, d2 = dx[0:1], dx[1:2]
+            a = -(2.0 * d1 + d2) / (d1 * (d1 + d2))
+            b = (d1 + d2) / (d1 * d2)
+            c = -d1 / (d2 * (d1 + d2))
+            parts.append(along(a) * sl(0, 1) + along(b) * sl(1, 2) + along(c) * sl(2, 3))
+        if n > 2:
+            d1, d2 = dx[0 : n - 2], dx[1 : n - 1]
+            a = -d2 / (d1 * (d1 + d2))
+            b = (d2 - d1) / (d1 * d2)
+            c = d1 / (d2 * (d1 + d2))
+            parts.append(along(a) * sl(0, n - 2) + along(b) * sl(1, n - 1) + along(c) * sl(2, n))
+        if edge_order == 1:
+            parts.append((sl(n - 1, n) - sl(n - 2, n - 1)) / along(d_1))
+        else:
+            d1, d2 = dx[n - 3 : n - 2], dx[n - 2 : n - 1]
+            a = d2 / (d1 * (d1 + d2))
+            b = -(d2 + d1) / (d1 * d2)
+            c = (2.0 * d2 + d1) / (d2 * (d1 + d2))
+            parts.append(
+                along(a) * sl(n - 3, n - 2) + along(b) * sl(n - 2, n - 1) + along(c) * sl(n - 1, n)
+            )
+        out.append(concatenate(parts, axis=ax))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def digitize(x: Any, bins: Any, right: bool = False) -> Any:
+    """Indices of the bins x falls into (bins monotonic; no gradient)."""
+    x, bins = _asarr(x), _asarr(bins)
+    if bins.ndim != 1:
+        raise ShapeError("np.digitize: bins must be 1-d", user_location())
+    if isinstance(bins, Tracer):
+        raise UnsupportedError("np.digitize: bins must be constants, not traced", user_location())
+    d = np.diff(bins)
+    inc = bool(np.all(d >= 0))
+    if not inc and not np.all(d <= 0):
+        raise GraphcError(
+            "np.digitize: bins must be monotonically increasing or decreasing", user_location()
+        )
+    side = "left" if right else "right"
+    if inc:
+        return searchsorted(bins, x, side=side)
+    return bins.shape[0] - searchsorted(bins[::-1].copy(), x, side=side)
+
+
+def isin(
+    element: Any,
+    test_elements: Any,
+    assume_unique: bool = False,
+    invert: bool = False,
+    *,
+    kind: Any = None,
+) -> Any:
+    """Whether each element is among test_elements (compared one by one)."""
+    e, t = _asarr(element), ravel(_asarr(test_elements))
+    if t.shape[0] == 0:
+        r = zeros_like(e, dtype=np.bool_)
+    else:
+        r = any(equal(expand_dims(e, -1), t), axis=-1)
+    return logical_not(r) if invert else r
+
+
+def choose(a: Any, choices: Sequence[Any], out: Any = None, mode: str = "raise") -> Any:
+    """choices[a] elementwise: nested where over the (few) choices; indices outside them
+    are NaN-free zeros rather than errors (mode='clip' and 'wrap' as NumPy)."""
+    _no_extras("choose", out)
+    a = _asarr(a)
+    cs = _promote_all([_asarr(c) for c in choices])
+    k = len(cs)
+    if mode == "clip":
+        a = clip(a, 0, k - 1)
+    elif mode == "wrap":
+        a = remainder(astype(a, np.float64), k)
+    elif mode != "raise":
+        raise GraphcError(
+            f"np.choose: mode must be 'raise', 'wrap' or 'clip', got {mode!r}", user_location()
+        )
+    if not isinstance(a, Tracer) and (np.any(a < 0) or np.any(a >= k)):
+        raise ShapeError("np.choose: invalid entry in choice array", user_location())
+    r = cs[-1]
+    for i in range(k - 2, -1, -1):
+        r = where(equal(a, i), cs[i], r)
+    return r
+
+
+def piecewise(x: Any, condlist: Any, funclist: Sequence[Any], *args: Any, **kw: Any) -> Any:
+    """funclist[i](x) where condlist[i] holds (later conditions win), an optional last
+    function where none does, else 0. Every function sees all of x; the selection is a
+    where, so gradients are NaN-free outside each piece."""
+    x = _asarr(x)
+    conds = list(condlist) if isinstance(condlist, (list, tuple)) else [condlist]
+    n = len(conds)
+    if len(funclist) not in (n, n + 1):
+        raise ShapeError(
+            f"np.piecewise: with {n} condition(s) there must be {n} or {n + 1} functions",
+            user_location(),
+        )
+
+    def value(fn: Any) -> Any:
+        v = fn(x, *args, **kw) if callable(fn) else fn
+        return broadcast_to(astype(_asarr(v), x.dtype), tuple(x.shape))
+
+    if len(funclist) == n + 1:
+        r = value(funclist[-1])
+    else:
+        r = zeros_like(x)
+    for c, fn in zip(conds, funclist[:n], strict=True):
+        r = where(astype(_asarr(c), np.bool_), value(fn), r)
+    return r
+
+
+def angle(z: Any, deg: bool = False) -> Any:
+    """The argument of real numbers: pi for negative ones, else 0 (180/0 in degrees)."""
+    z = _asarr(z)
+    z = z if z.dtype.kind == "f" else astype(z, np.float64)
+    return where(signbit(z), 180.0 if deg else np.pi, 0.0) * ones_like(z)
+
+
+def iscomplex(x: Any) -> Any:
+    return zeros_like(_asarr(x), dtype=np.bool_)
+
+
+def real_if_close(a: Any, tol: float = 100) -> Any:
+    return _asarr(a)
+
+
+def _indices_from(name: str, maker: Callable):
+    def fn(arr: Any, k: int = 0) -> Any:
+        arr = _asarr(arr)
+        if arr.ndim != 2:
+            raise ShapeError(f"np.{name}: needs a 2-d array", user_location())
+        return maker(arr.shape[-2], k=k, m=arr.shape[-1])
+
+    fn.__name__ = name
+    return fn
+
+
+triu_indices_from = _indices_from("triu_indices_from", np.triu_indices)
+tril_indices_from = _indices_from("tril_indices_from", np.tril_indices)
+
+
+def diag_indices_from(arr: Any) -> tuple:
+    arr = _asarr(arr)
+    if arr.ndim < 2 or len(set(arr.shape)) != 1:
+        raise ShapeError("np.diag_indices_from: all dimensions must be equal", user_location())
+    return np.diag_indices(arr.shape[0], arr.ndim)
+
+
+def resize(a: Any, new_shape: Any) -> Any:
+    """a's elements repeated (flattened) to fill new_shape."""
+    a = ravel(_asarr(a))
+    shape = _shape_arg(new_shape)
+    total = int(np.prod(shape, dtype=np.int64))
+    if builtins.any(d < 0 for d in shape):
+        raise ShapeError(
+            "np.resize: all elements of new_shape must be non-negative", user_location()
+        )
+    n = a.shape[0]
+    if n == 0 or total == 0:
+        return np.zeros(shape, dtype=a.dtype)
+    reps = -(-total // n)
+    return reshape(_slice_axis(tile(a, reps), 0, 0, total), shape)
+
+
+def partition(
+    a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None
+) -> Any:
+    """A full sort, which is one valid partition (every kth element in its sorted place)."""
+    return sort(a, axis=axis, order=order)
+
+
+def argpartition(
+    a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None
+) -> Any:
+    """Indices of a full sort, which is one valid partition."""
+    return argsort(a, axis=axis, order=order)
+
+
+def modf(x: Any) -> tuple[Any, Any]:
+    """Fractional and integral parts (both with x's sign)."""
+    x = _float_like(x)
+    t = trunc(x)
+    return x - t, t
+
+
+def divmod_(x: Any, y: Any) -> tuple[Any, Any]:
+    """(x // y, x % y) for floats."""
+    return floor_divide(x, y), remainder(x, y)
+
+
+def ldexp(x: Any, i: Any) -> Any:
+    """x * 2**i."""
+    x = _float_like(x)
+    return x * power(np.asarray(2.0, x.dtype), astype(_asarr(i), x.dtype))
+
+
+def polyder(p: Any, m: int = 1) -> Any:
+    """The m-th derivative of the polynomial with coefficients p (highest power first)."""
+    p = _asarr(p)
+    m = _static_int(m, "np.polyder: m")
+    if m < 0:
+        raise GraphcError("np.polyder: order of derivative must be positive", user_location())
+    for _ in range(m):
+        n = p.shape[0] - 1
+        if n <= 0:
+            return zeros_like(p[:1]) if p.shape[0] else p
+        p = _slice_axis(p, 0, 0, n) * np.arange(n, 0, -1).astype(
+            p.dtype if p.dtype.kind == "f" else np.int64
+        )
+    return p
+
+
+def polyint(p: Any, m: int = 1, k: Any = None) -> Any:
+    """The m-th antiderivative of p, with integration constants k (0 by default)."""
+    p = _asarr(p)
+    m = _static_int(m, "np.polyint: m")
+    ks = np.zeros(m) if k is None else np.atleast_1d(k)
+    if len(ks) == 1 and m > 1:
+        ks = np.full(m, ks[0])
+    if p.dtype.kind != "f":
+        p = astype(p, np.float64)
+    for i in range(m):
+        n = p.shape[0]
+        p = concatenate(
+            [p / np.arange(n, 0, -1).astype(p.dtype), astype(_asarr(ks[i]), p.dtype)[None]]
+        )
+    return p
+
+
+def _poly_pair(a1: Any, a2: Any) -> tuple[Any, Any]:
+    a1, a2 = _promote_all([atleast_1d(_asarr(a1)), atleast_1d(_asarr(a2))])
+    n = builtins.max(a1.shape[0], a2.shape[0])
+    return pad(a1, (n - a1.shape[0], 0)), pad(a2, (n - a2.shape[0], 0))
+
+
+def polyadd(a1: Any, a2: Any) -> Any:
+    x, y = _poly_pair(a1, a2)
+    return x + y
+
+
+def polysub(a1: Any, a2: Any) -> Any:
+    x, y = _poly_pair(a1, a2)
+    return x - y
+
+
+def polymul(a1: Any, a2: Any) -> Any:
+    return convolve(atleast_1d(_asarr(a1)), atleast_1d(_asarr(a2)))
+
+
+def polyfit(
+    x: Any, y: Any, deg: int, rcond: Any = None, full: bool = False, w: Any = None, cov: Any = False
+) -> Any:
+    """Least-squares polynomial coefficients (highest power first), as np.polyfit: the
+    column-scaled Vandermonde matrix's pseudo-inverse applied to y."""
+    if full or w is not None or cov:
+        raise UnsupportedError("np.polyfit: full=, w= and cov= are not supported", user_location())
+    deg = _static_int(deg, "np.polyfit: deg")
+    x, y = _asarr(x), _asarr(y)
+    if deg < 0:
+        raise GraphcError("np.polyfit: expected deg >= 0", user_location())
+    if x.ndim != 1 or x.shape[0] == 0:
+        raise ShapeError("np.polyfit: expected a non-empty 1-d x", user_location())
+    if y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
+        raise ShapeError("np.polyfit: expected y of x's length (1-d or 2-d)", user_location())
+    dt = np.result_type(x.dtype, y.dtype, np.float64)
+    x, y = astype(x, dt), astype(y, dt)
+    if rcond is None:
+        rcond = x.shape[0] * np.finfo(dt).eps
+    lhs = vander(x, deg + 1)
+    scale = sqrt(sum(lhs * lhs, axis=0))
+    c = matmul(_pinv(lhs / scale, rcond=rcond), y)
+    return c / (scale if c.ndim == 1 else reshape(scale, (-1, 1)))
+
+
+def _in_place_function(name: str, instead: str):
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        raise UnsupportedError(
+            f"numpy.{name} changes an array in place, which graphc does not trace; use "
+            f"{instead} instead",
+            user_location(),
+        )
+
+    fn.__name__ = name
     return fn
 
 
@@ -3593,7 +4124,49 @@ _MORE_FUNCTIONS: dict[Callable, Callable] = {
     np.linalg.tensordot: linalg.tensordot,
     np.linalg.vecdot: linalg.vecdot,
     np.linalg.matrix_transpose: linalg.matrix_transpose,
+    np.linalg.eigh: linalg.eigh,
+    np.linalg.eigvalsh: linalg.eigvalsh,
+    np.linalg.cholesky: linalg.cholesky,
 }
+_MORE_FUNCTIONS.update(
+    {
+        np.allclose: allclose,
+        np.array_equal: array_equal,
+        np.array_equiv: array_equiv,
+        np.delete: delete,
+        np.insert: insert,
+        np.rollaxis: rollaxis,
+        np.geomspace: geomspace,
+        np.gradient: gradient,
+        np.digitize: digitize,
+        np.isin: isin,
+        np.choose: choose,
+        np.piecewise: piecewise,
+        np.angle: angle,
+        np.iscomplex: iscomplex,
+        np.real_if_close: real_if_close,
+        np.triu_indices_from: triu_indices_from,
+        np.tril_indices_from: tril_indices_from,
+        np.diag_indices_from: diag_indices_from,
+        np.resize: resize,
+        np.partition: partition,
+        np.argpartition: argpartition,
+        np.polyder: polyder,
+        np.polyint: polyint,
+        np.polyadd: polyadd,
+        np.polysub: polysub,
+        np.polymul: polymul,
+        np.polyfit: polyfit,
+        np.fill_diagonal: _in_place_function(
+            "fill_diagonal", "np.where(np.eye(n, dtype=bool), v, a)"
+        ),
+        np.put: _in_place_function("put", "np.where or indexing into a new array"),
+        np.place: _in_place_function("place", "np.where(mask, values, a)"),
+        np.putmask: _in_place_function("putmask", "np.where(mask, values, a)"),
+        np.copyto: _in_place_function("copyto", "the source array itself"),
+        np.put_along_axis: _in_place_function("put_along_axis", "np.where with a one-hot mask"),
+    }
+)
 for _fn, _hint in [
     (np.unique, ""),
     (np.unique_values, ""),
@@ -3607,12 +4180,20 @@ for _fn, _hint in [
     (np.compress, "; np.where(cond, x, 0) keeps the shape"),
     (np.trim_zeros, ""),
     (np.linalg.lstsq, "; np.linalg.pinv(a) @ b gives the least-squares solution"),
+    (np.bincount, "; a sum of one-hot rows, np.sum(x[:, None] == np.arange(n), 0), has n bins"),
+    (np.intersect1d, ""),
+    (np.union1d, ""),
+    (np.setdiff1d, ""),
+    (np.setxor1d, ""),
 ]:
     _mod = "numpy.linalg" if _fn.__module__.startswith("numpy.linalg") else "numpy"
     _MORE_FUNCTIONS[_fn] = _data_dependent(f"{_mod}.{_fn.__name__}", _hint)
 HANDLED_FUNCTIONS.update(_MORE_FUNCTIONS)
 HANDLED_UFUNCS.update(
     {
+        np.modf: modf,
+        np.divmod: divmod_,
+        np.ldexp: ldexp,
         np.signbit: signbit,
         np.float_power: float_power,
         np.conjugate: conjugate,
@@ -3664,7 +4245,10 @@ __all__ += [  # noqa: PLE0605
         "empty_like select flipud fliplr rot90 atleast_1d atleast_2d atleast_3d "
         "broadcast_arrays dstack column_stack append hsplit vsplit dsplit unstack "
         "matrix_transpose permute_dims diagflat vander cross kron vecdot matvec vecmat meshgrid "
-        "linspace logspace SVDResult"
+        "linspace logspace SVDResult allclose array_equal array_equiv delete insert rollaxis "
+        "geomspace gradient digitize isin choose piecewise angle iscomplex real_if_close "
+        "triu_indices_from tril_indices_from diag_indices_from resize partition argpartition "
+        "modf ldexp polyder polyint polyadd polysub polymul polyfit EighResult"
     ).split()
     if n not in __all__
 ]

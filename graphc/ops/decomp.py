@@ -1,4 +1,5 @@
-"""Matrix decompositions: the singular value decomposition.
+"""Matrix decompositions: the singular value decomposition, the symmetric eigendecomposition
+and the Cholesky factorisation.
 
 `svd` is one op with one array result: U, the singular values s and Vh of each (..., m, n)
 matrix, flattened and joined along a last axis (`svd_parts` reads them back as slices). One
@@ -161,3 +162,136 @@ defop(
 def svd(a: Any, full_matrices: bool = False) -> Any:
     """The packed `svd` of a traced or concrete matrix stack."""
     return bind("svd", a, full_matrices=bool(full_matrices))
+
+
+# -- symmetric eigendecomposition and Cholesky ---------------------------------------------------
+# np.linalg.eigh and np.linalg.cholesky read one triangle of their input (UPLO, lower for
+# cholesky) and ignore the other, so their derivatives are those of the symmetric matrix that
+# triangle describes: a perturbation dA acts as E = tril(dA) + tril(dA, -1)ᵀ (for UPLO='L'),
+# and a gradient G with respect to that matrix is tril(G) + tril(Gᵀ, -1) with respect to A.
+
+
+def _square_float(op: str, a: Aval) -> None:
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ShapeError(f"{op}: needs a stack of square matrices (..., n, n), got {a}")
+    if a.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise DTypeError(f"{op}: needs float32 or float64 matrices, got {a}")
+
+
+def _tri(x: Any, lower: bool, k: int = 0) -> Any:
+    n = x.shape[-1]
+    keep = np.tri(n, n, k=k, dtype=bool) if lower else ~np.tri(n, n, k=k - 1, dtype=bool)
+    return np.where(keep, x, np.zeros((), x.dtype))
+
+
+def _sym_tangent(da: Any, lower: bool) -> Any:
+    """The symmetric matrix a perturbation of the read triangle describes."""
+    strict = _tri(da, lower, -1 if lower else 1)
+    return _tri(da, lower) + _mT(strict)
+
+
+def _sym_cotangent(g: Any, lower: bool) -> Any:
+    """A gradient with respect to the symmetric matrix, moved onto the read triangle."""
+    return _tri(g, lower) + _tri(_mT(g), lower, -1 if lower else 1)
+
+
+def _eigh_rule(a: Aval, *, lower: bool) -> Aval:
+    _square_float("eigh", a)
+    n = a.shape[-1]
+    return Aval(a.shape[:-2] + (n + n * n,), a.dtype)
+
+
+def _eigh_impl(a: np.ndarray, *, lower: bool) -> np.ndarray:
+    w, v = np.linalg.eigh(a, UPLO="L" if lower else "U")
+    parts = [w, v.reshape(a.shape[:-2] + (-1,))]
+    return np.concatenate(parts, axis=-1).astype(a.dtype, copy=False)
+
+
+def eigh_parts(packed: Any, n: int) -> tuple[Any, Any]:
+    """Eigenvalues (..., n), ascending, and eigenvectors (..., n, n) from an `eigh` result."""
+    batch = tuple(packed.shape[:-1])
+    return packed[..., :n], np.reshape(packed[..., n:], batch + (n, n))
+
+
+def _eig_gaps(w: Any) -> Any:
+    """F[i, j] = 1/(w_j - w_i) off the diagonal, 0 on it."""
+    n = w.shape[-1]
+    eye = np.eye(n, dtype=w.dtype)
+    return 1 / (np.expand_dims(w, -2) - np.expand_dims(w, -1) + eye) - eye
+
+
+def _eigh_jvp(ts: tuple, out: Any, a: Any, *, lower: bool) -> Any:
+    w, v = eigh_parts(out, a.shape[-1])
+    m = _mT(v) @ _sym_tangent(ts[0], lower) @ v
+    dw = np.diagonal(m, axis1=-2, axis2=-1)
+    dv = v @ (_eig_gaps(w) * m)
+    return np.concatenate([dw, np.reshape(dv, tuple(dv.shape[:-2]) + (-1,))], axis=-1)
+
+
+def _eigh_vjp(g: Any, out: Any, a: Any, *, lower: bool) -> tuple:
+    n = a.shape[-1]
+    w, v = eigh_parts(out, n)
+    gw, gv = eigh_parts(g, n)
+    eye = np.eye(n, dtype=w.dtype)
+    inner = eye * np.expand_dims(gw, -2) + _eig_gaps(w) * (_mT(v) @ gv)
+    return (_sym_cotangent(v @ inner @ _mT(v), lower),)
+
+
+defop(
+    "eigh",
+    Kind.OTHER,
+    _eigh_rule,
+    _eigh_impl,
+    arity=1,
+    vjp=_eigh_vjp,
+    jvp=_eigh_jvp,
+    doc="eigenvalues (ascending) and eigenvectors of each symmetric (..., n, n) matrix, read "
+    "from one triangle as np.linalg.eigh, joined on a last axis; eigenvector gradients need "
+    "distinct eigenvalues",
+)
+
+
+def _cholesky_rule(a: Aval) -> Aval:
+    _square_float("cholesky", a)
+    return a
+
+
+def _cholesky_impl(a: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        raise GraphcError(
+            "numpy.linalg.cholesky: a matrix is not positive definite (its lower triangle "
+            "is read as a symmetric matrix)"
+        ) from None
+
+
+def _phi(x: Any) -> Any:
+    """The lower triangle with the diagonal halved."""
+    n = x.shape[-1]
+    mask = np.tri(n, n, dtype=x.dtype) - 0.5 * np.eye(n, dtype=x.dtype)
+    return x * mask
+
+
+def _cholesky_jvp(ts: tuple, out: Any, a: Any) -> Any:
+    linv = bind("inv", out)
+    return out @ _phi(linv @ _sym_tangent(ts[0], True) @ _mT(linv))
+
+
+def _cholesky_vjp(g: Any, out: Any, a: Any) -> tuple:
+    linv = bind("inv", out)
+    s = _mT(linv) @ _phi(_mT(out) @ g) @ linv
+    return (_sym_cotangent(s, True),)
+
+
+defop(
+    "cholesky",
+    Kind.OTHER,
+    _cholesky_rule,
+    _cholesky_impl,
+    arity=1,
+    vjp=_cholesky_vjp,
+    jvp=_cholesky_jvp,
+    doc="lower Cholesky factor of each symmetric positive definite (..., n, n) matrix, read "
+    "from its lower triangle as np.linalg.cholesky",
+)

@@ -3090,7 +3090,7 @@ def column_stack(tup: Sequence[Any]) -> Any:
 
 
 def append(arr: Any, values: Any, axis: Any = None) -> Any:
-    arr, values = _asarr(arr), _asarr(values)
+    arr, values = _array_like(arr), _array_like(values)
     if axis is None:
         return concatenate([ravel(arr), ravel(values)])
     return concatenate([arr, values], axis=axis)
@@ -3571,6 +3571,17 @@ def array_equiv(a1: Any, a2: Any) -> Any:
     return all(equal(a1, a2))
 
 
+def _array_like(v: Any) -> Any:
+    """An operand that may be a (nested) list holding traced values: stacked."""
+    if isinstance(v, (list, tuple)) and builtins.any(
+        isinstance(e, (Tracer, list, tuple)) for e in v
+    ):
+        parts = [_array_like(e) for e in v]
+        if _any_traced(*parts):
+            return stack(_promote_all(parts))
+    return _asarr(v)
+
+
 def _static_indices(obj: Any, n: int, name: str) -> np.ndarray:
     if isinstance(obj, Tracer):
         raise UnsupportedError(
@@ -3629,7 +3640,7 @@ def insert(arr: Any, obj: Any, values: Any, axis: Any = None) -> Any:
             user_location(),
         )
     idx = np.where(idx < 0, idx + n, idx)
-    vals = astype(_asarr(values), arr.dtype)
+    vals = astype(_array_like(values), arr.dtype)
     if vals.ndim > arr.ndim:
         raise ShapeError(
             f"np.insert: values of shape {tuple(vals.shape)} have more dimensions than the "

@@ -1638,6 +1638,27 @@ row(
     tol=1e-5,
 )
 row("svd", "svd-full-u-abs", lambda x: np.abs(np.linalg.svd(x)[0]), normal(4, 2))
+row("eigh", "eigh-values-f64", np.linalg.eigvalsh, normal(2, 4, 4))
+row(
+    "eigh",
+    "eigh-vectors-abs-upper-f32",
+    lambda x: np.abs(np.linalg.eigh(x, "U")[1]),
+    normal(3, 3, dtype=F32),
+    tol=1e-5,
+)
+row(
+    "cholesky",
+    "cholesky-lower-triangle-read-f64",
+    np.linalg.cholesky,
+    fixed([[4.0, 9.0, 9.0], [1.0, 3.0, 9.0], [0.5, 0.2, 2.0]]),
+)
+row(
+    "cholesky",
+    "cholesky-upper-f32",
+    lambda x: np.linalg.cholesky(x, upper=True),
+    fixed([[4.0, 1.0, 0.5], [-9.0, 3.0, 0.2], [-9.0, -9.0, 2.0]], F32),
+    tol=1e-6,
+)
 row(
     "searchsorted",
     "searchsorted-left-f64",

@@ -390,6 +390,126 @@ VALUE_CASES = [
 ]
 
 
+SPD3 = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+VALUE_CASES += [
+    ("allclose", lambda a, b: (np.allclose(a, a + 1e-9), np.allclose(a, b)), [A34, randn(3, 4)]),
+    (
+        "array_equal",
+        lambda a: (np.array_equal(a, a), np.array_equal(a, a[:2]), np.array_equiv(a, a[0])),
+        [A34],
+    ),
+    ("array_equal-nan", lambda a: np.array_equal(a, a, equal_nan=True), [NANS]),
+    (
+        "delete",
+        lambda a: (np.delete(a, 1), np.delete(a, [0, 2], axis=1), np.delete(a, -1, 0)),
+        [A34],
+    ),
+    (
+        "delete-slice-mask",
+        lambda a: (np.delete(a, slice(1, 3), 1), np.delete(a, [True, False, True], 0)),
+        [A34],
+    ),
+    (
+        "insert",
+        lambda a: (np.insert(a, 1, 9.0), np.insert(a, [0, 2, 2, 4], [5.0, 6.0, 7.0, 8.0], axis=1)),
+        [A34],
+    ),
+    (
+        "insert-row",
+        lambda a, r: (np.insert(a, 2, r, axis=0), np.insert(a, -1, [r, r], axis=0)),
+        [A34, randn(4)],
+    ),
+    ("insert-col-scalar", lambda a: np.insert(a, 3, 0.5, axis=1), [A34]),
+    (
+        "rollaxis",
+        lambda a: (np.rollaxis(a, 2), np.rollaxis(a, 0, 3), np.rollaxis(a, -1, 1)),
+        [B234],
+    ),
+    (
+        "geomspace",
+        lambda a: (
+            np.geomspace(a[0] ** 2 + 1, 100.0, 5),
+            np.geomspace(-1.0, -(a[1] ** 2) - 2, 4, endpoint=False),
+        ),
+        [V5],
+    ),
+    ("gradient", np.gradient, [V5]),
+    ("gradient-2d", lambda a: np.gradient(a, 0.5, axis=1), [A34]),
+    (
+        "gradient-coords",
+        lambda a, x: np.gradient(a, x, edge_order=2),
+        [V5, np.array([0.0, 0.3, 1.0, 1.2, 2.0])],
+    ),
+    ("gradient-all-axes", lambda a: np.gradient(a, 2.0, 0.5, edge_order=2), [A34]),
+    ("gradient-int", np.gradient, [np.array([1, 4, 9, 16, 25])]),
+    (
+        "digitize",
+        lambda x: (np.digitize(x, [-1.0, 0.0, 1.0]), np.digitize(x, [1.0, 0.0, -1.0], right=True)),
+        [V5],
+    ),
+    ("isin", lambda a: (np.isin(a, [1, 4, 7]), np.isin(a, [2, 3], invert=True)), [I34]),
+    ("choose", lambda a, b: np.choose(np.array([0, 1, 2, 1, 0]), [a, b, a * b]), [V5, randn(5)]),
+    (
+        "choose-clip",
+        lambda a, b: np.choose(np.array([-1, 3, 1, 0, 5]), [a, b], mode="clip"),
+        [V5, randn(5)],
+    ),
+    (
+        "piecewise",
+        lambda x: np.piecewise(x, [x < 0, x > 1], [lambda v: -v, lambda v: v * v, 0.5]),
+        [V5],
+    ),
+    ("piecewise-no-otherwise", lambda x: np.piecewise(x, [x < 0], [np.sin]), [V5]),
+    ("angle", lambda a: (np.angle(a), np.angle(a, deg=True)), [np.array([-1.0, 0.0, 2.0, -0.0])]),
+    (
+        "indices-from",
+        lambda a: (
+            a[np.triu_indices_from(a)],
+            a[np.tril_indices_from(a, -1)],
+            a[np.diag_indices_from(a)],
+        ),
+        [S3],
+    ),
+    ("resize", lambda a: (np.resize(a, (2, 7)), np.resize(a, 3)), [A34]),
+    (
+        "partition",
+        lambda a: (np.partition(a, 2)[..., 2], np.sort(np.partition(a, 1, axis=0), axis=0)),
+        [A34],
+    ),
+    ("argpartition", lambda a: np.take_along_axis(a, np.argpartition(a, 1), -1)[..., 1], [A34]),
+    (
+        "modf-divmod-ldexp",
+        lambda a: (*np.modf(a), *np.divmod(a, 0.7), np.ldexp(a, np.array([1, -2, 3, 0, 4]))),
+        [V5],
+    ),
+    (
+        "polyder-polyint",
+        lambda p: (np.polyder(p), np.polyder(p, 2), np.polyint(p), np.polyint(p, 2, k=[1.0, 2.0])),
+        [randn(4)],
+    ),
+    (
+        "polyadd-sub-mul",
+        lambda p, q: (np.polyadd(p, q), np.polysub(p, q), np.polymul(p, q)),
+        [randn(4), randn(2)],
+    ),
+    (
+        "polyfit",
+        lambda x, y: (np.polyfit(x, y, 2), np.polyfit(x, np.stack([y, 2 * y], 1), 1)),
+        [np.linspace(-1, 2, 7), randn(7)],
+    ),
+    ("eigh", np.linalg.eigh, [randn(2, 4, 4)]),
+    ("eigh-upper", lambda a: np.linalg.eigh(a, UPLO="U"), [randn(3, 3)]),
+    ("eigh-fields", lambda a: np.linalg.eigh(a).eigenvalues, [randn(3, 3)]),
+    ("eigvalsh", lambda a: np.linalg.eigvalsh(a.astype(np.float32)), [randn(4, 4)]),
+    ("cholesky", np.linalg.cholesky, [SPD3 + np.triu(randn(3, 3), 1)]),
+    (
+        "cholesky-upper-batch",
+        lambda a: np.linalg.cholesky(a, upper=True),
+        [np.stack([SPD3, 2 * SPD3]) + np.tril(randn(3, 3), -1)],
+    ),
+]
+
+
 @pytest.mark.parametrize("fn,args", [c[1:] for c in VALUE_CASES], ids=[c[0] for c in VALUE_CASES])
 def test_values_match_numpy(fn, args):
     want = fn(*args)
@@ -563,6 +683,52 @@ GRAD_CASES = [
 ]
 
 
+GRAD_CASES += [
+    (
+        "delete-insert",
+        lambda a, b: (np.delete(a, [0, 2], axis=1), np.insert(a, [1, 1], b, axis=0)),
+        [A34, randn(2, 4)],
+    ),
+    ("geomspace", lambda a: np.geomspace(a[0] ** 2 + 1, a[1] ** 2 + 3, 5), [V5]),
+    (
+        "gradient",
+        lambda a, x: np.gradient(a, x, edge_order=2),
+        [V5, np.array([0.0, 0.3, 1.0, 1.2, 2.0])],
+    ),
+    ("gradient-2d", lambda a: np.gradient(a, 0.5, 2.0), [A34]),
+    (
+        "choose-piecewise",
+        lambda a, b: (
+            np.choose(np.array([0, 1, 1, 0, 1]), [a, b]),
+            np.piecewise(a, [a > 0], [np.exp, np.sin]),
+        ),
+        [V5, randn(5)],
+    ),
+    ("resize-partition", lambda a: (np.resize(a, (2, 7)), np.partition(a, 1)), [A34]),
+    ("modf-ldexp", lambda a: (np.modf(a * 3)[0], np.ldexp(a, np.array([1, -2, 3, 0, 4]))), [V5]),
+    (
+        "polyint-polymul",
+        lambda p, q: (np.polyint(p, 2), np.polymul(p, q), np.polyder(p)),
+        [randn(4), randn(2)],
+    ),
+    ("polyfit", lambda x, y: np.polyfit(x, y, 2), [np.linspace(-1, 2, 7), randn(7)]),
+    (
+        "eigh",
+        lambda a: (lambda w, v: ((v * np.array([1.0, 2.0, 3.5, 5.0])) @ v.T, w))(
+            *np.linalg.eigh(a)
+        ),
+        [randn(4, 4)],
+    ),
+    ("eigh-upper-batch", lambda a: np.linalg.eigvalsh(a, UPLO="U"), [randn(2, 3, 3)]),
+    ("cholesky", np.linalg.cholesky, [SPD3 + 0.3 * np.triu(randn(3, 3), 1)]),
+    (
+        "cholesky-upper",
+        lambda a: np.linalg.cholesky(a, upper=True),
+        [SPD3 + 0.3 * np.tril(randn(3, 3), -1)],
+    ),
+]
+
+
 @pytest.mark.parametrize("fn,args", [c[1:] for c in GRAD_CASES], ids=[c[0] for c in GRAD_CASES])
 def test_gradients_match_finite_differences(fn, args):
     graphc.check_grads(fn, tuple(args), order=1, modes=("rev", "fwd"), backend="interpreter")
@@ -576,8 +742,10 @@ def test_gradients_match_finite_differences(fn, args):
         (lambda a: _svd_losses(a)[0], [A43]),
         (lambda a: np.pad(a, 2, mode="reflect") ** 2, [W3]),
         (lambda a: np.einsum("ii->i", a) ** 3, [S3]),
+        (lambda a: np.linalg.eigh(a)[1] @ np.diag([1.0, 2.0, 4.0]) @ np.linalg.eigh(a)[1].T, [S3]),
+        (np.linalg.cholesky, [SPD3 + 0.2 * np.triu(S3, 1)]),
     ],
-    ids=["sinc", "svd-values", "svd-vectors", "pad-reflect", "einsum-diag"],
+    ids=["sinc", "svd-values", "svd-vectors", "pad-reflect", "einsum-diag", "eigh", "cholesky"],
 )
 def test_second_order_gradients(fn, args):
     graphc.check_grads(fn, tuple(args), order=2, modes=("rev", "fwd"), backend="interpreter")
@@ -808,6 +976,81 @@ ERROR_CASES = [
         "pad-reflect-type",
         "reflect_type",
         lambda a: np.pad(a, 1, mode="reflect", reflect_type="weird"),  # pad-reflect-type
+    ),
+    (
+        "delete-oob",
+        "out of bounds",
+        lambda a: np.delete(a, 7, axis=1),  # delete-oob
+    ),
+    (
+        "delete-traced",
+        "constants",
+        lambda a: np.delete(a, a[0, 0] > 0),  # delete-traced
+    ),
+    (
+        "insert-shape",
+        "do not fit",
+        lambda a: np.insert(a, [1, 2], np.ones((3, 3)), axis=1),  # insert-shape
+    ),
+    (
+        "gradient-short",
+        "too short",
+        lambda a: np.gradient(a[:, :2], axis=1, edge_order=2),  # gradient-short
+    ),
+    (
+        "gradient-spacing",
+        "does not match",
+        lambda a: np.gradient(a, np.ones(3), axis=1),  # gradient-spacing
+    ),
+    (
+        "digitize-bins",
+        "monotonically",
+        lambda a: np.digitize(a, [0.0, 2.0, 1.0]),  # digitize-bins
+    ),
+    (
+        "choose-range",
+        "invalid entry",
+        lambda a: np.choose(np.array([0, 2, 1, 0]), [a[0], a[1]]),  # choose-range
+    ),
+    (
+        "piecewise-funcs",
+        "functions",
+        lambda a: np.piecewise(a, [a > 0], [np.sin, np.cos, np.tan]),  # piecewise-funcs
+    ),
+    (
+        "polyfit-deg",
+        "deg >= 0",
+        lambda a: np.polyfit(a[0], a[1], -1),  # polyfit-deg
+    ),
+    (
+        "eigh-uplo",
+        "UPLO",
+        lambda a: np.linalg.eigh(a[:, :3], UPLO="X"),  # eigh-uplo
+    ),
+    (
+        "cholesky-shape",
+        "square",
+        lambda a: np.linalg.cholesky(a),  # cholesky-shape
+    ),
+    (
+        "fill-diagonal",
+        "in place",
+        lambda a: np.fill_diagonal(a, 0.0),  # fill-diagonal
+    ),
+    (
+        "put-along-axis",
+        "in place",
+        lambda a: np.put_along_axis(a, np.zeros((3, 1), int), 0.0, 1),  # put-along-axis
+    ),
+    (
+        "bincount",
+        "depends on the values",
+        lambda a: np.bincount(np.array([0, 1]), weights=a[0, :2]),  # bincount
+    ),
+    (
+        "union1d",
+        "depends on the values",
+        lambda a: np.union1d(a[0], a[1]),  # union1d
     ),
 ]
 

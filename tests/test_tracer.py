@@ -434,11 +434,11 @@ def test_einsum_promotes_and_keeps_integers():
     )
 
 
-def test_einsum_unsupported_forms_are_clear():
-    with pytest.raises(graphc.UnsupportedError, match=r"'\.\.\.'"):
-        graphc.trace(lambda a: np.einsum("...i->...", a), X)
-    with pytest.raises(graphc.UnsupportedError, match="repeated index"):
-        graphc.trace(lambda a: np.einsum("ii->i", a), randn(3, 3))
+def test_einsum_bad_forms_are_clear():
+    with pytest.raises(graphc.ShapeError, match="under '...' do not broadcast"):
+        graphc.trace(lambda a, b: np.einsum("...i,...i->...", a, b), X, randn(5, X.shape[-1]))
+    with pytest.raises(graphc.ShapeError, match="repeated index 'i' of operand 0 has lengths"):
+        graphc.trace(lambda a: np.einsum("ii->i", a), randn(3, 4))
     with pytest.raises(graphc.ShapeError, match="index 'j' has sizes 4 and 5"):
         graphc.trace(lambda a, b: np.einsum("ij,jk->ik", a, b), X, randn(5, 2))
 
@@ -1526,13 +1526,13 @@ def test_other_shape_errors_name_the_op():
         (lambda x: np.nextafter(x, x), "numpy.nextafter"),
         (lambda x: np.linalg.eig(x), "numpy.linalg.eig"),
         (lambda x: np.unique(x), "numpy.unique"),
-        (lambda x: np.searchsorted(x[0], x[1]), "numpy.searchsorted"),
+        (lambda x: np.histogram(x), "numpy.histogram"),
         (lambda x: np.fft.fft(x), "numpy.fft.fft"),
         (lambda x: np.add.accumulate(x), "numpy.add.accumulate"),
         (lambda x: np.tanh(x, out=x), "out="),
         (lambda x: np.where(x > 0), "np.where(cond, x, y)"),
         (lambda x: np.sum(x, where=x > 0), "where="),
-        (lambda x: np.pad(x, 1, mode="reflect"), "mode='reflect'"),
+        (lambda x: np.pad(x, 1, mode=lambda *a, **k: None), "a function as mode"),
     ],
 )
 def test_unsupported_numpy_functions_are_named(fn, name):

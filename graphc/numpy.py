@@ -4032,6 +4032,139 @@ def polyfit(
     return c / (scale if c.ndim == 1 else reshape(scale, (-1, 1)))
 
 
+def block(arrays: Any) -> Any:
+    """An array assembled from nested lists of blocks: the innermost lists are joined along
+    the last axis, the next ones along the one before, and so on."""
+
+    def depth(x: Any) -> int:
+        d = 0
+        while isinstance(x, list):
+            if not x:
+                raise ShapeError("np.block: lists cannot be empty", user_location())
+            x, d = x[0], d + 1
+        return d
+
+    def leaves(x: Any) -> list[Any]:
+        out, todo = [], [x]
+        while todo:
+            y = todo.pop()
+            if isinstance(y, list):
+                todo.extend(y)
+            elif isinstance(y, tuple):
+                raise GraphcError(
+                    "np.block: use lists, not tuples, to nest blocks", user_location()
+                )
+            else:
+                out.append(_asarr(y))
+        return out
+
+    d = depth(arrays)
+    nd = builtins.max([d] + [a.ndim for a in leaves(arrays)])
+
+    def build(x: Any, level: int) -> Any:
+        if not isinstance(x, list):
+            a = _asarr(x)
+            return reshape(a, (1,) * (nd - a.ndim) + tuple(a.shape))
+        if depth(x) != d - level:
+            raise ShapeError("np.block: list depths are mismatched", user_location())
+        return concatenate([build(e, level + 1) for e in x], axis=-(d - level))
+
+    if d == 0:
+        return _asarr(arrays)
+    return build(arrays, 0)
+
+
+def lexsort(keys: Any, axis: int = -1) -> Any:
+    """Indices sorting by the last key, ties broken by the ones before: stable sorts from the
+    least significant key on."""
+    ks = [keys[i] for i in range(keys.shape[0])] if isinstance(keys, Tracer) else list(keys)
+    if not ks:
+        raise ShapeError("np.lexsort: needs at least one key", user_location())
+    ks = [_asarr(k) for k in ks]
+    order = argsort(ks[0], axis=axis)
+    for k in ks[1:]:
+        order = take_along_axis(order, argsort(take_along_axis(k, order, axis), axis=axis), axis)
+    return order
+
+
+def unwrap(p: Any, discont: Any = None, axis: int = -1, *, period: float = 2 * np.pi) -> Any:
+    """Phases with jumps larger than discont replaced by their period complement, as
+    np.unwrap (floats)."""
+    p = _asarr(p)
+    if p.dtype.kind != "f":
+        p = astype(p, np.float64)
+    ax = _axis(p, axis, "unwrap")
+    n = p.shape[ax]
+    if n < 2:
+        return p
+    dd = diff(p, axis=ax)
+    if discont is None:
+        discont = period / 2
+    high = period / 2
+    low = -high
+    ddmod = remainder(dd - low, period) + low
+    ddmod = where((ddmod == low) & (dd > 0), high, ddmod)
+    correct = where(absolute(dd) < discont, 0.0, ddmod - dd)
+    rest = _slice_axis(p, ax, 1, n) + cumsum(correct, axis=ax)
+    return concatenate([_slice_axis(p, ax, 0, 1), rest], axis=ax)
+
+
+def _tensorinv(a: Any, ind: int = 2) -> Any:
+    a = _asarr(a)
+    ind = _static_int(ind, "numpy.linalg.tensorinv: ind")
+    if ind <= 0:
+        raise GraphcError("numpy.linalg.tensorinv: ind must be a positive integer", user_location())
+    old = tuple(a.shape)
+    front = int(np.prod(old[:ind], dtype=np.int64))
+    back = int(np.prod(old[ind:], dtype=np.int64))
+    if front != back:
+        raise ShapeError(
+            f"numpy.linalg.tensorinv: the first {ind} axes of shape {old} do not hold as many "
+            "elements as the rest",
+            user_location(),
+        )
+    return reshape(linalg.inv(reshape(a, (front, back))), old[ind:] + old[:ind])
+
+
+def _tensorsolve(a: Any, b: Any, axes: Any = None) -> Any:
+    a, b = _asarr(a), _asarr(b)
+    if axes is not None:
+        allaxes = list(range(a.ndim))
+        for k in axes:
+            allaxes.remove(k % a.ndim)
+            allaxes.insert(a.ndim, k % a.ndim)
+        a = transpose(a, allaxes)
+    rest = tuple(a.shape[b.ndim :])
+    m = int(np.prod(b.shape, dtype=np.int64))
+    k = int(np.prod(rest, dtype=np.int64))
+    if m != k or tuple(a.shape[: b.ndim]) != tuple(b.shape):
+        raise ShapeError(
+            f"numpy.linalg.tensorsolve: a of shape {tuple(a.shape)} does not fit b of shape "
+            f"{tuple(b.shape)}",
+            user_location(),
+        )
+    return reshape(linalg.solve(reshape(a, (m, k)), ravel(b)), rest)
+
+
+linalg.tensorinv = staticmethod(_tensorinv)
+linalg.tensorsolve = staticmethod(_tensorsolve)
+
+
+def _ufunc_outer(fn: Callable, name: str) -> Callable:
+    """ufunc.outer(a, b): fn of a with b's axes appended, against b."""
+
+    def handler(a: Any, b: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            raise UnsupportedError(
+                f"numpy.{name}.outer: keyword arguments {sorted(kwargs)} are not supported",
+                user_location(),
+            )
+        a, b = _asarr(a), _asarr(b)
+        return fn(reshape(a, tuple(a.shape) + (1,) * b.ndim), b)
+
+    return handler
+
+
 def _in_place_function(name: str, instead: str):
     def fn(*args: Any, **kwargs: Any) -> Any:
         raise UnsupportedError(
@@ -4141,6 +4274,11 @@ _MORE_FUNCTIONS: dict[Callable, Callable] = {
 }
 _MORE_FUNCTIONS.update(
     {
+        np.block: block,
+        np.lexsort: lexsort,
+        np.unwrap: unwrap,
+        np.linalg.tensorinv: linalg.tensorinv,
+        np.linalg.tensorsolve: linalg.tensorsolve,
         np.allclose: allclose,
         np.array_equal: array_equal,
         np.array_equiv: array_equiv,
@@ -4215,6 +4353,22 @@ HANDLED_UFUNCS.update(
 )
 
 
+for _uf, _fn in list(HANDLED_UFUNCS.items()):
+    if _uf.nin == 2 and _uf.nout == 1 and (_uf, "outer") not in HANDLED_UFUNC_METHODS:
+        HANDLED_UFUNC_METHODS[(_uf, "outer")] = _ufunc_outer(_fn, _uf.__name__)
+HANDLED_UFUNC_METHODS.update(
+    {
+        (np.add, "accumulate"): lambda a, axis=0, dtype=None, out=None: cumsum(a, axis, dtype, out),
+        (np.multiply, "accumulate"): lambda a, axis=0, dtype=None, out=None: cumprod(
+            a, axis, dtype, out
+        ),
+        (np.logaddexp, "reduce"): lambda a, axis=0, dtype=None, out=None, keepdims=False: logsumexp(
+            _float_like(a) if dtype is None else astype(a, dtype), axis, keepdims
+        ),
+    }
+)
+
+
 def _install_more_methods() -> None:
     T = Tracer
     T.conj = T.conjugate = lambda a: a
@@ -4259,7 +4413,8 @@ __all__ += [  # noqa: PLE0605
         "linspace logspace SVDResult allclose array_equal array_equiv delete insert rollaxis "
         "geomspace gradient digitize isin choose piecewise angle iscomplex real_if_close "
         "triu_indices_from tril_indices_from diag_indices_from resize partition argpartition "
-        "modf ldexp polyder polyint polyadd polysub polymul polyfit EighResult"
+        "modf ldexp polyder polyint polyadd polysub polymul polyfit EighResult block lexsort "
+        "unwrap"
     ).split()
     if n not in __all__
 ]

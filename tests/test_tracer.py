@@ -1528,7 +1528,7 @@ def test_other_shape_errors_name_the_op():
         (lambda x: np.unique(x), "numpy.unique"),
         (lambda x: np.histogram(x), "numpy.histogram"),
         (lambda x: np.fft.fft(x), "numpy.fft.fft"),
-        (lambda x: np.add.accumulate(x), "numpy.add.accumulate"),
+        (lambda x: np.maximum.accumulate(x), "numpy.maximum.accumulate"),
         (lambda x: np.tanh(x, out=x), "out="),
         (lambda x: np.where(x > 0), "np.where(cond, x, y)"),
         (lambda x: np.sum(x, where=x > 0), "where="),

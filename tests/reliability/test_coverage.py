@@ -510,6 +510,47 @@ VALUE_CASES += [
 ]
 
 
+VALUE_CASES += [
+    ("block", lambda a, b: np.block([[a, a], [b[None, :4], b[None, 1:]]]), [A34, V5]),
+    ("block-flat", lambda a: np.block([a, 2 * a]), [V5]),
+    (
+        "lexsort",
+        lambda a, b: np.lexsort((a, b)),
+        [np.array([1.0, 2, 1, 2, 1]), np.array([0.0, 0, 1, 1, 0])],
+    ),
+    ("lexsort-array-axis0", lambda k: np.lexsort(k, axis=0), [np.round(randn(2, 4, 3))]),
+    ("unwrap", np.unwrap, [np.cumsum(randn(9) * 2)]),
+    (
+        "unwrap-period-axis",
+        lambda p: np.unwrap(p, period=4.0, axis=0),
+        [np.cumsum(randn(6, 2) * 2, 0)],
+    ),
+    ("tensorinv", lambda a: np.linalg.tensorinv(a, 1), [randn(6, 2, 3)]),
+    ("tensorsolve", np.linalg.tensorsolve, [randn(2, 3, 6), randn(2, 3)]),
+    (
+        "ufunc-outer",
+        lambda a, b: (
+            np.add.outer(a, b),
+            np.multiply.outer(a, b),
+            np.maximum.outer(a, b),
+            np.subtract.outer(A34, b),
+            np.less.outer(a, b),
+        ),
+        [V5, W3],
+    ),
+    (
+        "ufunc-accumulate-logaddexp",
+        lambda a: (
+            np.add.accumulate(a),
+            np.multiply.accumulate(a, axis=1),
+            np.logaddexp.reduce(a),
+            np.logaddexp.reduce(a, axis=1),
+        ),
+        [A34],
+    ),
+]
+
+
 @pytest.mark.parametrize("fn,args", [c[1:] for c in VALUE_CASES], ids=[c[0] for c in VALUE_CASES])
 def test_values_match_numpy(fn, args):
     want = fn(*args)
@@ -725,6 +766,22 @@ GRAD_CASES += [
         "cholesky-upper",
         lambda a: np.linalg.cholesky(a, upper=True),
         [SPD3 + 0.3 * np.tril(randn(3, 3), -1)],
+    ),
+]
+
+
+GRAD_CASES += [
+    ("block", lambda a, b: np.block([[a, a * a], [b[None, :4], b[None, 1:]]]), [A34, V5]),
+    ("unwrap", np.unwrap, [np.array([0.0, 2.5, 5.9, 0.3, -2.8, 3.1])]),
+    (
+        "tensorinv-tensorsolve",
+        lambda a, b: (np.linalg.tensorinv(a, 1), np.linalg.tensorsolve(a.reshape(2, 3, 6), b)),
+        [randn(6, 2, 3) + np.eye(6).reshape(6, 2, 3) * 3, randn(2, 3)],
+    ),
+    (
+        "ufunc-outer-logaddexp",
+        lambda a, b: (np.multiply.outer(a, b), np.logaddexp.reduce(np.add.outer(a, b), axis=0)),
+        [V5, W3],
     ),
 ]
 

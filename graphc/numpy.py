@@ -1977,6 +1977,7 @@ __all__ = [
 # searchsorted (graphc/ops/sorting.py).
 
 from graphc.ops.decomp import eigh_parts as _eigh_parts  # noqa: E402
+from graphc.ops.decomp import qr_parts as _qr_parts  # noqa: E402
 from graphc.ops.decomp import svd_parts as _svd_parts  # noqa: E402
 
 
@@ -3501,6 +3502,27 @@ def _cholesky(a: Any, /, *, upper: bool = False) -> Any:
     return bind("cholesky", a)
 
 
+class QRResult(NamedTuple):
+    Q: Any
+    R: Any
+
+
+def _qr(a: Any, mode: str = "reduced") -> Any:
+    """np.linalg.qr for modes 'reduced', 'complete' and 'r'; gradients for the reduced
+    factorisation of matrices with at least as many rows as columns."""
+    if mode not in ("reduced", "complete", "r"):
+        raise UnsupportedError(
+            f"numpy.linalg.qr: mode={mode!r} is not supported ('reduced', 'complete', 'r' are)",
+            user_location(),
+        )
+    a = _matrices(a, "qr")
+    m, n = a.shape[-2:]
+    complete = mode == "complete" and m > n
+    q, r = _qr_parts(bind("qr", a, complete=complete), m, n, complete)
+    return r if mode == "r" else QRResult(q, r)
+
+
+linalg.qr = staticmethod(_qr)
 linalg.eigh = staticmethod(_eigh)
 linalg.eigvalsh = staticmethod(_eigvalsh)
 linalg.cholesky = staticmethod(_cholesky)
@@ -4271,6 +4293,7 @@ _MORE_FUNCTIONS: dict[Callable, Callable] = {
     np.linalg.eigh: linalg.eigh,
     np.linalg.eigvalsh: linalg.eigvalsh,
     np.linalg.cholesky: linalg.cholesky,
+    np.linalg.qr: linalg.qr,
 }
 _MORE_FUNCTIONS.update(
     {
@@ -4414,7 +4437,7 @@ __all__ += [  # noqa: PLE0605
         "geomspace gradient digitize isin choose piecewise angle iscomplex real_if_close "
         "triu_indices_from tril_indices_from diag_indices_from resize partition argpartition "
         "modf ldexp polyder polyint polyadd polysub polymul polyfit EighResult block lexsort "
-        "unwrap"
+        "unwrap QRResult"
     ).split()
     if n not in __all__
 ]

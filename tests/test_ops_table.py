@@ -1659,6 +1659,14 @@ row(
     fixed([[4.0, 1.0, 0.5], [-9.0, 3.0, 0.2], [-9.0, -9.0, 2.0]], F32),
     tol=1e-6,
 )
+row("qr", "qr-r-f64", lambda x: np.linalg.qr(x, mode="r"), normal(4, 3))
+row(
+    "qr",
+    "qr-q-abs-batched-f32",
+    lambda x: np.abs(np.linalg.qr(x).Q),
+    normal(2, 3, 3, dtype=F32),
+    tol=1e-5,
+)
 row(
     "searchsorted",
     "searchsorted-left-f64",

@@ -295,3 +295,92 @@ defop(
     doc="lower Cholesky factor of each symmetric positive definite (..., n, n) matrix, read "
     "from its lower triangle as np.linalg.cholesky",
 )
+
+
+# -- QR ------------------------------------------------------------------------------------------
+# Q (..., m, kq) and R (..., kq, n) joined on a last axis; kq = min(m, n), or m when complete.
+# Gradients exist for the reduced factorisation of matrices with m >= n (R square and
+# invertible): dQ = Q (Ω - Qᵀ dA R⁻¹) + dA R⁻¹ and dR = (Qᵀ dA R⁻¹ - Ω) R, with Ω the
+# skew-symmetric part built from the strict lower triangle of Qᵀ dA R⁻¹; the reverse rule is
+# gA = (gQ + Q copyltu(M)) R⁻ᵀ with M = R gRᵀ - gQᵀ Q and copyltu(M) = tril(M) + tril(M, -1)ᵀ.
+
+
+def _qr_dims(m: int, n: int, complete: bool) -> int:
+    return m if complete else min(m, n)
+
+
+def _qr_rule(a: Aval, *, complete: bool) -> Aval:
+    if a.ndim < 2:
+        raise ShapeError(f"qr: needs a stack of matrices (..., m, n), got {a}")
+    if a.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise DTypeError(f"qr: needs float32 or float64 matrices, got {a}")
+    m, n = a.shape[-2:]
+    k = _qr_dims(m, n, complete)
+    return Aval(a.shape[:-2] + (m * k + k * n,), a.dtype)
+
+
+def _qr_impl(a: np.ndarray, *, complete: bool) -> np.ndarray:
+    q, r = np.linalg.qr(a, mode="complete" if complete else "reduced")
+    batch = a.shape[:-2]
+    parts = [q.reshape(batch + (-1,)), r.reshape(batch + (-1,))]
+    return np.concatenate(parts, axis=-1).astype(a.dtype, copy=False)
+
+
+def qr_parts(packed: Any, m: int, n: int, complete: bool) -> tuple[Any, Any]:
+    """Q (..., m, k) and R (..., k, n) from a `qr` result."""
+    k = _qr_dims(m, n, complete)
+    batch = tuple(packed.shape[:-1])
+    q = np.reshape(packed[..., : m * k], batch + (m, k))
+    r = np.reshape(packed[..., m * k :], batch + (k, n))
+    return q, r
+
+
+def _qr_factors(out: Any, a: Any, complete: bool) -> tuple[Any, Any]:
+    m, n = a.shape[-2:]
+    if m < n or (complete and m != n):
+        node = getattr(out, "node", None)
+        raise GraphcError(
+            "qr: gradients need a matrix with at least as many rows as columns and "
+            "mode='reduced' (R square)",
+            node.meta.loc if node is not None and node.meta is not None else None,
+        )
+    return qr_parts(out, m, n, complete)
+
+
+def _right_solve_t(r: Any, x: Any) -> Any:
+    """x R⁻ᵀ, by one solve with R."""
+    return _mT(bind("solve", r, _mT(x)))
+
+
+def _qr_jvp(ts: tuple, out: Any, a: Any, *, complete: bool) -> Any:
+    q, r = _qr_factors(out, a, complete)
+    da_rinv = _mT(bind("solve", _mT(r), _mT(ts[0])))  # dA R⁻¹
+    x = _mT(q) @ da_rinv
+    low = _tri(x, True, -1)
+    omega = low - _mT(low)
+    dq = q @ (omega - x) + da_rinv
+    dr = (x - omega) @ r
+    batch = tuple(dq.shape[:-2])
+    return np.concatenate([np.reshape(dq, batch + (-1,)), np.reshape(dr, batch + (-1,))], axis=-1)
+
+
+def _qr_vjp(g: Any, out: Any, a: Any, *, complete: bool) -> tuple:
+    q, r = _qr_factors(out, a, complete)
+    m, n = a.shape[-2:]
+    gq, gr = qr_parts(g, m, n, complete)
+    mm = r @ _mT(gr) - _mT(gq) @ q
+    sym = _tri(mm, True) + _mT(_tri(mm, True, -1))
+    return (_right_solve_t(r, gq + q @ sym),)
+
+
+defop(
+    "qr",
+    Kind.OTHER,
+    _qr_rule,
+    _qr_impl,
+    arity=1,
+    vjp=_qr_vjp,
+    jvp=_qr_jvp,
+    doc="QR factorisation of each (..., m, n) matrix as np.linalg.qr: Q and R joined on a last "
+    "axis; gradients for mode='reduced' with m >= n",
+)

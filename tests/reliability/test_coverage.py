@@ -551,6 +551,20 @@ VALUE_CASES += [
 ]
 
 
+VALUE_CASES += [
+    *[
+        (
+            f"qr-{mode}-{'x'.join(map(str, shape))}",
+            lambda a, mode=mode: np.linalg.qr(a, mode=mode),
+            [randn(*shape)],
+        )
+        for mode in ("reduced", "complete", "r")
+        for shape in ((4, 3), (3, 3), (3, 5), (2, 4, 2))
+    ],
+    ("qr-f32-fields", lambda a: np.linalg.qr(a).R, [randn(4, 3, dtype=np.float32)]),
+]
+
+
 @pytest.mark.parametrize("fn,args", [c[1:] for c in VALUE_CASES], ids=[c[0] for c in VALUE_CASES])
 def test_values_match_numpy(fn, args):
     want = fn(*args)
@@ -783,6 +797,13 @@ GRAD_CASES += [
         lambda a, b: (np.multiply.outer(a, b), np.logaddexp.reduce(np.add.outer(a, b), axis=0)),
         [V5, W3],
     ),
+]
+
+
+GRAD_CASES += [
+    ("qr-tall", lambda a: tuple(np.linalg.qr(a)), [A43]),
+    ("qr-square-batch", lambda a: tuple(np.linalg.qr(a)), [randn(2, 3, 3)]),
+    ("qr-r", lambda a: np.linalg.qr(a, mode="r"), [randn(5, 2)]),
 ]
 
 
@@ -1117,6 +1138,16 @@ def test_errors_name_the_user_line(marker, words, fn):
     e = _error(graphc.GraphcError, fn, A34)
     assert words in str(e), str(e)
     assert e.location is not None and e.location.endswith(f"{HERE}:{line_of(marker)}"), str(e)
+
+
+def test_wide_qr_gradient_error_names_the_line():
+    def f(a):
+        return np.sum(np.linalg.qr(a).Q)  # qr-wide-grad
+
+    with pytest.raises(graphc.GraphcError) as info:
+        graphc.grad(f)(A34)
+    assert "at least as many rows as columns" in str(info.value)
+    assert info.value.location.endswith(f"{HERE}:{line_of('qr-wide-grad')}"), str(info.value)
 
 
 def test_full_matrices_gradient_error_names_the_line():

@@ -4418,6 +4418,19 @@ def _install_more_methods() -> None:
     ]:
         setattr(T, name, _in_place(name, instead))
     T.nonzero = lambda a: _data_dependent("ndarray.nonzero")()
+    T.itemsize = property(lambda a: a.dtype.itemsize)
+    T.nbytes = property(lambda a: a.size * a.dtype.itemsize)
+
+    def _view(a: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            raise UnsupportedError(
+                "ndarray.view(dtype) reinterprets the bytes, which graphc does not trace; "
+                "use astype to convert values",
+                user_location(),
+            )
+        return a
+
+    T.view = _view
 
 
 _install_more_methods()

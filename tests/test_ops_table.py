@@ -1637,7 +1637,7 @@ row(
     normal(2, 3, 5, dtype=F32),
     tol=1e-5,
 )
-row("svd", "svd-full-u-abs", lambda x: np.abs(np.linalg.svd(x)[0]), normal(4, 2))
+row("svd", "svd-full-square-u-abs", lambda x: np.abs(np.linalg.svd(x)[0]), normal(2, 3, 3))
 row("eigh", "eigh-values-f64", np.linalg.eigvalsh, normal(2, 4, 4))
 row(
     "eigh",

@@ -565,6 +565,11 @@ VALUE_CASES += [
 ]
 
 
+VALUE_CASES += [
+    ("tracer-attributes", lambda a: (a * a.itemsize, a * a.nbytes, a.view()), [A34]),
+]
+
+
 @pytest.mark.parametrize("fn,args", [c[1:] for c in VALUE_CASES], ids=[c[0] for c in VALUE_CASES])
 def test_values_match_numpy(fn, args):
     want = fn(*args)
@@ -1129,6 +1134,11 @@ ERROR_CASES = [
         "union1d",
         "depends on the values",
         lambda a: np.union1d(a[0], a[1]),  # union1d
+    ),
+    (
+        "view-dtype",
+        "reinterprets the bytes",
+        lambda a: a.view(np.int64),  # view-dtype
     ),
 ]
 

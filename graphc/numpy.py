@@ -2030,6 +2030,14 @@ def _einsum_prepare(spec: str, operands: Sequence[Any]) -> tuple[str, list[Any]]
                 ops[i] = broadcast_to(x, want)
             ins[i] = s.replace("...", letters[width - d :])
         out = out.replace("...", letters)
+    inputs = set("".join(ins))
+    for c in out:
+        if c not in inputs or out.count(c) > 1:
+            raise ShapeError(
+                f"einsum: output index {c!r} "
+                + ("appears more than once" if c in inputs else "is not in any operand"),
+                user_location(),
+            )
     for i, (s, x) in enumerate(zip(ins, ops, strict=True)):
         if len(s) != x.ndim:
             raise ShapeError(
@@ -2148,7 +2156,12 @@ _PAD_STAT = {"maximum": "max", "minimum": "min", "mean": "mean", "median": "medi
 def _pad_widths(a: Any, width: Any, what: str) -> list[tuple[int, int]]:
     if isinstance(width, Tracer):
         raise UnsupportedError(f"np.pad: {what} must be Python ints, not traced", user_location())
-    w = np.asarray(width)
+    try:
+        w = np.asarray(width)
+    except ValueError:
+        raise ShapeError(
+            f"np.pad: {what} {width!r} is not a regular array", user_location()
+        ) from None
     if w.dtype.kind not in "iu":
         raise GraphcError(f"np.pad: {what} must be integers, got {width!r}", user_location())
     try:
@@ -2448,7 +2461,10 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool,
             f"{', '.join(_QUANTILE_METHODS)})",
             user_location(),
         )
-    qa = np.asarray(q, dtype=np.float64)
+    try:
+        qa = np.asarray(q, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GraphcError(f"np.{name}: q must be numbers, got {q!r}", user_location()) from None
     if np.any(~((qa >= 0) & (qa <= 1))):
         what = (
             "Percentiles must be in the range [0, 100]"
@@ -3674,6 +3690,8 @@ def insert(arr: Any, obj: Any, values: Any, axis: Any = None) -> Any:
         # one position: values may hold several entries along the axis (as NumPy)
         vals = moveaxis(vals, 0, ax)
         idx = np.full(vals.shape[ax], idx[0])
+    elif idx.size == 1:  # NumPy: a one-element list inserts every entry of values there
+        idx = np.full(vals.shape[ax], idx[0])
     shape = list(arr.shape)
     shape[ax] = idx.size
     try:
@@ -3708,7 +3726,7 @@ def geomspace(
 ) -> Any:
     """num values spaced evenly on a log scale from start to stop (of one sign)."""
     start, stop = _asarr(start), _asarr(stop)
-    if not _any_traced(start, stop) and (np.any(start == 0) or np.any(stop == 0)):
+    if builtins.any(not isinstance(e, Tracer) and np.any(e == 0) for e in (start, stop)):
         raise GraphcError("np.geomspace: geometric sequence cannot include zero", user_location())
     y = exp(linspace(log(absolute(start)), log(absolute(stop)), num, endpoint, axis=0))
     y = y * expand_dims(sign(start), 0)
@@ -4084,11 +4102,13 @@ def block(arrays: Any) -> Any:
     nd = builtins.max([d] + [a.ndim for a in leaves(arrays)])
 
     def build(x: Any, level: int) -> Any:
+        if isinstance(x, list) != (level < d):
+            raise ShapeError("np.block: list depths are mismatched", user_location())
         if not isinstance(x, list):
             a = _asarr(x)
             return reshape(a, (1,) * (nd - a.ndim) + tuple(a.shape))
-        if depth(x) != d - level:
-            raise ShapeError("np.block: list depths are mismatched", user_location())
+        if not x:
+            raise ShapeError("np.block: lists cannot be empty", user_location())
         return concatenate([build(e, level + 1) for e in x], axis=-(d - level))
 
     if d == 0:

@@ -570,6 +570,19 @@ VALUE_CASES += [
 ]
 
 
+VALUE_CASES += [
+    (
+        "insert-one-element-list",
+        lambda a: (
+            np.insert(a, [1], a, axis=1),
+            np.insert(a, [1], [[7.0], [8.0], [9.0]], axis=1),
+            np.insert(a[0], [2], [7.0, 8.0]),
+        ),
+        [A34],
+    ),
+]
+
+
 @pytest.mark.parametrize("fn,args", [c[1:] for c in VALUE_CASES], ids=[c[0] for c in VALUE_CASES])
 def test_values_match_numpy(fn, args):
     want = fn(*args)
@@ -1139,6 +1152,41 @@ ERROR_CASES = [
         "view-dtype",
         "reinterprets the bytes",
         lambda a: a.view(np.int64),  # view-dtype
+    ),
+    (
+        "einsum-out-letter",
+        "not in any operand",
+        lambda a: np.einsum("ij->k", a),  # einsum-out-letter
+    ),
+    (
+        "einsum-out-twice",
+        "more than once",
+        lambda a: np.einsum("ij->ii", a),  # einsum-out-twice
+    ),
+    (
+        "block-depths",
+        "depths are mismatched",
+        lambda a: np.block([[a], a]),  # block-depths
+    ),
+    (
+        "block-empty",
+        "cannot be empty",
+        lambda a: np.block([[], [a]]),  # block-empty
+    ),
+    (
+        "geomspace-zero",
+        "cannot include zero",
+        lambda a: np.geomspace(0.0, a[0, 0], 3),  # geomspace-zero
+    ),
+    (
+        "pad-ragged",
+        "not a regular array",
+        lambda a: np.pad(a, [[1, 2], [3]]),  # pad-ragged
+    ),
+    (
+        "quantile-q-text",
+        "q must be numbers",
+        lambda a: np.quantile(a, [0.5, "x"]),  # quantile-q-text
     ),
 ]
 

@@ -4207,6 +4207,37 @@ def _ufunc_outer(fn: Callable, name: str) -> Callable:
     return handler
 
 
+_round_whole = round
+
+
+def round(x: Any, decimals: int = 0, out: Any = None) -> Any:  # noqa: A001, F811
+    """x rounded to the given number of decimals, as NumPy computes it: rint(x * 10**d) / 10**d
+    (rint(x / 10**-d) * 10**-d for negative d), halves to even.
+
+    Example:
+        >>> round(np.array([1.2345, 2.5, 15.0]), 1)
+        array([ 1.2,  2.5, 15. ])
+    """
+    d = _static_int(decimals, "np.round: decimals")
+    if d == 0:
+        return _round_whole(x, 0, out)
+    _no_extras("round", out)
+    x = _asarr(x)
+    if x.dtype.kind in "biu":
+        if d > 0:
+            return x
+        f = 10.0 ** (-d)
+        return astype(rint(astype(x, np.float64) / f) * f, x.dtype)
+    if d > 0:
+        f = np.asarray(10.0**d, x.dtype)
+        return rint(x * f) / f
+    f = np.asarray(10.0 ** (-d), x.dtype)
+    return rint(x / f) * f
+
+
+around = round
+
+
 def _in_place_function(name: str, instead: str):
     def fn(*args: Any, **kwargs: Any) -> Any:
         raise UnsupportedError(
@@ -4317,6 +4348,8 @@ _MORE_FUNCTIONS: dict[Callable, Callable] = {
 }
 _MORE_FUNCTIONS.update(
     {
+        np.round: round,
+        np.around: around,
         np.block: block,
         np.lexsort: lexsort,
         np.unwrap: unwrap,
@@ -4438,6 +4471,7 @@ def _install_more_methods() -> None:
     ]:
         setattr(T, name, _in_place(name, instead))
     T.nonzero = lambda a: _data_dependent("ndarray.nonzero")()
+    T.round = lambda a, decimals=0, out=None: round(a, decimals, out)
     T.itemsize = property(lambda a: a.dtype.itemsize)
     T.nbytes = property(lambda a: a.size * a.dtype.itemsize)
 

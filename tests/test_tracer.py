@@ -538,9 +538,16 @@ def test_round():
     check(np.round, I32)  # integers come back unchanged, with their dtype
 
 
-def test_round_with_decimals_is_unsupported():
-    with pytest.raises(graphc.UnsupportedError, match="decimals"):
-        graphc.trace(lambda a: np.round(a, 2), X)
+def test_round_with_decimals_matches_numpy():
+    v = np.array([1.2345, -2.5, 0.125, 2.675, 1e300, -0.0049])
+    for d in (2, 1, -1, -2):
+        for x in (v, v.astype(np.float32), np.array([15, 25, -35, 149], dtype=np.int32)):
+            got = graphc.jit(lambda a, d=d: np.round(a, d), backend="interpreter")(x)
+            want = np.round(x, d)
+            assert got.dtype == want.dtype, (d, x.dtype)
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(graphc.GraphcError, match="decimals must be an integer"):
+        graphc.trace(lambda a: np.round(a, 1.5), X)
 
 
 @pytest.mark.parametrize("f", [np.any, np.all])

@@ -583,6 +583,20 @@ VALUE_CASES += [
 ]
 
 
+VALUE_CASES += [
+    (
+        "round-decimals",
+        lambda a: (np.round(a, 2), np.around(a, -1), a.round(1), np.round(a * 1e3, -2)),
+        [randn(3, 4) * 50],
+    ),
+    (
+        "round-decimals-f32-int",
+        lambda a, i: (np.round(a, 3), np.round(i, -1), np.round(i, 2)),
+        [randn(5, dtype=np.float32), I34],
+    ),
+]
+
+
 @pytest.mark.parametrize("fn,args", [c[1:] for c in VALUE_CASES], ids=[c[0] for c in VALUE_CASES])
 def test_values_match_numpy(fn, args):
     want = fn(*args)

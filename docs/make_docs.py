@@ -370,6 +370,11 @@ SAMPLES: dict[str, tuple[list[str], dict]] = {
     "inv": (["f32[3,3]"], {}),
     "solve": (["f32[3,3]", "f32[3,2]"], {}),
     "det": (["f32[3,3]"], {}),
+    "svd": (["f32[4,3]"], {"full_matrices": False}),
+    "eigh": (["f32[3,3]"], {"lower": True}),
+    "cholesky": (["f32[3,3]"], {}),
+    "qr": (["f32[4,3]"], {"complete": False}),
+    "searchsorted": (["f32[8]", "f32[4]"], {"side": "left"}),
     "logabsdet": (["f32[3,3]"], {}),
     "detsign": (["f32[3,3]"], {}),
 }

@@ -390,9 +390,9 @@ ERROR_CASES = [
     ),
     (
         "err-norm-nuc",
-        graphc.UnsupportedError,
-        "singular values",
-        lambda x: np.linalg.norm(x, "nuc"),  # err-norm-nuc
+        graphc.GraphcError,
+        "invalid norm order 'nuc' for vectors",
+        lambda x: np.linalg.norm(x, "nuc", axis=0),  # err-norm-nuc
     ),
     (
         "err-norm-vec-ord",

@@ -1629,6 +1629,58 @@ row(
 )
 row("detsign", "detsign-f64", lambda x: np.linalg.slogdet(x)[0], normal(3, 4, 4))
 row("detsign", "detsign-singular", lambda x: np.linalg.slogdet(x).sign, fixed([[1.0, 2], [2, 4]]))
+row("svd", "svd-values-f64", lambda x: np.linalg.svd(x, compute_uv=False), normal(4, 3))
+row(
+    "svd",
+    "svd-reconstruct-batched-f32",
+    lambda x: (lambda u, s, vh: (u * s[..., None, :]) @ vh)(*np.linalg.svd(x, full_matrices=False)),
+    normal(2, 3, 5, dtype=F32),
+    tol=1e-5,
+)
+row("svd", "svd-full-square-u-abs", lambda x: np.abs(np.linalg.svd(x)[0]), normal(2, 3, 3))
+row("eigh", "eigh-values-f64", np.linalg.eigvalsh, normal(2, 4, 4))
+row(
+    "eigh",
+    "eigh-vectors-abs-upper-f32",
+    lambda x: np.abs(np.linalg.eigh(x, "U")[1]),
+    normal(3, 3, dtype=F32),
+    tol=1e-5,
+)
+row(
+    "cholesky",
+    "cholesky-lower-triangle-read-f64",
+    np.linalg.cholesky,
+    fixed([[4.0, 9.0, 9.0], [1.0, 3.0, 9.0], [0.5, 0.2, 2.0]]),
+)
+row(
+    "cholesky",
+    "cholesky-upper-f32",
+    lambda x: np.linalg.cholesky(x, upper=True),
+    fixed([[4.0, 1.0, 0.5], [-9.0, 3.0, 0.2], [-9.0, -9.0, 2.0]], F32),
+    tol=1e-6,
+)
+row("qr", "qr-r-f64", lambda x: np.linalg.qr(x, mode="r"), normal(4, 3))
+row(
+    "qr",
+    "qr-q-abs-batched-f32",
+    lambda x: np.abs(np.linalg.qr(x).Q),
+    normal(2, 3, 3, dtype=F32),
+    tol=1e-5,
+)
+row(
+    "searchsorted",
+    "searchsorted-left-f64",
+    lambda a, v: np.searchsorted(a, v),
+    fixed([-1.0, 0.0, 0.0, 2.5]),
+    fixed([[-2.0, 0.0], [1.0, 3.0]]),
+)
+row(
+    "searchsorted",
+    "searchsorted-right-i32",
+    lambda a, v: np.searchsorted(a, v, side="right"),
+    fixed([1, 3, 3, 7], I32),
+    fixed([3, 0, 8], I32),
+)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Example:
 """
 
 from graphc.ir import Aval, Const, TupleAval
-from graphc.ops import contract, elementwise, reduce, shape  # noqa: F401  (registers ops)
+from graphc.ops import contract, decomp, elementwise, reduce, shape, sorting  # noqa: F401  (registers ops)
 from graphc.ops.elementwise import Masked
 from graphc.ops.registry import REGISTRY, Kind, OpDef, apply, bind, defop, get
 from graphc.ops.shape import sum_to_shape

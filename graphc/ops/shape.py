@@ -90,7 +90,7 @@ defop(
     "broadcast_to",
     Kind.SHAPE,
     _broadcast_rule,
-    lambda x, *, shape: np.ascontiguousarray(np.broadcast_to(x, shape)),
+    lambda x, *, shape: np.array(np.broadcast_to(x, shape), order="C"),  # 0-d stays 0-d
     doc="x repeated along new or unit axes to shape; its gradient sums them back",
     arity=1,
     vjp=lambda g, out, x, *, shape: (sum_to_shape(g, x.shape),),

@@ -38,6 +38,10 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
     """Run tape `code` over blocks [blo, bhi) of an n-element space."""
     R = np.empty((nregs, block), np.float32)
     nacc = acc.shape[1]
+    zero = np.float32(0)
+    lv1 = np.zeros(nacc, np.float32)
+    lv2 = np.zeros(nacc, np.float32)
+    summed = np.zeros(nacc, np.bool_)
     for blk in range(blo, bhi):
         s = blk * block
         m = min(block, n - s)
@@ -68,10 +72,30 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                 for i in range(m):
                     R[d, i] = v
             elif op == 4:  # sum into accumulator d
-                t = acc[chunk, d]
-                for i in range(m):
-                    t += R[a, i]
-                acc[chunk, d] = t
+                # eight interleaved partial sums per block, then a cascade over blocks: the
+                # rounding error grows with a few levels of at most 64 terms, not with n
+                t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
+                i8 = m - m % 8
+                for i in range(0, i8, 8):
+                    t0 += R[a, uint64(i)]
+                    t1 += R[a, uint64(i + 1)]
+                    t2 += R[a, uint64(i + 2)]
+                    t3 += R[a, uint64(i + 3)]
+                    t4 += R[a, uint64(i + 4)]
+                    t5 += R[a, uint64(i + 5)]
+                    t6 += R[a, uint64(i + 6)]
+                    t7 += R[a, uint64(i + 7)]
+                for i in range(i8, m):
+                    t0 += R[a, uint64(i)]
+                lv1[d] += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+                summed[d] = True
+                nb = blk - blo + 1
+                if (nb & 63) == 0:
+                    lv2[d] += lv1[d]
+                    lv1[d] = zero
+                    if (nb & 4095) == 0:
+                        acc[chunk, d] += lv2[d]
+                        lv2[d] = zero
             elif op == 5:  # max (NaN wins)
                 t = acc[chunk, d]
                 for i in range(m):
@@ -215,6 +239,9 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     v = R[a, i]
                     R[d, i] = sin_f32(v)
                     R[c, i] = cos_f32(v)
+    for j in range(nacc):
+        if summed[j]:
+            acc[chunk, j] += lv2[j] + lv1[j]
     return nacc
 
 _cf64_0 = np.float64(1.0)
@@ -227,6 +254,10 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
     """Run tape `code` over blocks [blo, bhi) of an n-element space."""
     R = np.empty((nregs, block), np.float64)
     nacc = acc.shape[1]
+    zero = np.float64(0)
+    lv1 = np.zeros(nacc, np.float64)
+    lv2 = np.zeros(nacc, np.float64)
+    summed = np.zeros(nacc, np.bool_)
     for blk in range(blo, bhi):
         s = blk * block
         m = min(block, n - s)
@@ -257,10 +288,30 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                 for i in range(m):
                     R[d, i] = v
             elif op == 4:  # sum into accumulator d
-                t = acc[chunk, d]
-                for i in range(m):
-                    t += R[a, i]
-                acc[chunk, d] = t
+                # eight interleaved partial sums per block, then a cascade over blocks: the
+                # rounding error grows with a few levels of at most 64 terms, not with n
+                t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
+                i8 = m - m % 8
+                for i in range(0, i8, 8):
+                    t0 += R[a, uint64(i)]
+                    t1 += R[a, uint64(i + 1)]
+                    t2 += R[a, uint64(i + 2)]
+                    t3 += R[a, uint64(i + 3)]
+                    t4 += R[a, uint64(i + 4)]
+                    t5 += R[a, uint64(i + 5)]
+                    t6 += R[a, uint64(i + 6)]
+                    t7 += R[a, uint64(i + 7)]
+                for i in range(i8, m):
+                    t0 += R[a, uint64(i)]
+                lv1[d] += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+                summed[d] = True
+                nb = blk - blo + 1
+                if (nb & 63) == 0:
+                    lv2[d] += lv1[d]
+                    lv1[d] = zero
+                    if (nb & 4095) == 0:
+                        acc[chunk, d] += lv2[d]
+                        lv2[d] = zero
             elif op == 5:  # max (NaN wins)
                 t = acc[chunk, d]
                 for i in range(m):
@@ -404,5 +455,8 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     v = R[a, i]
                     R[d, i] = sin_f64(v)
                     R[c, i] = cos_f64(v)
+    for j in range(nacc):
+        if summed[j]:
+            acc[chunk, j] += lv2[j] + lv1[j]
     return nacc
 

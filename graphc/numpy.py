@@ -150,6 +150,9 @@ negative = _ufunc("neg", np.negative)
 absolute = abs = _ufunc("abs", np.absolute)
 sign = _ufunc("sign", np.sign)
 exp = _ufunc("exp", np.exp)
+exp2 = _ufunc("exp2", np.exp2)
+log2 = _ufunc("log2", np.log2)
+log10 = _ufunc("log10", np.log10)
 log = _ufunc("log", np.log)
 log1p = _ufunc("log1p", np.log1p)
 expm1 = _ufunc("expm1", np.expm1)
@@ -256,18 +259,6 @@ def isnan(x: Any) -> Any:
 
 def isinf(x: Any) -> Any:
     return logical_and(logical_not(isfinite(x)), logical_not(isnan(x)))
-
-
-def log2(x: Any) -> Any:
-    return log(x) * (1 / math.log(2))
-
-
-def log10(x: Any) -> Any:
-    return log(x) * (1 / math.log(10))
-
-
-def exp2(x: Any) -> Any:
-    return exp(_float_like(x) * math.log(2))
 
 
 def logaddexp(a: Any, b: Any) -> Any:

@@ -38,6 +38,8 @@ from graphc.codegen.mathlib import (
     cosh_f64,
     erf_f32,
     erf_f64,
+    exp2_f32,
+    exp2_f64,
     exp_f32,
     exp_f64,
     expm1_f32,
@@ -48,6 +50,10 @@ from graphc.codegen.mathlib import (
     hypot_f64,
     log1p_f32,
     log1p_f64,
+    log2_f32,
+    log2_f64,
+    log10_f32,
+    log10_f64,
     log_f32,
     log_f64,
     sigmoid_f32,
@@ -66,7 +72,7 @@ from graphc.codegen.mathlib import (
 
 OPS = (
     "exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan",
-    "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
+    "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "exp2", "log2", "log10",
 )  # fmt: skip
 BINARY = ("atan2", "hypot", "floor_divide")
 NUMPY_NAME = dict(asin="arcsin", acos="arccos", atan="arctan", asinh="arcsinh", acosh="arccosh",
@@ -79,10 +85,10 @@ DTYPES = {"f32": np.float32, "f64": np.float64}
 MAX_ULP = {
     "f32": dict(exp=1, expm1=1, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=1, sin=1, cos=1,
                 tan=1, sinh=1, cosh=1, asin=1, acos=1, atan=1, asinh=1, acosh=1, atanh=1,
-                atan2=1, hypot=1, floor_divide=0),
+                atan2=1, hypot=1, floor_divide=0, exp2=1, log2=1, log10=1),
     "f64": dict(exp=1, expm1=2, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=2, sin=2, cos=2,
                 tan=4, sinh=2, cosh=2, asin=2, acos=2, atan=1, asinh=2, acosh=2, atanh=2,
-                atan2=2, hypot=1, floor_divide=0),
+                atan2=2, hypot=1, floor_divide=0, exp2=1, log2=1, log10=1),
 }  # fmt: skip
 TRIG_RANGE = {"f32": 2.0**35 * math.pi / 2, "f64": 2.0**29 * math.pi / 2}
 FASTMATH = {"contract", "reassoc", "arcp"}
@@ -123,6 +129,15 @@ def _more_f32(x, out):
         out[16, i] = asinh_f32(v)
         out[17, i] = acosh_f32(v)
         out[18, i] = atanh_f32(v)
+
+
+@njit(error_model="numpy")
+def _exp_log_f32(x, out):
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[19, i] = exp2_f32(v)
+        out[20, i] = log2_f32(v)
+        out[21, i] = log10_f32(v)
 
 
 @njit(error_model="numpy")
@@ -167,6 +182,15 @@ def _more_f64(x, out):
 
 
 @njit(error_model="numpy")
+def _exp_log_f64(x, out):
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[19, i] = exp2_f64(v)
+        out[20, i] = log2_f64(v)
+        out[21, i] = log10_f64(v)
+
+
+@njit(error_model="numpy")
 def _binary_f64(x, y, out):
     for i in range(x.shape[0]):
         out[0, i] = atan2_f64(x[i], y[i])
@@ -180,7 +204,10 @@ def _erf_ref(x, out):
         out[i] = math.erf(x[i])
 
 
-_STRICT = {"f32": (_all_f32, _more_f32), "f64": (_all_f64, _more_f64)}
+_STRICT = {
+    "f32": (_all_f32, _more_f32, _exp_log_f32),
+    "f64": (_all_f64, _more_f64, _exp_log_f64),
+}
 # not cached, so that their LLVM IR can be inspected; default error_model ("python")
 _FAST = {dt: tuple(njit(fastmath=FASTMATH)(k.py_func) for k in ks) for dt, ks in _STRICT.items()}
 

@@ -9,7 +9,7 @@ import numpy as np
 from numba import carray, njit, types, uint64
 from numba.extending import intrinsic
 
-from graphc.codegen.mathlib import cos_f32, cos_f64, erf_f32, erf_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log1p_f32, log1p_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
+from graphc.codegen.mathlib import cos_f32, cos_f64, erf_f32, erf_f64, exp2_f32, exp2_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log10_f32, log10_f64, log1p_f32, log1p_f64, log2_f32, log2_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
 
 
 def _ptr_intrinsic(nbtype):
@@ -116,7 +116,7 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     R[d, i] = abs(R[a, i])
             elif op == 12:  # sign
                 for i in range(m):
-                    R[d, i] = np.sign(R[a, i])
+                    R[d, i] = (_cf32_0 if R[a, i] > _cf32_1 else (-_cf32_0 if R[a, i] < _cf32_1 else R[a, i] + _cf32_1))
             elif op == 13:  # exp
                 for i in range(m):
                     R[d, i] = exp_f32(R[a, i])
@@ -177,64 +177,73 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 32:  # logical_not
                 for i in range(m):
                     R[d, i] = np.float32((not (R[a, i] != 0)))
-            elif op == 33:  # add
+            elif op == 33:  # exp2
+                for i in range(m):
+                    R[d, i] = exp2_f32(R[a, i])
+            elif op == 34:  # log2
+                for i in range(m):
+                    R[d, i] = log2_f32(R[a, i])
+            elif op == 35:  # log10
+                for i in range(m):
+                    R[d, i] = log10_f32(R[a, i])
+            elif op == 36:  # add
                 for i in range(m):
                     R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 34:  # sub
+            elif op == 37:  # sub
                 for i in range(m):
                     R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 35:  # mul
+            elif op == 38:  # mul
                 for i in range(m):
                     R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 36:  # div
+            elif op == 39:  # div
                 for i in range(m):
                     R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 37:  # pow
+            elif op == 40:  # pow
                 for i in range(m):
                     R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 38:  # maximum
+            elif op == 41:  # maximum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 39:  # minimum
+            elif op == 42:  # minimum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 40:  # lt
+            elif op == 43:  # lt
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] < R[ub, i]))
-            elif op == 41:  # le
+            elif op == 44:  # le
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] <= R[ub, i]))
-            elif op == 42:  # gt
+            elif op == 45:  # gt
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] > R[ub, i]))
-            elif op == 43:  # ge
+            elif op == 46:  # ge
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] >= R[ub, i]))
-            elif op == 44:  # eq
+            elif op == 47:  # eq
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] == R[ub, i]))
-            elif op == 45:  # ne
+            elif op == 48:  # ne
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] != R[ub, i]))
-            elif op == 46:  # logical_and
+            elif op == 49:  # logical_and
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 47:  # logical_or
+            elif op == 50:  # logical_or
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 48:  # logical_xor
+            elif op == 51:  # logical_xor
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 49:  # where
+            elif op == 52:  # where
                 for i in range(m):
                     R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 50:  # integer_pow (n in b)
+            elif op == 53:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 51:  # copies
+            elif op == 54:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 52:  # sin into d, cos into c
+            elif op == 55:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f32(v)
@@ -332,7 +341,7 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     R[d, i] = abs(R[a, i])
             elif op == 12:  # sign
                 for i in range(m):
-                    R[d, i] = np.sign(R[a, i])
+                    R[d, i] = (_cf64_0 if R[a, i] > _cf64_1 else (-_cf64_0 if R[a, i] < _cf64_1 else R[a, i] + _cf64_1))
             elif op == 13:  # exp
                 for i in range(m):
                     R[d, i] = exp_f64(R[a, i])
@@ -393,64 +402,73 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 32:  # logical_not
                 for i in range(m):
                     R[d, i] = np.float64((not (R[a, i] != 0)))
-            elif op == 33:  # add
+            elif op == 33:  # exp2
+                for i in range(m):
+                    R[d, i] = exp2_f64(R[a, i])
+            elif op == 34:  # log2
+                for i in range(m):
+                    R[d, i] = log2_f64(R[a, i])
+            elif op == 35:  # log10
+                for i in range(m):
+                    R[d, i] = log10_f64(R[a, i])
+            elif op == 36:  # add
                 for i in range(m):
                     R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 34:  # sub
+            elif op == 37:  # sub
                 for i in range(m):
                     R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 35:  # mul
+            elif op == 38:  # mul
                 for i in range(m):
                     R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 36:  # div
+            elif op == 39:  # div
                 for i in range(m):
                     R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 37:  # pow
+            elif op == 40:  # pow
                 for i in range(m):
                     R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 38:  # maximum
+            elif op == 41:  # maximum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 39:  # minimum
+            elif op == 42:  # minimum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 40:  # lt
+            elif op == 43:  # lt
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] < R[ub, i]))
-            elif op == 41:  # le
+            elif op == 44:  # le
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] <= R[ub, i]))
-            elif op == 42:  # gt
+            elif op == 45:  # gt
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] > R[ub, i]))
-            elif op == 43:  # ge
+            elif op == 46:  # ge
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] >= R[ub, i]))
-            elif op == 44:  # eq
+            elif op == 47:  # eq
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] == R[ub, i]))
-            elif op == 45:  # ne
+            elif op == 48:  # ne
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] != R[ub, i]))
-            elif op == 46:  # logical_and
+            elif op == 49:  # logical_and
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 47:  # logical_or
+            elif op == 50:  # logical_or
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 48:  # logical_xor
+            elif op == 51:  # logical_xor
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 49:  # where
+            elif op == 52:  # where
                 for i in range(m):
                     R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 50:  # integer_pow (n in b)
+            elif op == 53:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 51:  # copies
+            elif op == 54:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 52:  # sin into d, cos into c
+            elif op == 55:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f64(v)

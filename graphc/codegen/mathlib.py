@@ -551,6 +551,119 @@ def log_f64(x):
 
 
 # ---------------------------------------------------------------------------------------------
+# log2, log10 (float64): log(m) = hi + lo with hi holding only the leading 21 bits, so hi times
+# the leading part of 1/ln2 (1/ln10) is exact; the exponent's part e log10(2) is exact as well.
+# The pieces add from small to large, so log2(2^k) = k and log10(10^k) = k exactly and the
+# result is within 1 ulp everywhere. float32: computed from the float64 version, rounded once.
+
+_IVLN2HI, _IVLN2LO = _f8(1.4426946640014648), _f8(3.768874985636099e-07)  # 1/ln2
+_IVLN10HI, _IVLN10LO = _f8(0.4342944622039795), _f8(1.9699272335463627e-08)  # 1/ln10
+_LOG10_2HI, _LOG10_2LO = _f8(0.30102999560767785), _f8(5.630334806675098e-11)  # log10(2)
+_LOW32 = np.int64(-(1 << 32))  # clears the low 32 bits
+
+
+@_jit
+def _log_parts_f64(x):
+    """(e, hi, lo): x = 2^e m with m in [sqrt(1/2), sqrt(2)), log(m) ~= hi + lo, hi 21 bits."""
+    sub = x < _f8(2.0**-1022)
+    xs = _sel(sub, x * _f8(2.0**52), x)
+    ix = _bits(xs) - np.int64(0x3FE6A09E667F3BCD)
+    e = ix >> 52
+    m = _f64_from_bits(_bits(xs) - (e << 52))
+    ef = _f8(e) - _sel(sub, _f8(52.0), _ZERO_F64)
+    f = m - _ONE_F64
+    s = f / (_TWO_F64 + f)
+    z = s * s
+    hfsq = _HALF_F64 * f * f
+    r = s * (hfsq + z * _horner(z, _LOG_F64))
+    hi = _f64_from_bits(_bits(f - hfsq) & _LOW32)
+    lo = ((f - hi) - hfsq) + r
+    return ef, hi, lo
+
+
+@_jit
+def _log_special_f64(x, res):
+    res = _sel(x < _INF_F64, res, x)  # +inf and NaN pass through
+    res = _sel(x == _ZERO_F64, -_INF_F64, res)
+    return _sel(x < _ZERO_F64, _NAN_F64, res)
+
+
+@_jit
+def log2_f64(x):
+    x = _f8(x)
+    ef, hi, lo = _log_parts_f64(x)
+    vhi = hi * _IVLN2HI
+    vlo = (lo + hi) * _IVLN2LO + lo * _IVLN2HI
+    w = ef + vhi
+    vlo = vlo + ((ef - w) + vhi)
+    return _log_special_f64(x, vlo + w)
+
+
+@_jit
+def log10_f64(x):
+    x = _f8(x)
+    ef, hi, lo = _log_parts_f64(x)
+    vhi = hi * _IVLN10HI
+    y2 = ef * _LOG10_2HI
+    vlo = ef * _LOG10_2LO + ((lo + hi) * _IVLN10LO + lo * _IVLN10HI)
+    w = y2 + vhi
+    vlo = vlo + ((y2 - w) + vhi)
+    return _log_special_f64(x, vlo + w)
+
+
+@_jit
+def log2_f32(x):
+    return _f4(log2_f64(_f8(_f4(x))))
+
+
+@_jit
+def log10_f32(x):
+    return _f4(log10_f64(_f8(_f4(x))))
+
+
+# ---------------------------------------------------------------------------------------------
+# exp2: k = rint(x), r = x - k (exact, |r| <= 1/2), 2^r = exp(r ln2). float64: r ln2 as an
+# unevaluated sum th + tl (Dekker's product, ln2 in three parts), exp(th + tl) ~= exp(th) +
+# tl (1 + th), then scaled by 2^k1 2^k2 as in exp (one rounding for subnormal results).
+# float32: the same in float64, rounded once (subnormals and overflow included).
+
+_LN2_A, _LN2_B = _f8(0.6931471675634384), _f8(1.299650687069942e-08)  # ln2 = A + B + C
+_LN2_C = _f8(2.3190468138462996e-17)
+_LN2_F = _f8(0.6931471805599453)  # A + B rounded
+
+
+@_jit
+def exp2_f64(x):
+    x = _f8(x)
+    xc = _sel(x < _f8(1025.0), x, _f8(1025.0))
+    xc = _sel(xc > _f8(-1080.0), xc, _f8(-1080.0))
+    kf = _rint(xc)
+    r = xc - kf
+    rh = _f64_from_bits(_bits(r) & _SPLIT27)
+    rl = r - rh
+    th = r * _LN2_F
+    tl = (((rh * _LN2_A - th) + rh * _LN2_B) + rl * _LN2_A) + rl * _LN2_B + r * _LN2_C
+    y = _ONE_F64 + (th + (th * th * _horner(th, _EXP_F64) + (tl + tl * th)))
+    k = np.int64(kf)
+    k1 = k >> 1
+    k2 = k - k1
+    res = (y * _f64_from_bits((k1 + 1023) << 52)) * _f64_from_bits((k2 + 1023) << 52)
+    return _sel(x != x, x, res)
+
+
+@_jit
+def exp2_f32(x):
+    xd = _f8(_f4(x))
+    xc = _sel(xd < _f8(130.0), xd, _f8(130.0))
+    xc = _sel(xc > _f8(-152.0), xc, _f8(-152.0))
+    kf = _rint(xc)
+    t = (xc - kf) * _LN2_F
+    y = _ONE_F64 + (t + t * t * _horner(t, _EXP_F64))
+    res = _f4(y * _f64_from_bits((np.int64(kf) + 1023) << 52))
+    return _sel(xd != xd, _f4(xd), res)
+
+
+# ---------------------------------------------------------------------------------------------
 # log1p: u = 1 + x rounded, c = (1 + x) - u exactly; log1p(x) = log(u) + c/u, with
 # u = 2^e m and c/u ~= (c 2^-e) (1 - f + f^2) (c/u is below half an ulp of the result, so a
 # rough reciprocal is enough).
@@ -1123,8 +1236,8 @@ def floor_divide_f64(a, b):
 # lookup for the code generator
 
 OPS = (
-    "exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan",
-    "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "sigmoid", "softplus", "erf",
+    "sin", "cos", "tan", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
 )  # fmt: skip
 BINARY_OPS = ("atan2", "hypot", "floor_divide")  # two arguments (y, x for atan2)
 DTYPES = ("f32", "f64")

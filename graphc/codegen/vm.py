@@ -53,6 +53,9 @@ UNARY = [
     "round",
     "isfinite",
     "logical_not",
+    "exp2",
+    "log2",
+    "log10",
 ]
 BINARY = [
     "add",

@@ -274,15 +274,25 @@ def logaddexp2(a: Any, b: Any) -> Any:
     """log2(2**a + 2**b) without overflow."""
     m = maximum(a, b)
     d = subtract(a, b)
-    return m + log1p(exp(absolute(where(isnan(d), 0, d)) * -math.log(2))) * (1 / math.log(2))
+    # as NumPy: log2(1 + 2^-|d|) = log1p(exp2(-|d|)) / ln2, with exp2 exact at integers
+    return m + log1p(exp2(-absolute(where(isnan(d), 0, d)))) * (1 / math.log(2))
+
+
+def _angle_factor(x: Any, num: float, den: float) -> Any:
+    # NumPy computes the constant in the operand's precision (float32: 180f / pi_f, which is
+    # not 180 / pi rounded to float32)
+    t = np.dtype(x.dtype).type if np.dtype(x.dtype) in (np.float32, np.float64) else np.float64
+    return float(t(num) / t(den))
 
 
 def deg2rad(x: Any) -> Any:
-    return _float_like(x) * (math.pi / 180)
+    x = _float_like(x)
+    return x * _angle_factor(x, math.pi, 180.0)
 
 
 def rad2deg(x: Any) -> Any:
-    return _float_like(x) * (180 / math.pi)
+    x = _float_like(x)
+    return x * _angle_factor(x, 180.0, math.pi)
 
 
 radians, degrees = deg2rad, rad2deg

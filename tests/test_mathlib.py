@@ -56,6 +56,8 @@ from graphc.codegen.mathlib import (
     log10_f64,
     log_f32,
     log_f64,
+    remainder_f32,
+    remainder_f64,
     sigmoid_f32,
     sigmoid_f64,
     sin_f32,
@@ -74,7 +76,7 @@ OPS = (
     "exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan",
     "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "exp2", "log2", "log10",
 )  # fmt: skip
-BINARY = ("atan2", "hypot", "floor_divide")
+BINARY = ("atan2", "hypot", "floor_divide", "remainder")
 NUMPY_NAME = dict(asin="arcsin", acos="arccos", atan="arctan", asinh="arcsinh", acosh="arccosh",
                   atanh="arctanh", atan2="arctan2")  # fmt: skip
 DTYPES = {"f32": np.float32, "f64": np.float64}
@@ -85,10 +87,10 @@ DTYPES = {"f32": np.float32, "f64": np.float64}
 MAX_ULP = {
     "f32": dict(exp=1, expm1=1, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=1, sin=1, cos=1,
                 tan=1, sinh=1, cosh=1, asin=1, acos=1, atan=1, asinh=1, acosh=1, atanh=1,
-                atan2=1, hypot=1, floor_divide=0, exp2=1, log2=1, log10=1),
+                atan2=1, hypot=1, floor_divide=0, remainder=0, exp2=1, log2=1, log10=1),
     "f64": dict(exp=1, expm1=2, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=2, sin=2, cos=2,
                 tan=4, sinh=2, cosh=2, asin=2, acos=2, atan=1, asinh=2, acosh=2, atanh=2,
-                atan2=2, hypot=1, floor_divide=0, exp2=1, log2=1, log10=1),
+                atan2=2, hypot=1, floor_divide=0, remainder=0, exp2=1, log2=1, log10=1),
 }  # fmt: skip
 TRIG_RANGE = {"f32": 2.0**35 * math.pi / 2, "f64": 2.0**29 * math.pi / 2}
 FASTMATH = {"contract", "reassoc", "arcp"}
@@ -146,6 +148,7 @@ def _binary_f32(x, y, out):
         out[0, i] = atan2_f32(x[i], y[i])
         out[1, i] = hypot_f32(x[i], y[i])
         out[2, i] = floor_divide_f32(x[i], y[i])
+        out[3, i] = remainder_f32(x[i], y[i])
 
 
 @njit(error_model="numpy")
@@ -196,6 +199,7 @@ def _binary_f64(x, y, out):
         out[0, i] = atan2_f64(x[i], y[i])
         out[1, i] = hypot_f64(x[i], y[i])
         out[2, i] = floor_divide_f64(x[i], y[i])
+        out[3, i] = remainder_f64(x[i], y[i])
 
 
 @njit(cache=True)
@@ -550,6 +554,7 @@ def test_binary_functions(dt):
             "atan2": np.arctan2(x.astype(hp), y.astype(hp)).astype(t),
             "hypot": np.hypot(x.astype(hp), y.astype(hp)).astype(t),
             "floor_divide": np.floor_divide(x, y),  # exact: NumPy's own algorithm
+            "remainder": np.remainder(x, y),  # exact, signed zeros included
         }
     for op in BINARY:
         err = ulp_diff(got[op], refs[op])
@@ -562,13 +567,14 @@ def test_binary_functions(dt):
             ("atan2", np.arctan2),
             ("hypot", np.hypot),
             ("floor_divide", np.floor_divide),
+            ("remainder", np.remainder),
         ]:
             want = f(sx, sy)
             exact = ~np.isfinite(want) | (want == 0)
             g, w = got[op][exact], want[exact]
             same = (np.isnan(g) & np.isnan(w)) | ((g == w) & (np.signbit(g) == np.signbit(w)))
             assert same.all(), (op, dt, sx[exact][~same], sy[exact][~same], g[~same], w[~same])
-            if op == "floor_divide":  # NumPy's own algorithm and precision: exactly its result
+            if op in ("floor_divide", "remainder"):  # NumPy's own algorithm: exactly its result
                 assert np.array_equal(got[op], want, equal_nan=True), (op, dt)
                 continue
             err = ulp_diff(

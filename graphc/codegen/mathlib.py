@@ -1233,13 +1233,36 @@ def floor_divide_f64(a, b):
 
 
 # ---------------------------------------------------------------------------------------------
+# remainder: NumPy's x % y (npy_remainder): fmod, moved into y's sign; a zero result takes the
+# sign of y (so 1.0 % -1.0 is -0.0), y == 0 gives fmod's NaN.
+
+
+@_jit
+def _remainder(a, b, zero):
+    mod = np.fmod(a, b)
+    mod = _sel((mod != zero) & ((b < zero) != (mod < zero)), mod + b, mod)
+    mod = _sel(mod == zero, _copysign(zero, b), mod)
+    return _sel(b == zero, np.fmod(a, b), mod)
+
+
+@_jit
+def remainder_f32(a, b):
+    return _remainder(_f4(a), _f4(b), _ZERO_F32)
+
+
+@_jit
+def remainder_f64(a, b):
+    return _remainder(_f8(a), _f8(b), _ZERO_F64)
+
+
+# ---------------------------------------------------------------------------------------------
 # lookup for the code generator
 
 OPS = (
     "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "sigmoid", "softplus", "erf",
     "sin", "cos", "tan", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
 )  # fmt: skip
-BINARY_OPS = ("atan2", "hypot", "floor_divide")  # two arguments (y, x for atan2)
+BINARY_OPS = ("atan2", "hypot", "floor_divide", "remainder")  # two arguments (y, x for atan2)
 DTYPES = ("f32", "f64")
 
 

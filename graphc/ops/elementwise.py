@@ -721,8 +721,8 @@ binary(
     float_only=True,
     vjp=_mod_vjp(np.floor),
     jvp=_mod_jvp(np.floor),
-    emit="np.remainder({0}, {1})",
-    doc="Python's x % y, sign of y; d/dx 1, d/dy -floor(x/y)",
+    emit=_math2("remainder"),
+    doc="Python's x % y, sign of y (a zero result too); d/dx 1, d/dy -floor(x/y)",
 )
 binary(
     "floor_divide",

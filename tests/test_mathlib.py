@@ -32,6 +32,8 @@ from graphc.codegen.mathlib import (
     atan_f64,
     atanh_f32,
     atanh_f64,
+    cbrt_f32,
+    cbrt_f64,
     cos_f32,
     cos_f64,
     cosh_f32,
@@ -75,6 +77,7 @@ from graphc.codegen.mathlib import (
 OPS = (
     "exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan",
     "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "exp2", "log2", "log10",
+    "cbrt",
 )  # fmt: skip
 BINARY = ("atan2", "hypot", "floor_divide", "remainder")
 NUMPY_NAME = dict(asin="arcsin", acos="arccos", atan="arctan", asinh="arcsinh", acosh="arccosh",
@@ -87,10 +90,10 @@ DTYPES = {"f32": np.float32, "f64": np.float64}
 MAX_ULP = {
     "f32": dict(exp=1, expm1=1, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=1, sin=1, cos=1,
                 tan=1, sinh=1, cosh=1, asin=1, acos=1, atan=1, asinh=1, acosh=1, atanh=1,
-                atan2=1, hypot=1, floor_divide=0, remainder=0, exp2=1, log2=1, log10=1),
+                atan2=1, hypot=1, floor_divide=0, remainder=0, exp2=1, log2=1, log10=1, cbrt=1),
     "f64": dict(exp=1, expm1=2, log=1, log1p=1, tanh=1, sigmoid=2, softplus=2, erf=2, sin=2, cos=2,
                 tan=4, sinh=2, cosh=2, asin=2, acos=2, atan=1, asinh=2, acosh=2, atanh=2,
-                atan2=2, hypot=1, floor_divide=0, remainder=0, exp2=1, log2=1, log10=1),
+                atan2=2, hypot=1, floor_divide=0, remainder=0, exp2=1, log2=1, log10=1, cbrt=1),
 }  # fmt: skip
 TRIG_RANGE = {"f32": 2.0**35 * math.pi / 2, "f64": 2.0**29 * math.pi / 2}
 FASTMATH = {"contract", "reassoc", "arcp"}
@@ -140,6 +143,7 @@ def _exp_log_f32(x, out):
         out[19, i] = exp2_f32(v)
         out[20, i] = log2_f32(v)
         out[21, i] = log10_f32(v)
+        out[22, i] = cbrt_f32(v)
 
 
 @njit(error_model="numpy")
@@ -191,6 +195,7 @@ def _exp_log_f64(x, out):
         out[19, i] = exp2_f64(v)
         out[20, i] = log2_f64(v)
         out[21, i] = log10_f64(v)
+        out[22, i] = cbrt_f64(v)
 
 
 @njit(error_model="numpy")

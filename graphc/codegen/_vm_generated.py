@@ -9,7 +9,7 @@ import numpy as np
 from numba import carray, njit, types, uint64
 from numba.extending import intrinsic
 
-from graphc.codegen.mathlib import cos_f32, cos_f64, erf_f32, erf_f64, exp2_f32, exp2_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log10_f32, log10_f64, log1p_f32, log1p_f64, log2_f32, log2_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
+from graphc.codegen.mathlib import cbrt_f32, cbrt_f64, cos_f32, cos_f64, erf_f32, erf_f64, exp2_f32, exp2_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log10_f32, log10_f64, log1p_f32, log1p_f64, log2_f32, log2_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
 
 
 def _ptr_intrinsic(nbtype):
@@ -186,64 +186,67 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 35:  # log10
                 for i in range(m):
                     R[d, i] = log10_f32(R[a, i])
-            elif op == 36:  # add
+            elif op == 36:  # cbrt
+                for i in range(m):
+                    R[d, i] = cbrt_f32(R[a, i])
+            elif op == 37:  # add
                 for i in range(m):
                     R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 37:  # sub
+            elif op == 38:  # sub
                 for i in range(m):
                     R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 38:  # mul
+            elif op == 39:  # mul
                 for i in range(m):
                     R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 39:  # div
+            elif op == 40:  # div
                 for i in range(m):
                     R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 40:  # pow
+            elif op == 41:  # pow
                 for i in range(m):
                     R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 41:  # maximum
+            elif op == 42:  # maximum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 42:  # minimum
+            elif op == 43:  # minimum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 43:  # lt
+            elif op == 44:  # lt
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] < R[ub, i]))
-            elif op == 44:  # le
+            elif op == 45:  # le
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] <= R[ub, i]))
-            elif op == 45:  # gt
+            elif op == 46:  # gt
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] > R[ub, i]))
-            elif op == 46:  # ge
+            elif op == 47:  # ge
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] >= R[ub, i]))
-            elif op == 47:  # eq
+            elif op == 48:  # eq
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] == R[ub, i]))
-            elif op == 48:  # ne
+            elif op == 49:  # ne
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] != R[ub, i]))
-            elif op == 49:  # logical_and
+            elif op == 50:  # logical_and
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 50:  # logical_or
+            elif op == 51:  # logical_or
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 51:  # logical_xor
+            elif op == 52:  # logical_xor
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 52:  # where
+            elif op == 53:  # where
                 for i in range(m):
                     R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 53:  # integer_pow (n in b)
+            elif op == 54:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 54:  # copies
+            elif op == 55:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 55:  # sin into d, cos into c
+            elif op == 56:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f32(v)
@@ -411,64 +414,67 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 35:  # log10
                 for i in range(m):
                     R[d, i] = log10_f64(R[a, i])
-            elif op == 36:  # add
+            elif op == 36:  # cbrt
+                for i in range(m):
+                    R[d, i] = cbrt_f64(R[a, i])
+            elif op == 37:  # add
                 for i in range(m):
                     R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 37:  # sub
+            elif op == 38:  # sub
                 for i in range(m):
                     R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 38:  # mul
+            elif op == 39:  # mul
                 for i in range(m):
                     R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 39:  # div
+            elif op == 40:  # div
                 for i in range(m):
                     R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 40:  # pow
+            elif op == 41:  # pow
                 for i in range(m):
                     R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 41:  # maximum
+            elif op == 42:  # maximum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 42:  # minimum
+            elif op == 43:  # minimum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 43:  # lt
+            elif op == 44:  # lt
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] < R[ub, i]))
-            elif op == 44:  # le
+            elif op == 45:  # le
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] <= R[ub, i]))
-            elif op == 45:  # gt
+            elif op == 46:  # gt
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] > R[ub, i]))
-            elif op == 46:  # ge
+            elif op == 47:  # ge
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] >= R[ub, i]))
-            elif op == 47:  # eq
+            elif op == 48:  # eq
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] == R[ub, i]))
-            elif op == 48:  # ne
+            elif op == 49:  # ne
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] != R[ub, i]))
-            elif op == 49:  # logical_and
+            elif op == 50:  # logical_and
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 50:  # logical_or
+            elif op == 51:  # logical_or
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 51:  # logical_xor
+            elif op == 52:  # logical_xor
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 52:  # where
+            elif op == 53:  # where
                 for i in range(m):
                     R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 53:  # integer_pow (n in b)
+            elif op == 54:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 54:  # copies
+            elif op == 55:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 55:  # sin into d, cos into c
+            elif op == 56:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f64(v)

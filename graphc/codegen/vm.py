@@ -56,6 +56,7 @@ UNARY = [
     "exp2",
     "log2",
     "log10",
+    "cbrt",
 ]
 BINARY = [
     "add",

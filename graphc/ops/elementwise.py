@@ -258,8 +258,8 @@ unary(
     "cbrt",
     np.cbrt,
     lambda x, out: 1 / (3 * (out * out)),
-    doc="cube root; derivative 1/(3 cbrt(x)^2), inf at 0 (compiled as Numba's scalar np.cbrt)",
-    emit="np.cbrt({0})",
+    doc="cube root; derivative 1/(3 cbrt(x)^2), inf at 0",
+    emit=_math("cbrt"),
 )
 unary(
     "sigmoid",

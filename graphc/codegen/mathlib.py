@@ -11,8 +11,9 @@ polynomial, written so that LLVM inlines them into the caller's loop and vectori
         for i in range(x.shape[0]):
             out[i] = tanh_f32(x[i])
 
-Interface: `FUNCS[(op, dtype)]` is the @njit function for op in OPS ("exp", "expm1", "log",
-"log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan") and dtype "f32" or "f64";
+Interface: `FUNCS[(op, dtype)]` is the @njit function for op in OPS ("exp", "exp2", "expm1",
+"log", "log2", "log10", "log1p", "tanh", ..., "cbrt", ...) or BINARY_OPS ("atan2", "hypot",
+"floor_divide", "remainder") and dtype "f32" or "f64";
 `source_name(op, dtype)` is its importable name ("tanh_f32"). A "_f32" function converts its
 argument to float32 and returns float32 (likewise "_f64"): pass it values of that dtype.
 
@@ -107,6 +108,11 @@ double; for erf glibc's erf, itself within 0.8 ulp: an mpmath check puts erf_f64
     atanh        1*        2       sinh from expm1, cosh from exp; both overflow exactly where
     atan2        1*        2       the result does (not where exp does). hypot scales by a
     hypot        1*        1       power of two. floor_divide is NumPy's npy_divmod: exact.
+    exp2         1*        1       remainder is NumPy's npy_remainder: exact, a zero result
+    log2         1*        1       with the divisor's sign. exp2, log2, log10, cbrt float32:
+    log10        1*        1       0 ulp against glibc's float64 function rounded, on every
+    cbrt         1*        1       one of the 2^32 inputs; float64: 1 ulp against glibc on
+                                   4M sampled inputs. log2(2^k) = k, log10(10^k) = k exactly.
 
 Special values follow NumPy: NaN in, NaN out; exp(-inf) = 0, exp(inf) = inf, expm1(-inf) = -1;
 log(0) = -inf, log(x < 0) = NaN, log1p(-1) = -inf, log1p(x < -1) = NaN; tanh, erf -> +-1;
@@ -140,6 +146,11 @@ relative error unless noted, rounded to the working precision):
   on [0.8, 2.2] and [2.2, 3.93] (coefficients chosen per lane with selects); float64:
   1 - exp(-x^2) Q(x) with x^2 split exactly (Dekker) and Q ~ exp(x^2) erfc(x) of degree 18 on
   [0.8, 2.3] and [2.3, 6].
+* exp2: k = rint(x), r = x - k exact, 2^r = exp(r ln2) with r ln2 as a Dekker product
+  th + tl; scaled as exp. log2, log10: log(m) split hi + lo with hi of 21 bits, so hi times the
+  leading bits of 1/ln2 (1/ln10) and e log10(2) are exact (the pieces add small to large).
+* cbrt: exponent-bits guess, four Newton steps in float64 on a value scaled into [2^-1000,
+  2^1000] by an exact power of two.
 * sin/cos: polynomials on |r| <= pi/4, quadrant by selects; tan = sin/cos or -cos/sin. float32
   inputs are reduced and evaluated in float64 (half the vector width, a correctly rounded
   result in almost all cases).

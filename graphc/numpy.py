@@ -154,6 +154,9 @@ negative = _ufunc("neg", np.negative)
 absolute = abs = _ufunc("abs", np.absolute)
 sign = _ufunc("sign", np.sign)
 exp = _ufunc("exp", np.exp)
+exp2 = _ufunc("exp2", np.exp2)
+log2 = _ufunc("log2", np.log2)
+log10 = _ufunc("log10", np.log10)
 log = _ufunc("log", np.log)
 log1p = _ufunc("log1p", np.log1p)
 expm1 = _ufunc("expm1", np.expm1)
@@ -262,18 +265,6 @@ def isinf(x: Any) -> Any:
     return logical_and(logical_not(isfinite(x)), logical_not(isnan(x)))
 
 
-def log2(x: Any) -> Any:
-    return log(x) * (1 / math.log(2))
-
-
-def log10(x: Any) -> Any:
-    return log(x) * (1 / math.log(10))
-
-
-def exp2(x: Any) -> Any:
-    return exp(_float_like(x) * math.log(2))
-
-
 def logaddexp(a: Any, b: Any) -> Any:
     """log(exp(a) + exp(b)) without overflow."""
     m = maximum(a, b)
@@ -287,15 +278,25 @@ def logaddexp2(a: Any, b: Any) -> Any:
     """log2(2**a + 2**b) without overflow."""
     m = maximum(a, b)
     d = subtract(a, b)
-    return m + log1p(exp(absolute(where(isnan(d), 0, d)) * -math.log(2))) * (1 / math.log(2))
+    # as NumPy: log2(1 + 2^-|d|) = log1p(exp2(-|d|)) / ln2, with exp2 exact at integers
+    return m + log1p(exp2(-absolute(where(isnan(d), 0, d)))) * (1 / math.log(2))
+
+
+def _angle_factor(x: Any, num: float, den: float) -> Any:
+    # NumPy computes the constant in the operand's precision (float32: 180f / pi_f, which is
+    # not 180 / pi rounded to float32)
+    t = np.dtype(x.dtype).type if np.dtype(x.dtype) in (np.float32, np.float64) else np.float64
+    return float(t(num) / t(den))
 
 
 def deg2rad(x: Any) -> Any:
-    return _float_like(x) * (math.pi / 180)
+    x = _float_like(x)
+    return x * _angle_factor(x, math.pi, 180.0)
 
 
 def rad2deg(x: Any) -> Any:
-    return _float_like(x) * (180 / math.pi)
+    x = _float_like(x)
+    return x * _angle_factor(x, 180.0, math.pi)
 
 
 radians, degrees = deg2rad, rad2deg

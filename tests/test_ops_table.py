@@ -348,6 +348,9 @@ UNARY = [
     ("abs", np.abs, lambda s, d: normal(*s, dtype=d), True),
     ("sign", np.sign, lambda s, d: with_zeros(normal(*s, dtype=d)), True),
     ("exp", np.exp, lambda s, d: normal(*s, dtype=d), False),
+    ("exp2", np.exp2, lambda s, d: normal(*s, dtype=d, scale=3), False),
+    ("log2", np.log2, lambda s, d: uniform(0.05, 5, *s, dtype=d), False),
+    ("log10", np.log10, lambda s, d: uniform(0.05, 5, *s, dtype=d), False),
     ("log", np.log, lambda s, d: uniform(0.05, 5, *s, dtype=d), False),
     ("log1p", np.log1p, lambda s, d: uniform(-0.9, 5, *s, dtype=d), False),
     ("expm1", np.expm1, lambda s, d: normal(*s, dtype=d), False),
@@ -422,9 +425,9 @@ row("exp", "exp-f64-extremes", np.exp, fixed([-800.0, -1.0, 0.0, 1.0, 700.0]))
 row("log", "log-f64-zero-and-inf", np.log, fixed([0.0, 1e-300, 1.0, np.inf]))
 row("sqrt", "sqrt-f32-zero-and-inf", np.sqrt, fixed([0.0, 4.0, np.inf], F32))
 row("tanh", "tanh-python-float", np.tanh, 0.3)
-row("log", "log-log2-f64", np.log2, uniform(0.1, 9, 3, 4))
-row("log", "log-log10-f32", np.log10, uniform(0.1, 9, 5, dtype=F32))
-row("exp", "exp-exp2-i64-promotes", np.exp2, ints(-4, 5, 6))
+row("log2", "log2-powers-of-two-f64", np.log2, fixed([0.125, 1.0, 2.0, 1024.0, 2.0**-1074]))
+row("log10", "log10-powers-of-ten-f64", np.log10, fixed([1e-30, 0.001, 1.0, 10.0, 1e22]))
+row("exp2", "exp2-int-exponents-i64-promotes", np.exp2, ints(-4, 5, 6))
 row("log1p", "log1p-logaddexp-f64", np.logaddexp, normal(3, 4, scale=3), normal(4, scale=3))
 row(
     "log1p",

@@ -9,7 +9,7 @@ import numpy as np
 from numba import carray, njit, types, uint64
 from numba.extending import intrinsic
 
-from graphc.codegen.mathlib import cos_f32, cos_f64, erf_f32, erf_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log1p_f32, log1p_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
+from graphc.codegen.mathlib import cbrt_f32, cbrt_f64, cos_f32, cos_f64, erf_f32, erf_f64, exp2_f32, exp2_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log10_f32, log10_f64, log1p_f32, log1p_f64, log2_f32, log2_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
 
 
 def _ptr_intrinsic(nbtype):
@@ -38,6 +38,10 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
     """Run tape `code` over blocks [blo, bhi) of an n-element space."""
     R = np.empty((nregs, block), np.float32)
     nacc = acc.shape[1]
+    zero = np.float32(0)
+    lv1 = np.zeros(nacc, np.float32)
+    lv2 = np.zeros(nacc, np.float32)
+    summed = np.zeros(nacc, np.bool_)
     for blk in range(blo, bhi):
         s = blk * block
         m = min(block, n - s)
@@ -68,10 +72,30 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                 for i in range(m):
                     R[d, i] = v
             elif op == 4:  # sum into accumulator d
-                t = acc[chunk, d]
-                for i in range(m):
-                    t += R[a, i]
-                acc[chunk, d] = t
+                # eight interleaved partial sums per block, then a cascade over blocks: the
+                # rounding error grows with a few levels of at most 64 terms, not with n
+                t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
+                i8 = m - m % 8
+                for i in range(0, i8, 8):
+                    t0 += R[a, uint64(i)]
+                    t1 += R[a, uint64(i + 1)]
+                    t2 += R[a, uint64(i + 2)]
+                    t3 += R[a, uint64(i + 3)]
+                    t4 += R[a, uint64(i + 4)]
+                    t5 += R[a, uint64(i + 5)]
+                    t6 += R[a, uint64(i + 6)]
+                    t7 += R[a, uint64(i + 7)]
+                for i in range(i8, m):
+                    t0 += R[a, uint64(i)]
+                lv1[d] += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+                summed[d] = True
+                nb = blk - blo + 1
+                if (nb & 63) == 0:
+                    lv2[d] += lv1[d]
+                    lv1[d] = zero
+                    if (nb & 4095) == 0:
+                        acc[chunk, d] += lv2[d]
+                        lv2[d] = zero
             elif op == 5:  # max (NaN wins)
                 t = acc[chunk, d]
                 for i in range(m):
@@ -92,7 +116,7 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     R[d, i] = abs(R[a, i])
             elif op == 12:  # sign
                 for i in range(m):
-                    R[d, i] = np.sign(R[a, i])
+                    R[d, i] = (_cf32_0 if R[a, i] > _cf32_1 else (-_cf32_0 if R[a, i] < _cf32_1 else R[a, i] + _cf32_1))
             elif op == 13:  # exp
                 for i in range(m):
                     R[d, i] = exp_f32(R[a, i])
@@ -153,68 +177,83 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 32:  # logical_not
                 for i in range(m):
                     R[d, i] = np.float32((not (R[a, i] != 0)))
-            elif op == 33:  # add
+            elif op == 33:  # exp2
+                for i in range(m):
+                    R[d, i] = exp2_f32(R[a, i])
+            elif op == 34:  # log2
+                for i in range(m):
+                    R[d, i] = log2_f32(R[a, i])
+            elif op == 35:  # log10
+                for i in range(m):
+                    R[d, i] = log10_f32(R[a, i])
+            elif op == 36:  # cbrt
+                for i in range(m):
+                    R[d, i] = cbrt_f32(R[a, i])
+            elif op == 37:  # add
                 for i in range(m):
                     R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 34:  # sub
+            elif op == 38:  # sub
                 for i in range(m):
                     R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 35:  # mul
+            elif op == 39:  # mul
                 for i in range(m):
                     R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 36:  # div
+            elif op == 40:  # div
                 for i in range(m):
                     R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 37:  # pow
+            elif op == 41:  # pow
                 for i in range(m):
                     R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 38:  # maximum
+            elif op == 42:  # maximum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 39:  # minimum
+            elif op == 43:  # minimum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 40:  # lt
+            elif op == 44:  # lt
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] < R[ub, i]))
-            elif op == 41:  # le
+            elif op == 45:  # le
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] <= R[ub, i]))
-            elif op == 42:  # gt
+            elif op == 46:  # gt
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] > R[ub, i]))
-            elif op == 43:  # ge
+            elif op == 47:  # ge
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] >= R[ub, i]))
-            elif op == 44:  # eq
+            elif op == 48:  # eq
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] == R[ub, i]))
-            elif op == 45:  # ne
+            elif op == 49:  # ne
                 for i in range(m):
                     R[d, i] = np.float32((R[a, i] != R[ub, i]))
-            elif op == 46:  # logical_and
+            elif op == 50:  # logical_and
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 47:  # logical_or
+            elif op == 51:  # logical_or
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 48:  # logical_xor
+            elif op == 52:  # logical_xor
                 for i in range(m):
                     R[d, i] = np.float32(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 49:  # where
+            elif op == 53:  # where
                 for i in range(m):
                     R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 50:  # integer_pow (n in b)
+            elif op == 54:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 51:  # copies
+            elif op == 55:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 52:  # sin into d, cos into c
+            elif op == 56:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f32(v)
                     R[c, i] = cos_f32(v)
+    for j in range(nacc):
+        if summed[j]:
+            acc[chunk, j] += lv2[j] + lv1[j]
     return nacc
 
 _cf64_0 = np.float64(1.0)
@@ -227,6 +266,10 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
     """Run tape `code` over blocks [blo, bhi) of an n-element space."""
     R = np.empty((nregs, block), np.float64)
     nacc = acc.shape[1]
+    zero = np.float64(0)
+    lv1 = np.zeros(nacc, np.float64)
+    lv2 = np.zeros(nacc, np.float64)
+    summed = np.zeros(nacc, np.bool_)
     for blk in range(blo, bhi):
         s = blk * block
         m = min(block, n - s)
@@ -257,10 +300,30 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                 for i in range(m):
                     R[d, i] = v
             elif op == 4:  # sum into accumulator d
-                t = acc[chunk, d]
-                for i in range(m):
-                    t += R[a, i]
-                acc[chunk, d] = t
+                # eight interleaved partial sums per block, then a cascade over blocks: the
+                # rounding error grows with a few levels of at most 64 terms, not with n
+                t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
+                i8 = m - m % 8
+                for i in range(0, i8, 8):
+                    t0 += R[a, uint64(i)]
+                    t1 += R[a, uint64(i + 1)]
+                    t2 += R[a, uint64(i + 2)]
+                    t3 += R[a, uint64(i + 3)]
+                    t4 += R[a, uint64(i + 4)]
+                    t5 += R[a, uint64(i + 5)]
+                    t6 += R[a, uint64(i + 6)]
+                    t7 += R[a, uint64(i + 7)]
+                for i in range(i8, m):
+                    t0 += R[a, uint64(i)]
+                lv1[d] += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+                summed[d] = True
+                nb = blk - blo + 1
+                if (nb & 63) == 0:
+                    lv2[d] += lv1[d]
+                    lv1[d] = zero
+                    if (nb & 4095) == 0:
+                        acc[chunk, d] += lv2[d]
+                        lv2[d] = zero
             elif op == 5:  # max (NaN wins)
                 t = acc[chunk, d]
                 for i in range(m):
@@ -281,7 +344,7 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     R[d, i] = abs(R[a, i])
             elif op == 12:  # sign
                 for i in range(m):
-                    R[d, i] = np.sign(R[a, i])
+                    R[d, i] = (_cf64_0 if R[a, i] > _cf64_1 else (-_cf64_0 if R[a, i] < _cf64_1 else R[a, i] + _cf64_1))
             elif op == 13:  # exp
                 for i in range(m):
                     R[d, i] = exp_f64(R[a, i])
@@ -342,67 +405,82 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 32:  # logical_not
                 for i in range(m):
                     R[d, i] = np.float64((not (R[a, i] != 0)))
-            elif op == 33:  # add
+            elif op == 33:  # exp2
+                for i in range(m):
+                    R[d, i] = exp2_f64(R[a, i])
+            elif op == 34:  # log2
+                for i in range(m):
+                    R[d, i] = log2_f64(R[a, i])
+            elif op == 35:  # log10
+                for i in range(m):
+                    R[d, i] = log10_f64(R[a, i])
+            elif op == 36:  # cbrt
+                for i in range(m):
+                    R[d, i] = cbrt_f64(R[a, i])
+            elif op == 37:  # add
                 for i in range(m):
                     R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 34:  # sub
+            elif op == 38:  # sub
                 for i in range(m):
                     R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 35:  # mul
+            elif op == 39:  # mul
                 for i in range(m):
                     R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 36:  # div
+            elif op == 40:  # div
                 for i in range(m):
                     R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 37:  # pow
+            elif op == 41:  # pow
                 for i in range(m):
                     R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 38:  # maximum
+            elif op == 42:  # maximum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 39:  # minimum
+            elif op == 43:  # minimum
                 for i in range(m):
                     R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 40:  # lt
+            elif op == 44:  # lt
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] < R[ub, i]))
-            elif op == 41:  # le
+            elif op == 45:  # le
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] <= R[ub, i]))
-            elif op == 42:  # gt
+            elif op == 46:  # gt
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] > R[ub, i]))
-            elif op == 43:  # ge
+            elif op == 47:  # ge
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] >= R[ub, i]))
-            elif op == 44:  # eq
+            elif op == 48:  # eq
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] == R[ub, i]))
-            elif op == 45:  # ne
+            elif op == 49:  # ne
                 for i in range(m):
                     R[d, i] = np.float64((R[a, i] != R[ub, i]))
-            elif op == 46:  # logical_and
+            elif op == 50:  # logical_and
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 47:  # logical_or
+            elif op == 51:  # logical_or
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 48:  # logical_xor
+            elif op == 52:  # logical_xor
                 for i in range(m):
                     R[d, i] = np.float64(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 49:  # where
+            elif op == 53:  # where
                 for i in range(m):
                     R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 50:  # integer_pow (n in b)
+            elif op == 54:  # integer_pow (n in b)
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 51:  # copies
+            elif op == 55:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 52:  # sin into d, cos into c
+            elif op == 56:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f64(v)
                     R[c, i] = cos_f64(v)
+    for j in range(nacc):
+        if summed[j]:
+            acc[chunk, j] += lv2[j] + lv1[j]
     return nacc
 

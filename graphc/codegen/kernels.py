@@ -150,6 +150,44 @@ def _combine(kind: str, acc: str, v: str) -> str:
     return f"{acc} if ({acc} <= {v} or {acc} != {acc}) else {v}"
 
 
+# block results combine in a three-level cascade: level 1 sums up to CASCADE blocks, level 2 up
+# to CASCADE level-1 sums, the accumulator the rest. With 4096-element blocks a sum of 1e8
+# elements adds at most 64 values at each level and 6 in the accumulator, so its error bound is
+# a few hundred ulps in the worst case and its typical error close to pairwise summation's.
+CASCADE = 64
+ROW_BLOCK_MIN = 32  # shorter innermost reduced loops are not worth a fold per pass
+
+
+def _cascade_init(ind: str, sums: list[int], idents: dict[int, str]) -> list[str]:
+    out = [f"{ind}nblk = 0"]
+    for k in sums:
+        out += [f"{ind}lv1_{k} = {idents[k]}", f"{ind}lv2_{k} = {idents[k]}"]
+    return out
+
+
+def _fold_block(ind: str, sums: list[int], kinds: dict[int, str], idents: dict) -> list[str]:
+    """Lines folding each block result blk{k} into the cascade."""
+    out = [f"{ind}lv1_{k} = {_combine(kinds[k], f'lv1_{k}', f'blk{k}')}" for k in sums]
+    out.append(f"{ind}nblk += 1")
+    out.append(f"{ind}if (nblk & {CASCADE - 1}) == 0:")
+    for k in sums:
+        out.append(f"{ind}    lv2_{k} = {_combine(kinds[k], f'lv2_{k}', f'lv1_{k}')}")
+        out.append(f"{ind}    lv1_{k} = {idents[k]}")
+    out.append(f"{ind}    if (nblk & {CASCADE * CASCADE - 1}) == 0:")
+    for k in sums:
+        out.append(f"{ind}        acc{k} = {_combine(kinds[k], f'acc{k}', f'lv2_{k}')}")
+        out.append(f"{ind}        lv2_{k} = {idents[k]}")
+    return out
+
+
+def _cascade_finish(ind: str, sums: list[int], kinds: dict[int, str]) -> list[str]:
+    out = []
+    for k in sums:
+        rest = _combine(kinds[k], f"lv2_{k}", f"lv1_{k}")
+        out.append(f"{ind}acc{k} = {_combine(kinds[k], f'acc{k}', f'({rest})')}")
+    return out
+
+
 def reduce_identity(kind: str, dt: np.dtype):
     """The starting value of a reduction of dtype dt."""
     if kind in ("sum", "prod"):
@@ -429,12 +467,38 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
             if id(m) in full:
                 need.add(id(m))
         stage_reds = [m for m in sinks if _is_red(m)]
+        kinds: dict[int, str] = {}
+        idents: dict[int, str] = {}
         for m in stage_reds:
             kind = REGISTRY[m.op].extra["fusable_reduction"]
-            src.append(f"{ind}{accn[id(m)]} = {e.lit(reduce_identity(kind, m.dtype), m.dtype)}")
+            k = int(accn[id(m)][3:])
+            kinds[k] = kind
+            idents[k] = e.lit(reduce_identity(kind, m.dtype), m.dtype)
+            src.append(f"{ind}{accn[id(m)]} = {idents[k]}")
+        # long float sums: blocks and a cascade, as in emit_kernel
+        sums = [
+            int(accn[id(m)][3:])
+            for m in stage_reds
+            if kinds[int(accn[id(m)][3:])] in ("sum", "prod") and m.dtype.kind == "f"
+        ]
+        split = bool(sums) and nd > nk and plan.dims[-1] > SUM_BLOCK
+        row_unit = bool(sums) and not split and nd - nk >= 2 and plan.dims[-1] >= ROW_BLOCK_MIN
+        cascaded = split or row_unit
+        if cascaded:
+            src += _cascade_init(ind, sums, idents)
         inner = ind
         for j in range(nk, nd):
-            src.append(f"{inner}for i{j} in range({plan.dims[j]}):")
+            if split and j == nd - 1:
+                src.append(f"{inner}for b{j} in range(0, {plan.dims[j]}, {SUM_BLOCK}):")
+                inner += "    "
+                src += [f"{inner}blk{k} = {idents[k]}" for k in sums]
+                src.append(
+                    f"{inner}for i{j} in range(b{j}, min(b{j} + {SUM_BLOCK}, {plan.dims[j]})):"
+                )
+            else:
+                if row_unit and j == nd - 1:
+                    src += [f"{inner}blk{k} = {idents[k]}" for k in sums]
+                src.append(f"{inner}for i{j} in range({plan.dims[j]}):")
             inner += "    "
         names = dict(row_names)
         used = {id(i) for m in members if id(m) in need for i in m.inputs if id(i) in in_pos}
@@ -456,8 +520,12 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
                 )
         for m in stage_reds:
             kind = REGISTRY[m.op].extra["fusable_reduction"]
-            acc = accn[id(m)]
+            k = int(accn[id(m)][3:])
+            acc = f"blk{k}" if cascaded and k in sums else accn[id(m)]
             src.append(f"{inner}{acc} = {_combine(kind, acc, names[id(m.inputs[0])])}")
+        if cascaded:
+            src += _fold_block(inner[:-4], sums, kinds, idents)
+            src += _cascade_finish(ind, sums, kinds)
         for m in stage_reds:
             row_names[id(m)] = accn[id(m)]
         row_values(stage)
@@ -543,37 +611,45 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     src: list[str] = [f"def {name}({', '.join(params)}, lo, hi, chunk):"]
     src += [f"    # {line}" for line in ir_lines]
     ind = "    "
-    # long float sums accumulate block by block: the rounding error then grows with the
-    # block length rather than the whole length (NumPy's pairwise sum has the same aim)
+    # long float sums and products accumulate block by block, and the block results combine
+    # through a cascade (see _fold_block): rounding error then grows with the block length plus
+    # a few levels, not with the whole length, as in NumPy's pairwise summation
     sums = [
         k
         for k, kind in red_outputs
         if kind in ("sum", "prod") and body.outputs[k].dtype.kind == "f"
     ]
-    blocked = bool(sums) and nd > 0 and plan.red[-1] and (nd == 1 or plan.dims[-1] > SUM_BLOCK)
+    kinds = dict(red_outputs)
+    split = bool(sums) and inner_red > 0 and plan.dims[-1] > SUM_BLOCK
+    # several reduced axes, a long enough innermost one: each pass over it is one block
+    row_unit = bool(sums) and not split and inner_red >= 2 and plan.dims[-1] >= ROW_BLOCK_MIN
+    cascaded = split or row_unit
+    idents = {
+        k: e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
+        for k, kind in red_outputs
+    }
     for j in range(nd):
         if j == acc_level and red_outputs and inner_red:
-            for k, kind in red_outputs:
-                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
-                src.append(f"{ind}acc{k} = {ini}")
+            for k, _ in red_outputs:
+                src.append(f"{ind}acc{k} = {idents[k]}")
+            if cascaded:
+                src += _cascade_init(ind, sums, idents)
         start, stop = ("lo", "hi") if j == 0 else ("0", str(plan.dims[j]))
-        if blocked and j == nd - 1:
+        if split and j == nd - 1:
             src.append(f"{ind}for b{j} in range({start}, {stop}, {SUM_BLOCK}):")
             ind += "    "
-            for k in sums:
-                kind = dict(red_outputs)[k]
-                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
-                src.append(f"{ind}blk{k} = {ini}")
+            src += [f"{ind}blk{k} = {idents[k]}" for k in sums]
             src.append(f"{ind}for i{j} in range(b{j}, min(b{j} + {SUM_BLOCK}, {stop})):")
         else:
+            if row_unit and j == nd - 1:
+                src += [f"{ind}blk{k} = {idents[k]}" for k in sums]
             src.append(f"{ind}for i{j} in range({start}, {stop}):")
         ind += "    "
     if nd == 0:
         src.append(f"{ind}if lo >= hi:\n{ind}    return")
         if red_outputs and inner_red:
-            for k, kind in red_outputs:
-                ini = e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
-                src.append(f"{ind}acc{k} = {ini}")
+            for k, _ in red_outputs:
+                src.append(f"{ind}acc{k} = {idents[k]}")
     used_inputs = _used(lines + stores, len(body.inputs), red_vals)
     src += [ind + ld for k, ld in enumerate(loads) if k in used_inputs]
     src += [ind + ln for ln in lines]
@@ -589,14 +665,14 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     elif red_outputs:
         for k, kind in red_outputs:
             v = red_vals[id(red_out_node[k])]
-            a = f"blk{k}" if blocked and k in sums else f"acc{k}"
+            a = f"blk{k}" if cascaded and k in sums else f"acc{k}"
             src.append(f"{ind}{a} = {_combine(kind, a, v)}")
-        if blocked:  # fold each block's partial result into the accumulator
-            for k in sums:
-                kind = dict(red_outputs)[k]
-                src.append(f"{ind[:-4]}acc{k} = {_combine(kind, f'acc{k}', f'blk{k}')}")
+        if cascaded:
+            src += _fold_block(ind[:-4], sums, kinds, idents)
         # close the accumulating loops and fold the locals into their slots
         ind = "    " * (acc_level + 1)
+        if cascaded:
+            src += _cascade_finish(ind, sums, kinds)
         ridx = _index(plan.red_strides[:acc_level], idx[:acc_level], row)
         for k, kind in red_outputs:
             slot = f"r{k}[{ridx}]"

@@ -11,8 +11,9 @@ polynomial, written so that LLVM inlines them into the caller's loop and vectori
         for i in range(x.shape[0]):
             out[i] = tanh_f32(x[i])
 
-Interface: `FUNCS[(op, dtype)]` is the @njit function for op in OPS ("exp", "expm1", "log",
-"log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan") and dtype "f32" or "f64";
+Interface: `FUNCS[(op, dtype)]` is the @njit function for op in OPS ("exp", "exp2", "expm1",
+"log", "log2", "log10", "log1p", "tanh", ..., "cbrt", ...) or BINARY_OPS ("atan2", "hypot",
+"floor_divide", "remainder") and dtype "f32" or "f64";
 `source_name(op, dtype)` is its importable name ("tanh_f32"). A "_f32" function converts its
 argument to float32 and returns float32 (likewise "_f64"): pass it values of that dtype.
 
@@ -107,6 +108,11 @@ double; for erf glibc's erf, itself within 0.8 ulp: an mpmath check puts erf_f64
     atanh        1*        2       sinh from expm1, cosh from exp; both overflow exactly where
     atan2        1*        2       the result does (not where exp does). hypot scales by a
     hypot        1*        1       power of two. floor_divide is NumPy's npy_divmod: exact.
+    exp2         1*        1       remainder is NumPy's npy_remainder: exact, a zero result
+    log2         1*        1       with the divisor's sign. exp2, log2, log10, cbrt float32:
+    log10        1*        1       0 ulp against glibc's float64 function rounded, on every
+    cbrt         1*        1       one of the 2^32 inputs; float64: 1 ulp against glibc on
+                                   4M sampled inputs. log2(2^k) = k, log10(10^k) = k exactly.
 
 Special values follow NumPy: NaN in, NaN out; exp(-inf) = 0, exp(inf) = inf, expm1(-inf) = -1;
 log(0) = -inf, log(x < 0) = NaN, log1p(-1) = -inf, log1p(x < -1) = NaN; tanh, erf -> +-1;
@@ -140,6 +146,11 @@ relative error unless noted, rounded to the working precision):
   on [0.8, 2.2] and [2.2, 3.93] (coefficients chosen per lane with selects); float64:
   1 - exp(-x^2) Q(x) with x^2 split exactly (Dekker) and Q ~ exp(x^2) erfc(x) of degree 18 on
   [0.8, 2.3] and [2.3, 6].
+* exp2: k = rint(x), r = x - k exact, 2^r = exp(r ln2) with r ln2 as a Dekker product
+  th + tl; scaled as exp. log2, log10: log(m) split hi + lo with hi of 21 bits, so hi times the
+  leading bits of 1/ln2 (1/ln10) and e log10(2) are exact (the pieces add small to large).
+* cbrt: exponent-bits guess, four Newton steps in float64 on a value scaled into [2^-1000,
+  2^1000] by an exact power of two.
 * sin/cos: polynomials on |r| <= pi/4, quadrant by selects; tan = sin/cos or -cos/sin. float32
   inputs are reduced and evaluated in float64 (half the vector width, a correctly rounded
   result in almost all cases).
@@ -548,6 +559,119 @@ def log_f64(x):
     res = _sel(x < _INF_F64, res, x)
     res = _sel(x == _ZERO_F64, -_INF_F64, res)
     return _sel(x < _ZERO_F64, _NAN_F64, res)
+
+
+# ---------------------------------------------------------------------------------------------
+# log2, log10 (float64): log(m) = hi + lo with hi holding only the leading 21 bits, so hi times
+# the leading part of 1/ln2 (1/ln10) is exact; the exponent's part e log10(2) is exact as well.
+# The pieces add from small to large, so log2(2^k) = k and log10(10^k) = k exactly and the
+# result is within 1 ulp everywhere. float32: computed from the float64 version, rounded once.
+
+_IVLN2HI, _IVLN2LO = _f8(1.4426946640014648), _f8(3.768874985636099e-07)  # 1/ln2
+_IVLN10HI, _IVLN10LO = _f8(0.4342944622039795), _f8(1.9699272335463627e-08)  # 1/ln10
+_LOG10_2HI, _LOG10_2LO = _f8(0.30102999560767785), _f8(5.630334806675098e-11)  # log10(2)
+_LOW32 = np.int64(-(1 << 32))  # clears the low 32 bits
+
+
+@_jit
+def _log_parts_f64(x):
+    """(e, hi, lo): x = 2^e m with m in [sqrt(1/2), sqrt(2)), log(m) ~= hi + lo, hi 21 bits."""
+    sub = x < _f8(2.0**-1022)
+    xs = _sel(sub, x * _f8(2.0**52), x)
+    ix = _bits(xs) - np.int64(0x3FE6A09E667F3BCD)
+    e = ix >> 52
+    m = _f64_from_bits(_bits(xs) - (e << 52))
+    ef = _f8(e) - _sel(sub, _f8(52.0), _ZERO_F64)
+    f = m - _ONE_F64
+    s = f / (_TWO_F64 + f)
+    z = s * s
+    hfsq = _HALF_F64 * f * f
+    r = s * (hfsq + z * _horner(z, _LOG_F64))
+    hi = _f64_from_bits(_bits(f - hfsq) & _LOW32)
+    lo = ((f - hi) - hfsq) + r
+    return ef, hi, lo
+
+
+@_jit
+def _log_special_f64(x, res):
+    res = _sel(x < _INF_F64, res, x)  # +inf and NaN pass through
+    res = _sel(x == _ZERO_F64, -_INF_F64, res)
+    return _sel(x < _ZERO_F64, _NAN_F64, res)
+
+
+@_jit
+def log2_f64(x):
+    x = _f8(x)
+    ef, hi, lo = _log_parts_f64(x)
+    vhi = hi * _IVLN2HI
+    vlo = (lo + hi) * _IVLN2LO + lo * _IVLN2HI
+    w = ef + vhi
+    vlo = vlo + ((ef - w) + vhi)
+    return _log_special_f64(x, vlo + w)
+
+
+@_jit
+def log10_f64(x):
+    x = _f8(x)
+    ef, hi, lo = _log_parts_f64(x)
+    vhi = hi * _IVLN10HI
+    y2 = ef * _LOG10_2HI
+    vlo = ef * _LOG10_2LO + ((lo + hi) * _IVLN10LO + lo * _IVLN10HI)
+    w = y2 + vhi
+    vlo = vlo + ((y2 - w) + vhi)
+    return _log_special_f64(x, vlo + w)
+
+
+@_jit
+def log2_f32(x):
+    return _f4(log2_f64(_f8(_f4(x))))
+
+
+@_jit
+def log10_f32(x):
+    return _f4(log10_f64(_f8(_f4(x))))
+
+
+# ---------------------------------------------------------------------------------------------
+# exp2: k = rint(x), r = x - k (exact, |r| <= 1/2), 2^r = exp(r ln2). float64: r ln2 as an
+# unevaluated sum th + tl (Dekker's product, ln2 in three parts), exp(th + tl) ~= exp(th) +
+# tl (1 + th), then scaled by 2^k1 2^k2 as in exp (one rounding for subnormal results).
+# float32: the same in float64, rounded once (subnormals and overflow included).
+
+_LN2_A, _LN2_B = _f8(0.6931471675634384), _f8(1.299650687069942e-08)  # ln2 = A + B + C
+_LN2_C = _f8(2.3190468138462996e-17)
+_LN2_F = _f8(0.6931471805599453)  # A + B rounded
+
+
+@_jit
+def exp2_f64(x):
+    x = _f8(x)
+    xc = _sel(x < _f8(1025.0), x, _f8(1025.0))
+    xc = _sel(xc > _f8(-1080.0), xc, _f8(-1080.0))
+    kf = _rint(xc)
+    r = xc - kf
+    rh = _f64_from_bits(_bits(r) & _SPLIT27)
+    rl = r - rh
+    th = r * _LN2_F
+    tl = (((rh * _LN2_A - th) + rh * _LN2_B) + rl * _LN2_A) + rl * _LN2_B + r * _LN2_C
+    y = _ONE_F64 + (th + (th * th * _horner(th, _EXP_F64) + (tl + tl * th)))
+    k = np.int64(kf)
+    k1 = k >> 1
+    k2 = k - k1
+    res = (y * _f64_from_bits((k1 + 1023) << 52)) * _f64_from_bits((k2 + 1023) << 52)
+    return _sel(x != x, x, res)
+
+
+@_jit
+def exp2_f32(x):
+    xd = _f8(_f4(x))
+    xc = _sel(xd < _f8(130.0), xd, _f8(130.0))
+    xc = _sel(xc > _f8(-152.0), xc, _f8(-152.0))
+    kf = _rint(xc)
+    t = (xc - kf) * _LN2_F
+    y = _ONE_F64 + (t + t * t * _horner(t, _EXP_F64))
+    res = _f4(y * _f64_from_bits((np.int64(kf) + 1023) << 52))
+    return _sel(xd != xd, _f4(xd), res)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1120,13 +1244,71 @@ def floor_divide_f64(a, b):
 
 
 # ---------------------------------------------------------------------------------------------
+# cbrt (float64; float32 computed in float64 and rounded once): |x| = 2^(3q + j) m scaled into
+# the normal range, a first guess from the exponent bits divided by 3, then Newton steps
+# y <- y - (y^3 - a) / (3 y^2) (quadratic convergence: four steps take 5 correct bits past
+# 53). Signs, zeros, infinities and NaN pass through as NumPy's cbrt gives them.
+
+_CBRT_MAGIC = np.int64(0x2A9F7893782DA1CE)  # ~ (1023 - 1023/3) << 52, a fit of cbrt's bits
+_THIRD = _f8(1.0 / 3.0)
+
+
+@_jit
+def _cbrt_d(x):
+    a = abs(x)
+    # exact scalings by 2^(+-60) keep y^3 finite and normal (cbrt scales by 2^(-+20))
+    sub = a < _f8(2.0**-1000)
+    big = a > _f8(2.0**1000)
+    a2 = _sel(sub, a * _f8(2.0**60), _sel(big, a * _f8(2.0**-60), a))
+    y = _f64_from_bits(_bits(a2) // np.int64(3) + _CBRT_MAGIC)
+    for _ in range(4):
+        y = y - (y * y * y - a2) / (_f8(3.0) * y * y)
+    y = _sel(sub, y * _f8(2.0**-20), _sel(big, y * _f8(2.0**20), y))
+    res = _copysign(y, x)
+    return _sel((x == _ZERO_F64) | (a == _INF_F64) | (x != x), x, res)
+
+
+@_jit
+def cbrt_f32(x):
+    return _f4(_cbrt_d(_f8(_f4(x))))
+
+
+@_jit
+def cbrt_f64(x):
+    return _cbrt_d(_f8(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# remainder: NumPy's x % y (npy_remainder): fmod, moved into y's sign; a zero result takes the
+# sign of y (so 1.0 % -1.0 is -0.0), y == 0 gives fmod's NaN.
+
+
+@_jit
+def _remainder(a, b, zero):
+    mod = np.fmod(a, b)
+    mod = _sel((mod != zero) & ((b < zero) != (mod < zero)), mod + b, mod)
+    mod = _sel(mod == zero, _copysign(zero, b), mod)
+    return _sel(b == zero, np.fmod(a, b), mod)
+
+
+@_jit
+def remainder_f32(a, b):
+    return _remainder(_f4(a), _f4(b), _ZERO_F32)
+
+
+@_jit
+def remainder_f64(a, b):
+    return _remainder(_f8(a), _f8(b), _ZERO_F64)
+
+
+# ---------------------------------------------------------------------------------------------
 # lookup for the code generator
 
 OPS = (
-    "exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "sin", "cos", "tan",
-    "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "sigmoid", "softplus", "erf",
+    "sin", "cos", "tan", "cbrt", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
 )  # fmt: skip
-BINARY_OPS = ("atan2", "hypot", "floor_divide")  # two arguments (y, x for atan2)
+BINARY_OPS = ("atan2", "hypot", "floor_divide", "remainder")  # two arguments (y, x for atan2)
 DTYPES = ("f32", "f64")
 
 

@@ -53,6 +53,10 @@ UNARY = [
     "round",
     "isfinite",
     "logical_not",
+    "exp2",
+    "log2",
+    "log10",
+    "cbrt",
 ]
 BINARY = [
     "add",
@@ -213,6 +217,10 @@ def {name}(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
     """Run tape `code` over blocks [blo, bhi) of an n-element space."""
     R = np.empty((nregs, block), {t})
     nacc = acc.shape[1]
+    zero = {t}(0)
+    lv1 = np.zeros(nacc, {t})
+    lv2 = np.zeros(nacc, {t})
+    summed = np.zeros(nacc, np.bool_)
     for blk in range(blo, bhi):
         s = blk * block
         m = min(block, n - s)
@@ -243,10 +251,30 @@ def {name}(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                 for i in range(m):
                     R[d, i] = v
             elif op == 4:  # sum into accumulator d
-                t = acc[chunk, d]
-                for i in range(m):
-                    t += R[a, i]
-                acc[chunk, d] = t
+                # eight interleaved partial sums per block, then a cascade over blocks: the
+                # rounding error grows with a few levels of at most 64 terms, not with n
+                t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
+                i8 = m - m % 8
+                for i in range(0, i8, 8):
+                    t0 += R[a, uint64(i)]
+                    t1 += R[a, uint64(i + 1)]
+                    t2 += R[a, uint64(i + 2)]
+                    t3 += R[a, uint64(i + 3)]
+                    t4 += R[a, uint64(i + 4)]
+                    t5 += R[a, uint64(i + 5)]
+                    t6 += R[a, uint64(i + 6)]
+                    t7 += R[a, uint64(i + 7)]
+                for i in range(i8, m):
+                    t0 += R[a, uint64(i)]
+                lv1[d] += ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+                summed[d] = True
+                nb = blk - blo + 1
+                if (nb & 63) == 0:
+                    lv2[d] += lv1[d]
+                    lv1[d] = zero
+                    if (nb & 4095) == 0:
+                        acc[chunk, d] += lv2[d]
+                        lv2[d] = zero
             elif op == 5:  # max (NaN wins)
                 t = acc[chunk, d]
                 for i in range(m):
@@ -260,6 +288,9 @@ def {name}(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
                     t = t if (t <= v or t != t) else v
                 acc[chunk, d] = t
 {ops}
+    for j in range(nacc):
+        if summed[j]:
+            acc[chunk, j] += lv2[j] + lv1[j]
     return nacc
 '''
 

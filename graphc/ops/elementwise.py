@@ -91,6 +91,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
 def _math(fn: str):
@@ -121,15 +122,46 @@ unary(
     doc="|x|; derivative sign(x), so 0 at x = 0",
     emit="abs({0})",
 )
+
+
+def _emit_sign(e, n, x: str) -> str:
+    if n.dtype.kind != "f":
+        return f"np.sign({x})"
+    # NumPy's sign of -0.0 is +0.0 (Numba's keeps the sign); NaN stays NaN
+    one, zero = e.lit(1, n.dtype), e.lit(0, n.dtype)
+    return f"({one} if {x} > {zero} else (-{one} if {x} < {zero} else {x} + {zero}))"
+
+
 unary(
     "sign",
     np.sign,
     float_only=False,
     differentiable=False,
-    doc="sign(x); derivative 0",
-    emit="np.sign({0})",
+    doc="sign(x), NaN for NaN, +0.0 for either zero; derivative 0",
+    emit=_emit_sign,
 )
 unary("exp", np.exp, lambda x, out: out, doc="e ** x", emit=_math("exp"))
+unary(
+    "exp2",
+    np.exp2,
+    lambda x, out: out * _LN2,
+    doc="2 ** x; derivative 2 ** x ln 2",
+    emit=_math("exp2"),
+)
+unary(
+    "log2",
+    np.log2,
+    lambda x, out: (1 / _LN2) / x,
+    doc="base-2 logarithm (exact at powers of two); derivative 1/(x ln 2)",
+    emit=_math("log2"),
+)
+unary(
+    "log10",
+    np.log10,
+    lambda x, out: (1 / _LN10) / x,
+    doc="base-10 logarithm (exact at powers of ten); derivative 1/(x ln 10)",
+    emit=_math("log10"),
+)
 unary(
     "log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)", emit=_math("log")
 )
@@ -226,8 +258,8 @@ unary(
     "cbrt",
     np.cbrt,
     lambda x, out: 1 / (3 * (out * out)),
-    doc="cube root; derivative 1/(3 cbrt(x)^2), inf at 0 (compiled as Numba's scalar np.cbrt)",
-    emit="np.cbrt({0})",
+    doc="cube root; derivative 1/(3 cbrt(x)^2), inf at 0",
+    emit=_math("cbrt"),
 )
 unary(
     "sigmoid",
@@ -689,8 +721,8 @@ binary(
     float_only=True,
     vjp=_mod_vjp(np.floor),
     jvp=_mod_jvp(np.floor),
-    emit="np.remainder({0}, {1})",
-    doc="Python's x % y, sign of y; d/dx 1, d/dy -floor(x/y)",
+    emit=_math2("remainder"),
+    doc="Python's x % y, sign of y (a zero result too); d/dx 1, d/dy -floor(x/y)",
 )
 binary(
     "floor_divide",

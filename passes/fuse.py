@@ -63,6 +63,9 @@ class Boundary:
 class FusionReport:
     kernels: int = 0  # fused nodes created
     boundaries: list[Boundary] = field(default_factory=list)
+    # nodes touched by legality searches and order repairs: the work fusion's cycle checks
+    # did, which grows about linearly with the graph
+    search_steps: int = 0
 
     def reasons(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -209,8 +212,15 @@ class _Contracted:
         def inside(w: int) -> bool:
             return ru < rank[w] < rv and lo[w] <= frontier
 
-        fwd = [w for w in self.succ[u] if inside(w)]
-        back = [w for w in self.pred[v] if inside(w)]
+        # the side with fewer edges first: when it has no way into the window, the other
+        # side's edges need not be looked at
+        succ_u, pred_v = self.succ[u], self.pred[v]
+        if len(pred_v) <= len(succ_u):
+            back = [w for w in pred_v if inside(w)]
+            fwd = [w for w in succ_u if inside(w)] if back else []
+        else:
+            fwd = [w for w in succ_u if inside(w)]
+            back = [w for w in pred_v if inside(w)] if fwd else []
         seen_f, seen_b = set(fwd), set(back)
         if seen_f & seen_b:
             return True
@@ -488,6 +498,7 @@ def fuse(graph: Graph) -> Graph:
             new[id(m)] = value
         del fused
     out = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+    report.search_steps = G.C.visits
     out.info["fusion"] = report
     out.info["notes"] = [str(b) for b in report.boundaries]
     return out

@@ -273,3 +273,24 @@ def test_lower_with_the_interpreter_backend_still_shows_compiled_code(monkeypatc
     low = f.lower(x)
     assert "def run(" in low.source and f.lower(x) is low
     assert counts["compile_graph"] == 1
+
+
+# -- the collector pause during compiles is undone ---------------------------------------------
+
+
+def test_garbage_collector_state_is_restored_after_compiles_and_errors():
+    import gc
+
+    x = np.ones(4, np.float32)
+    assert gc.isenabled()
+    graphc.jit(lambda x: np.cos(x) * 3)(x)
+    assert gc.isenabled()
+    with pytest.raises(graphc.GraphcError, match="scalar"):
+        graphc.grad(lambda x: np.cos(x))(x)  # not a scalar: fails while building
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        graphc.jit(lambda x: np.sin(x) * 3)(x)
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()

@@ -459,7 +459,7 @@ def fuse(graph: Graph) -> Graph:
             for i in n.inputs:
                 if G.key(i) != k and i.op != "const":
                     lst = by_input.setdefault((id(i), G.space[k]), [])
-                    if k not in lst:
+                    if not lst or lst[-1] != k:  # k is only ever appended while it is visited
                         lst.append(k)
     for lst in by_input.values():
         live = [k for k in lst if k in G.members]

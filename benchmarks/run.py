@@ -10,8 +10,12 @@ Workloads (exactly as defined below):
 4. chain: 2,000 alternating tanh/sin ops over 1,024 elements, value and gradient: first call
    (trace + compile) and steady state.
 5. startup: process start to the first result of the MLP step, cold and warm on-disk cache.
+6. large graphs, compile time (trace to first result, cold cache, median of 3): an RNN written
+   as a Python loop over 500 steps (h = tanh(W h + U x_t + b), hidden size 32, loss = sum of
+   the hidden states), value and gradients wrt W, U, b; and the chain of workload 4 with
+   100,000 ops. Target for both: 10 s.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup] [--repeat N]
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large] [--repeat N]
 """
 
 from __future__ import annotations
@@ -557,6 +561,91 @@ def bench_chain(repeat: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# 6. large graphs: compile time
+
+
+RNN_STEPS, RNN_HIDDEN, RNN_INPUT = 500, 32, 8
+
+
+def rnn_loss(W, U, b, xs):
+    h = np.zeros(RNN_HIDDEN, dtype=np.float32)
+    total = 0.0
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + U @ xs[t] + b)
+        total = total + np.sum(h)
+    return total
+
+
+def rnn_data(steps: int = RNN_STEPS) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((RNN_HIDDEN, RNN_HIDDEN)) * 0.1).astype(np.float32)
+    U = (rng.standard_normal((RNN_HIDDEN, RNN_INPUT)) * 0.1).astype(np.float32)
+    b = np.zeros(RNN_HIDDEN, np.float32)
+    xs = rng.standard_normal((steps, RNN_INPUT)).astype(np.float32)
+    return W, U, b, xs
+
+
+def long_chain(x):
+    for i in range(100_000):
+        x = np.sin(x) if i % 2 else np.tanh(x)
+    return np.sum(x)
+
+
+def first_call_seconds(make: Callable[[], Callable[[], object]], runs: int = 3) -> list[float]:
+    """Trace-and-compile-to-first-result times, each with a fresh function and a cold cache."""
+    out = []
+    old = os.environ.get("GRAPHC_CACHE_DIR")
+    for _ in range(runs):
+        cache = tempfile.mkdtemp(prefix="graphc-bench-")
+        os.environ["GRAPHC_CACHE_DIR"] = cache
+        try:
+            fn = make()
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        finally:
+            if old is None:
+                os.environ.pop("GRAPHC_CACHE_DIR", None)
+            else:
+                os.environ["GRAPHC_CACHE_DIR"] = old
+            shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
+def bench_large(repeat: int) -> None:
+    print("\n[6] large graphs: compile time (first call, cold cache, median of 3)", flush=True)
+    W, U, b, xs = rnn_data()
+
+    def make_rnn():
+        f = graphc.jit(graphc.value_and_grad(rnn_loss, argnums=(0, 1, 2)))
+        return lambda: f(W, U, b, xs)
+
+    eqs = len(
+        graphc.trace(graphc.value_and_grad(rnn_loss, argnums=(0, 1, 2)), W, U, b, xs).equations
+    )
+    ts = first_call_seconds(make_rnn)
+    record(
+        "large",
+        f"RNN, {RNN_STEPS} unrolled steps, value+grad",
+        float(np.median(ts)) * 1e3,
+        f"{eqs} traced equations; runs {', '.join(f'{t:.1f}' for t in ts)} s; target 10 s",
+    )
+    x = np.linspace(-1, 1, 1024, dtype=np.float32)
+
+    def make_chain():
+        f = graphc.jit(graphc.value_and_grad(long_chain))
+        return lambda: f(x)
+
+    ts = first_call_seconds(make_chain)
+    record(
+        "large",
+        "100,000-op chain, value+grad",
+        float(np.median(ts)) * 1e3,
+        f"runs {', '.join(f'{t:.1f}' for t in ts)} s; target 10 s",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # 5. startup
 
 _STARTUP = """
@@ -603,6 +692,7 @@ BENCHES = {
     "convnet": bench_convnet,
     "chain": bench_chain,
     "startup": bench_startup,
+    "large": bench_large,
 }
 
 

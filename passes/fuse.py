@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphc.ir import Graph, Meta, Node, TupleAval, make_input, users
@@ -62,6 +63,9 @@ class Boundary:
 class FusionReport:
     kernels: int = 0  # fused nodes created
     boundaries: list[Boundary] = field(default_factory=list)
+    # nodes touched by legality searches and order repairs: the work fusion's cycle checks
+    # did, which grows about linearly with the graph
+    search_steps: int = 0
 
     def reasons(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -112,33 +116,156 @@ def _why_unfusable(n: Node) -> str:
 
 
 class _Contracted:
-    """The graph with each group contracted to one node: successor and predecessor sets, and
-    for each node the first position of its members in the original order (`lo`). Plain dicts
-    of sets: contracting is a handful of set updates, and nothing needs importing."""
+    """The graph with each group contracted to one node: successor and predecessor sets, for
+    each node the first position of its members in the original order (`lo`), and a
+    topological rank kept valid under contraction.
+
+    The rank is what keeps legality checks local: a path from u to v can only pass through
+    nodes ranked between them, so a search for one never leaves that window. Contracting two
+    nodes can break the order for the edges the merged node inherits; those are repaired by
+    re-ranking only the nodes inside the broken edge's window (Pearce and Kelly's dynamic
+    topological order), so merges stay local too. `visits` counts the nodes legality searches
+    and repairs touch: the measure of the work they do.
+    """
 
     def __init__(self) -> None:
         self.succ: dict[int, set[int]] = {}
         self.pred: dict[int, set[int]] = {}
         self.lo: dict[int, int] = {}
+        self.rank: dict[int, int] = {}
+        self.at: list[int | None] = []  # rank -> node (None where a contracted node was)
+        self.visits = 0
 
     def add_node(self, v: int, lo: int) -> None:
-        self.succ[v], self.pred[v], self.lo[v] = set(), set(), lo
+        """Add node v; nodes are added in a topological order, `lo` being v's position."""
+        self.succ[v], self.pred[v], self.lo[v], self.rank[v] = set(), set(), lo, len(self.at)
+        self.at.append(v)
 
     def add_edge(self, u: int, v: int) -> None:
         self.succ[u].add(v)
         self.pred[v].add(u)
 
     def contract(self, a: int, b: int) -> None:
-        """Merge node b into node a; edges between them disappear."""
+        """Merge node b into node a; edges between them disappear. The caller guarantees that
+        no other path joins them, so the result is acyclic."""
+        rank = self.rank
+        broken: list[tuple[int, int]] = []
         for p in self.pred.pop(b):
             self.succ[p].discard(b)
             if p != a:
                 self.add_edge(p, a)
+                if rank[p] > rank[a]:
+                    broken.append((p, a))
         for s in self.succ.pop(b):
             self.pred[s].discard(b)
             if s != a:
                 self.add_edge(a, s)
+                if rank[s] < rank[a]:
+                    broken.append((a, s))
         self.lo[a] = min(self.lo[a], self.lo.pop(b))
+        self.at[rank.pop(b)] = None
+        for u, v in broken:
+            if rank[u] > rank[v]:  # an earlier repair may have fixed this edge already
+                self._reorder(u, v)
+
+    def _reorder(self, u: int, v: int) -> None:
+        """Restore the topological rank after edge u -> v with rank[u] > rank[v]: the nodes
+        reachable from v and ranked below u move after the nodes reaching u and ranked above
+        v, reusing the same ranks."""
+        rank, lb, ub = self.rank, self.rank[v], self.rank[u]
+        fwd = self._collect(v, self.succ, lambda r: r < ub)
+        if u in fwd:
+            raise AssertionError("internal: fusion produced a cyclic contracted graph")
+        back = self._collect(u, self.pred, lambda r: r > lb)
+        fwd.sort(key=rank.__getitem__)
+        back.sort(key=rank.__getitem__)
+        slots = sorted(rank[w] for w in fwd + back)
+        for w, r in zip(back + fwd, slots, strict=True):
+            rank[w] = r
+            self.at[r] = w
+
+    def _collect(self, start: int, edges: dict[int, set[int]], inside) -> list[int]:
+        """`start` and every node reachable from it along `edges` whose rank is `inside`."""
+        rank = self.rank
+        seen = {start}
+        stack = [start]
+        while stack:
+            w = stack.pop()
+            self.visits += 1
+            for x in edges[w]:
+                if x not in seen and inside(rank[x]):
+                    seen.add(x)
+                    stack.append(x)
+        return list(seen)
+
+    def reaches(self, u: int, v: int, frontier: float) -> bool:
+        """Is there a path from u to v through some other node? Only nodes ranked between u
+        and v (and starting at or before `frontier`) can lie on one. Searched from both ends
+        at once, always extending the smaller side, so the answer costs about what the
+        cheaper of the two searches would: a fresh group with one producer, next to a group
+        whose values feed the rest of the program, is decided at once."""
+        rank, lo = self.rank, self.lo
+        ru, rv = rank[u], rank[v]
+        if ru > rv:
+            return False
+
+        def inside(w: int) -> bool:
+            return ru < rank[w] < rv and lo[w] <= frontier
+
+        # the side with fewer edges first: when it has no way into the window, the other
+        # side's edges need not be looked at
+        succ_u, pred_v = self.succ[u], self.pred[v]
+        if len(pred_v) <= len(succ_u):
+            back = [w for w in pred_v if inside(w)]
+            fwd = [w for w in succ_u if inside(w)] if back else []
+        else:
+            fwd = [w for w in succ_u if inside(w)]
+            back = [w for w in pred_v if inside(w)] if fwd else []
+        seen_f, seen_b = set(fwd), set(back)
+        if seen_f & seen_b:
+            return True
+        while fwd and back:
+            if len(fwd) <= len(back):
+                stack, edges, mine, other = fwd, self.succ, seen_f, seen_b
+            else:
+                stack, edges, mine, other = back, self.pred, seen_b, seen_f
+            w = stack.pop()
+            self.visits += 1
+            for x in edges[w]:
+                if x not in mine and inside(x):
+                    if x in other:
+                        return True
+                    mine.add(x)
+                    stack.append(x)
+        return False
+
+    def related(self, nodes: list[int]) -> dict[int, int]:
+        """For each of `nodes`, the set (a bit mask, bit i for nodes[i]) of the others it
+        reaches through some other node: all pairwise answers of `reaches` at once, from one
+        sweep over the rank window the nodes span instead of one search per pair."""
+        rank, succ, at = self.rank, self.succ, self.at
+        bit = {v: 1 << i for i, v in enumerate(nodes)}
+        lo, hi = min(rank[v] for v in nodes), max(rank[v] for v in nodes)
+        desc: dict[int, int] = {}  # the nodes reachable from v, v included
+        below: dict[int, int] = {}  # the nodes reachable from v, v excluded
+        out: dict[int, int] = {}
+        for r in range(hi, lo - 1, -1):
+            v = at[r]
+            if v is None:
+                continue
+            self.visits += 1
+            d = 0
+            for w in succ[v]:
+                if rank[w] <= hi:
+                    d |= desc[w]
+            below[v], desc[v] = d, d | bit.get(v, 0)
+            if v in bit:
+                through = 0
+                for w in succ[v]:
+                    if rank[w] <= hi:
+                        through |= below[w]
+                out[v] = through
+        return out
 
     def topological_order(self) -> list[int]:
         """Nodes in topological order, earliest `lo` first among the ready ones (so kernels
@@ -171,6 +298,8 @@ class _Groups:
         self.rows: dict[int, bool] = {}  # every reduction of the group is a row reduction
         self.reds: dict[int, set[int]] = {}  # ids of the group's reductions
         self.C = _Contracted()
+        self.merges = 0  # merges so far: dates what is known about the contracted graph
+        self.last_merged = -1  # the group the latest merge made
         for n in nodes:
             self.C.add_node(id(n), self.pos[id(n)])
             for i in n.inputs:
@@ -192,30 +321,15 @@ class _Groups:
     def would_cycle(self, a: int, b: int, frontier: int | None = None) -> bool:
         """Would merging groups a and b close a cycle through some other node?
 
-        `frontier`: during vertical fusion, the position of the node being placed. Every group
-        then holds only nodes at or before it, and later nodes cannot feed them, so the search
-        may skip every contracted node that starts after the frontier: exact, and it keeps the
-        search local on long chains. Without it the whole contracted graph is searched.
+        Such a path runs from the lower-ranked group to the higher-ranked one through nodes
+        ranked between them, so one bounded search decides it. `frontier`: during vertical
+        fusion, the position of the node being placed; every group then holds only nodes at
+        or before it and later nodes cannot feed them, so the search also skips contracted
+        nodes that start after it.
         """
-        succ, lo = self.C.succ, self.C.lo
-        starts = [(s, t, [v for v in succ[s] if v != t]) for s, t in ((a, b), (b, a))]
-        if not any(firsts for _, _, firsts in starts):
-            return False  # neither group feeds anything else: no other path can exist
-        limit = float("inf") if frontier is None else frontier
-        for _, t, firsts in starts:
-            # depth-first search from a's other successors for b (and back), over nodes that
-            # start at or before the frontier
-            seen = set()
-            stack = [v for v in firsts if lo[v] <= limit]
-            while stack:
-                v = stack.pop()
-                if v == t:
-                    return True
-                if v in seen:
-                    continue
-                seen.add(v)
-                stack.extend(w for w in succ[v] if w not in seen and lo[w] <= limit)
-        return False
+        if self.C.rank[a] > self.C.rank[b]:
+            a, b = b, a
+        return self.C.reaches(a, b, math.inf if frontier is None else frontier)
 
     def merge(self, a: int, b: int) -> int:
         """Merge groups a and b (in the contracted graph too); returns the merged group's key,
@@ -223,6 +337,7 @@ class _Groups:
         if len(self.members[a]) < len(self.members[b]):
             a, b = b, a
         self.C.contract(a, b)
+        self.merges, self.last_merged = self.merges + 1, a
         for n in self.members[b]:
             self.of[id(n)] = a
         self.members[a] += self.members.pop(b)
@@ -243,7 +358,9 @@ class _Groups:
             return None
         return row_shape(self.space[g], self.axes[g])
 
-    def why_not(self, a: int, b: int, frontier: int | None = None) -> str | None:
+    def why_not(
+        self, a: int, b: int, frontier: int | None = None, cycle: _CycleCheck | None = None
+    ) -> str | None:
         sa, sb = self.space[a], self.space[b]
         if sa != sb and self._row_of(a) != sb and self._row_of(b) != sa:
             return f"different iteration space ({_fmt(sa)} vs {_fmt(sb)})"
@@ -255,7 +372,7 @@ class _Groups:
             return f"size cap ({MAX_GROUP} ops per kernel)"
         if self._reads_reduction(a, b) or self._reads_reduction(b, a):
             return "reads a reduction's result (complete only after its loop)"
-        if self.would_cycle(a, b, frontier):
+        if (cycle or self.would_cycle)(a, b, frontier):
             return "would create a cycle"
         return None
 
@@ -266,6 +383,35 @@ class _Groups:
         if not reds or (self.rows[a] and self.rows[b]):
             return False
         return any(id(i) in reds for m in self.members[b] for i in m.inputs)
+
+
+class _Pairs:
+    """Cycle checks for the pairs of one sibling set. While no merge has changed the contracted
+    graph, every pair among the set's groups is answered from one sweep: a set of k groups
+    that cannot merge (one per step of an unrolled loop, all reading the same weight) costs
+    one sweep of its window instead of k*k/2 searches. Pairs with the group a merge has just
+    made are searched directly (the next ones usually join it too)."""
+
+    def __init__(self, groups: _Groups, keys: list[int]):
+        self.G, self.keys = groups, keys
+        self.stamp = -1
+        self.reach: dict[int, int] = {}
+        self.bit: dict[int, int] = {}
+
+    def would_cycle(self, a: int, b: int, frontier: int | None = None) -> bool:
+        G = self.G
+        if self.stamp != G.merges:
+            if G.last_merged in (a, b):
+                return G.would_cycle(a, b, frontier)
+            live = [k for k in self.keys if k in G.members]
+            if len(live) < 3:
+                return G.would_cycle(a, b, frontier)
+            self.reach, self.stamp = G.C.related(live), G.merges
+            self.bit = {k: 1 << i for i, k in enumerate(live)}
+        return bool(self.reach[a] & self.bit[b] or self.reach[b] & self.bit[a])
+
+
+_CycleCheck = Callable[[int, int, "int | None"], bool]
 
 
 def _fmt(shape: tuple) -> str:
@@ -313,14 +459,15 @@ def fuse(graph: Graph) -> Graph:
             for i in n.inputs:
                 if G.key(i) != k and i.op != "const":
                     lst = by_input.setdefault((id(i), G.space[k]), [])
-                    if k not in lst:
+                    if not lst or lst[-1] != k:  # k is only ever appended while it is visited
                         lst.append(k)
     for lst in by_input.values():
         live = [k for k in lst if k in G.members]
+        pairs = _Pairs(G, lst)
         while len(live) > 1:
             a, rest = live[0], live[1:]
             for b in rest:
-                if b in G.members and G.why_not(a, b) is None:
+                if b in G.members and G.why_not(a, b, cycle=pairs.would_cycle) is None:
                     a = G.merge(a, b)  # one of the two leaves G.members
             # the groups that could not join a try again around the next one
             live = [k for k in rest if k in G.members]
@@ -351,6 +498,7 @@ def fuse(graph: Graph) -> Graph:
             new[id(m)] = value
         del fused
     out = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+    report.search_steps = G.C.visits
     out.info["fusion"] = report
     out.info["notes"] = [str(b) for b in report.boundaries]
     return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import importlib.util
 import linecache
 import mmap
@@ -297,6 +298,17 @@ class _Driver:
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
         self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
+        self._projs: dict[int, list[Node]] | None = None
+
+    def projections(self, f: Node) -> list[Node]:
+        """The `proj` nodes reading fused node f's results (one index for the whole graph, so
+        asking for every kernel stays linear in the graph's size)."""
+        if self._projs is None:
+            self._projs = {}
+            for m in self.graph.nodes:
+                if m.op == "proj":
+                    self._projs.setdefault(id(m.inputs[0]), []).append(m)
+        return self._projs.get(id(f), [])
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -391,9 +403,11 @@ class _Driver:
         space = vm.space_of(first)
         dt = _float_dtype(first)
         batch, consts = [first], []
+        in_batch = {id(first)}
         reduced: set[int] = set(self._reduction_results(first))
-        for m in nodes[start + 1 :]:
-            if m.op == "proj" and m.inputs[0] in batch:
+        for k in range(start + 1, len(nodes)):
+            m = nodes[k]
+            if m.op == "proj" and id(m.inputs[0]) in in_batch:
                 continue
             if m.op == "const":
                 consts.append(m)
@@ -408,6 +422,7 @@ class _Driver:
             if any(id(i) in reduced for i in m.inputs):
                 break
             batch.append(m)
+            in_batch.add(id(m))
             reduced |= set(self._reduction_results(m))
         return batch, consts
 
@@ -419,19 +434,17 @@ class _Driver:
         ]
         if not isinstance(f.aval, TupleAval):
             return [id(f)] if red else []
-        return [
-            id(m)
-            for m in self.by_id.values()
-            if m.op == "proj" and m.inputs[0] is f and m.attrs["index"] in red
-        ]
+        return [id(m) for m in self.projections(f) if m.attrs["index"] in red]
 
     def _skip_batch(
         self, nodes: list[Node], start: int, batch: list[Node], consts: list[Node]
     ) -> int:
-        members = {id(b) for b in batch} | {id(c) for c in consts}
+        in_batch = {id(b) for b in batch}
+        members = in_batch | {id(c) for c in consts}
         k = start
         while k < len(nodes) and (
-            id(nodes[k]) in members or (nodes[k].op == "proj" and nodes[k].inputs[0] in batch)
+            id(nodes[k]) in members
+            or (nodes[k].op == "proj" and id(nodes[k].inputs[0]) in in_batch)
         ):
             k += 1
         return k
@@ -522,13 +535,17 @@ class _Driver:
             elif _owns_storage(n):
                 births.setdefault(id(n), []).append(n)
         free: dict[int, list[int]] = {}
-        live: list[tuple[int, int, int]] = []  # (last use, nbytes, slot)
-        n_slots = 0
+        # (last use, birth order, nbytes, slot): the buffers that die at a node come off the
+        # heap in time linear overall, and are freed in the order they were born
+        live: list[tuple[int, int, int, int]] = []
+        n_slots = born = 0
         for n in nodes:
             k = pos[id(n)]
-            for e in [e for e in live if e[0] < k]:
-                free.setdefault(e[1], []).append(e[2])
-                live.remove(e)
+            dead = []
+            while live and live[0][0] < k:
+                dead.append(heapq.heappop(live))
+            for e in sorted(dead, key=lambda e: e[1]):
+                free.setdefault(e[2], []).append(e[3])
             for owner in births.get(id(n), []):
                 if id(owner) in self.fresh:
                     continue
@@ -537,7 +554,8 @@ class _Driver:
                 if slot is None:
                     slot, n_slots = n_slots, n_slots + 1
                 self.slots[id(owner)] = slot
-                live.append((max(last.get(id(owner), k), k), nbytes, slot))
+                heapq.heappush(live, (max(last.get(id(owner), k), k), born, nbytes, slot))
+                born += 1
 
     def _buffer(self, owner: Node | None, size: int, dt: np.dtype) -> str:
         """Source for the flat storage of a result: pooled if planned, else a returned array
@@ -613,9 +631,8 @@ class _Driver:
         if not isinstance(n.aval, TupleAval):
             return [n]
         owners: list[Node | None] = [None] * len(n.aval.avals)
-        for m in self.graph.nodes:
-            if m.op == "proj" and m.inputs[0] is n:
-                owners[m.attrs["index"]] = m
+        for m in self.projections(n):
+            owners[m.attrs["index"]] = m
         return owners
 
     def _generic(self, n: Node, v: str) -> None:

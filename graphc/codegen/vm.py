@@ -19,6 +19,7 @@ full-size or single elements; reductions must be over the whole space (sum, max,
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -376,7 +377,7 @@ def _space(body) -> tuple[int, ...]:
             if REGISTRY[v.op].extra.get("fusable_reduction")
             else tuple(v.shape)
         )
-        if int(np.prod(shape, dtype=np.int64)) > int(np.prod(best, dtype=np.int64)):
+        if math.prod(shape) > math.prod(best):
             best = shape
     return best
 

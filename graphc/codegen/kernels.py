@@ -419,7 +419,9 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
             src.append(f"{ind}for i{j} in range({plan.dims[j]}):")
             ind += "    "
     else:
-        src.append(f"{ind}for _row in range(lo, hi):")
+        # one row: a loop whose body does not depend on its index sends LLVM's loop vectorizer
+        # into time exponential in the length of the (fully unrolled) max/min select chains
+        src.append(f"{ind}if lo < hi:")
         ind += "    "
     row_names: dict[int, str] = {}
 

@@ -252,7 +252,7 @@ class Program:
         lines = [f"program seed={self.seed} inputs={self.shapes}"]
         n = len(self.shapes)
         lines += [f"  v{n + k} = {st}" for k, st in enumerate(self.steps)]
-        lines.append(f"  return {['v%d' % i for i in self.outputs]}")
+        lines.append("  return " + ", ".join(f"v{i}" for i in self.outputs))
         return "\n".join(lines)
 
 

@@ -10,16 +10,11 @@ broadcast, a vanished derivative) fails it.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
+from reliability.programs import REDUCTIONS, axis_forms, generate, loss_weights, make_loss
 
 import graphc
-
-sys.path.insert(0, os.path.dirname(__file__))
-from programs import REDUCTIONS, axis_forms, generate, loss_weights, make_loss  # noqa: E402
 
 SEEDS = range(32)
 

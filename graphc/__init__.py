@@ -28,6 +28,7 @@ from graphc.api import (
 )
 from graphc.interp import evaluate
 from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
+from graphc.signature import SignatureError
 from graphc.text import load, parse
 from graphc.trace import (
     ArgumentError,
@@ -69,6 +70,7 @@ __all__ = [
     "GraphcError",
     "Node",
     "ShapeError",
+    "SignatureError",
     "Spec",
     "Tracer",
     "TracerError",

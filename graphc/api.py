@@ -32,7 +32,7 @@ from graphc import numpy as gnp
 from graphc import tree_util as pytree
 from graphc.interp import evaluate
 from graphc.ir import Graph, GraphcError, is_float, substitute
-from graphc.signature import ArgumentError, InputCheck, coerce, describe
+from graphc.signature import InputCheck, SignatureError, coerce, describe
 from graphc.trace import (
     StaticLeaf,
     Tracer,
@@ -100,7 +100,7 @@ def inline(graph: Graph, args: Sequence[Any]) -> list[Tracer]:
     """Splice `graph` into the current trace with `args` (tracers or arrays) as its inputs,
     checked and cast like the arguments of a compiled call."""
     if len(args) != len(graph.inputs):
-        raise ArgumentError(
+        raise SignatureError(
             f"{graph.name or 'the function'} takes {len(graph.inputs)} array inputs, "
             f"got {len(args)}",
             user_location(),
@@ -602,7 +602,7 @@ def _main_outputs(g: Graph, n_main: int) -> list[tuple[int, int]]:
 
 def _leaves_like(value: Any, tree: pytree.TreeDef, what: str, prefix: str) -> list:
     """The leaves of `value` in the order of `tree`'s leaves, matched by path, so a dict with
-    its keys in another order (or a list for a tuple) lines up; ArgumentError when the paths
+    its keys in another order (or a list for a tuple) lines up; SignatureError when the paths
     differ."""
     leaves, td = pytree.flatten(value)
     if td == tree:
@@ -611,7 +611,7 @@ def _leaves_like(value: Any, tree: pytree.TreeDef, what: str, prefix: str) -> li
     by_path = dict(zip(got, leaves, strict=True))
     if len(by_path) != len(got) or set(want) != set(got):
         shown = "leaves " + ", ".join(got) if td.kind is not None and got else describe(value)
-        raise ArgumentError(
+        raise SignatureError(
             f"{what} must have the structure of {prefix} (leaves {', '.join(want)}); got {shown}",
             user_location(),
         )

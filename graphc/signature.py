@@ -19,7 +19,7 @@ Example:
     dtype('float32')
     >>> check([np.ones(2)])
     Traceback (most recent call last):
-    ArgumentError: input 0 (x) must be f32[3]; got an array of shape (2,) and dtype float64 ...
+    SignatureError: input 0 (x) must be f32[3]; got an array of shape (2,) and dtype float64 ...
 """
 
 from __future__ import annotations
@@ -28,15 +28,24 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import Aval, Graph, GraphcError, Node
-from graphc.trace import UNSUPPORTED_SUBCLASSES, Tracer, unsupported_subclass_message, user_location
+from graphc.ir import Aval, Graph, Node
+from graphc.trace import (
+    UNSUPPORTED_SUBCLASSES,
+    ArgumentError,
+    ArgumentValueError,
+    Tracer,
+    unsupported_subclass_message,
+    user_location,
+)
 
 # Python scalar type -> the dtype kinds it may be written into (NEP 50: the value, not a dtype)
 _PY_KINDS = {bool: "biufc", int: "iufc", float: "fc", complex: "c"}
 
 
-class ArgumentError(GraphcError):
-    """An argument does not fit the signature a graph was compiled for."""
+class SignatureError(ArgumentError, ArgumentValueError):
+    """An argument does not fit the signature a graph was compiled for. It is graphc's
+    ArgumentError (a TypeError) and ArgumentValueError (a ValueError) both: NumPy raises either
+    for such a mismatch, and code written for either catches it."""
 
 
 def describe(x: Any) -> str:
@@ -63,12 +72,12 @@ def _label(node: Node, k: int) -> str:
 
 def coerce(x: Any, aval: Aval, what: str) -> Any:
     """`x` as a value of exactly `aval`'s shape and dtype (an array, or a tracer when `x` is
-    traced), cast under the rule above; ArgumentError naming `what` and the caller's line when
+    traced), cast under the rule above; SignatureError naming `what` and the caller's line when
     it does not fit."""
     want = np.dtype(aval.dtype)
 
-    def fail(why: str) -> ArgumentError:
-        return ArgumentError(f"{what} must be {aval}; got {describe(x)}: {why}", user_location())
+    def fail(why: str) -> SignatureError:
+        return SignatureError(f"{what} must be {aval}; got {describe(x)}: {why}", user_location())
 
     if isinstance(x, Tracer):
         if x.shape != aval.shape:
@@ -91,7 +100,7 @@ def coerce(x: Any, aval: Aval, what: str) -> Any:
         except (OverflowError, ValueError) as e:
             raise fail(f"out of range for {want} ({e})") from None
     if isinstance(x, UNSUPPORTED_SUBCLASSES):
-        raise ArgumentError(unsupported_subclass_message(x), user_location())
+        raise SignatureError(unsupported_subclass_message(x), user_location())
     try:
         arr = np.asarray(x)
     except Exception as e:  # a ragged list, an object whose __array__ fails
@@ -127,7 +136,7 @@ class InputCheck:
     def __call__(self, args: list) -> list:
         fast = self.fast
         if len(args) != len(fast):
-            raise ArgumentError(
+            raise SignatureError(
                 f"{self.name or 'the compiled function'} takes {len(fast)} array inputs, "
                 f"got {len(args)}",
                 user_location(),

@@ -18,6 +18,32 @@ def rng():
     return np.random.default_rng(0)
 
 
+def marker_line(path: str, marker: str) -> int:
+    """The line of the file at `path` that ends with the comment `# <marker>`."""
+    with open(path) as f:
+        hits = [i for i, line in enumerate(f, 1) if line.rstrip().endswith("# " + marker)]
+    assert len(hits) == 1, f"marker {marker!r} found {len(hits)} times"
+    return hits[0]
+
+
+def assert_same_leaves(got, want, tol: float = 1e-12) -> None:
+    """Same number of leaves; each with NumPy's shape and dtype and its values (allclose
+    within `tol` for floats, equal otherwise)."""
+
+    def leaves(x):
+        return list(x) if isinstance(x, (list, tuple)) else [x]
+
+    got, want = leaves(got), leaves(want)
+    assert len(got) == len(want), (len(got), len(want))
+    for g, w in zip(got, want, strict=True):
+        g, w = np.asarray(g), np.asarray(w)
+        assert (g.shape, g.dtype) == (w.shape, w.dtype), (g.shape, g.dtype, w.shape, w.dtype)
+        if w.dtype.kind == "f":
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+        else:
+            np.testing.assert_array_equal(g, w)
+
+
 def check_golden(name: str, text: str) -> None:
     """Compare `text` with tests/golden/<name>; GRAPHC_UPDATE_GOLDEN=1 rewrites the file."""
     path = os.path.join(GOLDEN, name)

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from conftest import marker_line
 
 import graphc
 import graphc.numpy as gnp
@@ -33,10 +34,7 @@ def randb(*shape):
 
 def line_of(marker: str) -> int:
     """The line of this file that ends with the comment `# <marker>`."""
-    with open(__file__) as f:
-        hits = [i for i, line in enumerate(f, 1) if line.rstrip().endswith("# " + marker)]
-    assert len(hits) == 1, f"marker {marker!r} found {len(hits)} times"
-    return hits[0]
+    return marker_line(__file__, marker)
 
 
 def assert_same(got, want):

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc import nn
-from graphc.signature import ArgumentError
+from graphc import ArgumentError, nn
 
 HERE = os.path.basename(__file__)
 

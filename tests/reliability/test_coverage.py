@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import assert_same_leaves, marker_line
 
 import graphc
 
@@ -23,26 +24,10 @@ def randn(*shape, dtype=np.float64):
 
 
 def line_of(marker: str) -> int:
-    with open(__file__) as f:
-        hits = [i for i, line in enumerate(f, 1) if line.rstrip().endswith("# " + marker)]
-    assert len(hits) == 1, marker
-    return hits[0]
+    return marker_line(__file__, marker)
 
 
-def _leaves(x):
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-def assert_same(got, want, tol=1e-12):
-    got, want = _leaves(got), _leaves(want)
-    assert len(got) == len(want), (len(got), len(want))
-    for g, w in zip(got, want, strict=True):
-        g, w = np.asarray(g), np.asarray(w)
-        assert (g.shape, g.dtype) == (w.shape, w.dtype), (g.shape, g.dtype, w.shape, w.dtype)
-        if w.dtype.kind == "f":
-            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
-        else:
-            np.testing.assert_array_equal(g, w)
+assert_same = assert_same_leaves
 
 
 def _tol(args):

@@ -1,5 +1,7 @@
 """Trace -> verify -> print -> parse -> evaluate on the seed functions."""
 
+import os
+
 import numpy as np
 import pytest
 import seeds
@@ -34,3 +36,13 @@ def test_seed_golden_and_roundtrip(name, rng):
     want = fn(*vals)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(graphc.evaluate(g2, *vals)[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_missing_golden_file_fails_and_is_not_written(monkeypatch):
+    import conftest
+
+    monkeypatch.delenv("GRAPHC_UPDATE_GOLDEN", raising=False)
+    name = "no-such-golden-file.ir"
+    with pytest.raises(AssertionError, match="is missing"):
+        conftest.check_golden(name, "anything")
+    assert not os.path.exists(os.path.join(conftest.GOLDEN, name))

@@ -104,6 +104,18 @@ def row_shape(space: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axes else s for i, s in enumerate(space))
 
 
+def _row_aligned(shape: tuple[int, ...], space: tuple[int, ...], axes: tuple[int, ...]) -> bool:
+    """Does a value of `shape`, broadcast (aligned from the right) against `space`, hold one
+    value per row, i.e. stay constant along the reduced `axes`?"""
+    nd = len(space)
+    if len(shape) > nd:
+        return False
+    full = (1,) * (nd - len(shape)) + shape
+    return all(full[k] == 1 for k in axes) and all(
+        d in (1, s) for d, s in zip(full, space, strict=True)
+    )
+
+
 def _why_unfusable(n: Node) -> str:
     d = REGISTRY[n.op]
     if d.kind is Kind.CONTRACTION:
@@ -372,9 +384,35 @@ class _Groups:
             return f"size cap ({MAX_GROUP} ops per kernel)"
         if self._reads_reduction(a, b) or self._reads_reduction(b, a):
             return "reads a reduction's result (complete only after its loop)"
+        if self._misaligned_row_value(a, b):
+            return "broadcasts a per-row value across the reduced axes"
         if (cycle or self.would_cycle)(a, b, frontier):
             return "would create a cycle"
         return None
+
+    def _misaligned_row_value(self, a: int, b: int) -> bool:
+        """Would a full-space member of the merged group read a value of the group that is
+        not one value per row? A row kernel keeps values of other shapes as one scalar per
+        row; NumPy broadcasting aligns shapes from the right, so `x + sum(x, axis=1)` on a
+        square x reads the row sums along the columns, not the rows."""
+        axes = self.axes[a] if self.axes[a] is not None else self.axes[b]
+        if axes is None:
+            return False
+        sa, sb = self.space[a], self.space[b]
+        space = sb if len(sa) == len(sb) and math.prod(sb) > math.prod(sa) else sa
+        members = self.members[a] + self.members[b]
+        ids = {id(m) for m in members}
+        for m in members:
+            if tuple(m.shape) != space:
+                continue
+            for i in m.inputs:
+                if (
+                    id(i) in ids
+                    and tuple(i.shape) != space
+                    and not _row_aligned(tuple(i.shape), space, axes)
+                ):
+                    return True
+        return False
 
     def _reads_reduction(self, a: int, b: int) -> bool:
         """Does a member of group b read a reduction computed in group a, other than a row

@@ -349,6 +349,8 @@ def generate(seed: int, steps: int = 10, max_size: int = 400) -> Program:
             continue
         if v.dtype != np.float64 or v.size == 0 or v.size > max_size or v.ndim > 4:
             continue
+        if st.name == "std" and vals[st.args[0]].size == v.size:
+            continue  # the std of one element is sqrt at 0: no derivative (NaN, as in JAX)
         if not np.all(np.isfinite(v)) or np.max(np.abs(v), initial=0) > 1e4:
             continue
         prog_steps.append(st)

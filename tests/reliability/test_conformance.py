@@ -162,3 +162,37 @@ def test_full_max_reduction_kernels_compile(n):
     g_ref = graphc.grad(f, backend="interpreter")(x)
     np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-15)
     assert np.count_nonzero(g) >= 1
+
+
+SQUARE_BROADCASTS = [
+    # (function, shape, fused kernels when the per-row value lines up with the rows)
+    (lambda x: x + np.sum(x, axis=1), (4, 4), None),
+    (lambda x: x * np.max(x, axis=-1), (3, 3), None),
+    (lambda x: x - np.mean(x, axis=1), (5, 5), None),
+    (lambda x: x / (1.0 + np.std(x, axis=1)), (4, 4), None),
+    (lambda x: np.exp(x - np.max(x, axis=1)) * np.min(x, axis=1), (4, 4), None),
+    (lambda x: x + np.sum(x, axis=2), (3, 3, 3), None),
+    (lambda x: x + np.sum(x, axis=(1, 2)), (2, 3, 2), None),
+    (lambda x: np.sum(x, axis=1) + np.sum(x, axis=1, keepdims=True), (3, 3), None),
+    (lambda x: x + np.sum(x, axis=1, keepdims=True), (4, 4), 1),
+    (lambda x: np.exp(x - np.max(x, axis=-1, keepdims=True)), (4, 4), 1),
+    (lambda x: x * np.sum(x), (4, 4), 1),
+]
+
+
+@pytest.mark.parametrize("k", range(len(SQUARE_BROADCASTS)))
+def test_reduction_results_broadcast_like_numpy(k):
+    """A reduction's result broadcast back against its operand lines up from the right, as
+    NumPy's broadcasting does: on a square operand the row results of axis=1 run along the
+    columns. Fusion keeps a per-row value in the operand's kernel only where it lines up with
+    the rows (keepdims=True, a full reduction)."""
+    f, shape, kernels = SQUARE_BROADCASTS[k]
+    x = np.random.default_rng(k).standard_normal(shape)
+    step = graphc.jit(f)
+    close(step(x), f(x), 1e-12, "value", "")
+    if kernels is not None:
+        fused = [n for n in step.lower(x).optimized.equations if n.op == "fused"]
+        assert len(fused) == kernels
+    g = graphc.jit(graphc.grad(lambda v: np.sum(np.sin(f(v)))))(x)
+    g_ref = graphc.grad(lambda v: np.sum(np.sin(f(v))), backend="interpreter")(x)
+    close(g, g_ref, 1e-11, "gradient", "")

@@ -1120,13 +1120,14 @@ def _einsum_check(spec: Any, operands: Sequence[Any]) -> None:
                     f"{sizes[c][0]} and {d}",
                     user_location(),
                 )
-            if c in sizes and sizes[c][0] != d:
+            if c in sizes and sizes[c][0] != d and 1 not in (sizes[c][0], d):
                 raise ShapeError(
                     f"np.einsum: index {c!r} has size {sizes[c][0]} in operand {sizes[c][1]} "
                     f"but {d} in operand {k}",
                     user_location(),
                 )
-            sizes.setdefault(c, (d, k))
+            if c not in sizes or sizes[c][0] == 1:  # a length of 1 broadcasts, as in NumPy
+                sizes[c] = (d, k)
     if arrow:
         for c in out:
             if out.count(c) > 1:
@@ -2613,6 +2614,24 @@ def _einsum_prepare(spec: str, operands: Sequence[Any]) -> tuple[str, list[Any]]
 _einsum_named = einsum
 
 
+def _einsum_broadcast_ones(spec: str, operands: Sequence[Any]) -> list[Any]:
+    """Operands with each axis of length 1 broadcast to its index's length in the other
+    operands (NumPy's einsum broadcasts such axes)."""
+    lhs = spec.replace(" ", "").partition("->")[0]
+    subs = lhs.split(",")
+    if "." in lhs or len(subs) != len(operands):
+        return list(operands)
+    size: dict[str, int] = {}
+    for sub, x in zip(subs, operands, strict=True):
+        for c, d in zip(sub, np.shape(x), strict=True):
+            size[c] = builtins.max(size.get(c, 1), d)
+    out = []
+    for sub, x in zip(subs, operands, strict=True):
+        want = tuple(size[c] for c in sub)
+        out.append(broadcast_to(_asarr(x), want) if want != tuple(np.shape(x)) else x)
+    return out
+
+
 def einsum(spec: str, *operands: Any, **kwargs: Any) -> Any:  # noqa: F811
     """Einstein summation as in np.einsum, including '...' and repeated indices within one
     operand (diagonals, traces: "ii->", "ii->i", "bii->bi"), lowered to diagonals,
@@ -2623,6 +2642,7 @@ def einsum(spec: str, *operands: Any, **kwargs: Any) -> Any:  # noqa: F811
         np.float64(3.0)
     """
     _einsum_check(spec, operands)
+    operands = _einsum_broadcast_ones(spec, operands)
     spec, ops = _einsum_prepare(spec, operands)
     if ops and builtins.all(o.dtype == np.bool_ for o in ops):
         # NumPy's boolean einsum: any of the ands, i.e. a count that is not zero

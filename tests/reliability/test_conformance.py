@@ -196,3 +196,31 @@ def test_reduction_results_broadcast_like_numpy(k):
     g = graphc.jit(graphc.grad(lambda v: np.sum(np.sin(f(v)))))(x)
     g_ref = graphc.grad(lambda v: np.sum(np.sin(f(v))), backend="interpreter")(x)
     close(g, g_ref, 1e-11, "gradient", "")
+
+
+@pytest.mark.parametrize(
+    "spec, shapes",
+    [
+        ("ij,jk->ik", [(2, 1), (3, 4)]),
+        ("ij,ij->j", [(2, 1), (2, 4)]),
+        ("i,i->", [(1,), (4,)]),
+        ("bij,bjk->bik", [(1, 2, 3), (4, 3, 2)]),
+        ("ij,kj->ik", [(3, 1), (2, 5)]),
+    ],
+)
+def test_einsum_broadcasts_axes_of_length_one(spec, shapes):
+    """An index of length 1 in one operand broadcasts against the others, as NumPy's einsum
+    does; values and gradients (against central differences)."""
+    rng = np.random.default_rng(len(spec))
+    a, b = (rng.standard_normal(s) for s in shapes)
+
+    def f(a, b):
+        return np.sum(np.sin(np.einsum(spec, a, b)))
+
+    close(
+        graphc.jit(lambda a, b: np.einsum(spec, a, b))(a, b), np.einsum(spec, a, b), 1e-12, spec, ""
+    )
+    ga, gb = graphc.jit(graphc.grad(f, (0, 1)))(a, b)
+    da, db = rng.standard_normal(a.shape), rng.standard_normal(b.shape)
+    fd = _fd_directional(f, [a, b], [da, db], 1e-6)
+    assert abs(fd - float(np.sum(ga * da) + np.sum(gb * db))) <= 1e-6 * (1 + abs(fd))

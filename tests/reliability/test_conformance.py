@@ -16,7 +16,9 @@ from reliability.programs import REDUCTIONS, axis_forms, generate, loss_weights,
 
 import graphc
 
-SEEDS = range(32)
+# the first 32, and seeds of programs that found faults (a row kernel reading row sums along
+# the wrong axis; einsum's broadcasting of length-1 axes)
+SEEDS = [*range(32), 51, 138, 191, 198]
 
 
 def close(got, want, rtol: float, what: str, prog) -> None:

@@ -533,8 +533,8 @@ def test_loop_is_vectorized(dt, op):
     huge = {c for c in calls if c.startswith("graphc_")}
     if op in ("sin", "cos", "tan"):
         # the vectorized loop calls the masked variant; the scalar remainder the scalar one
-        assert huge and all(re.fullmatch(rf"graphc_{op}_huge(_m\d+)?", c) for c in huge), huge
-        assert any(re.fullmatch(rf"graphc_{op}_huge_m\d+", c) for c in huge), huge
+        assert huge and all(re.fullmatch(rf"graphc_{op}_huge_{dt}(_m\d+)?", c) for c in huge), huge
+        assert any(re.fullmatch(rf"graphc_{op}_huge_{dt}_m\d+", c) for c in huge), huge
     else:
         assert not huge, huge
     # some float32 functions work in float64 vectors

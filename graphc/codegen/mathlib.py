@@ -878,8 +878,8 @@ def sin_f32(x):
     v = _sel((q & 1) == 0, s, c)
     v = _sel((q & 2) == 0, v, -v)
     v = _sel(x == _ZERO_F32, _f8(x), v)  # keeps -0.0
-    v = _sin_if_huge(_huge_f32(x), _f8(x), v)
-    return _sel(abs(x) < _INF_F32, _f4(v), x - x)
+    res = _sin_if_huge(_huge_f32(x), x, _f4(v))
+    return _sel(abs(x) < _INF_F32, res, x - x)
 
 
 @_jit
@@ -890,8 +890,8 @@ def cos_f32(x):
     q = q + 1
     v = _sel((q & 1) == 0, s, c)
     v = _sel((q & 2) == 0, v, -v)
-    v = _cos_if_huge(_huge_f32(x), _f8(x), v)
-    return _sel(abs(x) < _INF_F32, _f4(v), x - x)
+    res = _cos_if_huge(_huge_f32(x), x, _f4(v))
+    return _sel(abs(x) < _INF_F32, res, x - x)
 
 
 @_jit
@@ -901,8 +901,8 @@ def tan_f32(x):
     s, c = _sincos_poly_f32(r)
     v = _sel((q & 1) == 0, s / c, -c / s)
     v = _sel(x == _ZERO_F32, _f8(x), v)  # keeps -0.0
-    v = _tan_if_huge(_huge_f32(x), _f8(x), v)
-    return _sel(abs(x) < _INF_F32, _f4(v), x - x)
+    res = _tan_if_huge(_huge_f32(x), x, _f4(v))
+    return _sel(abs(x) < _INF_F32, res, x - x)
 
 
 @_jit
@@ -1145,11 +1145,14 @@ _HUGE_VFS = (2, 4, 8, 16, 32)
 _HUGE_IMPL = {"sin": _sin_huge, "cos": _cos_huge, "tan": _tan_huge}
 
 
-def _huge_function(context, builder, fn: str) -> ir.Function:
-    """The module's `double graphc_<fn>_huge(double)` (a plain-ABI wrapper of the Numba function
-    `_<fn>_huge`), with its masked vector variants, defined on first use in a module."""
+def _huge_function(context, builder, fn: str, fty: ir.Type) -> ir.Function:
+    """The module's `T graphc_<fn>_huge_<t>(T)` for T = float or double: a plain-ABI wrapper of
+    the Numba function `_<fn>_huge` (float64; float32 arguments widen exactly and the result
+    rounds once), with its masked vector variants, defined on first use in a module. float32
+    loops get variants of float vectors: half the width of double ones, so LLVM's cost model
+    still finds a loop computing both sin and cos worth vectorizing."""
     module = builder.module
-    name = f"graphc_{fn}_huge"
+    name = f"graphc_{fn}_huge_{'f32' if fty == ir.FloatType() else 'f64'}"
     found = module.globals.get(name)
     if found is not None:
         return found
@@ -1159,7 +1162,7 @@ def _huge_function(context, builder, fn: str) -> ir.Function:
     disp.compile(sig.args)
     cres = disp.overloads[sig.args]
     context.add_linking_libs([cres.library])
-    scalar = ir.Function(module, ir.FunctionType(dbl, [dbl]), name)
+    scalar = ir.Function(module, ir.FunctionType(fty, [fty]), name)
     scalar.linkage = "linkonce_odr"
     for attr in ("noinline", "nounwind", "readnone"):
         scalar.attributes.add(attr)
@@ -1167,14 +1170,15 @@ def _huge_function(context, builder, fn: str) -> ir.Function:
     # llvmlite knows only keyword attributes; this string attribute is written out as given
     set.add(scalar.attributes, f'"vector-function-abi-variant"="{variants}"')
     b = ir.IRBuilder(scalar.append_basic_block())
-    _, res = context.call_internal_no_propagate(b, cres.fndesc, sig, list(scalar.args))
-    b.ret(res)
+    arg = scalar.args[0] if fty == dbl else b.fpext(scalar.args[0], dbl)
+    _, res = context.call_internal_no_propagate(b, cres.fndesc, sig, [arg])
+    b.ret(res if fty == dbl else b.fptrunc(res, fty))
     i64 = ir.IntType(64)
     cttz = cgutils.get_or_insert_function(
         module, ir.FunctionType(i64, [i64, ir.IntType(1)]), "llvm.cttz.i64"
     )
     for vf in _HUGE_VFS:
-        vty, mty = ir.VectorType(dbl, vf), ir.VectorType(ir.IntType(1), vf)
+        vty, mty = ir.VectorType(fty, vf), ir.VectorType(ir.IntType(1), vf)
         fnty = ir.FunctionType(vty, [vty, mty])
         # the lanes: one scalar call per set lane, lowest set bit first
         lanes = ir.Function(module, fnty, f"{name}_lanes{vf}")
@@ -1218,21 +1222,21 @@ def _huge_function(context, builder, fn: str) -> ir.Function:
 
 def _huge_intrinsic(fn: str):
     def typer(typingctx, cond, x, fast):
-        if cond != types.boolean or x != types.float64 or fast != types.float64:
+        if cond != types.boolean or x not in (types.float32, types.float64) or fast != x:
             return None
 
         def codegen(context, builder, sig, args):
             huge, xv, fastv = args
             before = builder.block
             with builder.if_then(huge, likely=False):
-                slow = builder.call(_huge_function(context, builder, fn), [xv])
+                slow = builder.call(_huge_function(context, builder, fn, xv.type), [xv])
                 slow_end = builder.block
-            res = builder.phi(ir.DoubleType())
+            res = builder.phi(xv.type)
             res.add_incoming(slow, slow_end)
             res.add_incoming(fastv, before)
             return res
 
-        return types.float64(cond, x, fast), codegen
+        return x(cond, x, fast), codegen
 
     return typer
 

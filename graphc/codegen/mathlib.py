@@ -39,16 +39,23 @@ Every function is `@njit(cache=True, error_model="numpy", fastmath=False, forcei
   and integers with `bitcast` (`_bits`, `_f32_from_bits`, `_f64_from_bits`), 2^k is built from
   its exponent bits, rounding uses llvm.rint (one roundps/roundpd). There are no libm calls and
   no tables. No instruction may be contracted into an FMA (none is, even inside a "contract"
-  kernel), so results do not depend on the CPU or on how the caller was compiled.
+  kernel), so results do not depend on the CPU or on how the caller was compiled. One
+  exception: sin, cos and tan of huge arguments (|x| >= TRIG_FAST_LIMIT) are redone out of
+  line by an exact Payne-Hanek reduction, through a call LLVM knows a masked vector variant
+  of; the vectorized loop calls that variant once per vector and it returns at once when no
+  lane is huge (see "sin, cos and tan of huge arguments" in the code).
 * cache=True: a second process loads the functions from Numba's cache and still inlines them
   (checked: cache hits, and the new kernel's IR has vector types and no call). Numba's cache of
   a *caller* does not notice when this file changes; graphc's code generator salts the names
   of its generated modules with a hash of graphc/codegen/*.py, which includes this file.
 
 Checked (on this AVX-512 machine) by inspecting `kernel.inspect_llvm()` of a loop like the one
-above for every function: no call is left, and the loop body uses <16 x float> for float32
-(<16 x double> where float32 trig works in float64) and <8 x double> for float64;
-tests/test_mathlib.py asserts this for a kernel calling all of them. Timing on this machine
+above for every function: no call is left (sin, cos, tan: only the per-vector call of their
+huge-argument variant), and the loop body uses vector types; tests/test_mathlib.py asserts
+this for each function in a loop of its own. The per-vector call costs sin/cos/tan loops
+0-10% in float64 and 10-20% in float32 in a loop doing nothing else (measured on this shared
+machine, 1M elements, the minimum of 31 runs; within noise in larger kernels and in the tape
+machine's 2,000-op tanh/sin chain). Timing on this machine
 (2 cores, AVX-512, shared), 4M elements, median of 9 runs, ns per element
 (benchmarks/mathlib_bench.py): numpy = the ufunc on the array (sigmoid: 1 / (1 + np.exp(-x)),
 softplus: np.logaddexp(0, x), erf: scipy.special.erf), libm = an @njit loop calling the scalar
@@ -95,8 +102,8 @@ double; for erf glibc's erf, itself within 0.8 ulp: an mpmath check puts erf_f64
     sigmoid      2         2
     softplus     2         2
     erf          1         2
-    sin          1         2       |x| < 2^35 pi/2 (5.4e10) for float32, 2^29 pi/2 (8.4e8) for
-    cos          1         2       float64; see below
+    sin          1         2       over all finite x, huge ones included (see below)
+    cos          1         2
     tan          1         4
     sinh         1*        2       * float32 rows marked *: computed in float64 and rounded
     cosh         1*        2         once; 0 ulp against glibc's float64 result rounded, on
@@ -124,13 +131,17 @@ float64 past 709.782712893384) and returns subnormals down to the last nonzero v
 or 0, where 1 / (1 + np.exp(-x)) gives 0 through overflow.
 
 sin/cos/tan: Cody-Waite reduction x = k pi/2 + r with pi/2 split in four (float32 inputs,
-reduced in float64) or five (float64) parts, exact for |k| < 2^35 / 2^29: the error bound above
-holds for |x| < 2^35 pi/2 (float32) and |x| < 2^29 pi/2 (float64), including the floats
-nearest to multiples of pi/2. Beyond that the reduction is no longer exact and the error grows
-with |x|: the absolute error stays below |x| 2^-50 (the result is sin of a number within a
-few float64 ulps of x), and results are always finite, sin and cos in [-1, 1], but for
-|x| >= 2^50 they are not meaningful. (NumPy reduces exactly at any size; a generated kernel
-that must match NumPy for huge arguments should not use these.)
+reduced in float64) or five (float64) parts, exact for |k| < 2^35 / 2^29, used for
+|x| < TRIG_FAST_LIMIT (1.5 * 2^35 for float32, 1.5 * 2^29 = 8.05e8 for float64). Larger finite
+arguments take a Payne-Hanek reduction out of line: the 53-bit mantissa times a 256-bit
+window of the bits of 2/pi (a table of 64-bit words computed at import from Machin's formula
+with Python integers) gives x 2/pi mod 4 to about 126 bits at any exponent, enough for the
+floats nearest to multiples of pi/2 (float64: 6381956970095103 * 2^797, whose reduced argument
+is 4.7e-19); r is kept as a double-double and the result corrected to first order for its
+low part. Measured against long double (glibc reduces exactly): the bounds above hold over
+every binade up to the largest finite value. NumPy's float64 cos is 8 ulp off at that worst
+case; ours is correctly rounded there. float32 arguments beyond the limit use the float64 path and
+round once.
 
 Algorithms (coefficients: own minimax fits, Remez exchange in 60-digit mpmath, weighted for
 relative error unless noted, rounded to the working precision):

@@ -43,7 +43,7 @@ Every function is `@njit(cache=True, error_model="numpy", fastmath=False, forcei
   exception: sin, cos and tan of huge arguments (|x| >= TRIG_FAST_LIMIT) are redone out of
   line by an exact Payne-Hanek reduction, through a call LLVM knows a masked vector variant
   of; the vectorized loop calls that variant once per vector and it returns at once when no
-  lane is huge (see "sin, cos and tan of huge arguments" in the code).
+  lane is huge (see "sin, cos, tan of huge arguments" in the code).
 * cache=True: a second process loads the functions from Numba's cache and still inlines them
   (checked: cache hits, and the new kernel's IR has vector types and no call). Numba's cache of
   a *caller* does not notice when this file changes; graphc's code generator salts the names
@@ -981,14 +981,15 @@ def tan_f64(x):
 # ---------------------------------------------------------------------------------------------
 # sin, cos, tan of huge arguments: Payne-Hanek reduction, out of line.
 #
-# The fast functions below reduce with Cody-Waite, exact for |k| < 2^35 (float32 inputs) and
+# The fast functions above reduce with Cody-Waite, exact for |k| < 2^35 (float32 inputs) and
 # |k| < 2^29 (float64). Lanes beyond that (rare: |x| >= TRIG_FAST_LIMIT) are redone by a scalar
 # function that multiplies the argument's 53-bit mantissa by a 256-bit window of the bits of
 # 2/pi, so x (2/pi) mod 4 is known to ~126 bits whatever the exponent. It must not be inlined:
 # as a branch inside the inlined code LLVM would if-convert it and run it on every lane. As a
 # plain call it would stop the loop from vectorizing. So it is a call LLVM knows a *masked
 # vector variant* of (the "vector-function-abi-variant" attribute): the vectorized loop calls
-# `graphc_<fn>_huge_m<VF>(x, mask)` once per vector, which returns at once when no lane is set.
+# `graphc_<fn>_huge_<f32|f64>_m<VF>(x, mask)` once per vector, which returns at once when no
+# lane is set.
 
 
 def _two_over_pi_words(nwords: int) -> np.ndarray:
@@ -1121,7 +1122,8 @@ def _reduce_huge(x):
 
 @_jit_outline
 def _sincos_huge(x):
-    """(sin, cos) of a huge finite x: the polynomials at rh, corrected to first order for rl."""
+    """(sin r, cos r, q) for a huge finite x = (4n + q) pi/2 + r: the polynomials at rh,
+    corrected to first order for rl."""
     rh, rl, q = _reduce_huge(x)
     s0, c0 = _sincos_poly_f64(rh)
     s = s0 + rl * c0

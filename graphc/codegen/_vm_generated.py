@@ -10,6 +10,7 @@ from numba import carray, njit, types, uint64
 from numba.extending import intrinsic
 
 from graphc.codegen.mathlib import cbrt_f32, cbrt_f64, cos_f32, cos_f64, erf_f32, erf_f64, exp2_f32, exp2_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log10_f32, log10_f64, log1p_f32, log1p_f64, log2_f32, log2_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
+# mathlib.py sha256: 9c0784bb1244b5e2
 
 
 def _ptr_intrinsic(nbtype):

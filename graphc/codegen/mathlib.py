@@ -39,16 +39,23 @@ Every function is `@njit(cache=True, error_model="numpy", fastmath=False, forcei
   and integers with `bitcast` (`_bits`, `_f32_from_bits`, `_f64_from_bits`), 2^k is built from
   its exponent bits, rounding uses llvm.rint (one roundps/roundpd). There are no libm calls and
   no tables. No instruction may be contracted into an FMA (none is, even inside a "contract"
-  kernel), so results do not depend on the CPU or on how the caller was compiled.
+  kernel), so results do not depend on the CPU or on how the caller was compiled. One
+  exception: sin, cos and tan of huge arguments (|x| >= TRIG_FAST_LIMIT) are redone out of
+  line by an exact Payne-Hanek reduction, through a call LLVM knows a masked vector variant
+  of; the vectorized loop calls that variant once per vector and it returns at once when no
+  lane is huge (see "sin, cos, tan of huge arguments" in the code).
 * cache=True: a second process loads the functions from Numba's cache and still inlines them
   (checked: cache hits, and the new kernel's IR has vector types and no call). Numba's cache of
   a *caller* does not notice when this file changes; graphc's code generator salts the names
   of its generated modules with a hash of graphc/codegen/*.py, which includes this file.
 
 Checked (on this AVX-512 machine) by inspecting `kernel.inspect_llvm()` of a loop like the one
-above for every function: no call is left, and the loop body uses <16 x float> for float32
-(<16 x double> where float32 trig works in float64) and <8 x double> for float64;
-tests/test_mathlib.py asserts this for a kernel calling all of them. Timing on this machine
+above for every function: no call is left (sin, cos, tan: only the per-vector call of their
+huge-argument variant), and the loop body uses vector types; tests/test_mathlib.py asserts
+this for each function in a loop of its own. The per-vector call costs sin/cos/tan loops
+0-10% in float64 and 10-20% in float32 in a loop doing nothing else (measured on this shared
+machine, 1M elements, the minimum of 31 runs; within noise in larger kernels and in the tape
+machine's 2,000-op tanh/sin chain). Timing on this machine
 (2 cores, AVX-512, shared), 4M elements, median of 9 runs, ns per element
 (benchmarks/mathlib_bench.py): numpy = the ufunc on the array (sigmoid: 1 / (1 + np.exp(-x)),
 softplus: np.logaddexp(0, x), erf: scipy.special.erf), libm = an @njit loop calling the scalar
@@ -95,8 +102,8 @@ double; for erf glibc's erf, itself within 0.8 ulp: an mpmath check puts erf_f64
     sigmoid      2         2
     softplus     2         2
     erf          1         2
-    sin          1         2       |x| < 2^35 pi/2 (5.4e10) for float32, 2^29 pi/2 (8.4e8) for
-    cos          1         2       float64; see below
+    sin          1         2       over all finite x, huge ones included (see below)
+    cos          1         2
     tan          1         4
     sinh         1*        2       * float32 rows marked *: computed in float64 and rounded
     cosh         1*        2         once; 0 ulp against glibc's float64 result rounded, on
@@ -124,13 +131,17 @@ float64 past 709.782712893384) and returns subnormals down to the last nonzero v
 or 0, where 1 / (1 + np.exp(-x)) gives 0 through overflow.
 
 sin/cos/tan: Cody-Waite reduction x = k pi/2 + r with pi/2 split in four (float32 inputs,
-reduced in float64) or five (float64) parts, exact for |k| < 2^35 / 2^29: the error bound above
-holds for |x| < 2^35 pi/2 (float32) and |x| < 2^29 pi/2 (float64), including the floats
-nearest to multiples of pi/2. Beyond that the reduction is no longer exact and the error grows
-with |x|: the absolute error stays below |x| 2^-50 (the result is sin of a number within a
-few float64 ulps of x), and results are always finite, sin and cos in [-1, 1], but for
-|x| >= 2^50 they are not meaningful. (NumPy reduces exactly at any size; a generated kernel
-that must match NumPy for huge arguments should not use these.)
+reduced in float64) or five (float64) parts, exact for |k| < 2^35 / 2^29, used for
+|x| < TRIG_FAST_LIMIT (1.5 * 2^35 for float32, 1.5 * 2^29 = 8.05e8 for float64). Larger finite
+arguments take a Payne-Hanek reduction out of line: the 53-bit mantissa times a 256-bit
+window of the bits of 2/pi (a table of 64-bit words computed at import from Machin's formula
+with Python integers) gives x 2/pi mod 4 to about 126 bits at any exponent, enough for the
+floats nearest to multiples of pi/2 (float64: 6381956970095103 * 2^797, whose reduced argument
+is 4.7e-19); r is kept as a double-double and the result corrected to first order for its
+low part. Measured against long double (glibc reduces exactly): the bounds above hold over
+every binade up to the largest finite value. NumPy's float64 cos is 8 ulp off at that worst
+case; ours is correctly rounded there. float32 arguments beyond the limit use the float64 path and
+round once.
 
 Algorithms (coefficients: own minimax fits, Remez exchange in 60-digit mpmath, weighted for
 relative error unless noted, rounded to the working precision):
@@ -419,7 +430,6 @@ _PIO2_F64 = (
     _f8(1.5707963705062866), _f8(-4.371138828673793e-08), _f8(-1.7151245100058819e-15),
     _f8(1.056299898220315e-23), _f8(8.4784276603689e-32),
 )  # fmt: skip
-_R_MAX = _f8(1.0)  # |r| bound past the accurate range (keeps results in [-1, 1])
 
 
 @_jit
@@ -851,8 +861,6 @@ def _trig_reduce_f32(x):
     kf = _rint(xd * _TWO_OVER_PI)
     p = _PIO2_F32
     r = (((xd - kf * p[0]) - kf * p[1]) - kf * p[2]) - kf * p[3]
-    r = _sel(r < _R_MAX, r, _R_MAX)
-    r = _sel(r > -_R_MAX, r, -_R_MAX)
     r = _sel(kf == _ZERO_F64, xd, r)  # exact, keeps -0.0
     kq = kf - _f8(4.0) * _rint(kf * _f8(0.25))  # k mod 4 in [-2, 2], exact
     return r, np.int64(kq) & 3
@@ -867,6 +875,13 @@ def _sincos_poly_f32(r):
 
 
 @_jit
+def _huge_f32(x):
+    """Lanes the fast reduction cannot do (finite |x| >= TRIG_FAST_LIMIT["f32"])."""
+    a = abs(x)
+    return (a >= _TRIG_LIMIT_F32) & (a < _INF_F32)
+
+
+@_jit
 def sin_f32(x):
     x = _f4(x)
     r, q = _trig_reduce_f32(x)
@@ -874,7 +889,8 @@ def sin_f32(x):
     v = _sel((q & 1) == 0, s, c)
     v = _sel((q & 2) == 0, v, -v)
     v = _sel(x == _ZERO_F32, _f8(x), v)  # keeps -0.0
-    return _sel(abs(x) < _INF_F32, _f4(v), x - x)
+    res = _sin_if_huge(_huge_f32(x), x, _f4(v))
+    return _sel(abs(x) < _INF_F32, res, x - x)
 
 
 @_jit
@@ -885,7 +901,8 @@ def cos_f32(x):
     q = q + 1
     v = _sel((q & 1) == 0, s, c)
     v = _sel((q & 2) == 0, v, -v)
-    return _sel(abs(x) < _INF_F32, _f4(v), x - x)
+    res = _cos_if_huge(_huge_f32(x), x, _f4(v))
+    return _sel(abs(x) < _INF_F32, res, x - x)
 
 
 @_jit
@@ -895,7 +912,8 @@ def tan_f32(x):
     s, c = _sincos_poly_f32(r)
     v = _sel((q & 1) == 0, s / c, -c / s)
     v = _sel(x == _ZERO_F32, _f8(x), v)  # keeps -0.0
-    return _sel(abs(x) < _INF_F32, _f4(v), x - x)
+    res = _tan_if_huge(_huge_f32(x), x, _f4(v))
+    return _sel(abs(x) < _INF_F32, res, x - x)
 
 
 @_jit
@@ -903,8 +921,6 @@ def _trig_reduce_f64(x):
     kf = _rint(x * _TWO_OVER_PI)
     p = _PIO2_F64
     r = ((((x - kf * p[0]) - kf * p[1]) - kf * p[2]) - kf * p[3]) - kf * p[4]
-    r = _sel(r < _R_MAX, r, _R_MAX)
-    r = _sel(r > -_R_MAX, r, -_R_MAX)
     r = _sel(kf == _ZERO_F64, x, r)
     kq = kf - _f8(4.0) * _rint(kf * _f8(0.25))
     return r, np.int64(kq) & 3
@@ -921,6 +937,13 @@ def _sincos_poly_f64(r):
 
 
 @_jit
+def _huge_f64(x):
+    """Lanes the fast reduction cannot do (finite |x| >= TRIG_FAST_LIMIT["f64"])."""
+    a = abs(x)
+    return (a >= _TRIG_LIMIT_F64) & (a < _INF_F64)
+
+
+@_jit
 def sin_f64(x):
     x = _f8(x)
     r, q = _trig_reduce_f64(x)
@@ -928,6 +951,7 @@ def sin_f64(x):
     v = _sel((q & 1) == 0, s, c)
     v = _sel((q & 2) == 0, v, -v)
     v = _sel(x == _ZERO_F64, x, v)  # keeps -0.0
+    v = _sin_if_huge(_huge_f64(x), x, v)
     return _sel(abs(x) < _INF_F64, v, x - x)
 
 
@@ -939,6 +963,7 @@ def cos_f64(x):
     q = q + 1
     v = _sel((q & 1) == 0, s, c)
     v = _sel((q & 2) == 0, v, -v)
+    v = _cos_if_huge(_huge_f64(x), x, v)
     return _sel(abs(x) < _INF_F64, v, x - x)
 
 
@@ -949,7 +974,302 @@ def tan_f64(x):
     s, c = _sincos_poly_f64(r)
     v = _sel((q & 1) == 0, s / c, -c / s)
     v = _sel(x == _ZERO_F64, x, v)  # keeps -0.0
+    v = _tan_if_huge(_huge_f64(x), x, v)
     return _sel(abs(x) < _INF_F64, v, x - x)
+
+
+# ---------------------------------------------------------------------------------------------
+# sin, cos, tan of huge arguments: Payne-Hanek reduction, out of line.
+#
+# The fast functions above reduce with Cody-Waite, exact for |k| < 2^35 (float32 inputs) and
+# |k| < 2^29 (float64). Lanes beyond that (rare: |x| >= TRIG_FAST_LIMIT) are redone by a scalar
+# function that multiplies the argument's 53-bit mantissa by a 256-bit window of the bits of
+# 2/pi, so x (2/pi) mod 4 is known to ~126 bits whatever the exponent. It must not be inlined:
+# as a branch inside the inlined code LLVM would if-convert it and run it on every lane. As a
+# plain call it would stop the loop from vectorizing. So it is a call LLVM knows a *masked
+# vector variant* of (the "vector-function-abi-variant" attribute): the vectorized loop calls
+# `graphc_<fn>_huge_<f32|f64>_m<VF>(x, mask)` once per vector, which returns at once when no
+# lane is set.
+
+
+def _two_over_pi_words(nwords: int) -> np.ndarray:
+    """Word j (j >= 1) holds bits 64(j-1)+1 .. 64j after the binary point of 2/pi; word 0 is
+    the zero bits before it, so a window may start one word early. Computed with Python
+    integers: pi from Machin's formula pi/4 = 4 atan(1/5) - atan(1/239), 64 guard bits."""
+    prec = 64 * nwords + 64
+    one = 1 << prec
+
+    def atan_inv(n: int) -> int:  # atan(1/n) * 2^prec, truncated terms (error < #terms)
+        total, power, k, sign = 0, one // n, 1, 1
+        while power:
+            total += sign * (power // k)
+            power //= n * n
+            k += 2
+            sign = -sign
+        return total
+
+    pi = 4 * (4 * atan_inv(5) - atan_inv(239))  # pi * 2^prec, error well below 2^40
+    two_over_pi = (2 << (2 * prec)) // pi  # (2/pi) * 2^prec
+    frac = two_over_pi >> 64  # 64 * nwords bits after the binary point (guard bits dropped)
+    words = [0] + [(frac >> (64 * (nwords - 1 - j))) & (2**64 - 1) for j in range(nwords)]
+    return np.array(words, dtype=np.uint64)
+
+
+# A float64 x = m 2^e has e <= 971; its window starts at word (e - 2) // 64 + 1 <= 16 and is
+# four words long.
+_TWO_OVER_PI_BITS = _two_over_pi_words(20)
+_M32 = np.uint64(0xFFFFFFFF)
+_U0, _U1 = np.uint64(0), np.uint64(1)
+_SPLIT_F64 = _f8(134217729.0)  # 2^27 + 1, Veltkamp's constant
+_PIO2_DD = (_f8(1.5707963267948966), _f8(6.123233995736766e-17))  # pi/2 = HI + LO
+# the fast path's reduction is exact below these (|k| = |x| 2/pi + 1/2 < 2^35, 2^29)
+TRIG_FAST_LIMIT = {"f32": 1.5 * 2.0**35, "f64": 1.5 * 2.0**29}
+_TRIG_LIMIT_F32 = _f4(TRIG_FAST_LIMIT["f32"])
+_TRIG_LIMIT_F64 = _f8(TRIG_FAST_LIMIT["f64"])
+
+_jit_outline = njit(cache=True, error_model="numpy", fastmath=False)
+
+
+@_jit_outline
+def _mul_64x64(a, b):
+    """(hi, lo): the 128-bit product of two uint64."""
+    a0, a1 = a & _M32, a >> np.uint64(32)
+    b0, b1 = b & _M32, b >> np.uint64(32)
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> np.uint64(32)) + (p01 & _M32) + (p10 & _M32)
+    lo = (p00 & _M32) | (mid << np.uint64(32))
+    hi = p11 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
+    return hi, lo
+
+
+@_jit_outline
+def _two_prod(a, b):
+    """(p, e) with p = fl(a b) and a b = p + e exactly (Dekker; no FMA: fastmath is off)."""
+    p = a * b
+    ta = _SPLIT_F64 * a
+    ah = ta - (ta - a)
+    al = a - ah
+    tb = _SPLIT_F64 * b
+    bh = tb - (tb - b)
+    bl = b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+@_jit_outline
+def _reduce_huge(x):
+    """(rh, rl, q) with x = (4n + q) pi/2 + rh + rl, |rh + rl| <= pi/4, for finite x with
+    |x| >= 2^20 (the exponent window below assumes it)."""
+    b = _bits(x)
+    e = ((b >> 52) & 0x7FF) - 1075  # x = m 2^e
+    m = np.uint64((b & 0xFFFFFFFFFFFFF) | 0x10000000000000)
+    # Bits of 2/pi with weight 2^-i contribute m 2^(e-i); those with e - i >= 2 are multiples
+    # of 4 (whole turns) and are skipped. The window W = words j0..j0+3 ends sh = 256 - d
+    # bits below the binary point of m W, d = e - 64 (j0 - 1) in [2, 65].
+    j0 = (e - 2) // 64 + 1
+    d = e - 64 * (j0 - 1)
+    sh = 256 - d  # in [191, 254]
+    _, l0 = _mul_64x64(m, _TWO_OVER_PI_BITS[j0])  # its high word is whole turns
+    h1, l1 = _mul_64x64(m, _TWO_OVER_PI_BITS[j0 + 1])
+    h2, l2 = _mul_64x64(m, _TWO_OVER_PI_BITS[j0 + 2])
+    h3, l3 = _mul_64x64(m, _TWO_OVER_PI_BITS[j0 + 3])
+    # 64-bit limbs 1..3 of m W; limb 0 (l3) carries nothing into them, limb 4 is whole turns
+    q1 = h3 + l2
+    c1 = _sel(q1 < h3, _U1, _U0)
+    t = h2 + l1
+    c2 = _sel(t < h2, _U1, _U0)
+    q2 = t + c1
+    c2 = c2 + _sel(q2 < t, _U1, _U0)
+    q3 = h1 + l0 + c2
+    # the 128 bits from bit s = sh - 126 (in [65, 128]): quadrant in the top 2, then fraction
+    s = sh - 126
+    sb = np.uint64(s & 63)
+    sbc = np.uint64((64 - (s & 63)) & 63)
+    lo = _sel(s >= 128, q2, (q1 >> sb) | (q2 << sbc))
+    hi = _sel(s >= 128, q3, (q2 >> sb) | (q3 << sbc))
+    q = np.int64(hi >> np.uint64(62))
+    fh = hi & np.uint64(0x3FFFFFFFFFFFFFFF)  # fraction f = (fh 2^64 + lo) 2^-126 in [0, 1)
+    up = (fh >> np.uint64(61)) != _U0  # f >= 1/2: round to the next quadrant, f - 1
+    nlo = _U0 - lo
+    nfh = (np.uint64(0x3FFFFFFFFFFFFFFF) - fh) + _sel(lo == _U0, _U1, _U0)
+    nfh = nfh & np.uint64(0x3FFFFFFFFFFFFFFF)
+    fh = _sel(up, nfh, fh)
+    lo = _sel(up, nlo, lo)
+    q = _sel(up, q + 1, q) & 3
+    # |f| as exact pieces c2 2^-31 + c1 2^-73 + c0 2^-126 (31, 42 and 53 bits), then a
+    # double-double sum (non-negative pieces: no cancellation)
+    c2f = _f8(fh >> np.uint64(31)) * _f8(2.0**-31)
+    c1f = _f8(((fh & np.uint64(0x7FFFFFFF)) << np.uint64(11)) | (lo >> np.uint64(53)))
+    c1f = c1f * _f8(2.0**-73)
+    c0f = _f8(lo & np.uint64(0x1FFFFFFFFFFFFF)) * _f8(2.0**-126)
+    sh_ = c2f + c1f
+    sl = (c2f - sh_) + c1f  # exact: c2f >= c1f or c2f == 0
+    sl = sl + c0f
+    fhi = sh_ + sl
+    flo = sl - (fhi - sh_)
+    # r = f pi/2 in double-double
+    p, pe = _two_prod(fhi, _PIO2_DD[0])
+    tail = pe + (fhi * _PIO2_DD[1] + flo * _PIO2_DD[0])
+    rh = p + tail
+    rl = tail - (rh - p)
+    # f - 1 was negated above, and sin/cos/tan of -x follow from those of |x|
+    neg = up != (x < _ZERO_F64)
+    rh = _sel(neg, -rh, rh)
+    rl = _sel(neg, -rl, rl)
+    q = _sel(x < _ZERO_F64, -q, q) & 3
+    return rh, rl, q
+
+
+@_jit_outline
+def _sincos_huge(x):
+    """(sin r, cos r, q) for a huge finite x = (4n + q) pi/2 + r: the polynomials at rh,
+    corrected to first order for rl."""
+    rh, rl, q = _reduce_huge(x)
+    s0, c0 = _sincos_poly_f64(rh)
+    s = s0 + rl * c0
+    c = c0 - rl * s0
+    return s, c, q
+
+
+@_jit_outline
+def _sin_huge(x):
+    s, c, q = _sincos_huge(x)
+    v = s if (q & 1) == 0 else c
+    return v if (q & 2) == 0 else -v
+
+
+@_jit_outline
+def _cos_huge(x):
+    s, c, q = _sincos_huge(x)
+    q = q + 1
+    v = s if (q & 1) == 0 else c
+    return v if (q & 2) == 0 else -v
+
+
+@_jit_outline
+def _tan_huge(x):
+    s, c, q = _sincos_huge(x)
+    return s / c if (q & 1) == 0 else -c / s
+
+
+# Masked vector variants are provided for these vector widths (the loop vectorizer picks one
+# of them; a width without a variant would leave the call, and so the loop, scalar).
+_HUGE_VFS = (2, 4, 8, 16, 32)
+_HUGE_IMPL = {"sin": _sin_huge, "cos": _cos_huge, "tan": _tan_huge}
+
+
+def _huge_function(context, builder, fn: str, fty: ir.Type) -> ir.Function:
+    """The module's `T graphc_<fn>_huge_<t>(T)` for T = float or double: a plain-ABI wrapper of
+    the Numba function `_<fn>_huge` (float64; float32 arguments widen exactly and the result
+    rounds once), with its masked vector variants, defined on first use in a module. float32
+    loops get variants of float vectors: half the width of double ones, so LLVM's cost model
+    still finds a loop computing both sin and cos worth vectorizing."""
+    module = builder.module
+    name = f"graphc_{fn}_huge_{'f32' if fty == ir.FloatType() else 'f64'}"
+    found = module.globals.get(name)
+    if found is not None:
+        return found
+    dbl, i32 = ir.DoubleType(), ir.IntType(32)
+    sig = types.float64(types.float64)
+    disp = _HUGE_IMPL[fn]
+    disp.compile(sig.args)
+    cres = disp.overloads[sig.args]
+    context.add_linking_libs([cres.library])
+    scalar = ir.Function(module, ir.FunctionType(fty, [fty]), name)
+    scalar.linkage = "linkonce_odr"
+    for attr in ("noinline", "nounwind", "readnone"):
+        scalar.attributes.add(attr)
+    variants = ",".join(f"_ZGV_LLVM_M{vf}v_{name}({name}_m{vf})" for vf in _HUGE_VFS)
+    # llvmlite knows only keyword attributes; this string attribute is written out as given
+    set.add(scalar.attributes, f'"vector-function-abi-variant"="{variants}"')
+    b = ir.IRBuilder(scalar.append_basic_block())
+    arg = scalar.args[0] if fty == dbl else b.fpext(scalar.args[0], dbl)
+    _, res = context.call_internal_no_propagate(b, cres.fndesc, sig, [arg])
+    b.ret(res if fty == dbl else b.fptrunc(res, fty))
+    i64 = ir.IntType(64)
+    cttz = cgutils.get_or_insert_function(
+        module, ir.FunctionType(i64, [i64, ir.IntType(1)]), "llvm.cttz.i64"
+    )
+    for vf in _HUGE_VFS:
+        vty, mty = ir.VectorType(fty, vf), ir.VectorType(ir.IntType(1), vf)
+        fnty = ir.FunctionType(vty, [vty, mty])
+        # the lanes: one scalar call per set lane, lowest set bit first
+        lanes = ir.Function(module, fnty, f"{name}_lanes{vf}")
+        vec = ir.Function(module, fnty, f"{name}_m{vf}")
+        for f in (lanes, vec):
+            f.linkage = "weak_odr"  # linkonce would be dropped before the vectorizer looks
+            for attr in ("noinline", "nounwind", "readnone"):
+                f.attributes.add(attr)
+        lanes.attributes.add("cold")
+        xv, mask = lanes.args
+        b = ir.IRBuilder(lanes.append_basic_block())
+        head = b.block
+        bits = b.zext(b.bitcast(mask, ir.IntType(vf)), i64)
+        loop = b.append_basic_block("lane")
+        b.branch(loop)
+        b.position_at_end(loop)
+        left = b.phi(i64)
+        acc = b.phi(vty)
+        j = b.trunc(b.call(cttz, [left, ir.Constant(ir.IntType(1), 0)]), i32)
+        acc2 = b.insert_element(acc, b.call(scalar, [b.extract_element(xv, j)]), j)
+        left2 = b.and_(left, b.sub(left, ir.Constant(i64, 1)))
+        left.add_incoming(bits, head)
+        left.add_incoming(left2, loop)
+        acc.add_incoming(xv, head)
+        acc.add_incoming(acc2, loop)
+        done = b.append_basic_block("done")
+        b.cbranch(b.icmp_unsigned("!=", left2, ir.Constant(i64, 0)), loop, done)
+        b.position_at_end(done)
+        b.ret(acc2)
+        # the variant the loop calls once per vector: returns at once when no lane is set. (C
+        # convention: with preserve_allcc, which would spare the loop's vector registers, set
+        # lanes came back unchanged in a test on x86-64 with AVX-512.)
+        xv, mask = vec.args
+        b = ir.IRBuilder(vec.append_basic_block())
+        bits = b.bitcast(mask, ir.IntType(vf))
+        with b.if_then(b.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(vf), 0)), likely=False):
+            b.ret(b.call(lanes, [xv, mask]))
+        b.ret(xv)  # no lane set: the caller keeps its fast results
+    return scalar
+
+
+def _huge_intrinsic(fn: str):
+    def typer(typingctx, cond, x, fast):
+        if cond != types.boolean or x not in (types.float32, types.float64) or fast != x:
+            return None
+
+        def codegen(context, builder, sig, args):
+            huge, xv, fastv = args
+            before = builder.block
+            with builder.if_then(huge, likely=False):
+                slow = builder.call(_huge_function(context, builder, fn, xv.type), [xv])
+                slow_end = builder.block
+            res = builder.phi(xv.type)
+            res.add_incoming(slow, slow_end)
+            res.add_incoming(fastv, before)
+            return res
+
+        return x(cond, x, fast), codegen
+
+    return typer
+
+
+@intrinsic
+def _sin_if_huge(typingctx, cond, x, fast):
+    """`_sin_huge(x) if cond else fast`, the call kept out of line (see above)."""
+    return _huge_intrinsic("sin")(typingctx, cond, x, fast)
+
+
+@intrinsic
+def _cos_if_huge(typingctx, cond, x, fast):
+    """`_cos_huge(x) if cond else fast`."""
+    return _huge_intrinsic("cos")(typingctx, cond, x, fast)
+
+
+@intrinsic
+def _tan_if_huge(typingctx, cond, x, fast):
+    """`_tan_huge(x) if cond else fast`."""
+    return _huge_intrinsic("tan")(typingctx, cond, x, fast)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -175,6 +175,10 @@ def generate_source() -> str:
         bodies.append(consts + "\n" + body)
     if all_imports:
         parts.append("from graphc.codegen.mathlib import " + ", ".join(sorted(all_imports)))
+        # Numba's disk cache of this module is keyed on this file alone: naming the math
+        # functions' source here makes a change to them a change to this file, so the cached
+        # machine is rebuilt instead of keeping the old functions inlined.
+        parts.append(f"# mathlib.py sha256: {_mathlib_digest()}")
     parts.append(_PTRS)
     parts += bodies
     return "\n".join(parts) + "\n"
@@ -294,6 +298,14 @@ def {name}(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             acc[chunk, j] += lv2[j] + lv1[j]
     return nacc
 '''
+
+
+def _mathlib_digest() -> str:
+    import hashlib
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "mathlib.py"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def source_path() -> str:

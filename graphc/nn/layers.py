@@ -60,6 +60,8 @@ from graphc.nn.tree import (
     state,
 )
 
+# the names this module exported when it also held the activations, keys, initializers and
+# module machinery: `from graphc.nn.layers import relu` and star-imports keep working
 __all__ = [
     "AvgPool2d",
     "BatchNorm",

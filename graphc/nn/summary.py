@@ -5,6 +5,7 @@ module or pytree.
 
 Example:
     >>> from graphc import nn
+    >>> from graphc.nn.summary import show
     >>> print("\\n".join(show(nn.Chain(nn.Dense(2, 3), nn.Dense(3, 1)), "", True)))
     Chain(
       Dense(2 => 3),                        # 9 parameters

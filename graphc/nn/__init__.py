@@ -16,15 +16,35 @@ Example:
 Train/eval mode and randomness: `model(x)` is eval mode; `model(x, train=True, key=nn.key(0))`
 is train mode (Dropout masks are a pure function of the key and the layer's path);
 `y, model = nn.apply(model, x, train=True, key=k)` also returns updated state (BatchNorm's
-running statistics). See `graphc.nn.layers` for details.
+running statistics). See `graphc.nn.module` for details.
 """
 
+from graphc.nn.activations import (
+    gelu,
+    identity,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    tanh,
+)
+from graphc.nn.init import (
+    glorot_normal,
+    glorot_uniform,
+    kaiming_normal,
+    kaiming_uniform,
+    normal,
+    ones,
+    seed,
+    zeros,
+)
 from graphc.nn.io import load, save
 from graphc.nn.layers import (
     AvgPool2d,
     BatchNorm,
     Chain,
-    Context,
     Conv2d,
     Dense,
     Dropout,
@@ -33,43 +53,21 @@ from graphc.nn.layers import (
     LayerNorm,
     Linear,
     MaxPool2d,
-    Module,
-    StateError,
-    apply,
-    bernoulli,
-    combine,
-    current_context,
-    fold_in,
-    gelu,
-    glorot_normal,
-    glorot_uniform,
-    identity,
-    kaiming_normal,
-    kaiming_uniform,
-    key,
-    layer,
-    leaky_relu,
-    load_state,
-    log_softmax,
-    modules,
-    normal,
-    ones,
-    parameters,
-    partition,
-    relu,
-    seed,
-    sigmoid,
-    softmax,
-    softplus,
-    split,
-    state,
-    tanh,
-    uniform,
-    zeros,
 )
 from graphc.nn.losses import binary_cross_entropy, cross_entropy, mse
+from graphc.nn.module import Context, Module, apply, current_context, layer
 from graphc.nn.optim import SGD, Adam, AdamState, AdamW, Optimizer, SGDState
+from graphc.nn.random import bernoulli, fold_in, key, split, uniform
 from graphc.nn.train import TrainStep, accuracy, train_step
+from graphc.nn.tree import (
+    StateError,
+    combine,
+    load_state,
+    modules,
+    parameters,
+    partition,
+    state,
+)
 
 __all__ = [
     "Adam",

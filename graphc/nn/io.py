@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from graphc.ir import GraphcError
-from graphc.nn.layers import Module, StateError, load_state, state
+from graphc.nn.module import Module
+from graphc.nn.tree import StateError, load_state, state
 
 __all__ = ["load", "save"]
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from graphc import numpy as gnp
 from graphc.ir import GraphcError
-from graphc.nn.layers import _walk
+from graphc.nn.tree import _walk
 from graphc.trace import Tracer
 from graphc.tree_util import TreeDef, flatten, unflatten
 

@@ -31,16 +31,9 @@ import numpy as np
 
 import graphc
 from graphc.api import Lowered
-from graphc.nn.layers import (
-    Context,
-    _is_traceable,
-    _pushed,
-    _with_updates,
-    apply,
-    combine,
-    partition,
-)
+from graphc.nn.module import Context, _pushed, _with_updates, apply
 from graphc.nn.optim import Optimizer
+from graphc.nn.tree import _is_traceable, combine, partition
 from graphc.tree_util import TreeDef, flatten, leaf_paths, register_pytree, unflatten
 
 __all__ = ["TrainStep", "accuracy", "train_step"]

@@ -307,27 +307,29 @@ def toposort(outputs: Iterable[Node]) -> list[Node]:
     right, so equal graphs give equal orders. Raises GraphcError on a cycle.
     """
     order: list[Node] = []
+    append = order.append
     state: dict[int, int] = {}  # id -> 1 visiting, 2 done
     for root in outputs:
-        if state.get(id(root)) == 2:
+        if id(root) in state:
             continue
-        stack: list[tuple[Node, int]] = [(root, 0)]
+        # one input iterator per open node: resuming it costs less than re-indexing
+        stack: list[tuple[Node, Iterator[Node]]] = [(root, iter(root.inputs))]
+        push, pop = stack.append, stack.pop
         state[id(root)] = 1
         while stack:
-            node, i = stack[-1]
-            if i < len(node.inputs):
-                stack[-1] = (node, i + 1)
-                child = node.inputs[i]
+            node, it = stack[-1]
+            for child in it:
                 s = state.get(id(child))
                 if s is None:
                     state[id(child)] = 1
-                    stack.append((child, 0))
-                elif s == 1:
+                    push((child, iter(child.inputs)))
+                    break
+                if s == 1:
                     raise GraphcError(f"the graph has a cycle through a {child.op} node")
             else:
-                stack.pop()
+                pop()
                 state[id(node)] = 2
-                order.append(node)
+                append(node)
     return order
 
 
@@ -390,7 +392,17 @@ class Graph:
         (2, 1)
     """
 
-    __slots__ = ("inputs", "outputs", "_nodes", "_hash", "in_tree", "out_tree", "name", "info")
+    __slots__ = (
+        "inputs",
+        "outputs",
+        "_nodes",
+        "_equations",
+        "_hash",
+        "in_tree",
+        "out_tree",
+        "name",
+        "info",
+    )
 
     def __init__(
         self,
@@ -409,6 +421,7 @@ class Graph:
         # annotations that are not part of the structure (e.g. autodiff's cotangent map)
         self.info: dict[str, Any] = {}
         self._nodes: list[Node] | None = None
+        self._equations: list[Node] | None = None
         self._hash: str | None = None
 
     # -- structure ------------------------------------------------------------------------------
@@ -427,8 +440,11 @@ class Graph:
 
     @property
     def equations(self) -> list[Node]:
-        """The nodes that do work (everything but inputs and constants)."""
-        return [n for n in self.nodes if n.op not in ("input", "const")]
+        """The nodes that do work (everything but inputs and constants). The list is the
+        graph's own (passes and the pipeline ask for it often): do not modify it."""
+        if self._equations is None:
+            self._equations = [n for n in self.nodes if n.op != "input" and n.op != "const"]
+        return self._equations
 
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

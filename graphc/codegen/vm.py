@@ -454,16 +454,23 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
             result_key[id(o)] = ("batch", id(f), k)
     last: dict[tuple, int] = {}
 
+    # the key of each body input, found once per fused node: inputs are looked up at every use
+    in_batch = {id(f) for f in batch}
+    input_key: dict[int, dict[int, tuple]] = {}
+    for f in batch:
+        keys = input_key[id(f)] = {}
+        for bi, src in zip(f.attrs["body"].inputs, f.inputs, strict=True):
+            if src.op == "proj" and id(src.inputs[0]) in in_batch:
+                keys.setdefault(id(bi), ("batch", id(src.inputs[0]), src.attrs["index"]))
+            elif src.op == "fused" and id(src) in in_batch:
+                keys.setdefault(id(bi), ("batch", id(src), 0))
+            else:
+                keys.setdefault(id(bi), ("ext", id(src)))
+
     def key_of(f: Node, v: Node) -> tuple:
-        body = f.attrs["body"]
         if v.op == "input":
-            src = f.inputs[body.inputs.index(v)]
-            if src.op == "proj" and src.inputs[0] in batch:
-                return ("batch", id(src.inputs[0]), src.attrs["index"])
-            if src.op == "fused" and src in batch:
-                return ("batch", id(src), 0)
-            return ("ext", id(src))
-        return result_key.get(id(v), ("body", id(v)))
+            return input_key[id(f)][id(v)]
+        return result_key.get(id(v)) or ("body", id(v))
 
     # sin and cos of one value run as one instruction at the first of the two: the second's
     # result waits in a register (partner: position of the first -> position of the second)

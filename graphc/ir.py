@@ -132,8 +132,13 @@ class Aval:
     dtype: np.dtype
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        object.__setattr__(self, "dtype", as_dtype(self.dtype))
+        # every node makes one: what is already a tuple of ints and a supported dtype is kept
+        shape = self.shape
+        if type(shape) is not tuple or not all(type(s) is int for s in shape):
+            object.__setattr__(self, "shape", tuple(int(s) for s in shape))
+        dt = self.dtype
+        if not (isinstance(dt, np.dtype) and dt in DTYPE_NAMES):
+            object.__setattr__(self, "dtype", as_dtype(dt))
 
     @property
     def ndim(self) -> int:

@@ -153,7 +153,14 @@ class Aval:
         return self.size * self.dtype.itemsize
 
     def __str__(self) -> str:
-        return f"{dtype_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+        # printed for every node by the IR text, structural hashes and generated code: made
+        # once (written to __dict__ directly, which a frozen dataclass allows; not a field)
+        text = self.__dict__.get("_text")
+        if text is None:
+            text = self.__dict__["_text"] = (
+                f"{DTYPE_NAMES[self.dtype]}[{','.join(map(str, self.shape))}]"
+            )
+        return text
 
     def __repr__(self) -> str:
         return f"Aval({self})"

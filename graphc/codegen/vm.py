@@ -486,12 +486,13 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                 first_trig[k] = -1  # paired
     merged = set(partner.values())
 
-    for pos, (f, v) in enumerate(steps):
+    # the value keys each step reads (constants apart), found once
+    read_keys = [[key_of(f, i) for i in v.inputs if i.op != "const"] for f, v in steps]
+    for pos, keys in enumerate(read_keys):
         if pos in merged:  # computed earlier: its operand is not read here
             continue
-        for i in v.inputs:
-            if i.op != "const":
-                last[key_of(f, i)] = pos
+        for k in keys:
+            last[k] = pos
 
     ext_nodes: dict[tuple, Node] = {}
     for f in batch:
@@ -588,7 +589,7 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                 store(f, k_out, r)
             reg_of[k_out] = r
             ops += 1
-        release(pos, [key_of(f, i) for i in v.inputs if i.op != "const"] + [k_out])
+        release(pos, read_keys[pos] + [k_out])
     nregs = max(nregs, 1)
     block = block_size(size, nregs, dt.itemsize)
     code = prologue + code

@@ -186,10 +186,8 @@ def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *, max_rounds: in
             cur = n
             if n.inputs:
                 ins = tuple([get(id(i), i) for i in n.inputs])
-                for a, b in zip(ins, n.inputs):  # noqa: B905 (same length)
-                    if a is not b:
-                        cur = Node(n.op, ins, n.attrs, n.aval, n.meta)
-                        break
+                if ins != n.inputs:  # nodes compare by identity
+                    cur = Node(n.op, ins, n.attrs, n.aval, n.meta)
             if cur is n and kept.get(id(n)) is n or cur.op == "input":
                 rep = None
             else:

@@ -268,11 +268,13 @@ class Node:
         aval: Aval | TupleAval,
         meta: Meta | None = None,
     ):
-        object.__setattr__(self, "op", op)
-        object.__setattr__(self, "inputs", tuple(inputs))
-        object.__setattr__(self, "attrs", MappingProxyType(dict(attrs or {})))
-        object.__setattr__(self, "aval", aval)
-        object.__setattr__(self, "meta", meta or _EMPTY_META)
+        # the slots' own setters: every pass builds nodes, and object.__setattr__ by name
+        # costs more than the rest of a node
+        _set_op(self, op)
+        _set_inputs(self, tuple(inputs))
+        _set_attrs(self, MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS)
+        _set_aval(self, aval)
+        _set_meta(self, meta or _EMPTY_META)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("graphc nodes are immutable; build a new node instead")
@@ -295,6 +297,14 @@ class Node:
     def __repr__(self) -> str:
         attrs = "".join(f" {k}={v!r}" for k, v in self.attrs.items() if k != "value")
         return f"<Node {self.op}{attrs} : {self.aval}>"
+
+
+_set_op = Node.op.__set__  # type: ignore[attr-defined]
+_set_inputs = Node.inputs.__set__  # type: ignore[attr-defined]
+_set_attrs = Node.attrs.__set__  # type: ignore[attr-defined]
+_set_aval = Node.aval.__set__  # type: ignore[attr-defined]
+_set_meta = Node.meta.__set__  # type: ignore[attr-defined]
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
 def make_input(aval: Aval, name: str | None = None) -> Node:

@@ -297,16 +297,27 @@ def current_scope() -> str | None:
     return ".".join(s) if s else None
 
 
-@contextlib.contextmanager
-def meta_override(meta: Meta | None) -> Iterator[None]:
+class meta_override:  # noqa: N801 (used as a function: `with meta_override(meta):`)
     """Give every node created inside this metadata (passes use it so that derived nodes point
-    at the user code they come from, rather than at the pass)."""
-    prev = getattr(_state, "override", None)
-    _state.override = meta
-    try:
-        yield
-    finally:
-        _state.override = prev
+    at the user code they come from, rather than at the pass). A class rather than a generator
+    context manager: autodiff enters one per node.
+
+    Example:
+        >>> with meta_override(Meta("model.py:3")):
+        ...     y = np.tanh(x)
+    """
+
+    __slots__ = ("meta", "prev")
+
+    def __init__(self, meta: Meta | None):
+        self.meta = meta
+
+    def __enter__(self) -> None:
+        self.prev = getattr(_state, "override", None)
+        _state.override = self.meta
+
+    def __exit__(self, *exc: object) -> None:
+        _state.override = self.prev
 
 
 def _meta() -> Meta:

@@ -163,3 +163,59 @@ def test_rewrite_rejects_a_rule_that_changes_the_type():
 
     with pytest.raises(GraphcError, match="changed its type"):
         rewrite(g, bad)
+
+
+def _batched_program(steps: int):
+    """Elementwise chains long enough for the tape machine, separated by matrix products:
+    one tape-machine batch per step."""
+
+    def loss(x, w):
+        for _ in range(steps):
+            for _ in range(70):
+                x = np.tanh(x) * 0.9 + 0.05
+            x = w @ x
+        return np.sum(x)
+
+    return loss
+
+
+@pytest.mark.parametrize("steps", [1, 3, 6])
+def test_tape_machine_batches_do_not_each_walk_the_graph(monkeypatch, steps):
+    """Code generation indexes the graph's readers once, whatever the number of tape-machine
+    batches; and the batched program computes what NumPy computes."""
+    from graphc import codegen
+
+    loss = _batched_program(steps)
+    rng = np.random.default_rng(steps)
+    x = rng.standard_normal(8).astype(np.float32)
+    w = (rng.standard_normal((8, 8)) * 0.3).astype(np.float32)
+    f = graphc.jit(graphc.value_and_grad(loss, argnums=(0, 1)))
+    opt = f.lower(x, w).optimized
+    walks = {"n": 0}
+    real_nodes = Graph.nodes
+
+    def counting(self):
+        if self is opt:
+            walks["n"] += 1
+        return real_nodes.fget(self)
+
+    monkeypatch.setattr(Graph, "nodes", property(counting))
+    _, d = codegen.generate(opt)
+    monkeypatch.undo()
+    assert len(d.vm_programs) >= steps  # forward and backward runs between the products
+    assert walks["n"] <= 4  # a fixed number of walks, not one per batch
+
+    value, (gx, gw) = f(x, w)
+    want = graphc.value_and_grad(loss, argnums=(0, 1), backend="interpreter")(x, w)
+    np.testing.assert_allclose(value, want[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gx, want[1][0], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(gw, want[1][1], rtol=1e-3, atol=1e-5)
+
+    def numpy_loss(x, w):
+        for _ in range(steps):
+            for _ in range(70):
+                x = np.tanh(x) * np.float32(0.9) + np.float32(0.05)
+            x = w @ x
+        return np.sum(x)
+
+    np.testing.assert_allclose(value, numpy_loss(x, w), rtol=1e-4, atol=1e-5)

@@ -214,7 +214,9 @@ class _Staged:
             if graph is None:
                 with _collector_paused():
                     graph = self.build(args, kwargs)
-                if closes_over_trace(graph):
+                    # its first walk of the new graph allocates as much as building it did
+                    closes = closes_over_trace(graph)
+                if closes:
                     # it reads values of the enclosing trace: spliced into that trace, never
                     # compiled on its own, and not kept for a later trace
                     return graph, None, leaves, True

@@ -132,8 +132,13 @@ class Aval:
     dtype: np.dtype
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        object.__setattr__(self, "dtype", as_dtype(self.dtype))
+        # every node makes one: what is already a tuple of ints and a supported dtype is kept
+        shape = self.shape
+        if type(shape) is not tuple or not all(type(s) is int for s in shape):
+            object.__setattr__(self, "shape", tuple(int(s) for s in shape))
+        dt = self.dtype
+        if not (isinstance(dt, np.dtype) and dt in DTYPE_NAMES):
+            object.__setattr__(self, "dtype", as_dtype(dt))
 
     @property
     def ndim(self) -> int:
@@ -148,7 +153,14 @@ class Aval:
         return self.size * self.dtype.itemsize
 
     def __str__(self) -> str:
-        return f"{dtype_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+        # printed for every node by the IR text, structural hashes and generated code: made
+        # once (written to __dict__ directly, which a frozen dataclass allows; not a field)
+        text = self.__dict__.get("_text")
+        if text is None:
+            text = self.__dict__["_text"] = (
+                f"{DTYPE_NAMES[self.dtype]}[{','.join(map(str, self.shape))}]"
+            )
+        return text
 
     def __repr__(self) -> str:
         return f"Aval({self})"
@@ -256,11 +268,13 @@ class Node:
         aval: Aval | TupleAval,
         meta: Meta | None = None,
     ):
-        object.__setattr__(self, "op", op)
-        object.__setattr__(self, "inputs", tuple(inputs))
-        object.__setattr__(self, "attrs", MappingProxyType(dict(attrs or {})))
-        object.__setattr__(self, "aval", aval)
-        object.__setattr__(self, "meta", meta or _EMPTY_META)
+        # the slots' own setters: every pass builds nodes, and object.__setattr__ by name
+        # costs more than the rest of a node
+        _set_op(self, op)
+        _set_inputs(self, tuple(inputs))
+        _set_attrs(self, MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS)
+        _set_aval(self, aval)
+        _set_meta(self, meta or _EMPTY_META)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("graphc nodes are immutable; build a new node instead")
@@ -285,6 +299,14 @@ class Node:
         return f"<Node {self.op}{attrs} : {self.aval}>"
 
 
+_set_op = Node.op.__set__  # type: ignore[attr-defined]
+_set_inputs = Node.inputs.__set__  # type: ignore[attr-defined]
+_set_attrs = Node.attrs.__set__  # type: ignore[attr-defined]
+_set_aval = Node.aval.__set__  # type: ignore[attr-defined]
+_set_meta = Node.meta.__set__  # type: ignore[attr-defined]
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
+
+
 def make_input(aval: Aval, name: str | None = None) -> Node:
     """A fresh graph input of type `aval`."""
     return Node("input", (), {}, aval, Meta(name=name))
@@ -307,27 +329,29 @@ def toposort(outputs: Iterable[Node]) -> list[Node]:
     right, so equal graphs give equal orders. Raises GraphcError on a cycle.
     """
     order: list[Node] = []
+    append = order.append
     state: dict[int, int] = {}  # id -> 1 visiting, 2 done
     for root in outputs:
-        if state.get(id(root)) == 2:
+        if id(root) in state:
             continue
-        stack: list[tuple[Node, int]] = [(root, 0)]
+        # one input iterator per open node: resuming it costs less than re-indexing
+        stack: list[tuple[Node, Iterator[Node]]] = [(root, iter(root.inputs))]
+        push, pop = stack.append, stack.pop
         state[id(root)] = 1
         while stack:
-            node, i = stack[-1]
-            if i < len(node.inputs):
-                stack[-1] = (node, i + 1)
-                child = node.inputs[i]
+            node, it = stack[-1]
+            for child in it:
                 s = state.get(id(child))
                 if s is None:
                     state[id(child)] = 1
-                    stack.append((child, 0))
-                elif s == 1:
+                    push((child, iter(child.inputs)))
+                    break
+                if s == 1:
                     raise GraphcError(f"the graph has a cycle through a {child.op} node")
             else:
-                stack.pop()
+                pop()
                 state[id(node)] = 2
-                order.append(node)
+                append(node)
     return order
 
 
@@ -390,7 +414,17 @@ class Graph:
         (2, 1)
     """
 
-    __slots__ = ("inputs", "outputs", "_nodes", "_hash", "in_tree", "out_tree", "name", "info")
+    __slots__ = (
+        "inputs",
+        "outputs",
+        "_nodes",
+        "_equations",
+        "_hash",
+        "in_tree",
+        "out_tree",
+        "name",
+        "info",
+    )
 
     def __init__(
         self,
@@ -409,6 +443,7 @@ class Graph:
         # annotations that are not part of the structure (e.g. autodiff's cotangent map)
         self.info: dict[str, Any] = {}
         self._nodes: list[Node] | None = None
+        self._equations: list[Node] | None = None
         self._hash: str | None = None
 
     # -- structure ------------------------------------------------------------------------------
@@ -427,8 +462,11 @@ class Graph:
 
     @property
     def equations(self) -> list[Node]:
-        """The nodes that do work (everything but inputs and constants)."""
-        return [n for n in self.nodes if n.op not in ("input", "const")]
+        """The nodes that do work (everything but inputs and constants). The list is the
+        graph's own (passes and the pipeline ask for it often): do not modify it."""
+        if self._equations is None:
+            self._equations = [n for n in self.nodes if n.op != "input" and n.op != "const"]
+        return self._equations
 
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -57,10 +57,19 @@ def _dtype_token(x: Any) -> Any:
     return np.asarray(x).dtype
 
 
+# (ufunc, operand tokens) -> NumPy's answer: a trace asks the same few questions per node
+_RESOLVED: dict[tuple, tuple[np.dtype, ...]] = {}
+
+
 def _resolve(ufunc: np.ufunc, args: Sequence[Any]) -> tuple[np.dtype, ...]:
-    tokens = tuple(_dtype_token(a) for a in args) + (None,) * ufunc.nout
+    tokens = tuple([_dtype_token(a) for a in args]) + (None,) * ufunc.nout
+    key = (ufunc, tokens)
+    hit = _RESOLVED.get(key)
+    if hit is not None:
+        return hit
     try:
-        return ufunc.resolve_dtypes(tokens)
+        out = _RESOLVED[key] = ufunc.resolve_dtypes(tokens)
+        return out
     except Exception:
         kinds = ", ".join(str(t if isinstance(t, np.dtype) else t.__name__) for t in tokens[:-1])
         raise DTypeError(

@@ -128,19 +128,37 @@ def _frames(skip: int = 1) -> Iterator[Any]:
         f = f.f_back
 
 
+_GRAPHC, _LIBRARY_CODE, _USER_CODE = 0, 1, 2
+# file name -> whose code it is; every traced node asks, from a handful of files
+_FILE_KIND: dict[str, int] = {}
+
+
+def _file_kind(filename: str) -> int:
+    kind = _FILE_KIND.get(filename)
+    if kind is None:
+        if filename.startswith(_SKIP):
+            kind = _GRAPHC
+        else:
+            kind = _LIBRARY_CODE if _is_library(filename) else _USER_CODE
+        if len(_FILE_KIND) > 4096:  # code compiled from strings may name many "files"
+            _FILE_KIND.clear()
+        _FILE_KIND[filename] = kind
+    return kind
+
+
 def user_frame() -> Any:
     """The innermost frame of the user's code: outside graphc, NumPy and installed libraries
     (scipy, the standard library, ...). When every frame is a library's, the innermost one
     outside graphc and NumPy."""
     first = None
-    for f in _frames(1):
-        fn = f.f_code.co_filename
-        if fn.startswith(_SKIP):
-            continue
-        if not _is_library(fn):
+    f = sys._getframe(1)
+    while f is not None:
+        kind = _file_kind(f.f_code.co_filename)
+        if kind == _USER_CODE:
             return f
-        if first is None:
+        if kind == _LIBRARY_CODE and first is None:
             first = f
+        f = f.f_back
     return first
 
 
@@ -279,16 +297,27 @@ def current_scope() -> str | None:
     return ".".join(s) if s else None
 
 
-@contextlib.contextmanager
-def meta_override(meta: Meta | None) -> Iterator[None]:
+class meta_override:  # noqa: N801 (used as a function: `with meta_override(meta):`)
     """Give every node created inside this metadata (passes use it so that derived nodes point
-    at the user code they come from, rather than at the pass)."""
-    prev = getattr(_state, "override", None)
-    _state.override = meta
-    try:
-        yield
-    finally:
-        _state.override = prev
+    at the user code they come from, rather than at the pass). A class rather than a generator
+    context manager: autodiff enters one per node.
+
+    Example:
+        >>> with meta_override(Meta("model.py:3")):
+        ...     y = np.tanh(x)
+    """
+
+    __slots__ = ("meta", "prev")
+
+    def __init__(self, meta: Meta | None):
+        self.meta = meta
+
+    def __enter__(self) -> None:
+        self.prev = getattr(_state, "override", None)
+        _state.override = self.meta
+
+    def __exit__(self, *exc: object) -> None:
+        _state.override = self.prev
 
 
 def _meta() -> Meta:

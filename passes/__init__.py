@@ -171,19 +171,27 @@ def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *, max_rounds: in
     """Apply a local rewrite rule bottom-up until nothing changes (or `max_rounds`).
 
     `rule(node)` sees a node whose inputs are already rewritten and returns a replacement node
-    of the same type, or None to keep it. The walk is iterative (topological order).
+    of the same type, or None to keep it. The rule must depend only on the node and what it
+    reads (not on the node's readers or on earlier calls): a node it kept is not offered to it
+    again while its inputs stay the same. The walk is iterative (topological order).
     """
+    # nodes the rule kept, by id (the value holds the node, so its id is not reused): a later
+    # round would ask about the same node again and get the same answer
+    kept: dict[int, Node] = {}
     for _ in range(max_rounds):
         changed = False
         new: dict[int, Node] = {}
+        get = new.get
         for n in graph.nodes:
-            ins = tuple(new.get(id(i), i) for i in n.inputs)
-            cur = (
-                n
-                if all(a is b for a, b in zip(ins, n.inputs, strict=True))
-                else Node(n.op, ins, n.attrs, n.aval, n.meta)
-            )
-            rep = rule(cur) if cur.op not in ("input",) else None
+            cur = n
+            if n.inputs:
+                ins = tuple([get(id(i), i) for i in n.inputs])
+                if ins != n.inputs:  # nodes compare by identity
+                    cur = Node(n.op, ins, n.attrs, n.aval, n.meta)
+            if cur is n and kept.get(id(n)) is n or cur.op == "input":
+                rep = None
+            else:
+                rep = rule(cur)
             if rep is not None and rep is not cur:
                 if rep.aval != n.aval:
                     raise GraphcError(
@@ -191,8 +199,10 @@ def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *, max_rounds: in
                     )
                 changed = True
                 cur = rep
-            elif cur is not n:
-                changed = True
+            else:
+                kept[id(cur)] = cur
+                if cur is not n:
+                    changed = True
             new[id(n)] = cur
         graph = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
         if not changed:

@@ -15,15 +15,11 @@ def cse(graph: Graph) -> Graph:
         if n.op == "input":
             new[id(n)] = n
             continue
-        ins = tuple(new[id(i)] for i in n.inputs)
-        key = (n.op, n.attr_key(), n.aval, tuple(id(i) for i in ins))
+        ins = tuple([new[id(i)] for i in n.inputs])
+        key = (n.op, n.attr_key() if n.attrs else (), n.aval, tuple([id(i) for i in ins]))
         hit = canon.get(key)
         if hit is None:
-            hit = (
-                n
-                if all(a is b for a, b in zip(ins, n.inputs, strict=True))
-                else Node(n.op, ins, n.attrs, n.aval, n.meta)
-            )
+            hit = n if ins == n.inputs else Node(n.op, ins, n.attrs, n.aval, n.meta)
             canon[key] = hit
         new[id(n)] = hit
     return graph.derive(outputs=[new[id(o)] for o in graph.outputs])

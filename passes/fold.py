@@ -30,8 +30,11 @@ FOLD_MAX_ELEMENTS = 4096
 
 def fold_node(node: Node) -> Node | None:
     """The constant `node` evaluates to, or None when it must not or cannot be folded."""
-    if not node.inputs or any(i.op != "const" for i in node.inputs):
+    if not node.inputs:
         return None
+    for i in node.inputs:
+        if i.op != "const":
+            return None
     op = REGISTRY.get(node.op)
     if op is None or op.kind is Kind.SOURCE or not isinstance(node.aval, Aval):
         return None
@@ -58,11 +61,8 @@ def fold(graph: Graph) -> Graph:
         if n.op in ("input", "const"):
             new[id(n)] = n
             continue
-        ins = tuple(new[id(i)] for i in n.inputs)
-        cur = (
-            n
-            if all(a is b for a, b in zip(ins, n.inputs, strict=True))
-            else Node(n.op, ins, n.attrs, n.aval, n.meta)
-        )
+        ins = tuple([new[id(i)] for i in n.inputs])
+        # nodes compare by identity, so equal tuples hold the very same nodes
+        cur = n if ins == n.inputs else Node(n.op, ins, n.attrs, n.aval, n.meta)
         new[id(n)] = fold_node(cur) or cur
     return graph.derive(outputs=[new[id(o)] for o in graph.outputs])

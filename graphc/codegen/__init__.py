@@ -299,6 +299,7 @@ class _Driver:
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
         self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
         self._projs: dict[int, list[Node]] | None = None
+        self._readers: dict[int, list[Node]] | None = None
 
     def projections(self, f: Node) -> list[Node]:
         """The `proj` nodes reading fused node f's results (one index for the whole graph, so
@@ -309,6 +310,16 @@ class _Driver:
                 if m.op == "proj":
                     self._projs.setdefault(id(m.inputs[0]), []).append(m)
         return self._projs.get(id(f), [])
+
+    def readers(self) -> dict[int, list[Node]]:
+        """id(node) -> the nodes reading it, once per use: one index for the whole graph, so
+        that each tape-machine batch does not walk the graph again."""
+        if self._readers is None:
+            self._readers = {}
+            for m in self.graph.nodes:
+                for i in m.inputs:
+                    self._readers.setdefault(id(i), []).append(m)
+        return self._readers
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
@@ -453,10 +464,7 @@ class _Driver:
         in_batch = {id(b) for b in batch}
         out_ids = {id(o) for o in self.graph.outputs}
         needed: set[tuple[int, int]] = set()
-        readers: dict[int, list[Node]] = {}
-        for m in self.graph.nodes:
-            for i in m.inputs:
-                readers.setdefault(id(i), []).append(m)
+        readers = self.readers()
 
         def used_outside(node: Node) -> bool:
             return id(node) in out_ids or any(
@@ -497,15 +505,17 @@ class _Driver:
         for j, (f, idx, _) in enumerate(prog.accs):
             av = f.attrs["body"].outputs[idx].aval
             produced[(id(f), idx)] = f"{res}[1][{j}].reshape({av.shape})"
+        projs_of: dict[int, list[tuple[int, Node]]] = {}  # per fused node, in projs' order
+        for (fid, k), p in projs.items():
+            projs_of.setdefault(fid, []).append((k, p))
         for f in batch:
             v = self._name(f, irn)
             body = f.attrs["body"]
             if isinstance(f.aval, TupleAval):
                 parts = [produced.get((id(f), k), "None") for k in range(len(body.outputs))]
                 self.lines.append(f"    {v} = ({', '.join(parts)},)")
-                for (fid, k), p in projs.items():
-                    if fid == id(f):
-                        self.lines.append(f"    {self._name(p, irn)} = {v}[{k}]")
+                for k, p in projs_of.get(id(f), []):
+                    self.lines.append(f"    {self._name(p, irn)} = {v}[{k}]")
             else:
                 self.lines.append(f"    {v} = {produced.get((id(f), 0), 'None')}")
 

@@ -466,16 +466,23 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
             result_key[id(o)] = ("batch", id(f), k)
     last: dict[tuple, int] = {}
 
+    # the key of each body input, found once per fused node: inputs are looked up at every use
+    in_batch = {id(f) for f in batch}
+    input_key: dict[int, dict[int, tuple]] = {}
+    for f in batch:
+        keys = input_key[id(f)] = {}
+        for bi, src in zip(f.attrs["body"].inputs, f.inputs, strict=True):
+            if src.op == "proj" and id(src.inputs[0]) in in_batch:
+                keys.setdefault(id(bi), ("batch", id(src.inputs[0]), src.attrs["index"]))
+            elif src.op == "fused" and id(src) in in_batch:
+                keys.setdefault(id(bi), ("batch", id(src), 0))
+            else:
+                keys.setdefault(id(bi), ("ext", id(src)))
+
     def key_of(f: Node, v: Node) -> tuple:
-        body = f.attrs["body"]
         if v.op == "input":
-            src = f.inputs[body.inputs.index(v)]
-            if src.op == "proj" and src.inputs[0] in batch:
-                return ("batch", id(src.inputs[0]), src.attrs["index"])
-            if src.op == "fused" and src in batch:
-                return ("batch", id(src), 0)
-            return ("ext", id(src))
-        return result_key.get(id(v), ("body", id(v)))
+            return input_key[id(f)][id(v)]
+        return result_key.get(id(v)) or ("body", id(v))
 
     # sin and cos of one value run as one instruction at the first of the two: the second's
     # result waits in a register (partner: position of the first -> position of the second)
@@ -491,12 +498,13 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                 first_trig[k] = -1  # paired
     merged = set(partner.values())
 
-    for pos, (f, v) in enumerate(steps):
+    # the value keys each step reads (constants apart), found once
+    read_keys = [[key_of(f, i) for i in v.inputs if i.op != "const"] for f, v in steps]
+    for pos, keys in enumerate(read_keys):
         if pos in merged:  # computed earlier: its operand is not read here
             continue
-        for i in v.inputs:
-            if i.op != "const":
-                last[key_of(f, i)] = pos
+        for k in keys:
+            last[k] = pos
 
     ext_nodes: dict[tuple, Node] = {}
     for f in batch:
@@ -593,7 +601,7 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                 store(f, k_out, r)
             reg_of[k_out] = r
             ops += 1
-        release(pos, [key_of(f, i) for i in v.inputs if i.op != "const"] + [k_out])
+        release(pos, read_keys[pos] + [k_out])
     nregs = max(nregs, 1)
     block = block_size(size, nregs, dt.itemsize)
     code = prologue + code

@@ -149,6 +149,9 @@ def fmt(*avals: Aval) -> str:
 
 
 def broadcast_shapes(op: str, *avals: Aval) -> tuple[int, ...]:
+    first = avals[0].shape
+    if all(a.shape == first for a in avals):  # the common case, without NumPy's machinery
+        return first
     try:
         return tuple(np.broadcast_shapes(*[a.shape for a in avals]))
     except ValueError:

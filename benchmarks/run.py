@@ -21,13 +21,14 @@ Usage: python benchmarks/run.py [gelu mlp convnet chain startup large] [--repeat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -509,10 +510,7 @@ def bench_chain(repeat: int) -> None:
         flush=True,
     )
     x = np.linspace(-1, 1, 1024, dtype=np.float32)
-    cache = tempfile.mkdtemp(prefix="graphc-bench-")
-    old = os.environ.get("GRAPHC_CACHE_DIR")
-    os.environ["GRAPHC_CACHE_DIR"] = cache  # a cold cache: the first call compiles
-    try:
+    with cold_cache():  # the first call compiles
         from passes import COMPILE_PIPELINE, run_pipeline
 
         traced = graphc.trace(graphc.value_and_grad(chain), x)
@@ -530,12 +528,6 @@ def bench_chain(repeat: int) -> None:
         first = time.perf_counter() - t
         t_g = median_ms(lambda: f(x), repeat)
         record("chain", "graphc", t_g, f"first call {first:.2f} s (cold cache)")
-    finally:
-        if old is None:
-            os.environ.pop("GRAPHC_CACHE_DIR", None)
-        else:
-            os.environ["GRAPHC_CACHE_DIR"] = old
-        shutil.rmtree(cache, ignore_errors=True)
     t_np = median_ms(lambda: graphc.value_and_grad(chain, backend="interpreter")(x), 3, 1)
     record("chain", "graphc reference interpreter (NumPy)", t_np, "includes tracing")
     if jax is not None:
@@ -594,22 +586,29 @@ def long_chain(x):
 def first_call_seconds(make: Callable[[], Callable[[], object]], runs: int = 3) -> list[float]:
     """Trace-and-compile-to-first-result times, each with a fresh function and a cold cache."""
     out = []
-    old = os.environ.get("GRAPHC_CACHE_DIR")
     for _ in range(runs):
-        cache = tempfile.mkdtemp(prefix="graphc-bench-")
-        os.environ["GRAPHC_CACHE_DIR"] = cache
-        try:
+        with cold_cache():
             fn = make()
             t = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t)
-        finally:
-            if old is None:
-                os.environ.pop("GRAPHC_CACHE_DIR", None)
-            else:
-                os.environ["GRAPHC_CACHE_DIR"] = old
-            shutil.rmtree(cache, ignore_errors=True)
     return out
+
+
+@contextlib.contextmanager
+def cold_cache() -> Iterator[str]:
+    """GRAPHC_CACHE_DIR set to a new empty folder for the block, then restored and removed."""
+    cache = tempfile.mkdtemp(prefix="graphc-bench-")
+    old = os.environ.get("GRAPHC_CACHE_DIR")
+    os.environ["GRAPHC_CACHE_DIR"] = cache
+    try:
+        yield cache
+    finally:
+        if old is None:
+            os.environ.pop("GRAPHC_CACHE_DIR", None)
+        else:
+            os.environ["GRAPHC_CACHE_DIR"] = old
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def bench_large(repeat: int) -> None:

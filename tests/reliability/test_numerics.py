@@ -11,35 +11,11 @@ import math
 
 import numpy as np
 import pytest
+from reliability.floats import ulps
 
 import graphc
-import graphc.codegen as cg
 
 F32, F64 = np.float32, np.float64
-
-
-@pytest.fixture(params=["kernel", "tape"])
-def path(request, monkeypatch):
-    """Compile through fused kernels, or force the tape machine for every eligible graph."""
-    if request.param == "tape":
-        monkeypatch.setattr(cg, "VM_MIN_OPS", 0)
-    return request.param
-
-
-def _ordered(v: np.ndarray) -> np.ndarray:
-    it = np.int32 if v.dtype == np.float32 else np.int64
-    i = v.view(it).astype(np.int64)
-    return np.where(i < 0, np.int64(np.iinfo(it).min) - i, i)
-
-
-def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance in representable numbers; NaN vs NaN is 0, NaN vs a number is infinite."""
-    a, b = np.atleast_1d(a), np.atleast_1d(b)
-    assert a.dtype == b.dtype, (a.dtype, b.dtype)
-    d = np.abs(_ordered(a) - _ordered(b)).astype(np.float64)
-    d[np.isnan(a) & np.isnan(b)] = 0
-    d[np.isnan(a) ^ np.isnan(b)] = np.inf
-    return d
 
 
 def special_inputs(dt) -> np.ndarray:

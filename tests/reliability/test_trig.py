@@ -15,6 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from reliability.floats import ulps
 
 import graphc
 import graphc.codegen as cg
@@ -26,29 +27,6 @@ FNS = (np.sin, np.cos, np.tan)
 # documented bounds (docs/codegen.md, "Accuracy of compiled math") against the exact result
 BOUND = {F32: {np.sin: 1, np.cos: 1, np.tan: 1}, F64: {np.sin: 2, np.cos: 2, np.tan: 4}}
 LONG_DOUBLE_EXACT = np.finfo(np.longdouble).nmant >= 63
-
-
-@pytest.fixture(params=["kernel", "tape"])
-def path(request, monkeypatch):
-    """Compile through fused kernels, or force the tape machine for every eligible graph."""
-    if request.param == "tape":
-        monkeypatch.setattr(cg, "VM_MIN_OPS", 0)
-    return request.param
-
-
-def _ordered(v: np.ndarray) -> np.ndarray:
-    it = np.int32 if v.dtype == F32 else np.int64
-    i = v.view(it).astype(np.int64)
-    return np.where(i < 0, np.int64(np.iinfo(it).min) - i, i)
-
-
-def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance in representable numbers; NaN vs NaN is 0, NaN vs a number is infinite."""
-    assert a.dtype == b.dtype, (a.dtype, b.dtype)
-    d = np.abs(_ordered(a) - _ordered(b)).astype(np.float64)
-    d[np.isnan(a) & np.isnan(b)] = 0
-    d[np.isnan(a) ^ np.isnan(b)] = np.inf
-    return d
 
 
 def exact(f, x: np.ndarray) -> np.ndarray:

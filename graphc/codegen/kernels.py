@@ -26,6 +26,7 @@ Every kernel starts with the IR lines it implements, as comments.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -360,7 +361,13 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
     makes one pass over the reduced axes per stage. Stage s computes the reductions that only
     need results of stages < s; values a stage needs are recomputed in it rather than stored.
     Per-row values (reduction results and what is computed from them) are scalars between
-    passes."""
+    passes.
+
+    A pass or per-row value sits right inside the last kept loop it depends on, not in the
+    innermost one: a value that is the same in every row is computed once, and no reduction
+    loop is nested in a loop its loads do not depend on (LLVM's loop passes take time
+    exponential in the length of a fully unrolled max/min select chain in such a nest:
+    measured 68 s for a 16-element row, unbounded for 32)."""
     body = node.attrs["body"]
     members = body.equations
     reds = [m for m in members if _is_red(m)]
@@ -393,6 +400,16 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
             done[id(m)] = dep_done
     stages = max(list(loop.values()) + list(done.values()) + [1])
 
+    # the kept axes each value varies along, and so the loop depth it is computed at
+    varies: dict[int, set[int]] = {}
+    for k, i in enumerate(body.inputs):
+        varies[id(i)] = {j for j in range(nk) if plan.in_strides[k][j]}
+    for m in members:
+        varies[id(m)] = set().union(*(varies.get(id(i), set()) for i in m.inputs))
+
+    def depth(m: Node) -> int:
+        return max(varies[id(m)], default=-1) + 1
+
     out_pos = {id(o): k for k, o in enumerate(body.outputs)}
     full_outputs = [k for k, o in enumerate(body.outputs) if id(o) in full]
     row_outputs = [k for k, o in enumerate(body.outputs) if id(o) not in full]
@@ -407,58 +424,37 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
     def value_line(m: Node, names: dict[int, str]) -> str:
         return emit_op(e, m, _operands(e, m, names))
 
+    # code per loop depth (0: before the row loops), indented relative to its depth
+    levels: list[list[str]] = [[] for _ in range(nk + 1)]
+    stores: list[str] = []  # per-row results, in the innermost row loop
     # deterministic names (the module's file name is a hash of its source)
     accn = {id(m): f"acc{k}" for k, m in enumerate(members) if _is_red(m)}
-    src: list[str] = [f"def {name}({', '.join(params)}, lo, hi, chunk):"]
-    src += [f"    # {line}" for line in ir_lines]
-    ind = "    "
-    if nk:
-        src.append(f"{ind}for i0 in range(lo, hi):")
-        ind += "    "
-        for j in range(1, nk):
-            src.append(f"{ind}for i{j} in range({plan.dims[j]}):")
-            ind += "    "
-    else:
-        # one row: a loop whose body does not depend on its index sends LLVM's loop vectorizer
-        # into time exponential in the length of the (fully unrolled) max/min select chains
-        src.append(f"{ind}if lo < hi:")
-        ind += "    "
     row_names: dict[int, str] = {}
 
     def row_values(stage: int) -> None:
         # per-row values whose inputs are complete after `stage` passes
         for m in members:
             if id(m) in done and not _is_red(m) and done[id(m)] == stage:
+                code = levels[depth(m)]
                 names = dict(row_names)
                 for i in m.inputs:
                     if id(i) in in_pos and id(i) not in names:
                         k = in_pos[id(i)]
-                        src.append(
-                            f"{ind}{in_name[id(i)]}r = x{k}["
-                            f"{_index(plan.in_strides[k][:nk], kidx)}]"
+                        code.append(
+                            f"{in_name[id(i)]}r = x{k}[{_index(plan.in_strides[k][:nk], kidx)}]"
                         )
                         names[id(i)] = in_name[id(i)] + "r"
                 v = f"w{len(row_names)}"
-                src.append(f"{ind}{v} = {value_line(m, names)}")
+                code.append(f"{v} = {value_line(m, names)}")
                 row_names[id(m)] = v
         for m in members:
             if id(m) in out_pos and id(m) not in full and done.get(id(m)) == stage:
                 k = out_pos[id(m)]
-                src.append(f"{ind}r{k}[{_index(plan.red_strides[:nk], kidx)}] = {row_names[id(m)]}")
+                stores.append(f"r{k}[{_index(plan.red_strides[:nk], kidx)}] = {row_names[id(m)]}")
 
-    row_values(0)
-    for stage in range(1, stages + 1):
-        sinks = [
-            m
-            for m in members
-            if (_is_red(m) and done[id(m)] == stage)
-            or (id(m) in full and id(m) in out_pos and loop[id(m)] == stage)
-        ]
-        if not sinks:
-            row_values(stage)
-            continue
-        # full values this pass needs: ancestors of its sinks
-        need: set[int] = set()
+    def emit_pass(sinks: list[Node], code: list[str]) -> None:
+        """One pass over the reduced axes computing `sinks` (reductions, full outputs)."""
+        need: set[int] = set()  # full values the pass needs: ancestors of its sinks
         stack = list(sinks)
         while stack:
             m = stack.pop()
@@ -476,7 +472,7 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
             k = int(accn[id(m)][3:])
             kinds[k] = kind
             idents[k] = e.lit(reduce_identity(kind, m.dtype), m.dtype)
-            src.append(f"{ind}{accn[id(m)]} = {idents[k]}")
+            code.append(f"{accn[id(m)]} = {idents[k]}")
         # long float sums: blocks and a cascade, as in emit_kernel
         sums = [
             int(accn[id(m)][3:])
@@ -487,20 +483,20 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
         row_unit = bool(sums) and not split and nd - nk >= 2 and plan.dims[-1] >= ROW_BLOCK_MIN
         cascaded = split or row_unit
         if cascaded:
-            src += _cascade_init(ind, sums, idents)
-        inner = ind
+            code += _cascade_init("", sums, idents)
+        inner = ""
         for j in range(nk, nd):
             if split and j == nd - 1:
-                src.append(f"{inner}for b{j} in range(0, {plan.dims[j]}, {SUM_BLOCK}):")
+                code.append(f"{inner}for b{j} in range(0, {plan.dims[j]}, {SUM_BLOCK}):")
                 inner += "    "
-                src += [f"{inner}blk{k} = {idents[k]}" for k in sums]
-                src.append(
+                code += [f"{inner}blk{k} = {idents[k]}" for k in sums]
+                code.append(
                     f"{inner}for i{j} in range(b{j}, min(b{j} + {SUM_BLOCK}, {plan.dims[j]})):"
                 )
             else:
                 if row_unit and j == nd - 1:
-                    src += [f"{inner}blk{k} = {idents[k]}" for k in sums]
-                src.append(f"{inner}for i{j} in range({plan.dims[j]}):")
+                    code += [f"{inner}blk{k} = {idents[k]}" for k in sums]
+                code.append(f"{inner}for i{j} in range({plan.dims[j]}):")
             inner += "    "
         names = dict(row_names)
         used = {id(i) for m in members if id(m) in need for i in m.inputs if id(i) in in_pos}
@@ -508,29 +504,58 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
         for i in body.inputs:
             if id(i) in used:
                 k = in_pos[id(i)]
-                src.append(f"{inner}{in_name[id(i)]} = x{k}[{_index(plan.in_strides[k], idx)}]")
+                code.append(f"{inner}{in_name[id(i)]} = x{k}[{_index(plan.in_strides[k], idx)}]")
                 names[id(i)] = in_name[id(i)]
         for m in members:
             if id(m) in need:
                 v = f"v{len(names)}"
-                src.append(f"{inner}{v} = {value_line(m, names)}")
+                code.append(f"{inner}{v} = {value_line(m, names)}")
                 names[id(m)] = v
         for m in sinks:
             if id(m) in full:
-                src.append(
+                code.append(
                     f"{inner}o{out_pos[id(m)]}[{_index(plan.out_strides, idx)}] = {names[id(m)]}"
                 )
         for m in stage_reds:
             kind = REGISTRY[m.op].extra["fusable_reduction"]
             k = int(accn[id(m)][3:])
             acc = f"blk{k}" if cascaded and k in sums else accn[id(m)]
-            src.append(f"{inner}{acc} = {_combine(kind, acc, names[id(m.inputs[0])])}")
+            code.append(f"{inner}{acc} = {_combine(kind, acc, names[id(m.inputs[0])])}")
         if cascaded:
-            src += _fold_block(inner[:-4], sums, kinds, idents)
-            src += _cascade_finish(ind, sums, kinds)
-        for m in stage_reds:
-            row_names[id(m)] = accn[id(m)]
+            code += _fold_block(inner[:-4], sums, kinds, idents)
+            code += _cascade_finish("", sums, kinds)
+
+    row_values(0)
+    for stage in range(1, stages + 1):
+        sinks = [
+            m
+            for m in members
+            if (_is_red(m) and done[id(m)] == stage)
+            or (id(m) in full and id(m) in out_pos and loop[id(m)] == stage)
+        ]
+        # one pass per depth: full outputs are stored in the innermost row loop
+        by_depth: dict[int, list[Node]] = {}
+        for m in sinks:
+            by_depth.setdefault(depth(m) if _is_red(m) else nk, []).append(m)
+        for d in sorted(by_depth):
+            emit_pass(by_depth[d], levels[d])
+        for m in sinks:
+            if _is_red(m):
+                row_names[id(m)] = accn[id(m)]
         row_values(stage)
+
+    src: list[str] = [f"def {name}({', '.join(params)}, lo, hi, chunk):"]
+    src += [f"    # {line}" for line in ir_lines]
+    ind = "    "
+    if not nk or levels[0]:  # work outside the row loops: not for an empty chunk
+        src += [f"{ind}if lo >= hi:", f"{ind}    return"]
+    src += [ind + ln for ln in levels[0]]
+    for j in range(nk):
+        start, stop = ("lo", "hi") if j == 0 else ("0", str(plan.dims[j]))
+        src.append(f"{ind}for i{j} in range({start}, {stop}):")
+        ind += "    "
+        src += [ind + ln for ln in levels[j + 1]]
+    src += [ind + st for st in stores]
     sig = _signature(body, full_outputs + row_outputs)
     n0 = plan.dims[0] if nk else 1
     return Kernel(
@@ -630,12 +655,31 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
         k: e.lit(reduce_identity(kind, body.outputs[k].dtype), body.outputs[k].dtype)
         for k, kind in red_outputs
     }
+    used_inputs = _used(lines + stores, len(body.inputs), red_vals)
+    # kept axes no load depends on: each reduction is computed once and its result stored
+    # along them (see _spread)
+    spread = (
+        _invariant_axes(plan, used_inputs, range(acc_level)) if red_outputs and inner_red else []
+    )
+    # a max or min over an axis no load varies along is the max or min of one element of it;
+    # full-size results are stored along that axis
+    skip = []
+    if red_outputs and all(kind in ("max", "min") for _, kind in red_outputs):
+        skip = [
+            j
+            for j in range(nd)
+            if plan.red[j] and all(plan.in_strides[k][j] == 0 for k in used_inputs)
+        ]
+    if 0 in spread or 0 in skip:
+        src.append(f"{ind}if lo >= hi:\n{ind}    return")
     for j in range(nd):
         if j == acc_level and red_outputs and inner_red:
             for k, _ in red_outputs:
                 src.append(f"{ind}acc{k} = {idents[k]}")
             if cascaded:
                 src += _cascade_init(ind, sums, idents)
+        if j in spread or j in skip:
+            continue
         start, stop = ("lo", "hi") if j == 0 else ("0", str(plan.dims[j]))
         if split and j == nd - 1:
             src.append(f"{ind}for b{j} in range({start}, {stop}, {SUM_BLOCK}):")
@@ -652,10 +696,9 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
         if red_outputs and inner_red:
             for k, _ in red_outputs:
                 src.append(f"{ind}acc{k} = {idents[k]}")
-    used_inputs = _used(lines + stores, len(body.inputs), red_vals)
     src += [ind + ld for k, ld in enumerate(loads) if k in used_inputs]
     src += [ind + ln for ln in lines]
-    src += [ind + st for st in stores]
+    src += _spread(ind, sorted(spread + skip), plan.dims, stores)
     red_out_node = {out_pos[id(r)]: r for r in reds if id(r) in out_pos}
     row = f"chunk * {plan.red_size}" if plan.outer_reduced else ""
     if red_outputs and inner_red == 0:
@@ -672,13 +715,15 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
         if cascaded:
             src += _fold_block(ind[:-4], sums, kinds, idents)
         # close the accumulating loops and fold the locals into their slots
-        ind = "    " * (acc_level + 1)
+        ind = "    " * (acc_level - len(spread) - sum(j < acc_level for j in skip) + 1)
         if cascaded:
             src += _cascade_finish(ind, sums, kinds)
         ridx = _index(plan.red_strides[:acc_level], idx[:acc_level], row)
+        folds = []
         for k, kind in red_outputs:
             slot = f"r{k}[{ridx}]"
-            src.append(f"{ind}{slot} = {_combine(kind, slot, f'acc{k}')}")
+            folds.append(f"{slot} = {_combine(kind, slot, f'acc{k}')}")
+        src += _spread(ind, spread, plan.dims, folds)
     work = plan.size * max(1, len(members))
     sig = _signature(body, full_outputs + [k for k, _ in red_outputs])
     return Kernel(
@@ -693,6 +738,29 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
         sig,
         n0=plan.dims[0] if plan.dims else 1,
     )
+
+
+def _invariant_axes(plan: LoopPlan, inputs: Iterable[int], axes: Iterable[int]) -> list[int]:
+    """Kept axes among `axes` along which none of `inputs` varies.
+
+    A reduction nested in a loop its loads do not depend on is computed once and stored along
+    that loop instead: besides saving the repeated work, LLVM's loop passes take time
+    exponential in the length of a fully unrolled max/min select chain inside such a loop
+    (measured: 68 s for a 16-element row, unbounded for 32)."""
+    ins = list(inputs)
+    return [j for j in axes if not plan.red[j] and all(plan.in_strides[k][j] == 0 for k in ins)]
+
+
+def _spread(ind: str, axes: list[int], dims: list[int], stmts: list[str]) -> list[str]:
+    """`stmts` (stores) inside loops over the invariant kept `axes`, at indentation `ind`."""
+    if not stmts:
+        return []
+    out = []
+    for j in axes:
+        start, stop = ("lo", "hi") if j == 0 else ("0", str(dims[j]))
+        out.append(f"{ind}for i{j} in range({start}, {stop}):")
+        ind += "    "
+    return out + [ind + st for st in stmts]
 
 
 def _used(lines: list[str], n: int, red_vals: dict[int, str]) -> set[int]:

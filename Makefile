@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: setup demo test bench lint format docs clean graphviz
+.PHONY: setup demo test bench lint format docs vm clean graphviz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: setup
 
 docs: setup
 	$(PY) docs/make_docs.py
+
+vm: setup
+	$(PY) -c "from graphc.codegen import vm; vm.write_source()"
 
 lint: setup
 	$(VENV)/bin/ruff check graphc passes tests examples benchmarks

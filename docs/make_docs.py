@@ -391,7 +391,7 @@ def _driver_form(name: str) -> str:
     """What the code generator makes of a sample graph holding one `name` node."""
     from graphc.codegen import generate
     from graphc.ir import Aval, Graph, make_input
-    from graphc.ops import REGISTRY, apply
+    from graphc.ops import REGISTRY, Fusion, apply
     from passes import run_pipeline
 
     if name not in SAMPLES:
@@ -401,7 +401,7 @@ def _driver_form(name: str) -> str:
     graph = run_pipeline(Graph(ins, [apply(name, ins, attrs)]), ["fuse"], verify=False)
     out = graph.outputs[0]
     if out.op == "fused":
-        kind = REGISTRY[name].extra.get("fusable_reduction")
+        kind = REGISTRY[name].reduction
         return f"a loop in a fused kernel, accumulating in a local (`{kind}`)"
     _, driver = generate(graph)
     if driver.fallbacks:
@@ -414,8 +414,8 @@ def _driver_form(name: str) -> str:
     code = line.strip().split(" = ", 1)[1]
     code = re.sub(r"\bin(\d)\b", lambda m: "ab"[int(m.group(1))], code)
     label = "BLAS" if "np.matmul" in code else "NumPy view" if name != "proj" else ""
-    extra = REGISTRY[name].extra
-    inside = "; inside a kernel: stride-0 reads" if extra.get("fusable_view") else ""
+    view = REGISTRY[name].fusion is Fusion.VIEW
+    inside = "; inside a kernel: stride-0 reads" if view else ""
     return f"{label}: `{code}`{inside}".lstrip(": ")
 
 

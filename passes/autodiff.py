@@ -170,7 +170,7 @@ def vjp(
                     r = Tracer(_zeros(n.aval)) + r  # a rule returned a constant
                 if new_mask is None and elementwise and mask is not None:
                     # the incoming cotangent is zero outside `mask`: keep the result exactly so
-                    if not op.extra.get("linear"):
+                    if not op.facts.linear:
                         r = np.where(mask, r, np.zeros((), r.dtype))
                     new_mask = mask
                 if tuple(r.shape) != inp.shape:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphc.ir import Graph, Meta, Node, TupleAval, make_input, users
-from graphc.ops import REGISTRY, Kind, apply
+from graphc.ops import REGISTRY, Fusion, Kind, apply
 from passes import register
 
 MAX_GROUP = 256  # ops per kernel: bounds the compile time of any one kernel
@@ -80,15 +80,15 @@ def _space(n: Node) -> tuple[int, ...] | None:
     if n.op in ("input", "const"):
         return None
     d = REGISTRY[n.op]
-    if d.kind is Kind.ELEMENTWISE or d.extra.get("fusable_view"):
+    if d.fusion is Fusion.ELEMENTWISE or d.fusion is Fusion.VIEW:
         return n.shape
-    if d.extra.get("fusable_reduction"):
+    if d.fusion is Fusion.REDUCTION:
         return n.inputs[0].shape
     return None
 
 
 def _is_reduction(n: Node) -> bool:
-    return bool(REGISTRY[n.op].extra.get("fusable_reduction"))
+    return REGISTRY[n.op].fusion is Fusion.REDUCTION
 
 
 def _is_row_reduction(n: Node) -> bool:
@@ -526,7 +526,7 @@ def fuse(graph: Graph) -> Graph:
             )
             continue
         members = sorted(G.members[key], key=lambda n: pos[id(n)])
-        if all(REGISTRY[m.op].extra.get("fusable_view") for m in members):
+        if all(REGISTRY[m.op].fusion is Fusion.VIEW for m in members):
             for m in members:  # a lone broadcast: the driver makes it as a view
                 new[id(m)] = Node(m.op, [new[id(i)] for i in m.inputs], m.attrs, m.aval, m.meta)
             continue

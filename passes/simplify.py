@@ -104,8 +104,6 @@ def _scalar_const(node: Node) -> np.ndarray | None:
 # ---------------------------------------------------------------------------------------------
 # uniform constants
 
-# ops that move elements around without changing the set of values
-_VALUE_PRESERVING = ("reshape", "broadcast_to", "transpose")
 _UNIFORM: WeakKeyDictionary[Node, np.ndarray | None] = WeakKeyDictionary()
 
 
@@ -113,7 +111,7 @@ def uniform_value(node: Node) -> np.ndarray | None:
     """The one value (0-d array of node's dtype) every element of `node` has, when `node` is a
     non-empty constant seen through reshape/broadcast_to/transpose whose elements are all
     equal; else None. NaN constants are not uniform (NaN != NaN); -0.0 counts as 0."""
-    while node.op in _VALUE_PRESERVING:
+    while REGISTRY[node.op].facts.value_preserving:
         node = node.inputs[0]
     if node.op != "const":
         return None
@@ -148,13 +146,6 @@ def is_zero(node: Node) -> bool:
 
 Step = Callable[[Node], "bool | tuple[str, list[Node]]"]
 
-# elementwise/shape ops whose result is finite when all their (float) operands are
-_FINITE_IF_OPERANDS = frozenset(
-    "neg abs sign tanh sigmoid erf sin cos floor ceil round relu stop_gradient "
-    "maximum minimum reshape transpose broadcast_to slice flip concatenate reduce_max "
-    "reduce_min".split()
-)
-
 
 def _finite_step(n: Node) -> bool | tuple[str, list[Node]]:
     """Whether `n` is finite everywhere: an answer, or ("all", operands that decide it)."""
@@ -173,7 +164,7 @@ def _finite_step(n: Node) -> bool | tuple[str, list[Node]]:
             return a.dtype.itemsize >= 4 or src.itemsize == 1 or src == np.dtype(np.int16)
         # float -> float: only a narrower target can overflow
         return ("all", [n.inputs[0]]) if a.dtype.itemsize >= src.itemsize else False
-    if n.op in _FINITE_IF_OPERANDS:
+    if REGISTRY[n.op].facts.finite_if_operands:
         return ("all", list(n.inputs))
     if n.op == "where":
         return ("all", list(n.inputs[1:]))
@@ -184,17 +175,8 @@ def _finite_step(n: Node) -> bool | tuple[str, list[Node]]:
     return False
 
 
-# float ops whose result is never negative (it may be NaN, which every form propagates alike)
-# (not rsqrt, nor div: 1/sqrt(-0.0) and 1/-0.0 are -inf)
-_NEVER_NEGATIVE = frozenset("exp sigmoid softplus sqrt abs square relu".split())
-# float ops that map non-negative operands to non-negative results
-_NON_NEGATIVE_IF_OPERANDS = frozenset(
-    "add mul minimum reshape transpose broadcast_to slice flip concatenate "
-    "stop_gradient reduce_sum reduce_max reduce_min reduce_prod floor ceil round "
-    "log1p expm1 tanh erf".split()
-)
-
-
+# (the op entries' facts: never_negative is not set for rsqrt, nor div: 1/sqrt(-0.0) and
+# 1/-0.0 are -inf)
 def _non_negative_step(n: Node) -> bool | tuple[str, list[Node]]:
     """Whether `n` is never negative (NaN allowed): an answer, or the operands deciding it."""
     a = n.aval
@@ -204,14 +186,15 @@ def _non_negative_step(n: Node) -> bool | tuple[str, list[Node]]:
         return a.dtype.kind in "bu"
     if n.op == "const":
         return not bool(np.any(n.attrs["value"].value < 0))
-    if n.op in _NEVER_NEGATIVE:
+    facts = REGISTRY[n.op].facts
+    if facts.never_negative:
         return True
     if n.op == "integer_pow":
         return n.attrs["n"] % 2 == 0
     if n.op == "cast":
         src = n.inputs[0].dtype
         return True if src.kind in "bu" else ("all", [n.inputs[0]])
-    if n.op in _NON_NEGATIVE_IF_OPERANDS:
+    if facts.non_negative_if_operands:
         return ("all", list(n.inputs))
     if n.op == "maximum":
         return ("any", list(n.inputs))
@@ -336,6 +319,14 @@ def neg_neg(node: Node) -> Node | None:
     """neg(neg x) -> x."""
     (x,) = node.inputs
     return x.inputs[0] if x.op == "neg" else None
+
+
+def idempotent_twice(node: Node) -> Node | None:
+    """f(f x) -> f x for an op whose entry says it is idempotent (abs, relu, floor, ...)."""
+    if len(node.inputs) != 1 or not REGISTRY[node.op].facts.idempotent:
+        return None
+    (x,) = node.inputs
+    return x if x.op == node.op and x.attrs == node.attrs and x.aval == node.aval else None
 
 
 def add_neg(node: Node) -> Node | None:
@@ -675,7 +666,12 @@ REWRITES: dict[str, list[Rewrite]] = {
 }
 """Rewrites by op, tried in order; the first that applies wins."""
 
-ELEMENTWISE_REWRITES: list[Rewrite] = [uniform_elementwise, scalar_operands, implicit_broadcast]
+ELEMENTWISE_REWRITES: list[Rewrite] = [
+    idempotent_twice,
+    uniform_elementwise,
+    scalar_operands,
+    implicit_broadcast,
+]
 """Tried on every elementwise op after its own rewrites."""
 
 

@@ -709,3 +709,30 @@ def test_transposed_product_becomes_a_product_of_transposes():
     h = graphc.trace(shared, x, g)
     out2 = run_pipeline(h, ["simplify"], verify=True)
     assert sum(n.op == "matmul" for n in out2.equations) == 1
+
+
+IDEMPOTENT = [np.abs, np.floor, np.ceil, np.sign, np.rint, gnp.relu, lambda v: np.maximum(v, 0)]
+
+
+@pytest.mark.parametrize("k", range(len(IDEMPOTENT)))
+def test_idempotent_ops_applied_twice_fold_to_once(k):
+    """An op whose entry says it is idempotent is applied once however often it is nested;
+    the values (NaN, -0.0 and infinities included) are NumPy's."""
+    fn = IDEMPOTENT[k]
+    x = np.array([-2.5, -0.0, 0.0, 0.5, 1.5, np.inf, -np.inf, np.nan], np.float32)
+    g = graphc.trace(lambda v: fn(fn(fn(v))), x)
+    (op,) = {n.op for n in graphc.trace(fn, x).equations}
+    out = run_pipeline(g, ["simplify"])
+    want_once = 1 if graphc.ops.REGISTRY[op].facts.idempotent else 3
+    assert out.op_counts().get(op, 0) == want_once
+    got = graphc.jit(lambda v: fn(fn(fn(v))))(x)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(got, fn(fn(fn(x))))
+
+
+def test_non_idempotent_ops_applied_twice_stay():
+    x = np.linspace(-1, 1, 5)
+    for fn in (np.exp, np.tanh, np.square, np.sin):
+        g = run_pipeline(graphc.trace(lambda v, fn=fn: fn(fn(v)), x), ["simplify"])
+        assert len(g.equations) == 2
+        np.testing.assert_allclose(graphc.jit(lambda v, fn=fn: fn(fn(v)))(x), fn(fn(x)))

@@ -176,3 +176,15 @@ def test_block_size():
     # every thread gets blocks
     assert vm.block_size(1024, 10, 4) <= max(16, 1024 // N_THREADS)
     assert vm.block_size(5, 3, 4) == 16
+
+
+def test_a_float_made_boolean_is_not_a_copy(always_vm):
+    """On the machine booleans are 0/1 in registers of the float type: a bool -> float cast is
+    a copy, a float -> bool cast is not (0.5 is True, i.e. 1)."""
+    x = np.array([-1.5, -0.0, 0.0, 0.25, 0.5, 2.0, np.nan], np.float32)
+
+    def f(v):
+        b = (v * 2).astype(bool)
+        return np.where(b, v + 1, v - 1), b.astype(np.float32) * 3
+
+    _compare(f, x)

@@ -47,7 +47,7 @@ import numpy as np
 
 from graphc.codegen import vm
 from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name
-from graphc.ops import REGISTRY, Kind
+from graphc.ops import REGISTRY, Dedicated, Kind
 from graphc.signature import InputCheck
 
 if TYPE_CHECKING:
@@ -440,9 +440,7 @@ class _Driver:
     def _reduction_results(self, f: Node) -> list[int]:
         """Ids of the nodes through which other nodes read f's reduction results."""
         body = f.attrs["body"]
-        red = [
-            k for k, o in enumerate(body.outputs) if REGISTRY[o.op].extra.get("fusable_reduction")
-        ]
+        red = [k for k, o in enumerate(body.outputs) if REGISTRY[o.op].reduction]
         if not isinstance(f.aval, TupleAval):
             return [id(f)] if red else []
         return [id(m) for m in self.projections(f) if m.attrs["index"] in red]
@@ -956,16 +954,15 @@ def _impl(op: str, attrs: dict, *args: Any) -> Any:
 
 
 def _special_kernel(op: str) -> str | None:
-    """The dedicated kernel an op's registry entry names (`emit="call:NAME"`), if present."""
-    emit = REGISTRY[op].emit
-    if not (isinstance(emit, str) and emit.startswith("call:")):
+    """The dedicated kernel an op's registry entry names (`lowering=Dedicated(NAME)`)."""
+    low = REGISTRY[op].lowering
+    if not isinstance(low, Dedicated):
         return None
     try:
         from graphc.codegen import special
     except ImportError:
         return None
-    name = emit[len("call:") :]
-    return name if name in getattr(special, "KERNELS", {}) else None
+    return low.name if low.name in getattr(special, "KERNELS", {}) else None
 
 
 def _call(name: str, attrs: dict, *args: Any) -> Any:

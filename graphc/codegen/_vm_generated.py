@@ -9,6 +9,8 @@ import numpy as np
 from numba import carray, njit, types, uint64
 from numba.extending import intrinsic
 
+OPS = ('neg', 'abs', 'sign', 'exp', 'exp2', 'log2', 'log10', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'square', 'sin', 'cos', 'tan', 'tanh', 'cbrt', 'sigmoid', 'relu', 'softplus', 'erf', 'floor', 'ceil', 'round', 'isfinite', 'logical_not', 'integer_pow', 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'logical_and', 'logical_or', 'logical_xor', 'where')  # opcode 10 onwards, in order
+
 from graphc.codegen.mathlib import cbrt_f32, cbrt_f64, cos_f32, cos_f64, erf_f32, erf_f64, exp2_f32, exp2_f64, exp_f32, exp_f64, expm1_f32, expm1_f64, log10_f32, log10_f64, log1p_f32, log1p_f64, log2_f32, log2_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, sin_f32, sin_f64, softplus_f32, softplus_f64, tan_f32, tan_f64, tanh_f32, tanh_f64
 # mathlib.py sha256: 9c0784bb1244b5e2
 
@@ -121,133 +123,133 @@ def vm_f32(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 13:  # exp
                 for i in range(m):
                     R[d, i] = exp_f32(R[a, i])
-            elif op == 14:  # log
-                for i in range(m):
-                    R[d, i] = log_f32(R[a, i])
-            elif op == 15:  # log1p
-                for i in range(m):
-                    R[d, i] = log1p_f32(R[a, i])
-            elif op == 16:  # expm1
-                for i in range(m):
-                    R[d, i] = expm1_f32(R[a, i])
-            elif op == 17:  # sqrt
-                for i in range(m):
-                    R[d, i] = np.sqrt(R[a, i])
-            elif op == 18:  # rsqrt
-                for i in range(m):
-                    R[d, i] = (_cf32_0 / np.sqrt(R[a, i]))
-            elif op == 19:  # square
-                for i in range(m):
-                    R[d, i] = (R[a, i] * R[a, i])
-            elif op == 20:  # sin
-                for i in range(m):
-                    R[d, i] = sin_f32(R[a, i])
-            elif op == 21:  # cos
-                for i in range(m):
-                    R[d, i] = cos_f32(R[a, i])
-            elif op == 22:  # tan
-                for i in range(m):
-                    R[d, i] = tan_f32(R[a, i])
-            elif op == 23:  # tanh
-                for i in range(m):
-                    R[d, i] = tanh_f32(R[a, i])
-            elif op == 24:  # sigmoid
-                for i in range(m):
-                    R[d, i] = sigmoid_f32(R[a, i])
-            elif op == 25:  # relu
-                for i in range(m):
-                    R[d, i] = (R[a, i] if not (R[a, i] <= _cf32_1) else _cf32_1)
-            elif op == 26:  # softplus
-                for i in range(m):
-                    R[d, i] = softplus_f32(R[a, i])
-            elif op == 27:  # erf
-                for i in range(m):
-                    R[d, i] = erf_f32(R[a, i])
-            elif op == 28:  # floor
-                for i in range(m):
-                    R[d, i] = np.floor(R[a, i])
-            elif op == 29:  # ceil
-                for i in range(m):
-                    R[d, i] = np.ceil(R[a, i])
-            elif op == 30:  # round
-                for i in range(m):
-                    R[d, i] = np.rint(R[a, i])
-            elif op == 31:  # isfinite
-                for i in range(m):
-                    R[d, i] = np.float32(np.isfinite(R[a, i]))
-            elif op == 32:  # logical_not
-                for i in range(m):
-                    R[d, i] = np.float32((not (R[a, i] != 0)))
-            elif op == 33:  # exp2
+            elif op == 14:  # exp2
                 for i in range(m):
                     R[d, i] = exp2_f32(R[a, i])
-            elif op == 34:  # log2
+            elif op == 15:  # log2
                 for i in range(m):
                     R[d, i] = log2_f32(R[a, i])
-            elif op == 35:  # log10
+            elif op == 16:  # log10
                 for i in range(m):
                     R[d, i] = log10_f32(R[a, i])
-            elif op == 36:  # cbrt
+            elif op == 17:  # log
+                for i in range(m):
+                    R[d, i] = log_f32(R[a, i])
+            elif op == 18:  # log1p
+                for i in range(m):
+                    R[d, i] = log1p_f32(R[a, i])
+            elif op == 19:  # expm1
+                for i in range(m):
+                    R[d, i] = expm1_f32(R[a, i])
+            elif op == 20:  # sqrt
+                for i in range(m):
+                    R[d, i] = np.sqrt(R[a, i])
+            elif op == 21:  # rsqrt
+                for i in range(m):
+                    R[d, i] = (_cf32_0 / np.sqrt(R[a, i]))
+            elif op == 22:  # square
+                for i in range(m):
+                    R[d, i] = (R[a, i] * R[a, i])
+            elif op == 23:  # sin
+                for i in range(m):
+                    R[d, i] = sin_f32(R[a, i])
+            elif op == 24:  # cos
+                for i in range(m):
+                    R[d, i] = cos_f32(R[a, i])
+            elif op == 25:  # tan
+                for i in range(m):
+                    R[d, i] = tan_f32(R[a, i])
+            elif op == 26:  # tanh
+                for i in range(m):
+                    R[d, i] = tanh_f32(R[a, i])
+            elif op == 27:  # cbrt
                 for i in range(m):
                     R[d, i] = cbrt_f32(R[a, i])
-            elif op == 37:  # add
+            elif op == 28:  # sigmoid
                 for i in range(m):
-                    R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 38:  # sub
+                    R[d, i] = sigmoid_f32(R[a, i])
+            elif op == 29:  # relu
                 for i in range(m):
-                    R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 39:  # mul
+                    R[d, i] = (R[a, i] if not (R[a, i] <= _cf32_1) else _cf32_1)
+            elif op == 30:  # softplus
                 for i in range(m):
-                    R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 40:  # div
+                    R[d, i] = softplus_f32(R[a, i])
+            elif op == 31:  # erf
                 for i in range(m):
-                    R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 41:  # pow
+                    R[d, i] = erf_f32(R[a, i])
+            elif op == 32:  # floor
                 for i in range(m):
-                    R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 42:  # maximum
+                    R[d, i] = np.floor(R[a, i])
+            elif op == 33:  # ceil
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 43:  # minimum
+                    R[d, i] = np.ceil(R[a, i])
+            elif op == 34:  # round
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 44:  # lt
+                    R[d, i] = np.rint(R[a, i])
+            elif op == 35:  # isfinite
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] < R[ub, i]))
-            elif op == 45:  # le
+                    R[d, i] = np.float32(np.isfinite(R[a, i]))
+            elif op == 36:  # logical_not
                 for i in range(m):
-                    R[d, i] = np.float32((R[a, i] <= R[ub, i]))
-            elif op == 46:  # gt
-                for i in range(m):
-                    R[d, i] = np.float32((R[a, i] > R[ub, i]))
-            elif op == 47:  # ge
-                for i in range(m):
-                    R[d, i] = np.float32((R[a, i] >= R[ub, i]))
-            elif op == 48:  # eq
-                for i in range(m):
-                    R[d, i] = np.float32((R[a, i] == R[ub, i]))
-            elif op == 49:  # ne
-                for i in range(m):
-                    R[d, i] = np.float32((R[a, i] != R[ub, i]))
-            elif op == 50:  # logical_and
-                for i in range(m):
-                    R[d, i] = np.float32(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 51:  # logical_or
-                for i in range(m):
-                    R[d, i] = np.float32(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 52:  # logical_xor
-                for i in range(m):
-                    R[d, i] = np.float32(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 53:  # where
-                for i in range(m):
-                    R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 54:  # integer_pow (n in b)
+                    R[d, i] = np.float32((not (R[a, i] != 0)))
+            elif op == 37:  # integer_pow
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 55:  # copies
+            elif op == 38:  # add
+                for i in range(m):
+                    R[d, i] = (R[a, i] + R[ub, i])
+            elif op == 39:  # sub
+                for i in range(m):
+                    R[d, i] = (R[a, i] - R[ub, i])
+            elif op == 40:  # mul
+                for i in range(m):
+                    R[d, i] = (R[a, i] * R[ub, i])
+            elif op == 41:  # div
+                for i in range(m):
+                    R[d, i] = (R[a, i] / R[ub, i])
+            elif op == 42:  # pow
+                for i in range(m):
+                    R[d, i] = (R[a, i] ** R[ub, i])
+            elif op == 43:  # maximum
+                for i in range(m):
+                    R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
+            elif op == 44:  # minimum
+                for i in range(m):
+                    R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
+            elif op == 45:  # lt
+                for i in range(m):
+                    R[d, i] = np.float32((R[a, i] < R[ub, i]))
+            elif op == 46:  # le
+                for i in range(m):
+                    R[d, i] = np.float32((R[a, i] <= R[ub, i]))
+            elif op == 47:  # gt
+                for i in range(m):
+                    R[d, i] = np.float32((R[a, i] > R[ub, i]))
+            elif op == 48:  # ge
+                for i in range(m):
+                    R[d, i] = np.float32((R[a, i] >= R[ub, i]))
+            elif op == 49:  # eq
+                for i in range(m):
+                    R[d, i] = np.float32((R[a, i] == R[ub, i]))
+            elif op == 50:  # ne
+                for i in range(m):
+                    R[d, i] = np.float32((R[a, i] != R[ub, i]))
+            elif op == 51:  # logical_and
+                for i in range(m):
+                    R[d, i] = np.float32(((R[a, i] != 0) & (R[ub, i] != 0)))
+            elif op == 52:  # logical_or
+                for i in range(m):
+                    R[d, i] = np.float32(((R[a, i] != 0) | (R[ub, i] != 0)))
+            elif op == 53:  # logical_xor
+                for i in range(m):
+                    R[d, i] = np.float32(((R[a, i] != 0) ^ (R[ub, i] != 0)))
+            elif op == 54:  # where
+                for i in range(m):
+                    R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
+            elif op == 7:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 56:  # sin into d, cos into c
+            elif op == 8:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f32(v)
@@ -349,133 +351,133 @@ def vm_f64(code, consts, ins, outs, acc, n, nregs, block, blo, bhi, chunk):
             elif op == 13:  # exp
                 for i in range(m):
                     R[d, i] = exp_f64(R[a, i])
-            elif op == 14:  # log
-                for i in range(m):
-                    R[d, i] = log_f64(R[a, i])
-            elif op == 15:  # log1p
-                for i in range(m):
-                    R[d, i] = log1p_f64(R[a, i])
-            elif op == 16:  # expm1
-                for i in range(m):
-                    R[d, i] = expm1_f64(R[a, i])
-            elif op == 17:  # sqrt
-                for i in range(m):
-                    R[d, i] = np.sqrt(R[a, i])
-            elif op == 18:  # rsqrt
-                for i in range(m):
-                    R[d, i] = (_cf64_0 / np.sqrt(R[a, i]))
-            elif op == 19:  # square
-                for i in range(m):
-                    R[d, i] = (R[a, i] * R[a, i])
-            elif op == 20:  # sin
-                for i in range(m):
-                    R[d, i] = sin_f64(R[a, i])
-            elif op == 21:  # cos
-                for i in range(m):
-                    R[d, i] = cos_f64(R[a, i])
-            elif op == 22:  # tan
-                for i in range(m):
-                    R[d, i] = tan_f64(R[a, i])
-            elif op == 23:  # tanh
-                for i in range(m):
-                    R[d, i] = tanh_f64(R[a, i])
-            elif op == 24:  # sigmoid
-                for i in range(m):
-                    R[d, i] = sigmoid_f64(R[a, i])
-            elif op == 25:  # relu
-                for i in range(m):
-                    R[d, i] = (R[a, i] if not (R[a, i] <= _cf64_1) else _cf64_1)
-            elif op == 26:  # softplus
-                for i in range(m):
-                    R[d, i] = softplus_f64(R[a, i])
-            elif op == 27:  # erf
-                for i in range(m):
-                    R[d, i] = erf_f64(R[a, i])
-            elif op == 28:  # floor
-                for i in range(m):
-                    R[d, i] = np.floor(R[a, i])
-            elif op == 29:  # ceil
-                for i in range(m):
-                    R[d, i] = np.ceil(R[a, i])
-            elif op == 30:  # round
-                for i in range(m):
-                    R[d, i] = np.rint(R[a, i])
-            elif op == 31:  # isfinite
-                for i in range(m):
-                    R[d, i] = np.float64(np.isfinite(R[a, i]))
-            elif op == 32:  # logical_not
-                for i in range(m):
-                    R[d, i] = np.float64((not (R[a, i] != 0)))
-            elif op == 33:  # exp2
+            elif op == 14:  # exp2
                 for i in range(m):
                     R[d, i] = exp2_f64(R[a, i])
-            elif op == 34:  # log2
+            elif op == 15:  # log2
                 for i in range(m):
                     R[d, i] = log2_f64(R[a, i])
-            elif op == 35:  # log10
+            elif op == 16:  # log10
                 for i in range(m):
                     R[d, i] = log10_f64(R[a, i])
-            elif op == 36:  # cbrt
+            elif op == 17:  # log
+                for i in range(m):
+                    R[d, i] = log_f64(R[a, i])
+            elif op == 18:  # log1p
+                for i in range(m):
+                    R[d, i] = log1p_f64(R[a, i])
+            elif op == 19:  # expm1
+                for i in range(m):
+                    R[d, i] = expm1_f64(R[a, i])
+            elif op == 20:  # sqrt
+                for i in range(m):
+                    R[d, i] = np.sqrt(R[a, i])
+            elif op == 21:  # rsqrt
+                for i in range(m):
+                    R[d, i] = (_cf64_0 / np.sqrt(R[a, i]))
+            elif op == 22:  # square
+                for i in range(m):
+                    R[d, i] = (R[a, i] * R[a, i])
+            elif op == 23:  # sin
+                for i in range(m):
+                    R[d, i] = sin_f64(R[a, i])
+            elif op == 24:  # cos
+                for i in range(m):
+                    R[d, i] = cos_f64(R[a, i])
+            elif op == 25:  # tan
+                for i in range(m):
+                    R[d, i] = tan_f64(R[a, i])
+            elif op == 26:  # tanh
+                for i in range(m):
+                    R[d, i] = tanh_f64(R[a, i])
+            elif op == 27:  # cbrt
                 for i in range(m):
                     R[d, i] = cbrt_f64(R[a, i])
-            elif op == 37:  # add
+            elif op == 28:  # sigmoid
                 for i in range(m):
-                    R[d, i] = (R[a, i] + R[ub, i])
-            elif op == 38:  # sub
+                    R[d, i] = sigmoid_f64(R[a, i])
+            elif op == 29:  # relu
                 for i in range(m):
-                    R[d, i] = (R[a, i] - R[ub, i])
-            elif op == 39:  # mul
+                    R[d, i] = (R[a, i] if not (R[a, i] <= _cf64_1) else _cf64_1)
+            elif op == 30:  # softplus
                 for i in range(m):
-                    R[d, i] = (R[a, i] * R[ub, i])
-            elif op == 40:  # div
+                    R[d, i] = softplus_f64(R[a, i])
+            elif op == 31:  # erf
                 for i in range(m):
-                    R[d, i] = (R[a, i] / R[ub, i])
-            elif op == 41:  # pow
+                    R[d, i] = erf_f64(R[a, i])
+            elif op == 32:  # floor
                 for i in range(m):
-                    R[d, i] = (R[a, i] ** R[ub, i])
-            elif op == 42:  # maximum
+                    R[d, i] = np.floor(R[a, i])
+            elif op == 33:  # ceil
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 43:  # minimum
+                    R[d, i] = np.ceil(R[a, i])
+            elif op == 34:  # round
                 for i in range(m):
-                    R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
-            elif op == 44:  # lt
+                    R[d, i] = np.rint(R[a, i])
+            elif op == 35:  # isfinite
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] < R[ub, i]))
-            elif op == 45:  # le
+                    R[d, i] = np.float64(np.isfinite(R[a, i]))
+            elif op == 36:  # logical_not
                 for i in range(m):
-                    R[d, i] = np.float64((R[a, i] <= R[ub, i]))
-            elif op == 46:  # gt
-                for i in range(m):
-                    R[d, i] = np.float64((R[a, i] > R[ub, i]))
-            elif op == 47:  # ge
-                for i in range(m):
-                    R[d, i] = np.float64((R[a, i] >= R[ub, i]))
-            elif op == 48:  # eq
-                for i in range(m):
-                    R[d, i] = np.float64((R[a, i] == R[ub, i]))
-            elif op == 49:  # ne
-                for i in range(m):
-                    R[d, i] = np.float64((R[a, i] != R[ub, i]))
-            elif op == 50:  # logical_and
-                for i in range(m):
-                    R[d, i] = np.float64(((R[a, i] != 0) & (R[ub, i] != 0)))
-            elif op == 51:  # logical_or
-                for i in range(m):
-                    R[d, i] = np.float64(((R[a, i] != 0) | (R[ub, i] != 0)))
-            elif op == 52:  # logical_xor
-                for i in range(m):
-                    R[d, i] = np.float64(((R[a, i] != 0) ^ (R[ub, i] != 0)))
-            elif op == 53:  # where
-                for i in range(m):
-                    R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
-            elif op == 54:  # integer_pow (n in b)
+                    R[d, i] = np.float64((not (R[a, i] != 0)))
+            elif op == 37:  # integer_pow
                 for i in range(m):
                     R[d, i] = R[a, i] ** b
-            elif op == 55:  # copies
+            elif op == 38:  # add
+                for i in range(m):
+                    R[d, i] = (R[a, i] + R[ub, i])
+            elif op == 39:  # sub
+                for i in range(m):
+                    R[d, i] = (R[a, i] - R[ub, i])
+            elif op == 40:  # mul
+                for i in range(m):
+                    R[d, i] = (R[a, i] * R[ub, i])
+            elif op == 41:  # div
+                for i in range(m):
+                    R[d, i] = (R[a, i] / R[ub, i])
+            elif op == 42:  # pow
+                for i in range(m):
+                    R[d, i] = (R[a, i] ** R[ub, i])
+            elif op == 43:  # maximum
+                for i in range(m):
+                    R[d, i] = (R[a, i] if (R[a, i] > R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
+            elif op == 44:  # minimum
+                for i in range(m):
+                    R[d, i] = (R[a, i] if (R[a, i] < R[ub, i] or R[a, i] != R[a, i]) else R[ub, i])
+            elif op == 45:  # lt
+                for i in range(m):
+                    R[d, i] = np.float64((R[a, i] < R[ub, i]))
+            elif op == 46:  # le
+                for i in range(m):
+                    R[d, i] = np.float64((R[a, i] <= R[ub, i]))
+            elif op == 47:  # gt
+                for i in range(m):
+                    R[d, i] = np.float64((R[a, i] > R[ub, i]))
+            elif op == 48:  # ge
+                for i in range(m):
+                    R[d, i] = np.float64((R[a, i] >= R[ub, i]))
+            elif op == 49:  # eq
+                for i in range(m):
+                    R[d, i] = np.float64((R[a, i] == R[ub, i]))
+            elif op == 50:  # ne
+                for i in range(m):
+                    R[d, i] = np.float64((R[a, i] != R[ub, i]))
+            elif op == 51:  # logical_and
+                for i in range(m):
+                    R[d, i] = np.float64(((R[a, i] != 0) & (R[ub, i] != 0)))
+            elif op == 52:  # logical_or
+                for i in range(m):
+                    R[d, i] = np.float64(((R[a, i] != 0) | (R[ub, i] != 0)))
+            elif op == 53:  # logical_xor
+                for i in range(m):
+                    R[d, i] = np.float64(((R[a, i] != 0) ^ (R[ub, i] != 0)))
+            elif op == 54:  # where
+                for i in range(m):
+                    R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]
+            elif op == 7:  # copies
                 for i in range(m):
                     R[d, i] = R[a, i]
-            elif op == 56:  # sin into d, cos into c
+            elif op == 8:  # sin into d, cos into c
                 for i in range(m):
                     v = R[a, i]
                     R[d, i] = sin_f64(v)

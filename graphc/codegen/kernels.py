@@ -26,13 +26,14 @@ Every kernel starts with the IR lines it implements, as comments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from graphc.ir import Aval, Node, dtype_name
 from graphc.ops import REGISTRY
+from graphc.ops.registry import Emitter, Fusion, MathCall, Template
 
 _NP_TYPES = {
     "f32": "np.float32",
@@ -202,15 +203,6 @@ def reduce_identity(kind: str, dt: np.dtype):
 
 
 # mathlib names whose NumPy function is spelled differently (Numba knows only NumPy's names)
-_NUMPY_NAMES = {
-    "asin": "arcsin",
-    "acos": "arccos",
-    "atan": "arctan",
-    "asinh": "arcsinh",
-    "acosh": "arccosh",
-    "atanh": "arctanh",
-    "atan2": "arctan2",
-}
 
 
 @dataclass
@@ -244,23 +236,27 @@ class EmitContext:
             self.consts[src] = f"{self.prefix}{len(self.consts)}"
         return self.consts[src]
 
-    def math(self, fn: str, dt: np.dtype, x: str, *more: str) -> str:
+    def math(
+        self, fn: str, dt: np.dtype, x: str, *more: str, fallback: str | Callable | None = None
+    ) -> str:
+        """A call of math function `fn`: graphc's vectorisable version where mathlib has one for
+        `dt`, else the op entry's `fallback` (see ops.registry.MathCall), else np.<fn>."""
         from graphc.codegen import mathlib_name
 
+        args = (x, *more)
         name = mathlib_name(fn, dt)
         if name is not None:
             self.imports.add(name)
-            return f"{name}({', '.join((x, *more))})"
-        if more or fn in _NUMPY_NAMES:
-            return f"np.{_NUMPY_NAMES.get(fn, fn)}({', '.join((x, *more))})"
-        if fn == "sigmoid":
-            one = self.lit(1, dt)
-            return f"({one} / ({one} + np.exp(-{x})))"
-        if fn == "softplus":
-            return f"np.logaddexp({self.lit(0, dt)}, {x})"
-        if fn == "erf":
-            return f"{np_type(dt)}(math.erf({x}))"
-        return f"np.{fn}({x})"
+            return f"{name}({', '.join(args)})"
+        if isinstance(fallback, str):
+            return fallback.format(*args)
+        if fallback is not None:
+            return fallback(self, dt, *args)
+        return f"np.{fn}({', '.join(args)})"
+
+    def scalar_type(self, dt: np.dtype) -> str:
+        """The NumPy scalar type's name in generated code, e.g. np.float32."""
+        return np_type(dt)
 
     def cast(self, x: str, src: np.dtype, dst: np.dtype) -> str:
         if src == dst:
@@ -287,14 +283,19 @@ class EmitContext:
 
 
 def emit_op(e: EmitContext, n: Node, args: list[str]) -> str:
+    """The scalar expression for node `n` from its operands' expressions, as its op entry's
+    lowering says."""
     d = REGISTRY[n.op]
-    if d.extra.get("fusable_view"):
+    low = d.lowering
+    if d.fusion is Fusion.VIEW:
         return args[0]
-    if d.emit is None:
-        raise NotImplementedError(f"{n.op} has no Numba emitter")
-    if isinstance(d.emit, str):
-        return d.emit.format(*args)
-    return d.emit(e, n, *args)
+    if isinstance(low, Template):
+        return low.text.format(*args)
+    if isinstance(low, MathCall):
+        return e.math(low.name, n.dtype, *args, fallback=low.fallback)
+    if isinstance(low, Emitter):
+        return low.fn(e, n, *args)
+    raise NotImplementedError(f"{n.op} has no scalar lowering")
 
 
 def _operands(e: EmitContext, m: Node, names: dict[int, str]) -> list[str]:
@@ -342,7 +343,7 @@ def _signature(body, result_positions: list[int]) -> str:
 
 
 def _is_red(m: Node) -> bool:
-    return bool(REGISTRY[m.op].extra.get("fusable_reduction"))
+    return REGISTRY[m.op].fusion is Fusion.REDUCTION
 
 
 def needs_rows(body) -> bool:
@@ -468,7 +469,7 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
         kinds: dict[int, str] = {}
         idents: dict[int, str] = {}
         for m in stage_reds:
-            kind = REGISTRY[m.op].extra["fusable_reduction"]
+            kind = REGISTRY[m.op].reduction
             k = int(accn[id(m)][3:])
             kinds[k] = kind
             idents[k] = e.lit(reduce_identity(kind, m.dtype), m.dtype)
@@ -517,7 +518,7 @@ def emit_row_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) 
                     f"{inner}o{out_pos[id(m)]}[{_index(plan.out_strides, idx)}] = {names[id(m)]}"
                 )
         for m in stage_reds:
-            kind = REGISTRY[m.op].extra["fusable_reduction"]
+            kind = REGISTRY[m.op].reduction
             k = int(accn[id(m)][3:])
             acc = f"blk{k}" if cascaded and k in sums else accn[id(m)]
             code.append(f"{inner}{acc} = {_combine(kind, acc, names[id(m.inputs[0])])}")
@@ -579,7 +580,7 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     members = body.equations
     if needs_rows(body):
         return emit_row_kernel(name, node, e, ir_lines)
-    reds = [m for m in members if REGISTRY[m.op].extra.get("fusable_reduction")]
+    reds = [m for m in members if _is_red(m)]
     space = tuple(reds[0].inputs[0].shape) if reds else None
     if space is None:
         space = tuple(body.outputs[0].shape)
@@ -594,14 +595,8 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     idx = [f"i{j}" for j in range(nd)]
 
     out_pos = {id(o): k for k, o in enumerate(body.outputs)}
-    full_outputs = [
-        k for k, o in enumerate(body.outputs) if not REGISTRY[o.op].extra.get("fusable_reduction")
-    ]
-    red_outputs = [
-        (out_pos[id(r)], REGISTRY[r.op].extra["fusable_reduction"])
-        for r in reds
-        if id(r) in out_pos
-    ]
+    full_outputs = [k for k, o in enumerate(body.outputs) if not _is_red(o)]
+    red_outputs = [(out_pos[id(r)], REGISTRY[r.op].reduction) for r in reds if id(r) in out_pos]
     params = (
         [f"x{k}" for k in range(len(body.inputs))]
         + [f"o{k}" for k in full_outputs]
@@ -616,7 +611,7 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     loads = [f"a{k} = x{k}[{_index(plan.in_strides[k], idx)}]" for k in range(len(body.inputs))]
     red_vals: dict[int, str] = {}
     for m in members:
-        if REGISTRY[m.op].extra.get("fusable_reduction"):
+        if _is_red(m):
             red_vals[id(m)] = names[id(m.inputs[0])]
             continue
         args = _operands(e, m, names)

@@ -21,67 +21,43 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from graphc.ir import Node, TupleAval, dtype_name
-from graphc.ops import REGISTRY, Kind
+from graphc.ir import GraphcError, Node, TupleAval, dtype_name
+from graphc.ops import REGISTRY, Fusion, Tape
 
-# opcode numbers: 0..9 are structural, the rest follow VM_OPS
-LOAD, LOAD1, STORE, CONST, ACC_SUM, ACC_MAX, ACC_MIN = 0, 1, 2, 3, 4, 5, 6
-UNARY = [
-    "neg",
-    "abs",
-    "sign",
-    "exp",
-    "log",
-    "log1p",
-    "expm1",
-    "sqrt",
-    "rsqrt",
-    "square",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "softplus",
-    "erf",
-    "floor",
-    "ceil",
-    "round",
-    "isfinite",
-    "logical_not",
-    "exp2",
-    "log2",
-    "log10",
-    "cbrt",
-]
-BINARY = [
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "pow",
-    "maximum",
-    "minimum",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "eq",
-    "ne",
-    "logical_and",
-    "logical_or",
-    "logical_xor",
-]
-COPY = ["stop_gradient", "broadcast_to", "cast"]  # value copies in the machine
-OPCODE: dict[str, int] = {}
-for _i, _op in enumerate(UNARY + BINARY + ["where", "integer_pow", "copy", "sincos"]):
-    OPCODE[_op] = 10 + _i
-_BOOL_IN = {"logical_not", "logical_and", "logical_or", "logical_xor"}
+# opcode numbers: 0..9 are structural, the ops the registry marks for the machine (Tape) follow
+# from 10 in registration order, so an op registered later extends the table
+LOAD, LOAD1, STORE, CONST, ACC_SUM, ACC_MAX, ACC_MIN, COPY_OP, SINCOS = 0, 1, 2, 3, 4, 5, 6, 7, 8
+FIRST_OP = 10
+# instructions written out here (Tape.OWN): the op's scalar expression on registers a, ub, c
+# (and attribute b), and the instruction's a, b, c fields from the node and its operand registers
+_OWN: dict[str, tuple[str, Callable[[Node, list[int]], list[int]]]] = {
+    "integer_pow": ("R[a, i] ** b", lambda n, regs: [regs[0], n.attrs["n"], 0]),
+    # the condition register holds 0 or 1
+    "where": ("R[ub, i] if R[a, i] != 0 else R[c, i]", lambda n, regs: regs[:3]),
+}
+_TABLE: tuple[tuple[str, ...], dict[str, int]] = ((), {})
+
+
+def tape_ops() -> tuple[str, ...]:
+    """The ops the machine runs as instructions of their own, in opcode order."""
+    return opcodes()[0]
+
+
+def opcodes() -> tuple[tuple[str, ...], dict[str, int]]:
+    """(ops, op -> opcode), derived from the registry (rebuilt when the registry changes)."""
+    global _TABLE
+    names = tuple(n for n, d in REGISTRY.items() if d.tape in (Tape.MATH, Tape.LOGIC, Tape.OWN))
+    if names != _TABLE[0]:
+        _TABLE = (names, {op: FIRST_OP + i for i, op in enumerate(names)})
+    return _TABLE
+
+
 # Block size (elements): a block runs each instruction as a loop over its elements, so a long
 # dependent chain (x = tanh(x) ...) has only block / vector-width independent vector operations
 # in flight at a time: below MIN_BLOCK the math functions' latency, not their throughput, sets
@@ -104,11 +80,12 @@ def _expr(op: str, dt: np.dtype, args: list[str]) -> str:
 
     e = _CTX
     d = REGISTRY[op]
-    in_dt = np.dtype(np.bool_) if op in _BOOL_IN else dt
+    logic = d.tape is Tape.LOGIC
+    in_dt = np.dtype(np.bool_) if logic else dt
     fake_in = [make_input(Aval((), in_dt)) for _ in args]
     out = d.shape(*[i.aval for i in fake_in])
     node = Node(op, fake_in, {}, out)
-    ops_args = [f"({a} != 0)" if op in _BOOL_IN else a for a in args]
+    ops_args = [f"({a} != 0)" if logic else a for a in args]
     text = emit_op(e, node, ops_args)
     if out.dtype == np.bool_:
         text = f"{np_type(dt)}({text})"
@@ -123,46 +100,37 @@ def generate_source() -> str:
     global _CTX
     from graphc.codegen.kernels import EmitContext, np_type
 
-    parts = [_VM_HEADER]
+    parts = [_VM_HEADER, f"OPS = {tape_ops()!r}  # opcode {FIRST_OP} onwards, in order\n"]
     all_imports: set[str] = set()
     bodies = []
     for dt in (np.dtype(np.float32), np.dtype(np.float64)):
         _CTX = EmitContext(prefix=f"_c{dtype_name(dt)}_")
         t = np_type(dt)
         lines = []
-        for op in UNARY:
-            expr = _expr(op, dt, ["R[a, i]"])
+        ops, code_of = opcodes()
+        regs = ["R[a, i]", "R[ub, i]", "R[c, i]"]
+        for op in ops:
+            d = REGISTRY[op]
+            if d.tape is Tape.OWN:
+                expr = _OWN[op][0]
+            else:
+                if d.arity is None or d.arity > len(regs):
+                    raise GraphcError(f"op {op!r}: the tape machine runs ops of 1 to 3 operands")
+                expr = _expr(op, dt, regs[: d.arity])
             lines.append(
-                f"            elif op == {OPCODE[op]}:  # {op}\n"
+                f"            elif op == {code_of[op]}:  # {op}\n"
                 f"                for i in range(m):\n"
                 f"                    R[d, i] = {expr}"
             )
-        for op in BINARY:
-            expr = _expr(op, dt, ["R[a, i]", "R[ub, i]"])
-            lines.append(
-                f"            elif op == {OPCODE[op]}:  # {op}\n"
-                f"                for i in range(m):\n"
-                f"                    R[d, i] = {expr}"
-            )
         lines.append(
-            f"            elif op == {OPCODE['where']}:  # where\n"
-            f"                for i in range(m):\n"
-            f"                    R[d, i] = R[ub, i] if R[a, i] != 0 else R[c, i]"
-        )
-        lines.append(
-            f"            elif op == {OPCODE['integer_pow']}:  # integer_pow (n in b)\n"
-            f"                for i in range(m):\n"
-            f"                    R[d, i] = R[a, i] ** b"
-        )
-        lines.append(
-            f"            elif op == {OPCODE['copy']}:  # copies\n"
+            f"            elif op == {COPY_OP}:  # copies\n"
             f"                for i in range(m):\n"
             f"                    R[d, i] = R[a, i]"
         )
         # sin and cos of one value: LLVM merges the two inlined bodies' common range reduction
         # and polynomials, so both cost about one
         lines.append(
-            f"            elif op == {OPCODE['sincos']}:  # sin into d, cos into c\n"
+            f"            elif op == {SINCOS}:  # sin into d, cos into c\n"
             f"                for i in range(m):\n"
             f"                    v = R[a, i]\n"
             f"                    R[d, i] = {_expr('sin', dt, ['v'])}\n"
@@ -317,16 +285,30 @@ def write_source() -> None:
         f.write(generate_source())
 
 
-_MACHINE = None
+_MACHINES: dict[tuple[str, ...], Any] = {}
 
 
-def machine():
-    global _MACHINE
-    if _MACHINE is None:
+def machine() -> Any:
+    """The machine for the registry's current op table: the module shipped with graphc
+    (_vm_generated.py) or, when ops were registered after it was generated, one generated now
+    and kept in the kernel cache like any generated module."""
+    ops = tape_ops()
+    m = _MACHINES.get(ops)
+    if m is None:
         from graphc.codegen import _vm_generated
 
-        _MACHINE = _vm_generated
-    return _MACHINE
+        if getattr(_vm_generated, "OPS", None) == ops:
+            m = _vm_generated
+        else:
+            import hashlib
+
+            from graphc.codegen import _disk_dir, _load_module
+
+            source = generate_source()
+            name = "graphc_vm_" + hashlib.sha256(source.encode()).hexdigest()[:20]
+            m, _ = _load_module(name, source, _disk_dir())
+        _MACHINES[ops] = m
+    return m
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +339,7 @@ def eligible(n: Node) -> bool:
         d = REGISTRY[v.op]
         if v.dtype not in (dt, np.bool_):
             return False
-        red = d.extra.get("fusable_reduction")
+        red = d.reduction if d.fusion is Fusion.REDUCTION else None
         if red:
             if (
                 red not in ("sum", "max", "min")
@@ -366,13 +348,11 @@ def eligible(n: Node) -> bool:
             ):
                 return False
             continue
-        if v.op == "cast":
-            if not (v.inputs[0].dtype in (dt, np.bool_) and v.dtype in (dt, np.bool_)):
-                return False
-            continue
-        if v.op not in OPCODE and v.op not in COPY:
+        if d.tape is Tape.NONE or d.fusion not in (Fusion.ELEMENTWISE, Fusion.VIEW):
             return False
-        if d.kind is not Kind.ELEMENTWISE and not d.extra.get("fusable_view"):
+        # a copy keeps the value: booleans are 0/1 in registers of either type, but a float
+        # made boolean is not a copy
+        if d.tape is Tape.COPY and v.inputs[0].dtype not in (v.dtype, np.bool_):
             return False
         if tuple(v.shape) != space and v.aval.size != 1:
             return False
@@ -386,7 +366,7 @@ def _space(body) -> tuple[int, ...]:
             continue
         shape = (
             tuple(v.inputs[0].shape)
-            if REGISTRY[v.op].extra.get("fusable_reduction")
+            if REGISTRY[v.op].fusion is Fusion.REDUCTION
             else tuple(v.shape)
         )
         if math.prod(shape) > math.prod(best):
@@ -557,10 +537,11 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
             listing.append(f"out{len(outputs) - 1} = r{r}")
 
     ops = 0
+    code_of = opcodes()[1]
     for pos, (f, v) in enumerate(steps):
         d = REGISTRY[v.op]
         args = [] if pos in merged else [reg_for(f, i) for i in v.inputs]
-        red = d.extra.get("fusable_reduction")
+        red = d.reduction if d.fusion is Fusion.REDUCTION else None
         k_out = key_of(f, v)
         if red:
             body = f.attrs["body"]
@@ -584,19 +565,19 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                 f2, v2 = steps[partner[pos]]
                 r2 = alloc()
                 rs, rc = (r, r2) if v.op == "sin" else (r2, r)
-                code.append([OPCODE["sincos"], rs, args[0], 0, rc])
+                code.append([SINCOS, rs, args[0], 0, rc])
                 listing.append(f"r{rs}, r{rc} = sincos r{args[0]}")
                 reg_of[key_of(f2, v2)] = r2
                 ops += 1  # (two ops of the graph)
                 store(f, k_out, r)
                 store(f2, key_of(f2, v2), r2)
             else:
-                if v.op == "integer_pow":
-                    code.append([OPCODE["integer_pow"], r, args[0], v.attrs["n"], 0])
-                elif v.op in COPY:
-                    code.append([OPCODE["copy"], r, args[0], 0, 0])
+                if d.tape is Tape.OWN:
+                    code.append([code_of[v.op], r, *_OWN[v.op][1](v, args)])
+                elif d.tape is Tape.COPY:
+                    code.append([COPY_OP, r, args[0], 0, 0])
                 else:
-                    code.append([OPCODE[v.op], r] + (args + [0, 0, 0])[:3])
+                    code.append([code_of[v.op], r] + (args + [0, 0, 0])[:3])
                 listing.append(f"r{r} = {v.op} " + " ".join(f"r{a}" for a in args))
                 store(f, k_out, r)
             reg_of[k_out] = r

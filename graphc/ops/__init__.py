@@ -9,7 +9,22 @@ Example:
 from graphc.ir import Aval, Const, TupleAval
 from graphc.ops import contract, decomp, elementwise, reduce, shape, sorting  # noqa: F401  (registers ops)
 from graphc.ops.elementwise import Masked
-from graphc.ops.registry import REGISTRY, Kind, OpDef, apply, bind, defop, get
+from graphc.ops.registry import (
+    REGISTRY,
+    Dedicated,
+    Emitter,
+    Facts,
+    Fusion,
+    Kind,
+    MathCall,
+    OpDef,
+    Tape,
+    Template,
+    apply,
+    bind,
+    defop,
+    get,
+)
 from graphc.ops.shape import sum_to_shape
 
 
@@ -34,7 +49,24 @@ defop(
     doc="a constant array",
 )
 
-__all__ = ["REGISTRY", "Kind", "OpDef", "Masked", "apply", "bind", "defop", "get", "sum_to_shape"]
+__all__ = [
+    "REGISTRY",
+    "Dedicated",
+    "Emitter",
+    "Facts",
+    "Fusion",
+    "Kind",
+    "MathCall",
+    "OpDef",
+    "Masked",
+    "Tape",
+    "Template",
+    "apply",
+    "bind",
+    "defop",
+    "get",
+    "sum_to_shape",
+]
 
 
 # -- fused kernels ------------------------------------------------------------------------------

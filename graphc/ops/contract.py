@@ -17,7 +17,16 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from graphc.ir import Aval, DTypeError, ShapeError
-from graphc.ops.registry import Kind, bind, broadcast_shapes, defop, fmt, require_float, same_dtype
+from graphc.ops.registry import (
+    Dedicated,
+    Kind,
+    bind,
+    broadcast_shapes,
+    defop,
+    fmt,
+    require_float,
+    same_dtype,
+)
 
 # -- matmul ----------------------------------------------------------------------------------
 
@@ -149,7 +158,7 @@ defop(
     Kind.CONTRACTION,
     _conv_rule,
     _conv_impl,
-    emit="call:conv2d",
+    lowering=Dedicated("conv2d"),
     arity=2,
     vjp=_conv_vjp,
     jvp=_bilinear_jvp("conv2d"),
@@ -188,7 +197,7 @@ defop(
     Kind.CONTRACTION,
     _conv_in_rule,
     _conv_in_impl,
-    emit="call:conv2d_input_grad",
+    lowering=Dedicated("conv2d_input_grad"),
     arity=2,
     vjp=_conv_in_vjp,
     jvp=_bilinear_jvp("conv2d_input_grad"),
@@ -225,7 +234,7 @@ defop(
     Kind.CONTRACTION,
     _conv_w_rule,
     _conv_w_impl,
-    emit="call:conv2d_weight_grad",
+    lowering=Dedicated("conv2d_weight_grad"),
     arity=2,
     vjp=_conv_w_vjp,
     jvp=_bilinear_jvp("conv2d_weight_grad"),
@@ -305,7 +314,7 @@ defop(
     Kind.OTHER,
     _pool_rule("max_pool2d"),
     _maxpool_impl,
-    emit="call:max_pool2d",
+    lowering=Dedicated("max_pool2d"),
     arity=1,
     vjp=lambda g, out, x, **a: (bind("max_pool2d_grad", x, g, **a),),
     jvp=lambda ts, out, x, **a: bind("max_pool2d_select", x, ts[0], **a),
@@ -316,7 +325,7 @@ defop(
     Kind.OTHER,
     _maxpool_grad_rule,
     _maxpool_grad_impl,
-    emit="call:max_pool2d_grad",
+    lowering=Dedicated("max_pool2d_grad"),
     arity=2,
     vjp=lambda h, out, x, g, **a: (None, bind("max_pool2d_select", x, h, **a)),
     jvp=lambda ts, out, x, g, **a: (
@@ -329,7 +338,7 @@ defop(
     Kind.OTHER,
     _maxpool_select_rule,
     _maxpool_select_impl,
-    emit="call:max_pool2d_select",
+    lowering=Dedicated("max_pool2d_select"),
     arity=2,
     vjp=lambda g, out, x, h, **a: (None, bind("max_pool2d_grad", x, g, **a)),
     jvp=lambda ts, out, x, h, **a: (
@@ -359,7 +368,7 @@ defop(
     Kind.OTHER,
     _pool_rule("avg_pool2d"),
     _avgpool_impl,
-    emit="call:avg_pool2d",
+    lowering=Dedicated("avg_pool2d"),
     arity=1,
     vjp=lambda g, out, x, **a: (bind("avg_pool2d_grad", g, in_hw=tuple(x.shape[2:]), **a),),
     jvp=lambda ts, out, x, **a: bind("avg_pool2d", ts[0], **a),
@@ -370,7 +379,7 @@ defop(
     Kind.OTHER,
     _avgpool_grad_rule,
     _avgpool_grad_impl,
-    emit="call:avg_pool2d_grad",
+    lowering=Dedicated("avg_pool2d_grad"),
     arity=1,
     vjp=lambda h, out, g, *, kernel, stride, in_hw: (
         bind("avg_pool2d", h, kernel=kernel, stride=stride),

@@ -14,7 +14,12 @@ import numpy as np
 
 from graphc.ir import Aval, DTypeError, as_dtype
 from graphc.ops.registry import (
+    Emitter,
+    Facts,
     Kind,
+    MathCall,
+    Tape,
+    Template,
     bind,
     broadcast_shapes,
     defop,
@@ -94,14 +99,17 @@ _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
-def _math(fn: str):
-    """Emitter for a function with a vectorizable version in graphc.codegen.mathlib."""
-    return lambda e, n, x: e.math(fn, n.dtype, x)
+def _sigmoid_expr(e: Any, dt: np.dtype, x: str) -> str:
+    one = e.lit(1, dt)
+    return f"({one} / ({one} + np.exp(-{x})))"
 
 
-def _math2(fn: str):
-    """Emitter for a function of two arguments in graphc.codegen.mathlib."""
-    return lambda e, n, x, y: e.math(fn, n.dtype, x, y)
+def _softplus_expr(e: Any, dt: np.dtype, x: str) -> str:
+    return f"np.logaddexp({e.lit(0, dt)}, {x})"
+
+
+def _erf_expr(e: Any, dt: np.dtype, x: str) -> str:
+    return f"{e.scalar_type(dt)}(math.erf({x}))"
 
 
 unary(
@@ -109,10 +117,11 @@ unary(
     np.negative,
     float_only=False,
     doc="-x",
-    extra={"linear": True},
+    facts=Facts(linear=True, finite_if_operands=True),
     vjp=lambda g, out, x: (-g,),
     jvp=lambda ts, out, x: -ts[0],
-    emit="(-{0})",
+    lowering=Template("(-{0})"),
+    tape=Tape.MATH,
 )
 unary(
     "abs",
@@ -120,7 +129,9 @@ unary(
     lambda x, out: np.sign(x),
     float_only=False,
     doc="|x|; derivative sign(x), so 0 at x = 0",
-    emit="abs({0})",
+    lowering=Template("abs({0})"),
+    tape=Tape.MATH,
+    facts=Facts(idempotent=True, never_negative=True, finite_if_operands=True),
 )
 
 
@@ -138,135 +149,203 @@ unary(
     float_only=False,
     differentiable=False,
     doc="sign(x), NaN for NaN, +0.0 for either zero; derivative 0",
-    emit=_emit_sign,
+    lowering=Emitter(_emit_sign),
+    tape=Tape.MATH,
+    facts=Facts(idempotent=True, finite_if_operands=True),
 )
-unary("exp", np.exp, lambda x, out: out, doc="e ** x", emit=_math("exp"))
+unary(
+    "exp",
+    np.exp,
+    lambda x, out: out,
+    doc="e ** x",
+    lowering=MathCall("exp"),
+    tape=Tape.MATH,
+    facts=Facts(never_negative=True),
+)
 unary(
     "exp2",
     np.exp2,
     lambda x, out: out * _LN2,
     doc="2 ** x; derivative 2 ** x ln 2",
-    emit=_math("exp2"),
+    lowering=MathCall("exp2"),
+    tape=Tape.MATH,
 )
 unary(
     "log2",
     np.log2,
     lambda x, out: (1 / _LN2) / x,
     doc="base-2 logarithm (exact at powers of two); derivative 1/(x ln 2)",
-    emit=_math("log2"),
+    lowering=MathCall("log2"),
+    tape=Tape.MATH,
 )
 unary(
     "log10",
     np.log10,
     lambda x, out: (1 / _LN10) / x,
     doc="base-10 logarithm (exact at powers of ten); derivative 1/(x ln 10)",
-    emit=_math("log10"),
+    lowering=MathCall("log10"),
+    tape=Tape.MATH,
 )
 unary(
-    "log", np.log, lambda x, out: 1 / x, doc="log x; derivative 1/x (inf at 0)", emit=_math("log")
+    "log",
+    np.log,
+    lambda x, out: 1 / x,
+    doc="log x; derivative 1/x (inf at 0)",
+    lowering=MathCall("log"),
+    tape=Tape.MATH,
 )
 unary(
     "log1p",
     np.log1p,
     lambda x, out: 1 / (1 + x),
     doc="log(1 + x), accurate near 0",
-    emit=_math("log1p"),
+    lowering=MathCall("log1p"),
+    tape=Tape.MATH,
+    facts=Facts(non_negative_if_operands=True),
 )
 unary(
     "expm1",
     np.expm1,
     lambda x, out: out + 1,
     doc="exp(x) - 1, accurate near 0",
-    emit=_math("expm1"),
+    lowering=MathCall("expm1"),
+    tape=Tape.MATH,
+    facts=Facts(non_negative_if_operands=True),
 )
 unary(
     "sqrt",
     np.sqrt,
     lambda x, out: 0.5 / out,
     doc="sqrt x; derivative inf at 0",
-    emit="np.sqrt({0})",
+    lowering=Template("np.sqrt({0})"),
+    tape=Tape.MATH,
+    facts=Facts(never_negative=True),
 )
 unary(
     "rsqrt",
     lambda x: (1 / np.sqrt(x)).astype(x.dtype),
     lambda x, out: -0.5 * out / x,
     doc="1 / sqrt(x); derivative -0.5 x^-1.5 (inf at 0)",
-    emit=lambda e, n, x: f"({e.lit(1, n.dtype)} / np.sqrt({x}))",
+    lowering=Emitter(lambda e, n, x: f"({e.lit(1, n.dtype)} / np.sqrt({x}))"),
+    tape=Tape.MATH,
 )
-unary("square", np.square, lambda x, out: 2 * x, doc="x * x", float_only=False, emit="({0} * {0})")
-unary("sin", np.sin, lambda x, out: np.cos(x), doc="sine", emit=_math("sin"))
-unary("cos", np.cos, lambda x, out: -np.sin(x), doc="cosine", emit=_math("cos"))
-unary("tan", np.tan, lambda x, out: 1 + out * out, doc="tangent", emit=_math("tan"))
-unary("tanh", np.tanh, lambda x, out: 1 - out * out, doc="hyperbolic tangent", emit=_math("tanh"))
+unary(
+    "square",
+    np.square,
+    lambda x, out: 2 * x,
+    doc="x * x",
+    float_only=False,
+    lowering=Template("({0} * {0})"),
+    tape=Tape.MATH,
+    facts=Facts(never_negative=True),
+)
+unary(
+    "sin",
+    np.sin,
+    lambda x, out: np.cos(x),
+    doc="sine",
+    lowering=MathCall("sin"),
+    tape=Tape.MATH,
+    facts=Facts(finite_if_operands=True),
+)
+unary(
+    "cos",
+    np.cos,
+    lambda x, out: -np.sin(x),
+    doc="cosine",
+    lowering=MathCall("cos"),
+    tape=Tape.MATH,
+    facts=Facts(finite_if_operands=True),
+)
+unary(
+    "tan",
+    np.tan,
+    lambda x, out: 1 + out * out,
+    doc="tangent",
+    lowering=MathCall("tan"),
+    tape=Tape.MATH,
+)
+unary(
+    "tanh",
+    np.tanh,
+    lambda x, out: 1 - out * out,
+    doc="hyperbolic tangent",
+    lowering=MathCall("tanh"),
+    tape=Tape.MATH,
+    facts=Facts(non_negative_if_operands=True, finite_if_operands=True),
+)
 unary(
     "sinh",
     np.sinh,
     lambda x, out: np.cosh(x),
     doc="hyperbolic sine (compiled from expm1: accurate near 0)",
-    emit=_math("sinh"),
+    lowering=MathCall("sinh"),
 )
 unary(
     "cosh",
     np.cosh,
     lambda x, out: np.sinh(x),
     doc="hyperbolic cosine (compiled without overflowing before cosh itself does)",
-    emit=_math("cosh"),
+    lowering=MathCall("cosh"),
 )
 unary(
     "arcsin",
     np.arcsin,
     lambda x, out: 1 / np.sqrt((1 - x) * (1 + x)),
     doc="inverse sine; derivative 1/sqrt(1 - x^2), inf at +-1",
-    emit=_math("asin"),
+    lowering=MathCall("asin", fallback="np.arcsin({0})"),
 )
 unary(
     "arccos",
     np.arccos,
     lambda x, out: -1 / np.sqrt((1 - x) * (1 + x)),
     doc="inverse cosine; derivative -1/sqrt(1 - x^2), -inf at +-1",
-    emit=_math("acos"),
+    lowering=MathCall("acos", fallback="np.arccos({0})"),
 )
 unary(
     "arctan",
     np.arctan,
     lambda x, out: 1 / (1 + x * x),
     doc="inverse tangent; derivative 1/(1 + x^2)",
-    emit=_math("atan"),
+    lowering=MathCall("atan", fallback="np.arctan({0})"),
 )
 unary(
     "arcsinh",
     np.arcsinh,
     lambda x, out: 1 / np.hypot(1, x),
     doc="inverse hyperbolic sine; derivative 1/sqrt(1 + x^2), without overflow",
-    emit=_math("asinh"),
+    lowering=MathCall("asinh", fallback="np.arcsinh({0})"),
 )
 unary(
     "arccosh",
     np.arccosh,
     lambda x, out: 1 / np.sqrt((x - 1) * (x + 1)),
     doc="inverse hyperbolic cosine; derivative 1/sqrt(x^2 - 1), inf at 1",
-    emit=_math("acosh"),
+    lowering=MathCall("acosh", fallback="np.arccosh({0})"),
 )
 unary(
     "arctanh",
     np.arctanh,
     lambda x, out: 1 / ((1 - x) * (1 + x)),
     doc="inverse hyperbolic tangent; derivative 1/(1 - x^2), inf at +-1",
-    emit=_math("atanh"),
+    lowering=MathCall("atanh", fallback="np.arctanh({0})"),
 )
 unary(
     "cbrt",
     np.cbrt,
     lambda x, out: 1 / (3 * (out * out)),
     doc="cube root; derivative 1/(3 cbrt(x)^2), inf at 0",
-    emit=_math("cbrt"),
+    lowering=MathCall("cbrt"),
+    tape=Tape.MATH,
 )
 unary(
     "sigmoid",
     _sigmoid,
     lambda x, out: out * (1 - out),
     doc="1/(1+exp(-x)), computed without overflow for any x",
-    emit=_math("sigmoid"),
+    lowering=MathCall("sigmoid", fallback=_sigmoid_expr),
+    tape=Tape.MATH,
+    facts=Facts(never_negative=True, finite_if_operands=True),
 )
 unary(
     "relu",
@@ -275,37 +354,63 @@ unary(
     jvp=lambda ts, out, x: np.where(x > 0, ts[0], 0),
     float_only=False,
     doc="max(x, 0); derivative 0 at x = 0",
-    emit=lambda e, n, x: f"({x} if not ({x} <= {e.lit(0, n.dtype)}) else {e.lit(0, n.dtype)})",
+    lowering=Emitter(
+        lambda e, n, x: f"({x} if not ({x} <= {e.lit(0, n.dtype)}) else {e.lit(0, n.dtype)})"
+    ),
+    tape=Tape.MATH,
+    facts=Facts(idempotent=True, never_negative=True, finite_if_operands=True),
 )
 unary(
     "softplus",
     lambda x: np.logaddexp(0, x).astype(x.dtype),
     lambda x, out: bind("sigmoid", x),
     doc="log(1 + exp x), stable for large |x|",
-    emit=_math("softplus"),
+    lowering=MathCall("softplus", fallback=_softplus_expr),
+    tape=Tape.MATH,
+    facts=Facts(never_negative=True),
 )
 unary(
     "erf",
     _erf,
     lambda x, out: _TWO_OVER_SQRT_PI * np.exp(-(x * x)),
     doc="the error function; derivative 2/sqrt(pi) exp(-x^2)",
-    emit=_math("erf"),
+    lowering=MathCall("erf", fallback=_erf_expr),
+    tape=Tape.MATH,
+    facts=Facts(non_negative_if_operands=True, finite_if_operands=True),
 )
-unary("floor", np.floor, differentiable=False, doc="derivative 0", emit="np.floor({0})")
-unary("ceil", np.ceil, differentiable=False, doc="derivative 0", emit="np.ceil({0})")
+unary(
+    "floor",
+    np.floor,
+    differentiable=False,
+    doc="derivative 0",
+    lowering=Template("np.floor({0})"),
+    tape=Tape.MATH,
+    facts=Facts(idempotent=True, non_negative_if_operands=True, finite_if_operands=True),
+)
+unary(
+    "ceil",
+    np.ceil,
+    differentiable=False,
+    doc="derivative 0",
+    lowering=Template("np.ceil({0})"),
+    tape=Tape.MATH,
+    facts=Facts(idempotent=True, non_negative_if_operands=True, finite_if_operands=True),
+)
 unary(
     "trunc",
     np.trunc,
     differentiable=False,
     doc="round towards 0; derivative 0",
-    emit="np.trunc({0})",
+    lowering=Template("np.trunc({0})"),
 )
 unary(
     "round",
     np.round,
     differentiable=False,
     doc="round half to even; derivative 0",
-    emit="np.rint({0})",
+    lowering=Template("np.rint({0})"),
+    tape=Tape.MATH,
+    facts=Facts(idempotent=True, non_negative_if_operands=True, finite_if_operands=True),
 )
 unary(
     "stop_gradient",
@@ -313,7 +418,9 @@ unary(
     float_only=False,
     differentiable=False,
     doc="identity whose derivative is taken to be 0",
-    emit="{0}",
+    lowering=Template("{0}"),
+    tape=Tape.COPY,
+    facts=Facts(idempotent=True, non_negative_if_operands=True, finite_if_operands=True),
 )
 
 
@@ -332,7 +439,10 @@ defop(
     doc="not inf and not nan; derivative 0",
     arity=1,
     differentiable=False,
-    emit=lambda e, n, x: f"np.isfinite({x})" if n.inputs[0].dtype.kind == "f" else "True",
+    lowering=Emitter(
+        lambda e, n, x: f"np.isfinite({x})" if n.inputs[0].dtype.kind == "f" else "True"
+    ),
+    tape=Tape.MATH,
 )
 defop(
     "logical_not",
@@ -342,7 +452,8 @@ defop(
     doc="boolean not",
     arity=1,
     differentiable=False,
-    emit="(not {0})",
+    lowering=Template("(not {0})"),
+    tape=Tape.LOGIC,
 )
 
 
@@ -371,8 +482,9 @@ defop(
     vjp=_cast_vjp,
     jvp=_cast_jvp,
     doc="x.astype(dtype)",
-    extra={"linear": True},
-    emit=lambda e, n, x: e.cast(x, n.inputs[0].dtype, n.dtype),
+    facts=Facts(linear=True),
+    lowering=Emitter(lambda e, n, x: e.cast(x, n.inputs[0].dtype, n.dtype)),
+    tape=Tape.COPY,
 )
 
 
@@ -410,8 +522,9 @@ defop(
     arity=1,
     vjp=_ipow_vjp,
     jvp=_ipow_jvp,
-    emit=lambda e, node, x: e.integer_pow(x, node.attrs["n"], node.dtype),
+    lowering=Emitter(lambda e, node, x: e.integer_pow(x, node.attrs["n"], node.dtype)),
     doc="x ** n for a fixed integer n (what `x ** 2` traces to)",
+    tape=Tape.OWN,
 )
 
 
@@ -554,8 +667,9 @@ binary(
     doc="x + y",
     vjp=lambda g, out, x, y: (g, g),
     jvp=_add_jvp,
-    extra={"linear": True},
-    emit="({0} + {1})",
+    facts=Facts(linear=True, non_negative_if_operands=True),
+    lowering=Template("({0} + {1})"),
+    tape=Tape.MATH,
 )
 binary(
     "sub",
@@ -563,8 +677,9 @@ binary(
     doc="x - y",
     vjp=lambda g, out, x, y: (g, -g),
     jvp=_sub_jvp,
-    extra={"linear": True},
-    emit="({0} - {1})",
+    facts=Facts(linear=True),
+    lowering=Template("({0} - {1})"),
+    tape=Tape.MATH,
 )
 binary(
     "mul",
@@ -572,41 +687,49 @@ binary(
     doc="x * y",
     vjp=lambda g, out, x, y: (g * y, g * x),
     jvp=_mul_jvp,
-    emit="({0} * {1})",
+    lowering=Template("({0} * {1})"),
+    tape=Tape.MATH,
+    facts=Facts(non_negative_if_operands=True),
 )
 binary(
     "div",
     np.true_divide,
     doc="x / y (true division)",
     float_only=True,
-    emit="({0} / {1})",
+    lowering=Template("({0} / {1})"),
     vjp=lambda g, out, x, y: (g / y, -(g * out) / y),
     jvp=_div_jvp,
+    tape=Tape.MATH,
 )
 binary(
     "pow",
     np.power,
     float_only=True,
-    emit="({0} ** {1})",
+    lowering=Template("({0} ** {1})"),
     vjp=lambda g, out, x, y: (g * _pow_dx(out, x, y), g * _pow_dy(out, x, y)),
     jvp=_pow_jvp,
     doc="x ** y; d/dx is inf at x = 0 for 0 < y < 1 (x**0.5 at 0), and 0 where y == 0",
+    tape=Tape.MATH,
 )
 binary(
     "maximum",
     np.maximum,
     vjp=_minmax_vjp(_wins(np.greater)),
     jvp=_minmax_jvp(_wins(np.greater)),
-    emit="({0} if ({0} > {1} or {0} != {0}) else {1})",
+    lowering=Template("({0} if ({0} > {1} or {0} != {0}) else {1})"),
     doc="ties split the gradient equally",
+    tape=Tape.MATH,
+    facts=Facts(finite_if_operands=True),
 )
 binary(
     "minimum",
     np.minimum,
     vjp=_minmax_vjp(_wins(np.less)),
     jvp=_minmax_jvp(_wins(np.less)),
-    emit="({0} if ({0} < {1} or {0} != {0}) else {1})",
+    lowering=Template("({0} if ({0} < {1} or {0} != {0}) else {1})"),
     doc="ties split the gradient equally",
+    tape=Tape.MATH,
+    facts=Facts(non_negative_if_operands=True, finite_if_operands=True),
 )
 
 
@@ -660,7 +783,7 @@ binary(
     float_only=True,
     vjp=lambda g, out, y, x: tuple(g * d for d in _atan2_grads(out, y, x)),
     jvp=_atan2_jvp,
-    emit=_math2("atan2"),
+    lowering=MathCall("atan2", fallback="np.arctan2({0}, {1})"),
     doc="the angle of the point (x, y), operands (y, x); gradient (x, -y) / (x^2 + y^2), 0 at 0",
 )
 binary(
@@ -669,7 +792,7 @@ binary(
     float_only=True,
     vjp=lambda g, out, x, y: (g * (x / _nonzero(out)), g * (y / _nonzero(out))),
     jvp=_hypot_jvp,
-    emit=_math2("hypot"),
+    lowering=MathCall("hypot"),
     doc="sqrt(x^2 + y^2) without overflow; gradient (x, y) / out, 0 at the origin",
 )
 binary(
@@ -677,7 +800,7 @@ binary(
     np.fmax,
     vjp=_minmax_vjp(_nan_loses(np.greater)),
     jvp=_minmax_jvp(_nan_loses(np.greater)),
-    emit="({0} if ({0} >= {1} or {1} != {1}) else {1})",
+    lowering=Template("({0} if ({0} >= {1} or {1} != {1}) else {1})"),
     doc="maximum ignoring NaN (NaN only if both are); ties split the gradient equally",
 )
 binary(
@@ -685,7 +808,7 @@ binary(
     np.fmin,
     vjp=_minmax_vjp(_nan_loses(np.less)),
     jvp=_minmax_jvp(_nan_loses(np.less)),
-    emit="({0} if ({0} <= {1} or {1} != {1}) else {1})",
+    lowering=Template("({0} if ({0} <= {1} or {1} != {1}) else {1})"),
     doc="minimum ignoring NaN (NaN only if both are); ties split the gradient equally",
 )
 binary(
@@ -694,7 +817,7 @@ binary(
     float_only=True,
     vjp=lambda g, out, x, y: (g * (np.sign(x) * np.copysign(1, y)), None),
     jvp=lambda ts, out, x, y: None if ts[0] is None else ts[0] * (np.sign(x) * np.copysign(1, y)),
-    emit="np.copysign({0}, {1})",
+    lowering=Template("np.copysign({0}, {1})"),
     doc="|x| with the sign bit of y; d/dx sign(x) * sign(y) (0 at x = 0), d/dy 0",
 )
 binary(
@@ -703,7 +826,7 @@ binary(
     float_only=True,
     vjp=lambda g, out, x, h: (None, np.where(x == 0, g, 0)),
     jvp=lambda ts, out, x, h: None if ts[1] is None else np.where(x == 0, ts[1], 0),
-    emit=_heaviside_emit,
+    lowering=Emitter(_heaviside_emit),
     doc="0 for x < 0, h at x = 0, 1 for x > 0; derivative 0 in x, 1 in h where x == 0",
 )
 binary(
@@ -712,7 +835,7 @@ binary(
     float_only=True,
     vjp=_mod_vjp(np.trunc),
     jvp=_mod_jvp(np.trunc),
-    emit="np.fmod({0}, {1})",
+    lowering=Template("np.fmod({0}, {1})"),
     doc="C's remainder, sign of x; d/dx 1, d/dy -trunc(x/y)",
 )
 binary(
@@ -721,7 +844,7 @@ binary(
     float_only=True,
     vjp=_mod_vjp(np.floor),
     jvp=_mod_jvp(np.floor),
-    emit=_math2("remainder"),
+    lowering=MathCall("remainder"),
     doc="Python's x % y, sign of y (a zero result too); d/dx 1, d/dy -floor(x/y)",
 )
 binary(
@@ -729,7 +852,7 @@ binary(
     np.floor_divide,
     float_only=True,
     differentiable=False,
-    emit=_math2("floor_divide"),  # Numba's np.floor_divide is floor(x / y): 1 // 0.1 = 10
+    lowering=MathCall("floor_divide"),  # Numba's np.floor_divide is floor(x / y): 1 // 0.1 = 10
     doc="Python's x // y for floats; derivative 0",
 )
 for _name, _fn, _sym in [
@@ -745,7 +868,8 @@ for _name, _fn, _sym in [
         _fn,
         out_bool=True,
         differentiable=False,
-        emit=f"({{0}} {_sym} {{1}})",
+        lowering=Template(f"({{0}} {_sym} {{1}})"),
+        tape=Tape.MATH,
         doc=f"x {_sym} y; derivative 0",
     )
 binary(
@@ -754,7 +878,8 @@ binary(
     doc="boolean and",
     bool_only=True,
     differentiable=False,
-    emit="({0} & {1})",
+    lowering=Template("({0} & {1})"),
+    tape=Tape.LOGIC,
 )
 binary(
     "logical_or",
@@ -762,7 +887,8 @@ binary(
     doc="boolean or",
     bool_only=True,
     differentiable=False,
-    emit="({0} | {1})",
+    lowering=Template("({0} | {1})"),
+    tape=Tape.LOGIC,
 )
 binary(
     "logical_xor",
@@ -770,7 +896,8 @@ binary(
     doc="boolean exclusive or",
     bool_only=True,
     differentiable=False,
-    emit="({0} ^ {1})",
+    lowering=Template("({0} ^ {1})"),
+    tape=Tape.LOGIC,
 )
 
 
@@ -805,7 +932,8 @@ defop(
     np.where,
     arity=3,
     vjp=_where_vjp,
-    emit="({1} if {0} else {2})",
+    lowering=Template("({1} if {0} else {2})"),
     jvp=_where_jvp,
     doc="c ? x : y; the untaken branch gets an exactly zero gradient, even where it is not finite",
+    tape=Tape.OWN,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.ir import Aval, DTypeError, ShapeError
-from graphc.ops.registry import Kind, bind, defop, norm_axes, reduced_shape
+from graphc.ops.registry import Dedicated, Facts, Kind, bind, defop, norm_axes, reduced_shape
 
 
 def _reduce_rule(op: str):
@@ -90,7 +90,8 @@ defop(
     vjp=_sum_vjp,
     jvp=_sum_jvp,
     doc="sum over axes",
-    extra={"fusable_reduction": "sum"},
+    reduction="sum",
+    facts=Facts(non_negative_if_operands=True),
 )
 defop(
     "reduce_max",
@@ -101,7 +102,8 @@ defop(
     vjp=_extremum_vjp,
     jvp=_extremum_jvp,
     doc="max over axes; ties share the gradient",
-    extra={"fusable_reduction": "max"},
+    reduction="max",
+    facts=Facts(non_negative_if_operands=True, finite_if_operands=True),
 )
 defop(
     "reduce_min",
@@ -112,7 +114,8 @@ defop(
     vjp=_extremum_vjp,
     jvp=_extremum_jvp,
     doc="min over axes; ties share the gradient",
-    extra={"fusable_reduction": "min"},
+    reduction="min",
+    facts=Facts(non_negative_if_operands=True, finite_if_operands=True),
 )
 defop(
     "reduce_prod",
@@ -123,7 +126,8 @@ defop(
     vjp=_prod_vjp,
     jvp=_prod_jvp,
     doc="product over axes; exact gradient with zeros",
-    extra={"fusable_reduction": "prod"},
+    reduction="prod",
+    facts=Facts(non_negative_if_operands=True),
 )
 
 
@@ -197,8 +201,8 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, axis: (_rev_cumsum(g, axis),),
     jvp=lambda ts, out, x, *, axis: bind("cumsum", ts[0], axis=axis),
-    emit="call:cumsum",
-    extra={"linear": True},
+    lowering=Dedicated("cumsum"),
+    facts=Facts(linear=True),
     doc="running sums along axis; its gradient is the reversed running sum of the cotangent",
 )
 
@@ -254,7 +258,7 @@ defop(
     arity=1,
     vjp=_cumprod_vjp,
     jvp=_cumprod_jvp,
-    emit="call:cumprod",
+    lowering=Dedicated("cumprod"),
     doc="running products along axis; gradients by recurrences of products (exact at zeros, "
     "no division)",
 )
@@ -273,7 +277,7 @@ defop(
     lambda x, *, axis: np.argsort(x, axis=axis, kind="stable").astype(np.int64),
     arity=1,
     differentiable=False,
-    emit="call:argsort",
+    lowering=Dedicated("argsort"),
     doc="indices that sort x along axis (stable: ties keep their order; NaNs last); "
     "np.sort gathers with them, so its gradient follows the permutation",
 )

@@ -38,6 +38,91 @@ class Kind(enum.Enum):
 ShapeRule = Callable[..., "Aval | TupleAval"]
 
 
+# ---------------------------------------------------------------------------------------------
+# typed facts about an op
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Algebraic and value-range facts that passes may rely on.
+
+    linear                    linear in every operand that has a gradient (autodiff transposes it)
+    idempotent                f(f(x)) == f(x) (abs, relu, floor, ...)
+    value_preserving          moves or repeats elements without changing the set of values
+    never_negative            a float result is never negative (NaN allowed)
+    non_negative_if_operands  non-negative operands give a non-negative result
+    finite_if_operands        finite operands give a finite result
+
+    Example:
+        >>> get("exp").facts.never_negative
+        True
+    """
+
+    linear: bool = False
+    idempotent: bool = False
+    value_preserving: bool = False
+    never_negative: bool = False
+    non_negative_if_operands: bool = False
+    finite_if_operands: bool = False
+
+
+class Fusion(enum.Enum):
+    """What a fused kernel can do with the op."""
+
+    NONE = "none"  # a kernel boundary: runs on its own (contractions, gathers, dedicated kernels)
+    ELEMENTWISE = "elementwise"  # one scalar expression per element
+    VIEW = "view"  # read through the kernel's index arithmetic, no code of its own
+    REDUCTION = "reduction"  # accumulated in the kernel's loops; `OpDef.reduction` says how
+
+
+class Tape(enum.Enum):
+    """How the tape machine (codegen/vm.py) runs the op, if at all."""
+
+    NONE = "none"
+    MATH = "math"  # an instruction on registers of the group's float dtype
+    LOGIC = "logic"  # an instruction whose operands are booleans (registers hold 0 or 1)
+    COPY = "copy"  # a register copy (views, casts the machine represents alike)
+    OWN = "own"  # an instruction with an attribute operand, written out in vm.py
+
+
+# lowerings: how generated code computes the op
+
+
+@dataclass(frozen=True)
+class Template:
+    """A scalar expression with operands {0}, {1}, ...: `Template("({0} + {1})")`."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Emitter:
+    """fn(ctx, node, *operand_expressions) -> scalar expression, for lowerings that depend on
+    dtypes or attributes (ctx is codegen's EmitContext: literals, casts, math calls)."""
+
+    fn: Callable[..., str]
+
+
+@dataclass(frozen=True)
+class MathCall:
+    """A call of a math function: graphc's vectorisable version (codegen/mathlib.py) where it
+    has one for the dtype, else `fallback`: a template over the operands (e.g.
+    "np.arcsin({0})") or fn(ctx, dtype, *operands) -> expression; default np.<name>(...)."""
+
+    name: str
+    fallback: str | Callable[..., str] | None = None
+
+
+@dataclass(frozen=True)
+class Dedicated:
+    """The op runs a dedicated compiled kernel of codegen/special.py named `name`."""
+
+    name: str
+
+
+Lowering = Template | Emitter | MathCall | Dedicated
+
+
 @dataclass
 class OpDef:
     """Everything graphc knows about one op.
@@ -46,9 +131,11 @@ class OpDef:
     impl(*arrays, **attrs) -> ndarray    the NumPy reference (the interpreter runs this)
     vjp(g, out, *xs, **attrs) -> tuple   input cotangents (None = no gradient), built from graph ops
     jvp(ts, out, *xs, **attrs) -> value  output tangent from input tangents (None = zero)
-    linear                               the op is linear in every operand that has a gradient
-    emit                                 Numba emitter: a scalar expression template for elementwise
-                                         ops, e.g. "tanh({0})", or a callable for the rest
+    facts                                algebraic and value-range facts (Facts)
+    fusion                               what a fused kernel does with it (default from kind)
+    reduction                            for fused reductions: "sum", "prod", "max" or "min"
+    tape                                 how the tape machine runs it (Tape.NONE: it does not)
+    lowering                             how generated code computes it (None: NumPy fallback)
     """
 
     name: str
@@ -59,19 +146,54 @@ class OpDef:
     vjp: Callable[..., tuple] | None = None
     jvp: Callable[..., Any] | None = None
     differentiable: bool = True  # False: the op has derivative zero (comparisons, floor, argmax)
-    emit: Any = None
     doc: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
+    fusion: Fusion | None = None
+    reduction: str | None = None
+    tape: Tape = Tape.NONE
+    lowering: Lowering | None = None
+
+    def __post_init__(self) -> None:
+        if self.fusion is None:
+            self.fusion = (
+                Fusion.REDUCTION
+                if self.reduction
+                else Fusion.ELEMENTWISE
+                if self.kind is Kind.ELEMENTWISE
+                else Fusion.NONE
+            )
+        if self.fusion is Fusion.REDUCTION and self.reduction not in _COMBINES:
+            raise GraphcError(
+                f"op {self.name!r}: a fused reduction needs reduction= one of {_COMBINES}"
+            )
+        if self.fusion is Fusion.ELEMENTWISE and not isinstance(
+            self.lowering, (Template, Emitter, MathCall)
+        ):
+            raise GraphcError(f"op {self.name!r}: an elementwise fused op needs a scalar lowering")
+        if self.differentiable and (self.vjp is None) != (self.jvp is None):
+            missing = "jvp" if self.jvp is None else "vjp"
+            raise GraphcError(
+                f"op {self.name!r} is differentiable but has no {missing} rule: give both rules, "
+                "or differentiable=False for an op whose derivative is zero"
+            )
 
     def __repr__(self) -> str:
         return f"<op {self.name} ({self.kind.value})>"
 
 
+_COMBINES = ("sum", "prod", "max", "min")
 REGISTRY: dict[str, OpDef] = {}
 
 
 def defop(name: str, kind: Kind, shape: ShapeRule, impl: Callable[..., Any], **kw: Any) -> OpDef:
-    """Register an op. Re-registering a name is an error (one place per op)."""
+    """Register an op. Re-registering a name is an error (one place per op).
+
+    Example:
+        >>> defop("my_neg", Kind.ELEMENTWISE, lambda a: a, np.negative, arity=1,
+        ...       vjp=lambda g, out, x: (-g,), jvp=lambda ts, out, x: -ts[0],
+        ...       lowering=Template("(-{0})"), tape=Tape.MATH, facts=Facts(linear=True))
+        <op my_neg (elementwise)>
+    """
     if name in REGISTRY:
         raise GraphcError(f"op {name!r} is already registered")
     op = OpDef(name, kind, shape, impl, **kw)

@@ -10,7 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.ir import Aval, ShapeError
-from graphc.ops.registry import Kind, bind, broadcast_shapes, defop, fmt, require_int, same_dtype
+from graphc.ops.registry import (
+    Dedicated,
+    Facts,
+    Fusion,
+    Kind,
+    Tape,
+    bind,
+    broadcast_shapes,
+    defop,
+    fmt,
+    require_int,
+    same_dtype,
+)
 
 
 def sum_to_shape(g, shape: tuple[int, ...]):
@@ -50,7 +62,9 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, shape: (np.reshape(g, x.shape),),
     jvp=lambda ts, out, x, *, shape: np.reshape(ts[0], shape),
-    extra={"linear": True},
+    facts=Facts(
+        linear=True, value_preserving=True, non_negative_if_operands=True, finite_if_operands=True
+    ),
 )
 
 
@@ -72,7 +86,9 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, perm: (np.transpose(g, tuple(np.argsort(perm))),),
     jvp=lambda ts, out, x, *, perm: np.transpose(ts[0], perm),
-    extra={"linear": True},
+    facts=Facts(
+        linear=True, value_preserving=True, non_negative_if_operands=True, finite_if_operands=True
+    ),
 )
 
 
@@ -95,7 +111,14 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, shape: (sum_to_shape(g, x.shape),),
     jvp=lambda ts, out, x, *, shape: np.broadcast_to(ts[0], shape),
-    extra={"linear": True, "fusable_view": True},
+    facts=Facts(
+        linear=True,
+        value_preserving=True,
+        non_negative_if_operands=True,
+        finite_if_operands=True,
+    ),
+    fusion=Fusion.VIEW,
+    tape=Tape.COPY,
 )
 
 
@@ -136,7 +159,7 @@ defop(
     arity=1,
     vjp=_slice_vjp,
     jvp=lambda ts, out, x, **a: bind("slice", ts[0], **a),
-    extra={"linear": True},
+    facts=Facts(linear=True, non_negative_if_operands=True, finite_if_operands=True),
     doc="x[start:stop:step] on every axis (positive steps; negative ones trace as flip)",
 )
 
@@ -236,7 +259,7 @@ defop(
     doc="operands joined along axis",
     vjp=_concat_vjp,
     jvp=_concat_jvp,
-    extra={"linear": True},
+    facts=Facts(linear=True, non_negative_if_operands=True, finite_if_operands=True),
 )
 
 
@@ -255,7 +278,7 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, axes: (np.flip(g, axes),),
     jvp=lambda ts, out, x, *, axes: np.flip(ts[0], axes),
-    extra={"linear": True},
+    facts=Facts(linear=True, non_negative_if_operands=True, finite_if_operands=True),
 )
 
 
@@ -304,7 +327,7 @@ defop(
     Kind.OTHER,
     _gather_rule,
     _gather_impl,
-    emit="call:gather",
+    lowering=Dedicated("gather"),
     vjp=_gather_vjp,
     jvp=lambda ts, out, x, *idx, axis: bind("gather", ts[0], *idx, axis=axis),
     doc="x[:, ..., i1, i2, ...] with k integer arrays (broadcast together) at axes "
@@ -315,7 +338,7 @@ defop(
     Kind.OTHER,
     _scatter_rule,
     _scatter_impl,
-    emit="call:scatter_add",
+    lowering=Dedicated("scatter_add"),
     vjp=lambda g, out, u, *idx, axis, shape: (
         (bind("gather", g, *idx, axis=axis),) + (None,) * len(idx)
     ),

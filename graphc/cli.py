@@ -87,6 +87,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc import stages
 from graphc.ir import Graph, GraphcError, TupleAval, dtype_name
 
 DUMP_STAGES = ("traced", "grad", "forward", "backward", "optimized", "fused", "kernels", "all")
@@ -270,7 +271,8 @@ def example_args(fn: Callable, mod: ModuleType, name: str) -> tuple[tuple, dict,
 
 
 class Target:
-    """A function with its example arguments, traced once; its stages on demand."""
+    """A function with its example arguments, traced once; its stages on demand (built by
+    `graphc.stages`)."""
 
     def __init__(self, spec: str, arg_texts: Sequence[str]):
         from graphc.trace import Spec
@@ -288,34 +290,19 @@ class Target:
         ]
         self.graph = self._trace()
         self.input_names = traced if len(traced) == len(self.graph.inputs) else None
-        self._stages: dict[str, Any] = {}
+        self.stages = stages.Stages(self.graph)
 
     def _trace(self) -> Graph:
-        from graphc.trace import trace
-
         try:
-            return trace(self.fn, *self.args, **self.kwargs)
+            return stages.traced(self.fn, *self.args, **self.kwargs)
         except GraphcError as e:
             raise CLIError(f"cannot trace {self.name}: {_one_line(e)}") from None
         except Exception as e:
             raise CLIError(f"tracing {self.name} failed: {_one_line(e)}") from None
 
     def stage(self, name: str) -> Any:
-        """The graph (a Partition for viz's `joint`; source text for `kernels`) at a stage."""
-        if name not in self._stages:
-            if name == "kernels":
-                from graphc.api import lower
-
-                low = lower(self.graph)
-                src = low.source
-                if low.fallbacks:
-                    src += "\n# NumPy fallbacks: " + ", ".join(low.fallbacks) + "\n"
-                self._stages[name] = src
-            else:
-                from graphc.viz import apply_stage
-
-                self._stages[name] = apply_stage(self.graph, name)
-        return self._stages[name]
+        """The graph at a stage (source text for `kernels`)."""
+        return self.stages.get(name)
 
 
 def _one_line(e: BaseException) -> str:
@@ -561,7 +548,7 @@ def _fmt_counter(c: Any) -> str:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from passes import COMPILE_PIPELINE, PASSES, run_pipeline
+    from passes import COMPILE_PIPELINE, PASSES
 
     names = (
         COMPILE_PIPELINE
@@ -573,7 +560,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise CLIError(f"unknown pass {unknown[0]!r} (passes: {', '.join(PASSES)})")
     t = Target(args.function, args.arg)
     graph = t.stage(args.stage)
-    out = run_pipeline(graph, names, diffs=True)
+    out = stages.after_passes(graph, names, diffs=True)
     records = out.info["pipeline"]
     rows = [("pass", "before", "after", "time", "removed", "added", "rewritten")]
     for r in records:

@@ -98,8 +98,9 @@ from graphc.viz import FORMATS as VIZ_FORMATS
 from graphc.viz import _fmt_bytes as fmt_bytes
 from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, PASSES
 
-DUMP_STAGES = ("traced", "grad", "forward", "backward", "optimized", "fused", "kernels", "all")
-VIZ_STAGES = ("traced", "grad", "joint", "forward", "backward", "optimized", "fused")
+# the joint graph is a picture's stage: its IR text is the grad stage's with cotangent inputs
+DUMP_STAGES = (*(s for s in stages.STAGES if s != "joint"), "kernels", "all")
+VIZ_STAGES = stages.STAGES
 FORMATS = ("text", "json", "dot", "graphml")
 
 

@@ -639,10 +639,10 @@ def section_debug2_example() -> str:
 
 
 def section_fusion_report() -> str:
-    from passes import COMPILE_PIPELINE, run_pipeline
+    from graphc import stages
 
-    g = graphc.viz.grad_graph(graphc.trace(seeds.mlp_loss, *seeds.EXAMPLE_ARGS["mlp_loss"]))
-    report = run_pipeline(g, COMPILE_PIPELINE).info["fusion"]
+    g = stages.grad(stages.traced(seeds.mlp_loss, *seeds.EXAMPLE_ARGS["mlp_loss"]))
+    report = stages.fused(g).info["fusion"]
     lines = [f"kernels: {report.kernels}"]
     lines += [f"{k} × {reason}" for reason, k in report.reasons().items()]
     lines += [str(b) for b in report.boundaries]
@@ -853,28 +853,28 @@ def _param_names(fn: Callable) -> list[str]:
 
 
 def _mlp_dot(stage: str) -> str:
-    from graphc import viz
+    from graphc import stages, viz
 
     args = seeds.EXAMPLE_ARGS["mlp_loss"]
     # the backward picture titles its residual and cotangent inputs itself, naming forward
     # values by these parameter names
-    graph = viz.apply_stage(seeds.mlp_loss, stage, *args)
+    graph = stages.build(seeds.mlp_loss, stage, *args)
     return viz.to_dot(graph, input_names=_param_names(seeds.mlp_loss))
 
 
 def _gelu_dot() -> str:
-    from graphc import viz
+    from graphc import stages, viz
 
     vg = graphc.value_and_grad(gelu_loss, argnums=(0, 1))
-    graph = viz.apply_stage(graphc.trace(vg, *GELU_ARGS), "fused")
+    graph = stages.fused(graphc.trace(vg, *GELU_ARGS))
     return viz.to_dot(graph, input_names=["x", "w"], title="value_and_grad(gelu_loss), fused")
 
 
 def _convnet_dot() -> str:
-    from graphc import viz
+    from graphc import stages, viz
 
     graph, names = convnet_step_graph()
-    fused = viz.apply_stage(graph, "fused")
+    fused = stages.fused(graph)
     return viz.to_dot(
         fused, input_names=names or None, budget=150, title="one Adam step of a small ConvNet"
     )

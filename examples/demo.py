@@ -196,7 +196,7 @@ def pictures(out: str, cnn_run: dict, digits) -> None:
 
     written = []
     try:
-        from graphc import viz
+        from graphc import stages, viz
 
         for stage in ("forward", "backward", "joint"):
             path = os.path.join(out, f"convnet_step_{stage}.svg")
@@ -210,7 +210,7 @@ def pictures(out: str, cnn_run: dict, digits) -> None:
         for stage in ("forward", "backward", "joint"):
             path = os.path.join(out, f"convnet_step_{stage}.dot")
             with open(path, "w") as f:
-                f.write(viz.to_dot(viz.apply_stage(loss, stage, model)))
+                f.write(viz.to_dot(stages.build(loss, stage, model)))
             written.append(path)
     low = cnn_run["step"].lower(model, cnn_run["opt_state"], xb, yb)
     for name, text in (

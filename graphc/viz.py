@@ -53,14 +53,16 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import graphviz
 
+from graphc import stages
 from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name, is_float, toposort
 from graphc.text import fmt_value, node_names
+from passes.partition import Partition
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -77,7 +79,7 @@ __all__ = [
 
 DEFAULT_BUDGET = 300  # drawn nodes above which a picture collapses
 KERNEL_GROUPING_LIMIT = 3_000  # joint pictures group ops into kernels up to this many nodes
-STAGES = ("traced", "grad", "joint", "forward", "backward", "optimized", "fused")
+STAGES = stages.STAGES
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -399,7 +401,7 @@ class _Builder:
         self.nodes[o.tag] = {id(n): n for n in graph.nodes}
 
     def _virtual_kernels(self, graph: Graph, o: _GraphOptions) -> dict[int, str]:
-        """Kernel clusters for the ops `kernel_groups` put together (joint pictures)."""
+        """Kernel clusters for the ops fusion puts together (`stages.kernels`; joint pictures)."""
         members: dict[int, list[Node]] = {}
         for n in graph.nodes:
             k = o.kernel_of.get(id(n))
@@ -594,71 +596,6 @@ def _literal_text(n: Node) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# kernel grouping for joint pictures
-
-
-def kernel_groups(graph: Graph) -> list[list[Node]]:
-    """The ops of `graph` that the `fuse` pass puts into one kernel, as lists of the graph's
-    own nodes (one list per kernel, in order). The graph itself is not changed, so the lists
-    can annotate it (the joint picture draws them as kernel clusters).
-
-    Example:
-        >>> g = graphc.trace(lambda x: np.sum(np.tanh(x) * 2), graphc.spec("f32[8]"))
-        >>> [[n.op for n in k] for k in kernel_groups(g)]
-        [['tanh', 'mul', 'reduce_sum']]
-    """
-    from passes.fuse import fuse
-
-    if any(n.op == "fused" for n in graph.nodes):
-        return []
-    fused = fuse(graph)
-    pos = {id(n): k for k, n in enumerate(graph.inputs)}
-
-    def sig(n: Node, ins: tuple) -> int:
-        return hash((n.op, n.attr_key(), str(n.aval), ins))
-
-    orig: dict[int, int] = {}
-    by_sig: dict[int, list[Node]] = {}
-    for n in graph.nodes:
-        s = (
-            hash(("input", pos.get(id(n), -1)))
-            if n.op == "input"
-            else sig(n, tuple(orig[id(i)] for i in n.inputs))
-        )
-        orig[id(n)] = s
-        by_sig.setdefault(s, []).append(n)
-    fs: dict[int, Any] = {}
-    groups: list[list[Node]] = []
-    taken: set[int] = set()
-    for n in fused.nodes:
-        if n.op == "input":
-            fs[id(n)] = hash(("input", pos.get(id(n), -1)))
-        elif n.op == "proj" and isinstance(fs.get(id(n.inputs[0])), tuple):
-            fs[id(n)] = fs[id(n.inputs[0])][n.attrs["index"]]
-        elif n.op == "fused":
-            body: Graph = n.attrs["body"]
-            bs = {id(bi): fs[id(e)] for bi, e in zip(body.inputs, n.inputs, strict=True)}
-            group = []
-            for b in body.nodes:
-                if id(b) in bs:
-                    continue
-                bs[id(b)] = sig(b, tuple(bs[id(i)] for i in b.inputs))
-                if b.op == "const":
-                    continue
-                match = next((m for m in by_sig.get(bs[id(b)], []) if id(m) not in taken), None)
-                if match is not None:
-                    taken.add(id(match))
-                    group.append(match)
-            outs = tuple(bs[id(o)] for o in body.outputs)
-            fs[id(n)] = outs if isinstance(n.aval, TupleAval) else outs[0]
-            if group:
-                groups.append(group)
-        else:
-            fs[id(n)] = sig(n, tuple(fs[id(i)] for i in n.inputs))
-    return groups
-
-
-# ---------------------------------------------------------------------------------------------
 # building the model for a graph or a partition
 
 
@@ -671,8 +608,6 @@ def _joint_model(
     kernels: bool | None,
 ) -> list[str]:
     """A joint graph (from `vjp`): forward and backward styled apart, residuals, grad links."""
-    from passes.partition import partition
-
     info = graph.info
     n_in = int(info.get("n_primal_inputs", len(graph.inputs)))
     n_out = int(info.get("n_primal_outputs", len(graph.outputs)))
@@ -683,7 +618,7 @@ def _joint_model(
     part = None
     if seeds:
         try:
-            part = partition(graph)
+            part = stages.partitioned(graph)
             saved = {id(r): r.aval.nbytes for r in part.residuals}
             notes.append(
                 f"{_plural(len(part.residuals), 'residual')} saved for the backward pass "
@@ -693,7 +628,7 @@ def _joint_model(
             part = None
     kernel_of: dict[int, int] = {}
     if kernels or (kernels is None and len(graph.nodes) <= KERNEL_GROUPING_LIMIT):
-        for k, group in enumerate(kernel_groups(graph)):
+        for k, group in enumerate(stages.kernels(graph)):
             for n in group:
                 kernel_of[id(n)] = k
     elif kernels is None:
@@ -841,7 +776,7 @@ def _partition_model(
     def groups(g: Graph) -> dict[int, int]:
         if not (kernels or (kernels is None and len(g.nodes) <= KERNEL_GROUPING_LIMIT)):
             return {}
-        return {id(n): k for k, grp in enumerate(kernel_groups(g)) for n in grp}
+        return {id(n): k for k, grp in enumerate(stages.kernels(g)) for n in grp}
 
     b.m.cluster("forward", "part", "forward", None)
     b.m.cluster("backward", "part", "backward", None)
@@ -1371,8 +1306,6 @@ def to_dot(
         >>> "matmul" in dot and "f32[8,16]" in dot
         True
     """
-    from passes.partition import Partition
-
     b = _Builder()
     if isinstance(obj, Partition):
         notes = _partition_model(obj, b, params=params, input_names=input_names, kernels=kernels)
@@ -1395,111 +1328,11 @@ def to_dot(
     return _emit(b.m, assign, boxes, title=text, rankdir=rankdir, legend=legend)
 
 
-def grad_graph(graph: Graph, seed: str | None = None) -> Graph:
-    """The joint gradient graph of `graph` with respect to all its floating-point inputs.
-
-    A function with one floating-point scalar output gets seed="ones" (the gradient of a
-    loss); anything else (or seed="inputs") gets one cotangent input per float output.
-
-    Example:
-        >>> joint = grad_graph(graphc.trace(seeds.sqdiff, *seeds.EXAMPLE_ARGS["sqdiff"]))
-        >>> len(joint.outputs)   # the value and two gradients
-        3
-    """
-    from passes.autodiff import vjp
-
-    wrt = [k for k, x in enumerate(graph.inputs) if is_float(x.dtype)]
-    if not wrt:
-        raise GraphcError(
-            f"{graph.name or 'the function'} has no floating-point inputs to differentiate"
-        )
-    outs = [k for k, o in enumerate(graph.outputs) if is_float(o.dtype)]
-    if not outs:
-        raise GraphcError(
-            f"{graph.name or 'the function'} has no floating-point outputs to differentiate"
-        )
-    if seed is None:
-        scalar = len(graph.outputs) == 1 and graph.outputs[0].aval.shape == ()
-        seed = "ones" if scalar and outs == [0] else "inputs"
-    joint = vjp(graph, wrt, seed=seed, outputs=outs)
-    joint.info.setdefault("wrt", tuple(wrt))
-    return joint
-
-
-def _example_args(fn: Callable) -> tuple:
-    import inspect
-    import sys
-
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return ()
-    required = [
-        p
-        for p in sig.parameters.values()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    if not required:
-        return ()
-    mod = sys.modules.get(getattr(fn, "__module__", "") or "")
-    examples = getattr(mod, "EXAMPLE_ARGS", None) or {}
-    name = getattr(fn, "__name__", "")
-    if name in examples:
-        return tuple(examples[name])
-    raise GraphcError(
-        f"give example arguments for {name or 'the function'} (or define "
-        "EXAMPLE_ARGS in its module)"
-    )
-
-
-def _as_graph(obj: Any, args: tuple) -> Graph:
-    from graphc.api import Jitted, Lowered
-    from graphc.trace import trace
-
-    if isinstance(obj, Graph):
-        if args:
-            raise GraphcError("example arguments are for functions; this is already a graph")
-        return obj
-    if isinstance(obj, Lowered):
-        return obj.traced
-    if isinstance(obj, Jitted):
-        obj = obj.fn
-    if not callable(obj):
-        raise GraphcError(f"cannot draw a {type(obj).__name__}: give a function or a Graph")
-    return trace(obj, *(args or _example_args(obj)))
-
-
-def apply_stage(obj: Any, stage: str | None, *args: Any) -> Any:
-    """The graph (or Partition) to draw for `stage`: traced, grad (the joint gradient graph),
-    joint (the joint graph with cotangent inputs, drawn with its partition), forward or
-    backward (the halves of the partition), optimized (DEFAULT_PIPELINE) or fused
-    (COMPILE_PIPELINE). `obj` is a function (traced on `args`, or on its module's
-    EXAMPLE_ARGS), a jit-compiled function, a `Lowered`, a Graph or a Partition.
-
-    Example:
-        >>> apply_stage(seeds.poly, "grad", 2.0).info["wrt"]
-        (0,)
-    """
-    from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, run_pipeline
-    from passes.partition import Partition, partition
-
-    if isinstance(obj, Partition):
-        if stage not in (None, "traced", "joint"):
-            raise GraphcError(f"a Partition is drawn as it is; stage {stage!r} does not apply")
-        return obj
-    if stage is not None and stage not in STAGES:
-        raise GraphcError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
-    graph = _as_graph(obj, args)
-    if stage in (None, "traced"):
-        return graph
-    if stage == "grad":
-        return grad_graph(graph)
-    if stage == "joint":
-        return grad_graph(graph, seed="inputs")
-    if stage in ("forward", "backward"):
-        part = partition(grad_graph(graph, seed="inputs"))
-        return part.forward if stage == "forward" else part.backward
-    return run_pipeline(graph, DEFAULT_PIPELINE if stage == "optimized" else COMPILE_PIPELINE)
+# the stages pictures draw are built by graphc.stages; these are its functions under the names
+# viz has always offered
+grad_graph = stages.grad
+kernel_groups = stages.kernels
+apply_stage = stages.build
 
 
 _NO_DOT = (
@@ -1556,7 +1389,7 @@ def render(
     rankdir: str = "TB",
 ) -> str:
     """Draw `obj` (a function traced on `args`, a Graph, a Partition, ...) at `stage` (see
-    `apply_stage`) into `path`; the format comes from the extension (.svg .png .pdf .dot).
+    `graphc.stages.build`) into `path`; the format comes from the extension (.svg .png .pdf .dot).
     Returns the path. Writing .dot needs no Graphviz; the others need its `dot` program.
 
     Example:
@@ -1571,7 +1404,7 @@ def render(
             f"cannot tell the picture format from {path!r}: use a .svg, .png, "
             ".pdf or .dot file name"
         )
-    target = apply_stage(obj, stage, *args)
+    target = stages.build(obj, stage, *args)
     dot = to_dot(
         target,
         budget=budget,

@@ -20,11 +20,14 @@ Legality: merging two groups must not create a cycle in the contracted graph (A 
 X outside would need B both before and after X). This is checked exactly on the contracted
 graph (each group one node), searching only the window of nodes that can lie between the two
 groups.
-Every place where two adjacent ops end up in different kernels records why ("Why not fused").
+Every place where two adjacent ops end up in different kernels records why ("Why not fused"),
+and `info["kernels"]` says which nodes of the input graph each fused node computes, so a
+picture of the input graph can draw the kernels without fusing again.
 
 Example:
     >>> fg = fuse(graph)
     >>> fg.info["fusion"].kernels, fg.info["fusion"].boundaries[0].reason
+    >>> [[n.op for n in k] for k in fg.info["kernels"]]   # one list per fused node
 """
 
 from __future__ import annotations
@@ -516,6 +519,7 @@ def fuse(graph: Graph) -> Graph:
     new: dict[int, Node] = {}
     out_ids = {id(o) for o in graph.outputs}
     by_id = {id(n): n for n in nodes}
+    held: dict[int, list[Node]] = {}  # id(fused node) -> the input nodes it computes
     for key in order:
         if key not in G.members:
             n = by_id[key]
@@ -534,10 +538,13 @@ def fuse(graph: Graph) -> Graph:
         report.kernels += 1
         for m, value in results:
             new[id(m)] = value
+        held[id(fused)] = members
         del fused
     out = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
     report.search_steps = G.C.visits
     out.info["fusion"] = report
+    # in the order the fused nodes appear in `out.nodes`, each in the input graph's order
+    out.info["kernels"] = [held[id(n)] for n in out.nodes if n.op == "fused" and id(n) in held]
     out.info["notes"] = [str(b) for b in report.boundaries]
     return out
 

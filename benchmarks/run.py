@@ -14,8 +14,10 @@ Workloads (exactly as defined below):
    as a Python loop over 500 steps (h = tanh(W h + U x_t + b), hidden size 32, loss = sum of
    the hidden states), value and gradients wrt W, U, b; and the chain of workload 4 with
    100,000 ops. Target for both: 10 s.
+7. compile: trace to first result (cold cache, median of 3) of the MLP step of workload 2 and
+   the chain of workload 4, for comparing versions of the compiler.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup large] [--repeat N]
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile] [--repeat N]
 """
 
 from __future__ import annotations
@@ -644,6 +646,43 @@ def bench_large(repeat: int) -> None:
     )
 
 
+_FIRST_CALL = """
+import time, sys
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+import numpy as np
+import run as b
+{setup}
+t = time.perf_counter()
+f()
+print(time.perf_counter() - t)  # trace to first result, the imports excluded
+"""
+
+_COMPILE_CASES = {
+    "MLP step": "p, x, y = b.mlp_data()\njf = b.graphc.jit(b.mlp_step)\nf = lambda: jf(p, x, y)",
+    "2,000-op chain, value+grad": (
+        "xc = np.linspace(-1, 1, 1024, dtype=np.float32)\n"
+        "jf = b.graphc.jit(b.graphc.value_and_grad(b.chain))\nf = lambda: jf(xc)"
+    ),
+}
+
+
+def bench_compile(repeat: int) -> None:
+    """Trace-to-first-result of the MLP step and the 2,000-op chain's value and gradient, each
+    in a new process with a cold kernel cache: what a change to the compiler costs or saves."""
+    print("\n[7] compile time (first call, new process, cold cache, median of 3)", flush=True)
+    for name, setup in _COMPILE_CASES.items():
+        code = _FIRST_CALL.format(root=ROOT, bench=os.path.join(ROOT, "benchmarks"), setup=setup)
+        ts = []
+        for _ in range(3):
+            with cold_cache():
+                out = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                )
+            ts.append(float(out.stdout.split()[-1]))
+        runs = ", ".join(f"{t:.2f}" for t in ts)
+        record("compile", name, float(np.median(ts)) * 1e3, f"runs {runs} s")
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. startup
 
@@ -692,6 +731,7 @@ BENCHES = {
     "chain": bench_chain,
     "startup": bench_startup,
     "large": bench_large,
+    "compile": bench_compile,
 }
 
 

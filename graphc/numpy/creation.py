@@ -41,8 +41,6 @@ def _like(fill: Callable[[Any], Any]):
 
 
 zeros_like = _like(lambda a: 0)
-
-
 ones_like = _like(lambda a: 1)
 
 

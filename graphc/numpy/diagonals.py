@@ -110,8 +110,6 @@ def _indices_from(name: str, maker: Callable):
 
 
 triu_indices_from = _indices_from("triu_indices_from", np.triu_indices)
-
-
 tril_indices_from = _indices_from("tril_indices_from", np.tril_indices)
 
 

@@ -43,8 +43,6 @@ def _pad_constant(x: Any, pad_width: Any, mode: str = "constant", constant_value
 
 
 _PAD_INDEXED = ("edge", "reflect", "symmetric", "wrap")
-
-
 _PAD_STAT = {"maximum": max, "minimum": min, "mean": mean, "median": median}
 
 

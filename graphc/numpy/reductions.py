@@ -92,8 +92,6 @@ def _accumulation(op: str, name: str):
 
 
 sum = _accumulation("reduce_sum", "sum")
-
-
 prod = _accumulation("reduce_prod", "prod")
 
 
@@ -132,8 +130,6 @@ def _extremum(op: str, name: str):
 
 
 max = amax = _extremum("reduce_max", "max")
-
-
 min = amin = _extremum("reduce_min", "min")
 
 
@@ -272,8 +268,6 @@ def _arg(op: str):
 
 
 argmax = _arg("argmax")
-
-
 argmin = _arg("argmin")
 
 
@@ -324,8 +318,6 @@ def _scan(op: str, name: str):
 
 
 cumsum = _scan("cumsum", "cumsum")
-
-
 cumprod = _scan("cumprod", "cumprod")
 
 

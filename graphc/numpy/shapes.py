@@ -383,6 +383,8 @@ FUNCTIONS: dict[Callable, Callable] = {
     np.dstack: dstack,
     np.column_stack: column_stack,
     np.matrix_transpose: matrix_transpose,
+    # NumPy 2's np.permute_dims is np.transpose: this later entry is the one that counts, and
+    # its first parameter is named `a`, as np.transpose's is
     np.permute_dims: permute_dims,
     np.block: block,
 }

@@ -131,8 +131,6 @@ def _nan_extremum(name: str, fill: float, red: Callable):
 
 
 nanmax = _nan_extremum("nanmax", -np.inf, max)
-
-
 nanmin = _nan_extremum("nanmin", np.inf, min)
 
 
@@ -155,8 +153,6 @@ def _nan_arg(name: str, fill: float, red: Callable):
 
 
 nanargmax = _nan_arg("nanargmax", -np.inf, argmax)
-
-
 nanargmin = _nan_arg("nanargmin", np.inf, argmin)
 
 

@@ -98,11 +98,7 @@ def _invert(a: Any) -> Any:
 
 
 _and = _logical_or_bitwise(logical_and, "&")
-
-
 _or = _logical_or_bitwise(logical_or, "|")
-
-
 _xor = _logical_or_bitwise(logical_xor, "^")
 
 

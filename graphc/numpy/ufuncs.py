@@ -71,161 +71,57 @@ def _ufunc(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
 
 
 add = _ufunc("add", np.add)
-
-
 subtract = _ufunc("sub", np.subtract)
-
-
 multiply = _ufunc("mul", np.multiply)
-
-
 divide = true_divide = _ufunc("div", np.true_divide)
-
-
 maximum = _ufunc("maximum", np.maximum)
-
-
 minimum = _ufunc("minimum", np.minimum)
-
-
 less = _ufunc("lt", np.less)
-
-
 less_equal = _ufunc("le", np.less_equal)
-
-
 greater = _ufunc("gt", np.greater)
-
-
 greater_equal = _ufunc("ge", np.greater_equal)
-
-
 equal = _ufunc("eq", np.equal)
-
-
 not_equal = _ufunc("ne", np.not_equal)
-
-
 logical_and = _logical("logical_and", np.logical_and)
-
-
 logical_or = _logical("logical_or", np.logical_or)
-
-
 logical_xor = _logical("logical_xor", np.logical_xor)
-
-
 logical_not = _ufunc("logical_not", np.logical_not)
-
-
 negative = _ufunc("neg", np.negative)
-
-
 absolute = abs = _ufunc("abs", np.absolute)
-
-
 sign = _ufunc("sign", np.sign)
-
-
 exp = _ufunc("exp", np.exp)
-
-
 exp2 = _ufunc("exp2", np.exp2)
-
-
 log2 = _ufunc("log2", np.log2)
-
-
 log10 = _ufunc("log10", np.log10)
-
-
 log = _ufunc("log", np.log)
-
-
 log1p = _ufunc("log1p", np.log1p)
-
-
 expm1 = _ufunc("expm1", np.expm1)
-
-
 sqrt = _ufunc("sqrt", np.sqrt)
-
-
 square = _ufunc("square", np.square)
-
-
 sin = _ufunc("sin", np.sin)
-
-
 cos = _ufunc("cos", np.cos)
-
-
 tan = _ufunc("tan", np.tan)
-
-
 tanh = _ufunc("tanh", np.tanh)
-
-
 sinh = _ufunc("sinh", np.sinh)
-
-
 cosh = _ufunc("cosh", np.cosh)
-
-
 arcsin = asin = _ufunc("arcsin", np.arcsin)
-
-
 arccos = acos = _ufunc("arccos", np.arccos)
-
-
 arctan = atan = _ufunc("arctan", np.arctan)
-
-
 arcsinh = asinh = _ufunc("arcsinh", np.arcsinh)
-
-
 arccosh = acosh = _ufunc("arccosh", np.arccosh)
-
-
 arctanh = atanh = _ufunc("arctanh", np.arctanh)
-
-
 arctan2 = atan2 = _ufunc("arctan2", np.arctan2)
-
-
 hypot = _ufunc("hypot", np.hypot)
-
-
 cbrt = _ufunc("cbrt", np.cbrt)
-
-
 fabs = _ufunc("abs", np.fabs)  # NumPy's fabs takes floats only: integers become float
-
-
 fmax = _ufunc("fmax", np.fmax)
-
-
 fmin = _ufunc("fmin", np.fmin)
-
-
 copysign = _ufunc("copysign", np.copysign)
-
-
 heaviside = _ufunc("heaviside", np.heaviside)
-
-
 floor = _integral("floor", np.floor)
-
-
 ceil = _integral("ceil", np.ceil)
-
-
 trunc = _integral("trunc", np.trunc)
-
-
 rint = _ufunc("round", np.rint)
-
-
 isfinite = _ufunc("isfinite", np.isfinite)
 
 
@@ -247,11 +143,7 @@ def _float_division(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
 
 
 fmod = _float_division("fmod", np.fmod)
-
-
 remainder = mod = _float_division("remainder", np.remainder)
-
-
 floor_divide = _float_division("floor_divide", np.floor_divide)
 
 

@@ -373,7 +373,8 @@ def _tensorsolve(a: Any, b: Any, axes: Any = None) -> Any:
 class linalg:  # noqa: N801  (mirrors np.linalg)
     """graphc's np.linalg: norm (a composition, with the SVD for ord=2, -2 and 'nuc'), inv,
     det and slogdet (ops with NumPy fallbacks when compiled), solve (an op of its own, LU as in
-    NumPy), the SVD family, eigh, cholesky, qr, and the products np.linalg shares with numpy."""
+    NumPy), the SVD family, eigh, cholesky, qr, and what np.linalg shares with numpy (outer,
+    cross, trace, diagonal, matmul, ...)."""
 
     norm = staticmethod(_norm_svd)
 

@@ -1,22 +1,30 @@
-"""Package layout: the modules of graphc.nn import each other one way. Their module-level imports
-(read with ast, not by importing) form no cycle, and none of them imports inside a function, the
-usual way of hiding a cycle."""
+"""Package layout: the modules of graphc.nn, and those of graphc.numpy, import each other one way.
+Their module-level imports (read with ast, not by importing) form no cycle, and none of them
+imports inside a function, the usual way of hiding a cycle. graphc.numpy's package exports every
+public function its families define, and every NumPy function the tracer dispatches on."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import graphc.nn
+import graphc.numpy as gnp
+from graphc.numpy import dispatch, unsupported
 
 PACKAGE = "graphc.nn"
 NN_DIR = Path(graphc.nn.__file__).resolve().parent
+NUMPY_PACKAGE = "graphc.numpy"
+NUMPY_DIR = Path(gnp.__file__).resolve().parent
 
 
-def _module_name(path: Path) -> str:
-    return PACKAGE if path.name == "__init__.py" else f"{PACKAGE}.{path.stem}"
+def _module_name(path: Path, package: str = PACKAGE) -> str:
+    return package if path.name == "__init__.py" else f"{package}.{path.stem}"
 
 
 def _top_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
@@ -101,6 +109,21 @@ def _nn_sources() -> dict[str, str]:
     return {_module_name(p): p.read_text() for p in sorted(NN_DIR.glob("*.py"))}
 
 
+def _numpy_sources() -> dict[str, str]:
+    return {_module_name(p, NUMPY_PACKAGE): p.read_text() for p in sorted(NUMPY_DIR.glob("*.py"))}
+
+
+def _function_local_imports(sources: dict[str, str]) -> list[str]:
+    found = []
+    for mod, text in sources.items():
+        tree = ast.parse(text)
+        top = {id(s) for s in _top_level_imports(tree)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top:
+                found.append(f"{mod}:{node.lineno}")
+    return found
+
+
 def test_nn_module_imports_are_acyclic():
     sources = _nn_sources()
     assert {"graphc.nn.module", "graphc.nn.layers", "graphc.nn.tree"} <= set(sources)
@@ -114,14 +137,114 @@ def test_nn_module_imports_are_acyclic():
 
 
 def test_nn_has_no_function_local_imports():
-    found = []
-    for mod, text in _nn_sources().items():
-        tree = ast.parse(text)
-        top = {id(s) for s in _top_level_imports(tree)}
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top:
-                found.append(f"{mod}:{node.lineno}")
+    found = _function_local_imports(_nn_sources())
     assert not found, f"imports inside functions or classes: {found}"
+
+
+# -- graphc.numpy -------------------------------------------------------------------------------
+
+# the families whose functions make up graphc.numpy's namespace; `dispatch` and `tracer_methods`
+# wire them into the tracer, `unsupported` holds refusals only
+NUMPY_MACHINERY = {"dispatch", "tracer_methods", "unsupported"}
+
+
+def _numpy_modules() -> dict[str, object]:
+    names = [m for m in _numpy_sources() if m != NUMPY_PACKAGE]
+    return {m.rpartition(".")[2]: importlib.import_module(m) for m in names}
+
+
+def test_numpy_module_imports_are_acyclic():
+    sources = _numpy_sources()
+    assert {"graphc.numpy._core", "graphc.numpy.ufuncs", "graphc.numpy.dispatch"} <= set(sources)
+    graph = import_graph(sources, NUMPY_PACKAGE)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle among graphc.numpy modules: " + " -> ".join(cycle or [])
+    # only the package's __init__ imports the package; the families import each other
+    assert all(NUMPY_PACKAGE not in deps for m, deps in graph.items() if m != NUMPY_PACKAGE)
+    # the shared machinery is the bottom layer
+    assert graph["graphc.numpy._core"] == set(), graph["graphc.numpy._core"]
+
+
+def test_numpy_has_no_function_local_imports():
+    found = _function_local_imports(_numpy_sources())
+    assert not found, f"imports inside functions or classes: {found}"
+
+
+def test_tracer_does_not_import_graphc_numpy():
+    """graphc.numpy builds on graphc.trace (it fills the tracer's dispatch tables and installs its
+    operators); the tracer never imports it back."""
+    text = Path(sys.modules["graphc.trace"].__file__).read_text()
+    imported = set()
+    for st in ast.walk(ast.parse(text)):
+        if isinstance(st, ast.ImportFrom):
+            imported.add(st.module or "")
+            imported |= {f"{st.module}.{a.name}" for a in st.names}
+        elif isinstance(st, ast.Import):
+            imported |= {a.name for a in st.names}
+    assert not {m for m in imported if m.startswith(NUMPY_PACKAGE)}, imported
+
+
+def test_numpy_exports_every_public_function_of_its_families():
+    missing, not_listed = [], []
+    for name, mod in _numpy_modules().items():
+        if name in NUMPY_MACHINERY:
+            continue
+        for attr, obj in vars(mod).items():
+            if attr.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            if not callable(obj):
+                continue
+            if getattr(gnp, attr, None) is not obj:
+                missing.append(f"{mod.__name__}.{attr}")
+            elif attr not in gnp.__all__ and attr != "divmod_":  # divmod_: never in __all__
+                not_listed.append(attr)
+    assert not missing, f"not exported by graphc.numpy: {missing}"
+    assert not not_listed, f"not in graphc.numpy.__all__: {not_listed}"
+    assert [n for n in gnp.__all__ if not hasattr(gnp, n)] == []
+    assert len(set(gnp.__all__)) == len(gnp.__all__)
+
+
+def test_numpy_exports_every_function_the_tracer_dispatches_on():
+    """Each NumPy function and ufunc a tracer handles is graphc.numpy's function of the same
+    name (np.linalg's under gnp.linalg), unless graphc refuses it with a reason."""
+    trace_module = sys.modules["graphc.trace"]
+    # divmod_: the builtin's name stays the builtin's; NumPy 2's np.transpose is np.permute_dims
+    other_name = {np.divmod: "divmod_", np.permute_dims: "permute_dims"}
+    wrong = []
+    for table in (trace_module.HANDLED_FUNCTIONS, trace_module.HANDLED_UFUNCS):
+        assert table, "graphc.numpy registered no handlers"
+        for fn, handler in table.items():
+            if handler.__module__ == unsupported.__name__:
+                continue
+            space = gnp.linalg if fn.__module__.startswith("numpy.linalg") else gnp
+            names = (fn.__name__, other_name.get(fn, fn.__name__))
+            if not any(getattr(space, n, None) is handler for n in names):
+                wrong.append(fn.__name__)
+    assert not wrong, f"handlers that are not graphc.numpy's function of that name: {wrong}"
+
+
+def test_every_family_table_is_registered():
+    trace_module = sys.modules["graphc.trace"]
+    joined = [
+        (dispatch.FUNCTION_TABLES, "FUNCTIONS", trace_module.HANDLED_FUNCTIONS),
+        (dispatch.UFUNC_TABLES, "UFUNCS", trace_module.HANDLED_UFUNCS),
+        (dispatch.UFUNC_METHOD_TABLES, "UFUNC_METHODS", trace_module.HANDLED_UFUNC_METHODS),
+    ]
+    for tables, attr, handled in joined:
+        ids = {id(t) for t in tables}
+        for name, mod in _numpy_modules().items():
+            table = getattr(mod, attr, None)
+            if table is not None:
+                assert id(table) in ids, f"graphc.numpy.{name}.{attr} is not registered"
+        for table in tables:
+            assert all(handled[k] is v for k, v in table.items())
+    # a binary ufunc's outer method comes with it
+    assert (np.hypot, "outer") in trace_module.HANDLED_UFUNC_METHODS
+
+
+def test_a_numpy_function_handled_by_two_families_is_an_error():
+    with pytest.raises(RuntimeError, match="two families"):
+        dispatch._joined(({np.sum: gnp.sum}, {np.sum: gnp.prod}))
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ IR examples parse back; links, pictures and environment variables are all accoun
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import shutil
@@ -280,3 +281,39 @@ def test_normalize_masks_only_what_varies():
     assert make_docs.normalize(a) == make_docs.normalize(b)
     assert make_docs.normalize("b:f32[3] = tanh a") != make_docs.normalize("b:f32[4] = tanh a")
     assert make_docs.normalize("fold 30 -> 28") != make_docs.normalize("fold 30 -> 27")
+
+
+_PATH_REF = re.compile(
+    r"(?<![\w./-])((?:graphc|passes|tests|examples|benchmarks|docs)/[A-Za-z0-9_./*-]*[A-Za-z0-9_/*])"
+)
+_MODULE_REF = re.compile(r"`((?:graphc|passes)(?:\.[a-z_][a-z0-9_]*)+)")
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(p.name for p in DOCS.glob("*.md"))])
+def test_files_and_modules_the_docs_name_exist(page):
+    """Every repository path (`graphc/stages.py`, `tests/golden/`) and every graphc module or
+    attribute path in backticks (`graphc.codegen.vm.write_source`) that a page names exists,
+    so a file moved or renamed cannot leave the docs pointing at nothing."""
+    text = (ROOT / page).read_text() if page == "README.md" else read(page)
+    missing = []
+    for ref in sorted(set(_PATH_REF.findall(text))):
+        if not list(ROOT.glob(ref.rstrip("/"))):
+            missing.append(ref)
+    for ref in sorted(set(_MODULE_REF.findall(text))):
+        parts = ref.split(".")
+        # the longest importable prefix, then attributes
+        for k in range(len(parts), 0, -1):
+            name = ".".join(parts[:k])
+            try:
+                obj = importlib.import_module(name)
+            except ImportError:
+                continue
+            try:
+                for attr in parts[k:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                missing.append(ref)
+            break
+        else:
+            missing.append(ref)
+    assert not missing, f"{page} names what the repository does not have: {missing}"

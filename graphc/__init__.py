@@ -26,8 +26,8 @@ from graphc.api import (
     vjp,
     withgradient,
 )
-from graphc.interp import evaluate
 from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
+from graphc.ops.interp import evaluate
 from graphc.signature import SignatureError
 from graphc.text import load, parse
 from graphc.trace import (

@@ -30,8 +30,8 @@ import numpy as np
 
 from graphc import numpy as gnp
 from graphc import tree_util as pytree
-from graphc.interp import evaluate
 from graphc.ir import Graph, GraphcError, is_float, substitute
+from graphc.ops.interp import evaluate
 from graphc.signature import InputCheck, SignatureError, coerce, describe
 from graphc.trace import (
     StaticLeaf,

@@ -9,6 +9,7 @@ Example:
 from graphc.ir import Aval, Const, TupleAval
 from graphc.ops import contract, decomp, elementwise, reduce, shape, sorting  # noqa: F401  (registers ops)
 from graphc.ops.elementwise import Masked
+from graphc.ops.interp import evaluate
 from graphc.ops.registry import (
     REGISTRY,
     Dedicated,
@@ -86,8 +87,6 @@ def _fused_rule(*avals, body):
 
 
 def _fused_impl(*args, body):
-    from graphc.interp import evaluate
-
     outs = evaluate(body, *args)
     return outs[0] if len(outs) == 1 else tuple(outs)
 

@@ -8,8 +8,8 @@ import pytest
 from conftest import random_args, random_program
 
 import graphc
-from graphc.interp import evaluate
 from graphc.ir import Aval, Graph, GraphcError, Node
+from graphc.ops.interp import evaluate
 from passes import rewrite
 from passes.simplify import rewrites_for, simplify_node
 

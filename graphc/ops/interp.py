@@ -1,5 +1,8 @@
 """The reference interpreter: evaluates any graph with each op's NumPy implementation.
 
+It belongs to the op layer: it needs nothing but the graph and the op entries, and the fused op
+(whose NumPy reference runs its body) uses it.
+
 It is the oracle every backend is tested against, so it stays simple: walk the nodes in order,
 call `impl`, check the result has the type the shape rule promised, free values after their last
 use.

@@ -699,9 +699,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _os_reason(e: OSError) -> str:
-    from graphc.codegen import _why
+    from graphc.codegen.cache import os_error_reason
 
-    return _why(e)
+    return os_error_reason(e)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,4 +216,10 @@ def compile_graph(graph: Graph) -> Executable:
 
 
 def is_compiled_kind(n: Node) -> bool:
+    """Whether node n runs compiled code of graphc's own (a kernel) or BLAS (a contraction).
+
+    Example:
+        >>> is_compiled_kind(matmul_node)
+        True
+    """
     return n.op == "fused" or REGISTRY[n.op].kind is Kind.CONTRACTION

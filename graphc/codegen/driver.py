@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from graphc.codegen import cache, vm
 from graphc.codegen.buffers import StoragePlan
 from graphc.ir import Graph, Node, TupleAval, dtype_name
 from graphc.ops import REGISTRY
+
+if TYPE_CHECKING:
+    from graphc.codegen.kernels import Kernel
 
 VM_MIN_OPS = 128  # kernels (or runs of kernels) at least this big run on the tape machine
 
@@ -124,6 +127,14 @@ def _matmul(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
     ]
 
 
+@lowering("fused")
+def _fused(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
+    # storage of kernel results is planned structurally (`buffers`): a tuple-valued kernel's
+    # results belong to its `proj`s
+    lines = d.kernel(n, v)
+    return lines if lines is not None else _by_op_entry(d, n, v, a)
+
+
 def _by_op_entry(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
     """Ops without a lowering of their own: the dedicated compiled kernel their op entry names
     (conv, pooling, gather, ...), else their NumPy reference."""
@@ -208,8 +219,6 @@ class Driver:
         return node_names(self.graph)
 
     def build(self) -> str:
-        from graphc.codegen.kernels import SUPPORTED_DTYPES, emit_kernel
-
         g = self.graph
         irn = self.ir_names()
         nodes = g.nodes
@@ -247,30 +256,6 @@ class Driver:
                 continue
             self.line_nodes.append((len(self.lines), n))
             self.lines.append(f"    # {_ir_line(n, irn)}")
-            if n.op == "fused":
-                ok = all(
-                    dtype_name(i.dtype) in SUPPORTED_DTYPES
-                    for i in n.attrs["body"].nodes
-                    if not isinstance(i.aval, TupleAval)
-                )
-                if ok:
-                    name = f"kernel{len(self.kernels)}"
-                    body_lines = _body_ir(n)
-                    kern = emit_kernel(name, n, self.e, body_lines)
-                    # the same code under another name (e.g. the SGD update of every
-                    # parameter, whose sizes arrive as loop bounds) is compiled once
-                    key = cache.kernel_key(kern, self.const_defs())
-                    prev = self.kernel_by_key.get(key)
-                    if prev is not None:
-                        kern = replace(kern, name=prev.name)
-                        self.shared[prev.name] = self.shared.get(prev.name, 1) + 1
-                    else:
-                        self.kernel_by_key[key] = kern
-                        self.keys[name] = key
-                        self.kernels.append(kern)
-                        self.kernel_src.append(kern.source)
-                    self._call_kernel(n, v, kern)
-                    continue
             self._lower(n, v)
         self.line_nodes.append((len(self.lines), None))  # returning: no node's code
         outs = [self._output(o) for o in g.outputs]
@@ -413,11 +398,40 @@ class Driver:
     def _arg(self, n: Node) -> str:
         return self.names[id(n)]
 
-    def _call_kernel(self, n: Node, v: str, kern) -> None:
+    def kernel(self, n: Node, v: str) -> list[str] | None:
+        """Statements computing fused node n by a kernel (one per distinct code: another node
+        with the same kernel code calls the one emitted first), or None when its dtypes have
+        no kernel."""
+        from graphc.codegen.kernels import SUPPORTED_DTYPES, emit_kernel
+
+        if not all(
+            dtype_name(i.dtype) in SUPPORTED_DTYPES
+            for i in n.attrs["body"].nodes
+            if not isinstance(i.aval, TupleAval)
+        ):
+            return None
+        name = f"kernel{len(self.kernels)}"
+        kern = emit_kernel(name, n, self.e, _body_ir(n))
+        # the same code under another name (e.g. the SGD update of every parameter, whose
+        # sizes arrive as loop bounds) is compiled once
+        key = cache.kernel_key(kern, self.const_defs())
+        prev = self.kernel_by_key.get(key)
+        if prev is not None:
+            kern = replace(kern, name=prev.name)
+            self.shared[prev.name] = self.shared.get(prev.name, 1) + 1
+        else:
+            self.kernel_by_key[key] = kern
+            self.keys[name] = key
+            self.kernels.append(kern)
+            self.kernel_src.append(kern.source)
+        return self._call_kernel(n, v, kern)
+
+    def _call_kernel(self, n: Node, v: str, kern: Kernel) -> list[str]:
         from graphc.codegen import runtime
         from graphc.codegen.kernels import reduce_identity
 
         plan = kern.plan
+        lines: list[str] = []
         args = [self.flat.get(id(i)) or f"_flat({self._arg(i)})" for i in n.inputs]
         outs: list[str] = [""] * len(kern.out_avals)
         flat: list[str | None] = [None] * len(kern.out_avals)
@@ -426,13 +440,13 @@ class Driver:
         owners = self._result_owners(n)
         for k in kern.full_outputs:
             av = kern.out_avals[k]
-            self.lines.append(f"    {v}_o{k} = {self.storage.buffer(owners[k], av.size, av.dtype)}")
+            lines.append(f"{v}_o{k} = {self.storage.buffer(owners[k], av.size, av.dtype)}")
             args.append(f"{v}_o{k}")
             outs[k] = f"{v}_o{k}.reshape({av.shape})"
             flat[k] = f"{v}_o{k}"
         for k in kern.row_outputs:  # written once per row: no initial value needed
             av = kern.out_avals[k]
-            self.lines.append(f"    {v}_r{k} = {self.storage.buffer(owners[k], av.size, av.dtype)}")
+            lines.append(f"{v}_r{k} = {self.storage.buffer(owners[k], av.size, av.dtype)}")
             args.append(f"{v}_r{k}")
             outs[k] = f"{v}_r{k}.reshape({av.shape})"
             flat[k] = f"{v}_r{k}"
@@ -440,7 +454,7 @@ class Driver:
             av = kern.out_avals[k]
             rows = nchunks if plan.outer_reduced else 1
             ident = self.e.lit(reduce_identity(kind, av.dtype), av.dtype)
-            self.lines.append(f"    {v}_r{k} = np.full({rows * plan.red_size}, {ident})")
+            lines.append(f"{v}_r{k} = np.full({rows * plan.red_size}, {ident})")
             args.append(f"{v}_r{k}")
             if rows > 1:  # combine the per-chunk partial results
                 outs[k] = (
@@ -450,16 +464,17 @@ class Driver:
                 outs[k] = f"{v}_r{k}.reshape({av.shape})"
                 flat[k] = f"{v}_r{k}"
         if nchunks == 1:  # one chunk, the whole loop: a direct call
-            self.lines.append(f"    {kern.name}({', '.join(args)}, 0, {n0}, 0)")
+            lines.append(f"{kern.name}({', '.join(args)}, 0, {n0}, 0)")
         else:
-            self.lines.append(f"    _launch({kern.name}, {nchunks}, {n0}, {', '.join(args)})")
+            lines.append(f"_launch({kern.name}, {nchunks}, {n0}, {', '.join(args)})")
         if not isinstance(n.aval, TupleAval):
-            self.lines.append(f"    {v} = {outs[0]}")
+            lines.append(f"{v} = {outs[0]}")
             if flat[0]:
                 self.flat[id(n)] = flat[0]
         else:
-            self.lines.append(f"    {v} = ({', '.join(outs)},)")
+            lines.append(f"{v} = ({', '.join(outs)},)")
             self.flat_parts[id(n)] = flat
+        return lines
 
     def _result_owners(self, n: Node) -> list[Node | None]:
         """For each result of fused node n, the node that owns its storage."""

@@ -31,13 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from graphc.codegen.buffers import alloc, buf, out
+from graphc.codegen.buffers import buf, out
 from graphc.codegen.cache import kernel, njit
 from graphc.env import env_int
 from graphc.ops import REGISTRY
 
 __all__ = [
-    "alloc",
     "buf",
     "call",
     "chunks_for",

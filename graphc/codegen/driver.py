@@ -65,9 +65,9 @@ def lowering(*ops: str, view: bool = False, allocates: bool = False) -> Callable
     """Register the driver's lowering of `ops`: one entry per op, read by `Driver.build`.
 
     Example:
-        >>> @lowering("flip", view=True)
-        ... def _flip(d, n, v, a):
-        ...     return [f"{v} = np.flip({a[0]}, {tuple(n.attrs['axes'])})"]
+        >>> @lowering("roll")   # a new op: one entry
+        ... def _roll(d, n, v, a):
+        ...     return [f"{v} = np.roll({a[0]}, {n.attrs['shift']}, {n.attrs['axis']})"]
     """
 
     def register(fn: Lowering) -> Lowering:

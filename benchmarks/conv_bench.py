@@ -17,8 +17,8 @@ Then whole training steps (forward, backward, SGD update):
   * graphc calling special.KERNELS (how the driver runs them),
   * torch eager.
 This script switches between the first two by replacing the driver's entry points for these ops
-(graphc.codegen._call and _impl, which generated modules import when loaded) before anything is
-compiled.
+(`call` and `impl` of graphc.codegen.runtime, which generated modules import when loaded) before
+anything is compiled.
 
 Usage: python benchmarks/conv_bench.py [--repeat N] [--no-torch] [--no-step] [--im2col]
                                       [--torch-threads N]
@@ -38,7 +38,6 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import graphc.codegen as codegen  # noqa: E402
 from graphc.codegen import runtime, special  # noqa: E402
 from graphc.ops import REGISTRY  # noqa: E402
 
@@ -58,9 +57,8 @@ def _switching_impl(op: str, attrs: dict, *args):
     return _switching_call(op, attrs, *args)
 
 
-codegen._impl = _switching_impl
-if hasattr(codegen, "_call"):  # the driver calls dedicated kernels through _call
-    codegen._call = _switching_call
+runtime.impl = _switching_impl
+runtime.call = _switching_call  # the driver calls dedicated kernels through call
 
 import graphc  # noqa: E402
 

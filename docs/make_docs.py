@@ -579,7 +579,8 @@ def section_simplify_examples() -> str:
 
 
 def section_limits() -> str:
-    from graphc.codegen import VM_MIN_OPS, kernels, runtime
+    from graphc.codegen import kernels, runtime
+    from graphc.codegen.driver import VM_MIN_OPS
     from graphc.text import INLINE_MAX
     from passes.fold import FOLD_MAX_ELEMENTS
     from passes.fuse import MAX_GROUP
@@ -589,8 +590,9 @@ def section_limits() -> str:
             f"- `passes.fold.FOLD_MAX_ELEMENTS = {FOLD_MAX_ELEMENTS}`: the largest result, in "
             "elements, that constant folding materialises.",
             f"- `passes.fuse.MAX_GROUP = {MAX_GROUP}`: ops per fused kernel (the size cap).",
-            f"- `graphc.codegen.VM_MIN_OPS = {VM_MIN_OPS}`: fused kernels (or runs of kernels "
-            "over one iteration space) with at least this many ops run on the tape machine.",
+            f"- `graphc.codegen.driver.VM_MIN_OPS = {VM_MIN_OPS}`: fused kernels (or runs of "
+            "kernels over one iteration space) with at least this many ops run on the tape "
+            "machine.",
             f"- `graphc.codegen.kernels.SUM_BLOCK = {kernels.SUM_BLOCK}`: the block length of "
             "long floating-point sums in kernels.",
             f"- `graphc.codegen.runtime.PARALLEL_MIN_WORK = {runtime.PARALLEL_MIN_WORK}`: the "

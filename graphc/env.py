@@ -32,3 +32,14 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = 
     if value < minimum or (maximum is not None and value > maximum):
         raise GraphcError(f"{name}={text!r} is out of range (expected {bounds})")
     return value
+
+
+def debug_level() -> int:
+    """GRAPHC_DEBUG: 0 (quiet), 1 (what each pass did and what each compile made) or 2 (also
+    the IR after each pass).
+
+    Example:
+        >>> os.environ["GRAPHC_DEBUG"] = "1"; debug_level()
+        1
+    """
+    return env_int("GRAPHC_DEBUG", 0, minimum=0, maximum=2)

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from graphc.env import debug_level
 from graphc.ir import Graph, GraphcError, Node, node_signatures
 
 PassFn = Callable[[Graph], Graph]
@@ -92,13 +93,6 @@ def diff(before: Graph, after: Graph) -> tuple[Counter, Counter, Counter]:
         new[op] += k
     rewritten = Counter({op: min(gone[op], new[op]) for op in gone if new.get(op)})
     return gone - rewritten, new - rewritten, rewritten
-
-
-def debug_level() -> int:
-    """GRAPHC_DEBUG: 0 (quiet), 1 (what each pass did) or 2 (also the IR after each pass)."""
-    from graphc.env import env_int
-
-    return env_int("GRAPHC_DEBUG", 0, minimum=0, maximum=2)
 
 
 def _verify_default() -> bool:

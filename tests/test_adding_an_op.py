@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graphc
-import graphc.codegen as cg
+import graphc.codegen.driver as cg
 from graphc.codegen import vm
 from graphc.ir import GraphcError
 from graphc.ops import REGISTRY, Facts, Kind, Tape, Template, bind, defop

@@ -225,7 +225,7 @@ def test_mlp_step_compiled_matches_interpreter():
 
 
 def test_a_new_batch_size_reuses_the_compiled_kernels():
-    from graphc.codegen import _KERNELS
+    from graphc.codegen.cache import _KERNELS
 
     rng = np.random.default_rng(5)
     shapes = {"W1": (20, 16), "b1": (16,), "W2": (16, 12), "b2": (12,), "W3": (12, 10), "b3": (10,)}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import graphc
-import graphc.codegen as cg
+import graphc.codegen.driver as cg_driver
 from graphc import numpy as gnp
 from graphc.codegen import vm
 
@@ -18,7 +18,7 @@ def test_generated_machine_is_current():
 
 @pytest.fixture
 def always_vm(monkeypatch):
-    monkeypatch.setattr(cg, "VM_MIN_OPS", 0)
+    monkeypatch.setattr(cg_driver, "VM_MIN_OPS", 0)
 
 
 def _compare(fn, *args, rtol=2e-6, atol=1e-6):

@@ -302,11 +302,11 @@ def machine() -> Any:
         else:
             import hashlib
 
-            from graphc.codegen import _disk_dir, _load_module
+            from graphc.codegen import cache
 
             source = generate_source()
             name = "graphc_vm_" + hashlib.sha256(source.encode()).hexdigest()[:20]
-            m, _ = _load_module(name, source, _disk_dir())
+            m, _ = cache.load_module(name, source, cache.disk_dir())
         _MACHINES[ops] = m
     return m
 

@@ -1,11 +1,11 @@
 import pytest
 
-import graphc.codegen as cg
+from graphc.codegen import driver
 
 
 @pytest.fixture(params=["kernel", "tape"])
 def path(request, monkeypatch):
     """Compile through fused kernels, or force the tape machine for every eligible graph."""
     if request.param == "tape":
-        monkeypatch.setattr(cg, "VM_MIN_OPS", 0)
+        monkeypatch.setattr(driver, "VM_MIN_OPS", 0)
     return request.param

@@ -20,6 +20,8 @@ import pytest
 
 import graphc
 import graphc.codegen as cg
+from graphc.codegen import cache as cc
+from graphc.codegen import runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _counter = iter(range(1, 1_000_000))
@@ -49,20 +51,20 @@ def _check(f, jitted=None):
 
 def _state():
     return (
-        list(cg._KERNELS),
-        list(cg._MODULES),
+        list(cc._KERNELS),
+        list(cc._MODULES),
         sorted(m for m in sys.modules if m.startswith("graphc_")),
     )
 
 
 def _mark():
-    return len(cg._KERNELS), len(cg._MODULES)
+    return len(cc._KERNELS), len(cc._MODULES)
 
 
 def _forget(mark):
     """Drop what this process loaded since `mark`, as if the next compile ran in a new process."""
-    with cg._import_lock:
-        cg._rollback(*mark)
+    with cc._import_lock:
+        cc._rollback(*mark)
 
 
 def _files(folder, pattern="*"):
@@ -107,16 +109,16 @@ import numba  # noqa: E402
 # every stage of a compile and load: writing a module, its bytecode, importing it, Numba
 # compiling or loading a kernel (first and a later one), the graph module's kernel decorator
 _STAGES = [
-    (cg, "_write_atomic", 1),
-    (cg, "_write_atomic", 2),
+    (cc, "_write_atomic", 1),
+    (cc, "_write_atomic", 2),
     (py_compile, "compile", 1),
-    (cg, "_exec", 1),
-    (cg, "_exec", 2),
+    (cc, "_exec", 1),
+    (cc, "_exec", 2),
     (numba, "njit", 1),
     (numba, "njit", 2),
-    (cg, "_kernel", 1),
-    (cg, "_purge", 1),
-    (cg, "_disk_dir", 1),
+    (runtime, "kernel", 1),
+    (cc, "_purge", 1),
+    (cc, "disk_dir", 1),
 ]
 
 
@@ -424,7 +426,7 @@ def test_processes_compiling_the_same_graph_at_once_all_get_it_right(tmp_path):
 
 def test_writes_are_atomic(tmp_path, monkeypatch):
     path = str(tmp_path / "graphc_x.py")
-    cg._write_atomic(path, "old = 1\n")
+    cc._write_atomic(path, "old = 1\n")
 
     class Boom(Exception):
         pass
@@ -432,7 +434,7 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     real_replace = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(Boom()))
     with pytest.raises(Boom):
-        cg._write_atomic(path, "new = 2\n")
+        cc._write_atomic(path, "new = 2\n")
     monkeypatch.setattr(os, "replace", real_replace)
     with open(path) as fh:
         assert fh.read() == "old = 1\n"  # a reader sees the old text or the new, never a part

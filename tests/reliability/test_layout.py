@@ -317,3 +317,46 @@ def test_cycle_finder_handles_long_chains_without_recursion():
     sources[f"graphc.nn.m{n - 1}"] = "from graphc.nn.m0 import x\n"
     cycle = find_cycle(import_graph(sources))
     assert cycle is not None and len(cycle) == n + 1
+
+
+# -- graphc.codegen --------------------------------------------------------------------------
+
+CODEGEN_DIR = NN_DIR.parent / "codegen"
+
+
+def _codegen_sources() -> dict[str, str]:
+    return {
+        ("graphc.codegen" if p.name == "__init__.py" else f"graphc.codegen.{p.stem}"): (
+            p.read_text()
+        )
+        for p in sorted(CODEGEN_DIR.glob("*.py"))
+    }
+
+
+def test_codegen_imports_nothing_from_passes():
+    found = []
+    for mod, text in _codegen_sources().items():
+        for node in ast.walk(ast.parse(text)):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            found += [f"{mod}:{node.lineno}" for n in names if n.split(".")[0] == "passes"]
+    assert not found, f"codegen imports passes at {found}"
+
+
+def test_codegen_modules_import_each_other_one_way():
+    sources = _codegen_sources()
+    assert {"graphc.codegen.driver", "graphc.codegen.buffers", "graphc.codegen.cache"} <= set(
+        sources
+    )
+    graph = import_graph(sources, package="graphc.codegen")
+    graph.pop("graphc.codegen")  # the package re-exports its modules' entry points
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle among graphc.codegen modules: " + " -> ".join(cycle or [])
+    # buffer planning and the cache know nothing of the driver that uses them
+    for low in ("graphc.codegen.buffers", "graphc.codegen.cache"):
+        assert not graph[low] & {"graphc.codegen.driver", "graphc.codegen.runtime"}, graph[low]

@@ -18,7 +18,7 @@ import pytest
 from reliability.floats import ulps
 
 import graphc
-import graphc.codegen as cg
+import graphc.codegen.driver as cg_driver
 from graphc.codegen import vm
 from graphc.codegen.mathlib import TRIG_FAST_LIMIT
 
@@ -224,7 +224,7 @@ def test_inside_fused_expressions_and_reductions(path, dt):
 def test_sin_and_cos_instruction_of_the_tape_machine(monkeypatch):
     """The tape machine runs sin and cos of one value as one instruction; both halves reduce
     huge arguments exactly."""
-    monkeypatch.setattr(cg, "VM_MIN_OPS", 0)
+    monkeypatch.setattr(cg_driver, "VM_MIN_OPS", 0)
     progs = []
     real = vm.translate
 

@@ -85,12 +85,22 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+import networkx as nx
 import numpy as np
 
-from graphc.ir import Graph, GraphcError, TupleAval, dtype_name
+from graphc import stages
+from graphc.env import env_int
+from graphc.ir import Const, Graph, GraphcError, TupleAval, dtype_name
+from graphc.text import node_names
+from graphc.trace import Spec, spec
+from graphc.viz import DEFAULT_BUDGET, render, to_dot
+from graphc.viz import FORMATS as VIZ_FORMATS
+from graphc.viz import _fmt_bytes as fmt_bytes
+from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, PASSES
 
-DUMP_STAGES = ("traced", "grad", "forward", "backward", "optimized", "fused", "kernels", "all")
-VIZ_STAGES = ("traced", "grad", "joint", "forward", "backward", "optimized", "fused")
+# the joint graph is a picture's stage: its IR text is the grad stage's with cotangent inputs
+DUMP_STAGES = (*(s for s in stages.STAGES if s != "joint"), "kernels", "all")
+VIZ_STAGES = stages.STAGES
 FORMATS = ("text", "json", "dot", "graphml")
 
 
@@ -181,8 +191,6 @@ def parse_value(text: str) -> Any:
         >>> parse_value("2.5")
         2.5
     """
-    from graphc.trace import spec
-
     text = text.strip()
     if "[" in text or "]" in text:
         try:
@@ -270,12 +278,11 @@ def example_args(fn: Callable, mod: ModuleType, name: str) -> tuple[tuple, dict,
 
 
 class Target:
-    """A function with its example arguments, traced once; its stages on demand."""
+    """A function with its example arguments, traced once; its stages on demand (built by
+    `graphc.stages`)."""
 
-    def __init__(self, spec: str, arg_texts: Sequence[str]):
-        from graphc.trace import Spec
-
-        self.fn, self.mod, self.name = load_function(spec)
+    def __init__(self, target: str, arg_texts: Sequence[str]):
+        self.fn, self.mod, self.name = load_function(target)
         if arg_texts:
             self.args, self.kwargs, params = bind_args(self.fn, self.name, arg_texts)
         else:
@@ -288,34 +295,19 @@ class Target:
         ]
         self.graph = self._trace()
         self.input_names = traced if len(traced) == len(self.graph.inputs) else None
-        self._stages: dict[str, Any] = {}
+        self.stages = stages.Stages(self.graph)
 
     def _trace(self) -> Graph:
-        from graphc.trace import trace
-
         try:
-            return trace(self.fn, *self.args, **self.kwargs)
+            return stages.traced(self.fn, *self.args, **self.kwargs)
         except GraphcError as e:
             raise CLIError(f"cannot trace {self.name}: {_one_line(e)}") from None
         except Exception as e:
             raise CLIError(f"tracing {self.name} failed: {_one_line(e)}") from None
 
     def stage(self, name: str) -> Any:
-        """The graph (a Partition for viz's `joint`; source text for `kernels`) at a stage."""
-        if name not in self._stages:
-            if name == "kernels":
-                from graphc.api import lower
-
-                low = lower(self.graph)
-                src = low.source
-                if low.fallbacks:
-                    src += "\n# NumPy fallbacks: " + ", ".join(low.fallbacks) + "\n"
-                self._stages[name] = src
-            else:
-                from graphc.viz import apply_stage
-
-                self._stages[name] = apply_stage(self.graph, name)
-        return self._stages[name]
+        """The graph at a stage (source text for `kernels`)."""
+        return self.stages.get(name)
 
 
 def _one_line(e: BaseException) -> str:
@@ -331,8 +323,6 @@ def _one_line(e: BaseException) -> str:
 
 
 def _json_value(v: Any) -> Any:
-    from graphc.ir import Const
-
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, np.integer)):
@@ -367,8 +357,6 @@ def graph_to_json(graph: Graph) -> dict[str, Any]:
         >>> [n["op"] for n in d["nodes"]][:2]
         ['input', 'integer_pow']
     """
-    from graphc.text import node_names
-
     names = node_names(graph)
     nodes = []
     seen: set[str] = set()
@@ -416,10 +404,6 @@ def graph_to_json(graph: Graph) -> dict[str, Any]:
 def graph_to_graphml(graph: Graph) -> str:
     """GraphML text of `graph.to_networkx()`, attributes made GraphML-compatible (tuples as
     text, missing values left out, the role and input names added)."""
-    import networkx as nx
-
-    from graphc.text import node_names
-
     g = graph.to_networkx()
     names = node_names(graph)
     for n in graph.nodes:
@@ -460,8 +444,6 @@ def _render_stage(t: Target, stage: str, fmt: str, args: argparse.Namespace) -> 
     if fmt == "json":
         return json.dumps(graph_to_json(obj), indent=1)
     if fmt == "dot":
-        from graphc.viz import to_dot
-
         return to_dot(obj, input_names=t.input_names, budget=args.budget or None)
     return graph_to_graphml(obj)
 
@@ -509,9 +491,6 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_viz(args: argparse.Namespace) -> int:
-    from graphc.viz import FORMATS as VIZ_FORMATS
-    from graphc.viz import render
-
     ext = os.path.splitext(args.output)[1].lower()
     if ext not in VIZ_FORMATS:
         raise CLIError(
@@ -543,8 +522,6 @@ def cmd_viz(args: argparse.Namespace) -> int:
 
 
 def cmd_passes(args: argparse.Namespace) -> int:
-    from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, PASSES
-
     width = max(len(n) for n in PASSES)
     lines = [f"{name:<{width}}  {p.doc}" for name, p in PASSES.items()]
     lines += [
@@ -561,8 +538,6 @@ def _fmt_counter(c: Any) -> str:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from passes import COMPILE_PIPELINE, PASSES, run_pipeline
-
     names = (
         COMPILE_PIPELINE
         if args.passes is None
@@ -573,7 +548,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise CLIError(f"unknown pass {unknown[0]!r} (passes: {', '.join(PASSES)})")
     t = Target(args.function, args.arg)
     graph = t.stage(args.stage)
-    out = run_pipeline(graph, names, diffs=True)
+    out = stages.after_passes(graph, names, diffs=True)
     records = out.info["pipeline"]
     rows = [("pass", "before", "after", "time", "removed", "added", "rewritten")]
     for r in records:
@@ -637,7 +612,7 @@ def _cache_files(d: str) -> tuple[list[str], int, int]:
 
 def _cache_folder() -> str:
     """The cache folder (not created): a path that cannot be a folder is an error."""
-    from graphc.codegen import cache_path
+    from graphc.codegen import cache_path  # loads Numba, which only these commands need
 
     d = cache_path()
     try:
@@ -652,8 +627,6 @@ def _cache_folder() -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from graphc.viz import _fmt_bytes
-
     d = _cache_folder()
     try:
         files, entries, kernels = _cache_files(d)
@@ -668,7 +641,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.action == "info":
         _write(
             f"cache directory: {d}\nentries: {entries} compiled graphs, {kernels} kernels, "
-            f"{len(files)} files, {_fmt_bytes(size)} ({size} bytes)"
+            f"{len(files)} files, {fmt_bytes(size)} ({size} bytes)"
         )
         return 0
     removed, failed = 0, []
@@ -693,13 +666,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
         )
     _write(
         f"removed {entries} compiled graphs and {kernels} kernels ({removed} files, "
-        f"{_fmt_bytes(size)}) from {d}"
+        f"{fmt_bytes(size)}) from {d}"
     )
     return 0
 
 
 def _os_reason(e: OSError) -> str:
-    from graphc.codegen.cache import os_error_reason
+    from graphc.codegen.cache import os_error_reason  # loads Numba: only once something failed
 
     return os_error_reason(e)
 
@@ -726,8 +699,6 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the `graphc` command."""
-    from graphc.viz import DEFAULT_BUDGET
-
     doc = __doc__ or ""
     epilog = doc[doc.index("EXAMPLE ARGUMENTS") : doc.index("Example:")].rstrip()
     parser = _Parser(
@@ -833,8 +804,6 @@ def _error(text: str, status: int) -> int:
 
 def _check_environment() -> None:
     """Refuse bad GRAPHC_* values before any work, naming the variable."""
-    from graphc.env import env_int
-
     env_int("GRAPHC_THREADS", 1, minimum=1)
     env_int("GRAPHC_DEBUG", 0, minimum=0, maximum=2)
 

@@ -305,9 +305,7 @@ class Driver:
     def _reduction_results(self, f: Node) -> list[int]:
         """Ids of the nodes through which other nodes read f's reduction results."""
         body = f.attrs["body"]
-        red = [
-            k for k, o in enumerate(body.outputs) if REGISTRY[o.op].reduction
-        ]
+        red = [k for k, o in enumerate(body.outputs) if REGISTRY[o.op].reduction]
         if not isinstance(f.aval, TupleAval):
             return [id(f)] if red else []
         return [id(m) for m in self.projections(f) if m.attrs["index"] in red]

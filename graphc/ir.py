@@ -442,8 +442,8 @@ def map_nodes(
         if ins:
             mapped = tuple([get(id(i), i) for i in ins])
             if mapped != ins:  # nodes compare by identity
-                cur = n.with_inputs(mapped)
-        if nested and n.attrs:
+                cur = Node(n.op, mapped, n.attrs, n.aval, n.meta)  # n.with_inputs, inlined
+        if nested and n.attrs is not _NO_ATTRS:
             bodies = nested_graphs(n)
             if bodies:
                 _map_nested(bodies, fn, done)

@@ -43,7 +43,7 @@ class PassReport:
     Example:
         >>> graph, report = PASSES["fuse"].fn(g)
         >>> report.notes[:1]
-        ['tanh -> matmul: matmul is not fusible (a contraction)']
+        ['why not fused: matmul (model.py:3) -> tanh (model.py:3): matmul is a contraction ...']
     """
 
     notes: list[str] = field(default_factory=list)  # e.g. why-not-fused reasons
@@ -207,7 +207,8 @@ def run_pipeline(
     Example:
         >>> run_pipeline(g, ["fuse", "fuse"])
         Traceback (most recent call last):
-        graphc.ir.GraphcError: pass 'fuse' (step 2 of ['fuse', 'fuse']) needs a graph without...
+        graphc.ir.GraphcError: pass 'fuse' (step 2 of ['fuse', 'fuse']) needs a graph without
+        fused kernels ('unfused'), but pass 'fuse' before it does not keep it
     """
     from graphc.verify import verify as verify_graph
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -290,6 +290,18 @@ class Node:
     def dtype(self) -> np.dtype:
         return self.aval.dtype  # type: ignore[union-attr]
 
+    def with_inputs(self, inputs: Iterable[Node], attrs: Mapping[str, Any] | None = None) -> Node:
+        """This node's op applied to other operands (and attributes): same type, same origin.
+
+        The rebuild of a node whose operands were replaced by values of the same types, as
+        `Graph.map` does; the shape rule is not run again (verification checks the result).
+        New computations are made with `graphc.ops.apply`.
+
+        Example:
+            >>> b = a_node.with_inputs([other])   # other.aval == a_node.inputs[0].aval
+        """
+        return Node(self.op, inputs, self.attrs if attrs is None else attrs, self.aval, self.meta)
+
     def attr_key(self) -> tuple:
         """Attributes as a hashable, order-independent key (used by CSE and hashing)."""
         return tuple(sorted(self.attrs.items()))
@@ -385,16 +397,94 @@ def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
     Nodes whose inputs did not change are reused as they are. Shape rules are not re-run: the
     replacement must have the same aval as what it replaces.
     """
-    new: dict[int, Node] = dict(mapping)
-    for n in toposort(outputs):
-        if id(n) in new:
-            continue
-        ins = tuple(new.get(id(i), i) for i in n.inputs)
-        if all(a is b for a, b in zip(ins, n.inputs, strict=True)):
-            new[id(n)] = n
-        else:
-            new[id(n)] = Node(n.op, ins, n.attrs, n.aval, n.meta)
+    get = mapping.get
+    new = map_nodes(toposort(outputs), lambda n, orig: get(id(orig)), nested=False)
     return [new[id(o)] for o in outputs]
+
+
+MapFn = Callable[["Node", "Node"], "Node | None"]
+"""`fn(node, original)`: `node` is `original` with its operands already mapped (the very same
+object when none changed); the result replaces it, None keeps it."""
+
+
+def nested_graphs(node: Node) -> list[Graph]:
+    """The graphs a node holds in its attributes (a fused kernel's body)."""
+    if not node.attrs:
+        return []
+    return [v for v in node.attrs.values() if isinstance(v, Graph)]
+
+
+def map_nodes(
+    nodes: Iterable[Node],
+    fn: MapFn,
+    *,
+    nested: bool = True,
+    mapping: dict[int, Node] | None = None,
+    _done: dict | None = None,
+) -> dict[int, Node]:
+    """Walk `nodes` (a topological order) once: rebuild each node whose operands were
+    replaced, then offer it to `fn`. Returns id(original) -> what it became: `mapping`,
+    extended, when given (`fn` may record there what nodes outside `nodes` become, as fusion
+    does for the other members of a kernel it builds at the first one).
+
+    A node none of whose operands changed is passed on as the same object, so `fn` may cache
+    its answers by identity. With `nested`, the graphs held in a node's attributes (fused
+    bodies) are mapped with the same `fn` first, innermost first, with a worklist rather than
+    recursion; a node whose body changed is rebuilt around the new body. Replacements must
+    keep the type of what they replace (verification checks it).
+    """
+    done: dict[int, Graph] = {} if _done is None else _done  # id(nested graph) -> mapped
+    new: dict[int, Node] = {} if mapping is None else mapping
+    get = new.get
+    for n in nodes:
+        cur = n
+        ins = n.inputs
+        if ins:
+            mapped = tuple([get(id(i), i) for i in ins])
+            if mapped != ins:  # nodes compare by identity
+                cur = Node(n.op, mapped, n.attrs, n.aval, n.meta)  # n.with_inputs, inlined
+        if nested and n.attrs is not _NO_ATTRS:
+            bodies = nested_graphs(n)
+            if bodies:
+                _map_nested(bodies, fn, done)
+                cur = _with_bodies(cur, done)
+        rep = fn(cur, n)
+        new[id(n)] = cur if rep is None else rep
+    return new
+
+
+def _map_nested(bodies: list[Graph], fn: MapFn, done: dict[int, Graph]) -> None:
+    """Map `bodies` and every graph nested in them into `done`, children before parents, so
+    that mapping one graph never has to descend further (the walk needs no recursion)."""
+    stack = [b for b in bodies if id(b) not in done]
+    while stack:
+        g = stack[-1]
+        if id(g) in done:
+            stack.pop()
+            continue
+        inner = [b for m in g.nodes for b in nested_graphs(m) if id(b) not in done]
+        if inner:
+            stack.extend(inner)
+            continue
+        stack.pop()
+        new = map_nodes(g.nodes, fn, nested=True, _done=done)
+        ins = [new[id(i)] for i in g.inputs]
+        outs = [new[id(o)] for o in g.outputs]
+        same = all(a is b for a, b in zip(ins, g.inputs, strict=True)) and all(
+            a is b for a, b in zip(outs, g.outputs, strict=True)
+        )
+        done[id(g)] = g if same else g.derive(inputs=ins, outputs=outs)
+
+
+def _with_bodies(node: Node, done: dict[int, Graph]) -> Node:
+    """`node` holding the mapped versions of its nested graphs (itself when none changed)."""
+    attrs = dict(node.attrs)
+    changed = False
+    for k, v in attrs.items():
+        if isinstance(v, Graph) and done[id(v)] is not v:
+            attrs[k] = done[id(v)]
+            changed = True
+    return node.with_inputs(node.inputs, attrs) if changed else node
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,6 +573,21 @@ class Graph:
     def with_outputs(self, outputs: Iterable[Node]) -> Graph:
         """A graph with the same inputs and other outputs (annotations are not kept)."""
         return Graph(self.inputs, outputs, in_tree=self.in_tree, name=self.name)
+
+    def map(self, fn: MapFn, *, nested: bool = True) -> Graph:
+        """The graph rebuilt node by node: `fn(node, original)` sees each node in
+        topological order with its operands already mapped and returns a replacement of the
+        same type, or None to keep it. Unchanged nodes are reused (an identity map returns a
+        graph made of the very same nodes); with `nested`, fused bodies are mapped too. The
+        result is `derive`d: same trees, name and annotations.
+
+        Example:
+            >>> g2 = g.map(lambda n, orig: n.inputs[0] if n.op == "stop_gradient" else None)
+        """
+        new = map_nodes(self.nodes, fn, nested=nested)
+        return self.derive(
+            inputs=[new[id(i)] for i in self.inputs], outputs=[new[id(o)] for o in self.outputs]
+        )
 
     def derive(
         self, inputs: Iterable[Node] | None = None, outputs: Iterable[Node] | None = None

@@ -6,7 +6,7 @@ Example:
 
 from __future__ import annotations
 
-from graphc.ir import Aval, Graph, GraphcError, TupleAval, toposort
+from graphc.ir import Aval, Graph, GraphcError, Node, TupleAval, nested_graphs, toposort
 from graphc.ops import registry
 
 
@@ -16,7 +16,55 @@ class VerifyError(GraphcError):
 
 def verify(graph: Graph) -> None:
     """Check: acyclic; every op registered with the right arity; every node's type equals its
-    op's shape rule; graph inputs are distinct input nodes and the only ones reachable."""
+    op's shape rule; graph inputs are distinct input nodes and the only ones reachable; and
+    the same of every nested graph (a fused kernel's body), whose inputs and outputs must
+    match the types of its node's operands and results. Nested graphs are checked from a
+    worklist, not by recursion; a problem inside one names the node that holds it.
+
+    Example:
+        >>> verify(graph)   # None, or VerifyError("in the body of fused node 3: ...")
+    """
+    work: list[tuple[Graph, str]] = [(graph, "")]
+    seen: set[int] = set()
+    while work:
+        g, where = work.pop()
+        if id(g) in seen:
+            continue
+        seen.add(id(g))
+        try:
+            nested = _verify_one(g)
+        except VerifyError as e:
+            if not where:
+                raise
+            raise VerifyError(f"{where}: {e.message}") from None
+        for k, (n, body) in enumerate(nested):
+            inner = f"in the body of {n.op} node {k}" + (f" ({where})" if where else "")
+            problem = _boundary_problem(n, body)
+            if problem is not None:
+                raise VerifyError(f"{inner}: {problem}")
+            work.append((body, inner))
+
+
+def _boundary_problem(n: Node, body: Graph) -> str | None:
+    """What is wrong between a node and the graph it holds: operand and result types."""
+    got_in = [i.aval for i in n.inputs]
+    want_in = [i.aval for i in body.inputs]
+    if got_in != want_in:
+        return f"its inputs {_types(want_in)} differ from the node's operands {_types(got_in)}"
+    outs = [o.aval for o in body.outputs]
+    results = list(n.aval.avals) if isinstance(n.aval, TupleAval) else [n.aval]
+    if outs != results:
+        return f"its outputs {_types(outs)} differ from the node's results {_types(results)}"
+    return None
+
+
+def _types(avals: list) -> str:
+    return "(" + ", ".join(map(str, avals)) + ")"
+
+
+def _verify_one(graph: Graph) -> list[tuple[Node, Graph]]:
+    """Check one graph; return the (node, nested graph) pairs it holds."""
+    nested: list[tuple[Node, Graph]] = []
     ins = {id(n) for n in graph.inputs}
     if len(ins) != len(graph.inputs):
         raise VerifyError("a graph input is listed twice")
@@ -55,6 +103,9 @@ def verify(graph: Graph) -> None:
             raise VerifyError(f"{n.op}: bad attributes {dict(n.attrs)}: {e}") from None
         if want != n.aval:
             raise VerifyError(f"{n.op}: node type {n.aval} differs from its rule's {want}")
+        for body in nested_graphs(n):
+            nested.append((n, body))
     for o in graph.outputs:
         if not isinstance(o.aval, (Aval, TupleAval)):
             raise VerifyError("a graph output has no type")
+    return nested

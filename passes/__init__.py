@@ -1,9 +1,16 @@
 """Graph -> Graph transformations, registered by name, and the pass manager.
 
-A pass is a function `Graph -> Graph` with a one-line docstring, registered with `@register`.
-`run_pipeline(graph, names)` runs passes in order, verifies the graph after each one when asked
-(always in tests: GRAPHC_VERIFY=1), and records for each pass its node counts, time and a diff
-of what it removed and added. `GRAPHC_DEBUG=1` prints that record as the pipeline runs;
+A pass is a function `Graph -> (Graph, PassReport)` with a one-line docstring, registered with
+`@register(name, requires=..., produces=..., invalidates=...)`. It builds a new graph (with
+`Graph.map`, the one rebuild walk, and `graphc.ops.apply` for new nodes) and never writes into
+its input graph's `info`; what it has to say (why-not-fused reasons, a rewrite that did not
+converge) goes into its report. The properties a pass declares (`fused`, `unfused`) let
+`run_pipeline` check an order before running anything: `fuse` needs an unfused graph.
+
+`run_pipeline(graph, names)` runs passes in order, verifies the graph (fused bodies included)
+after each one when asked (`verify=True`, GRAPHC_VERIFY=1, which the tests set, or
+GRAPHC_DEBUG >= 1), and records for each pass its node counts, time, notes and a diff of what
+it removed and added. `GRAPHC_DEBUG=1` prints that record as the pipeline runs;
 `GRAPHC_DEBUG=2` also prints the IR after each pass.
 
 The default optimization pipeline is `DEFAULT_PIPELINE`, defined here and nowhere else.
@@ -20,14 +27,38 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphc.env import debug_level
 from graphc.ir import Graph, GraphcError, Node, node_signatures
 
-PassFn = Callable[[Graph], Graph]
+
+@dataclass
+class PassReport:
+    """What a pass says about its run, besides the graph it returns.
+
+    Example:
+        >>> graph, report = PASSES["fuse"].fn(g)
+        >>> report.notes[:1]
+        ['why not fused: matmul (model.py:3) -> tanh (model.py:3): matmul is a contraction ...']
+    """
+
+    notes: list[str] = field(default_factory=list)  # e.g. why-not-fused reasons
+    converged: bool = True  # False when a rewrite stopped at its round limit
+    details: Any = None  # a pass's own record (fusion's FusionReport)
+
+
+PassFn = Callable[[Graph], "tuple[Graph, PassReport]"]
+
+PROPERTIES: dict[str, str] = {
+    "unfused": "a graph without fused kernels",
+    "fused": "a graph whose elementwise work is grouped into fused kernels",
+}
+"""The properties passes require and produce, with what each means."""
 
 
 @dataclass
@@ -35,13 +66,34 @@ class Pass:
     name: str
     fn: PassFn
     doc: str
+    requires: frozenset[str] = frozenset()  # properties the input graph must have
+    produces: frozenset[str] = frozenset()  # properties the result has
+    invalidates: frozenset[str] = frozenset()  # properties the result no longer has
 
 
 PASSES: dict[str, Pass] = {}
 
 
-def register(name: str) -> Callable[[PassFn], PassFn]:
-    """Register a pass under `name`; its docstring's first line is its description."""
+def register(
+    name: str,
+    *,
+    requires: Iterable[str] = (),
+    produces: Iterable[str] = (),
+    invalidates: Iterable[str] = (),
+) -> Callable[[PassFn], PassFn]:
+    """Register a pass under `name`; its docstring's first line is its description.
+
+    Example:
+        >>> @register("fuse", requires=("unfused",), produces=("fused",),
+        ...           invalidates=("unfused",))
+        ... def fuse_pass(graph): ...
+    """
+    props = {"requires": frozenset(requires), "produces": frozenset(produces)}
+    props["invalidates"] = frozenset(invalidates)
+    for kind, names in props.items():
+        unknown = sorted(names - set(PROPERTIES))
+        if unknown:
+            raise GraphcError(f"pass {name!r} {kind} an unknown property {unknown[0]!r}")
 
     def deco(fn: PassFn) -> PassFn:
         if name in PASSES:
@@ -49,10 +101,42 @@ def register(name: str) -> Callable[[PassFn], PassFn]:
         doc = (fn.__doc__ or "").strip().splitlines()
         if not doc:
             raise GraphcError(f"pass {name!r} needs a one-line docstring")
-        PASSES[name] = Pass(name, fn, doc[0])
+        PASSES[name] = Pass(name, fn, doc[0], **props)
         return fn
 
     return deco
+
+
+def graph_properties(graph: Graph) -> set[str]:
+    """The properties `graph` has now (what the order check starts from)."""
+    for n in graph.equations:
+        if n.op == "fused":
+            return {"fused"}
+    return {"unfused"}
+
+
+def check_order(graph: Graph, names: Sequence[str]) -> None:
+    """Raise GraphcError when a pass in `names` would run on a graph lacking a property it
+    requires (e.g. `fuse` twice), naming the pass, the property and what took it away."""
+    have = graph_properties(graph)
+    lost: dict[str, str] = {}  # property -> the pass that invalidated it
+    for step, name in enumerate(names, 1):
+        if name not in PASSES:
+            raise GraphcError(f"unknown pass {name!r} (registered: {', '.join(PASSES)})")
+        p = PASSES[name]
+        for prop in sorted(p.requires - have):
+            why = (
+                f"pass {lost[prop]!r} before it does not keep it"
+                if prop in lost
+                else "the input graph is not one"
+            )
+            raise GraphcError(
+                f"pass {name!r} (step {step} of {list(names)}) needs {PROPERTIES[prop]} "
+                f"({prop!r}), but {why}"
+            )
+        for prop in p.invalidates:
+            lost[prop] = name
+        have = (have - p.invalidates) | p.produces
 
 
 @dataclass
@@ -66,7 +150,9 @@ class PassRecord:
     removed: Counter = field(default_factory=Counter)  # op -> count of nodes that disappeared
     added: Counter = field(default_factory=Counter)  # op -> count of new nodes
     rewritten: Counter = field(default_factory=Counter)  # op -> nodes replaced by an altered one
-    notes: list[str] = field(default_factory=list)  # e.g. why-not-fused reasons
+    notes: list[str] = field(default_factory=list)  # the pass report's notes
+    details: Any = None  # the pass report's own record (fusion's FusionReport)
+    converged: bool = True
 
     def summary(self) -> str:
         def fmt(c: Counter) -> str:
@@ -96,7 +182,7 @@ def diff(before: Graph, after: Graph) -> tuple[Counter, Counter, Counter]:
 
 
 def _verify_default() -> bool:
-    return os.environ.get("GRAPHC_VERIFY", "0") not in ("", "0")
+    return os.environ.get("GRAPHC_VERIFY", "0") not in ("", "0") or debug_level() >= 1
 
 
 def run_pipeline(
@@ -107,23 +193,30 @@ def run_pipeline(
     debug: int | None = None,
     diffs: bool = False,
 ) -> Graph:
-    """Run the named passes (default: DEFAULT_PIPELINE) in order. The result's
-    `info["pipeline"]` holds one PassRecord per pass (with structural diffs when `diffs` or
-    when debugging)."""
+    """Run the named passes (default: DEFAULT_PIPELINE) in order, after checking that each
+    one's required properties hold. The result's `info["pipeline"]` holds one PassRecord per
+    pass (with structural diffs when `diffs` or when debugging); the input graph is left as
+    it was.
+
+    Example:
+        >>> run_pipeline(g, ["fuse", "fuse"])
+        Traceback (most recent call last):
+        graphc.ir.GraphcError: pass 'fuse' (step 2 of ['fuse', 'fuse']) needs a graph without
+        fused kernels ('unfused'), but pass 'fuse' before it does not keep it
+    """
     from graphc.verify import verify as verify_graph
 
     names = list(DEFAULT_PIPELINE if names is None else names)
-    verify = _verify_default() if verify is None else verify
+    check_order(graph, names)
     debug = debug_level() if debug is None else debug
+    verify = _verify_default() if verify is None else verify
     records: list[PassRecord] = []
     info = dict(graph.info)
+    original = graph
     for name in names:
-        if name not in PASSES:
-            raise GraphcError(f"unknown pass {name!r} (registered: {', '.join(PASSES)})")
         before = graph
-        before.info.pop("notes", None)  # notes belong to the pass that wrote them
         t0 = time.perf_counter()
-        graph = PASSES[name].fn(graph)
+        graph, report = PASSES[name].fn(graph)
         dt = time.perf_counter() - t0
         if verify:
             try:
@@ -141,7 +234,9 @@ def run_pipeline(
             removed,
             added,
             rewritten,
-            list(graph.info.pop("notes", [])),
+            list(report.notes),
+            report.details,
+            report.converged,
         )
         records.append(rec)
         if debug:
@@ -150,6 +245,8 @@ def run_pipeline(
                 print(f"[graphc]     {note}", file=sys.stderr)
             if debug >= 2:
                 print(graph.pretty(), file=sys.stderr)
+    if graph is original:  # no pass ran: the record goes on a copy, not the input
+        graph = graph.derive()
     # keep annotations (autodiff info, ...) that individual passes did not carry over
     for k, v in info.items():
         graph.info.setdefault(k, v)
@@ -161,46 +258,68 @@ def run_pipeline(
 # rewriting
 
 
-def rewrite(graph: Graph, rule: Callable[[Node], Node | None], *, max_rounds: int = 8) -> Graph:
+class RewriteNotConverged(RuntimeWarning):
+    """A rewrite stopped at its round limit while its rule was still changing the graph."""
+
+
+def rewrite(
+    graph: Graph,
+    rule: Callable[[Node], Node | None],
+    *,
+    max_rounds: int = 8,
+    report: PassReport | None = None,
+) -> Graph:
     """Apply a local rewrite rule bottom-up until nothing changes (or `max_rounds`).
 
     `rule(node)` sees a node whose inputs are already rewritten and returns a replacement node
     of the same type, or None to keep it. The rule must depend only on the node and what it
     reads (not on the node's readers or on earlier calls): a node it kept is not offered to it
-    again while its inputs stay the same. The walk is iterative (topological order).
+    again while its inputs stay the same. Each round is one `Graph.map` (fused bodies
+    included). When the last round still changed something, the rewrite did not converge:
+    that goes into `report` (notes, `converged=False`), or is warned about without one.
+
+    Example:
+        >>> report = PassReport()
+        >>> g2 = rewrite(g, lambda n: n.inputs[0] if n.op == "stop_gradient" else None,
+        ...              report=report)
     """
     # nodes the rule kept, by id (the value holds the node, so its id is not reused): a later
     # round would ask about the same node again and get the same answer
     kept: dict[int, Node] = {}
+    changed = False
+
+    def step(cur: Node, orig: Node) -> Node | None:
+        nonlocal changed
+        if cur.op == "input" or kept.get(id(cur)) is cur:
+            return None
+        rep = rule(cur)
+        if rep is not None and rep is not cur:
+            if rep.aval != orig.aval:
+                raise GraphcError(
+                    f"internal: rewrite of {orig.op} changed its type from {orig.aval} "
+                    f"to {rep.aval}"
+                )
+            changed = True
+            return rep
+        kept[id(cur)] = cur
+        if cur is not orig:
+            changed = True
+        return None
+
     for _ in range(max_rounds):
         changed = False
-        new: dict[int, Node] = {}
-        get = new.get
-        for n in graph.nodes:
-            cur = n
-            if n.inputs:
-                ins = tuple([get(id(i), i) for i in n.inputs])
-                if ins != n.inputs:  # nodes compare by identity
-                    cur = Node(n.op, ins, n.attrs, n.aval, n.meta)
-            if cur is n and kept.get(id(n)) is n or cur.op == "input":
-                rep = None
-            else:
-                rep = rule(cur)
-            if rep is not None and rep is not cur:
-                if rep.aval != n.aval:
-                    raise GraphcError(
-                        f"internal: rewrite of {n.op} changed its type from {n.aval} to {rep.aval}"
-                    )
-                changed = True
-                cur = rep
-            else:
-                kept[id(cur)] = cur
-                if cur is not n:
-                    changed = True
-            new[id(n)] = cur
-        graph = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+        graph = graph.map(step)
         if not changed:
-            break
+            return graph
+    note = (
+        f"rewrite did not converge: the rule still changed the graph in round {max_rounds} "
+        f"(the round limit); the result is correct but may not be fully simplified"
+    )
+    if report is None:
+        warnings.warn(note, RewriteNotConverged, stacklevel=2)
+    else:
+        report.converged = False
+        report.notes.append(note)
     return graph
 
 

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 from graphc.ir import Graph, Node
-from passes import register
+from passes import PassReport, register
 
 
 @register("cse")
-def cse(graph: Graph) -> Graph:
+def cse(graph: Graph) -> tuple[Graph, PassReport]:
     """Merge nodes that apply the same op, with equal attributes, to the same operands."""
     canon: dict[tuple, Node] = {}
-    new: dict[int, Node] = {}
-    for n in graph.nodes:
+
+    def merge(n: Node, orig: Node) -> Node | None:
         if n.op == "input":
-            new[id(n)] = n
-            continue
-        ins = tuple([new[id(i)] for i in n.inputs])
-        key = (n.op, n.attr_key() if n.attrs else (), n.aval, tuple([id(i) for i in ins]))
-        hit = canon.get(key)
-        if hit is None:
-            hit = n if ins == n.inputs else Node(n.op, ins, n.attrs, n.aval, n.meta)
-            canon[key] = hit
-        new[id(n)] = hit
-    return graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+            return None
+        # operands are already canonical, so their ids identify the computation
+        key = (n.op, n.attr_key() if n.attrs else (), n.aval, tuple([id(i) for i in n.inputs]))
+        return canon.setdefault(key, n)
+
+    # one table per walk: a fused body's nodes are never merged with the graph's own
+    return graph.map(merge, nested=False), PassReport()

@@ -8,11 +8,11 @@ nodes, which reachability alone cannot see.
 from __future__ import annotations
 
 from graphc.ir import Graph, Node, TupleAval, users
-from passes import register
+from passes import PassReport, register
 
 
 @register("dce")
-def dce(graph: Graph) -> Graph:
+def dce(graph: Graph) -> tuple[Graph, PassReport]:
     """Remove values nothing uses, including unused results of fused kernels."""
     nodes = graph.nodes
     readers = users(nodes)
@@ -28,7 +28,7 @@ def dce(graph: Graph) -> Graph:
 
         shrink[id(n)] = restrict_outputs(n, used)
     if not shrink:
-        return graph.derive()
+        return graph.derive(), PassReport()
     from passes.fuse import reindex_projections
 
-    return graph.derive(outputs=reindex_projections(graph, shrink))
+    return reindex_projections(graph, shrink), PassReport()

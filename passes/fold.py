@@ -22,7 +22,7 @@ import numpy as np
 
 from graphc.ir import Aval, Graph, Node, make_const
 from graphc.ops import REGISTRY, Kind
-from passes import register
+from passes import PassReport, register
 
 FOLD_MAX_ELEMENTS = 4096
 """Largest result (in elements) that folding materialises as a constant."""
@@ -54,15 +54,6 @@ def fold_node(node: Node) -> Node | None:
 
 
 @register("fold")
-def fold(graph: Graph) -> Graph:
+def fold(graph: Graph) -> tuple[Graph, PassReport]:
     """Replace nodes whose operands are all constants by their (small) constant values."""
-    new: dict[int, Node] = {}
-    for n in graph.nodes:
-        if n.op in ("input", "const"):
-            new[id(n)] = n
-            continue
-        ins = tuple([new[id(i)] for i in n.inputs])
-        # nodes compare by identity, so equal tuples hold the very same nodes
-        cur = n if ins == n.inputs else Node(n.op, ins, n.attrs, n.aval, n.meta)
-        new[id(n)] = fold_node(cur) or cur
-    return graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+    return graph.map(lambda n, orig: fold_node(n) if n.op != "const" else None), PassReport()

@@ -37,9 +37,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from graphc.ir import Graph, Meta, Node, TupleAval, make_input, users
+from graphc.ir import Graph, Meta, Node, TupleAval, make_input, map_nodes, users
 from graphc.ops import REGISTRY, Fusion, Kind, apply
-from passes import register
+from passes import PassReport, register
 
 MAX_GROUP = 256  # ops per kernel: bounds the compile time of any one kernel
 
@@ -459,8 +459,17 @@ def _fmt(shape: tuple) -> str:
     return "[" + ",".join(map(str, shape)) + "]"
 
 
-@register("fuse")
 def fuse(graph: Graph) -> Graph:
+    """The fused graph alone (the pass's report is also in its `info["fusion"]`).
+
+    Example:
+        >>> fuse(graph).info["kernels"][0]   # the nodes of `graph` the first kernel computes
+    """
+    return fuse_pass(graph)[0]
+
+
+@register("fuse", requires=("unfused",), produces=("fused",), invalidates=("unfused",))
+def fuse_pass(graph: Graph) -> tuple[Graph, PassReport]:
     """Group elementwise ops and reductions into fused kernels (one loop each)."""
     nodes = graph.nodes
     G = _Groups(nodes)
@@ -513,40 +522,50 @@ def fuse(graph: Graph) -> Graph:
             # the groups that could not join a try again around the next one
             live = [k for k in rest if k in G.members]
 
-    # 3. build the fused graph in a topological order of the contracted graph
+    # 3. build the fused graph in a topological order of the contracted graph, one walk in
+    # which a group's first member stands for the group
     order = G.C.topological_order()
     pos = G.pos
-    new: dict[int, Node] = {}
     out_ids = {id(o) for o in graph.outputs}
     by_id = {id(n): n for n in nodes}
     held: dict[int, list[Node]] = {}  # id(fused node) -> the input nodes it computes
+    walk: list[Node] = []
+    group_of: dict[int, list[Node]] = {}  # id(first member) -> the members, in graph order
     for key in order:
         if key not in G.members:
-            n = by_id[key]
-            new[key] = (
-                n
-                if n.op == "input" or all(new[id(i)] is i for i in n.inputs)
-                else Node(n.op, [new[id(i)] for i in n.inputs], n.attrs, n.aval, n.meta)
-            )
+            walk.append(by_id[key])
             continue
         members = sorted(G.members[key], key=lambda n: pos[id(n)])
+        walk.append(members[0])
+        group_of[id(members[0])] = members
+    new: dict[int, Node] = {}
+
+    def build(n: Node, orig: Node) -> Node | None:
+        members = group_of.get(id(orig))
+        if members is None:
+            return None
         if all(REGISTRY[m.op].fusion is Fusion.VIEW for m in members):
-            for m in members:  # a lone broadcast: the driver makes it as a view
-                new[id(m)] = Node(m.op, [new[id(i)] for i in m.inputs], m.attrs, m.aval, m.meta)
-            continue
+            # a lone broadcast: the driver makes it as a view
+            map_nodes(members, _keep, nested=False, mapping=new)
+            return new[id(orig)]
         fused, results = _build_group(members, new, readers, out_ids)
         report.kernels += 1
         for m, value in results:
             new[id(m)] = value
         held[id(fused)] = members
-        del fused
+        return new.get(id(orig))
+
+    map_nodes(walk, build, nested=False, mapping=new)
     out = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
     report.search_steps = G.C.visits
     out.info["fusion"] = report
     # in the order the fused nodes appear in `out.nodes`, each in the input graph's order
     out.info["kernels"] = [held[id(n)] for n in out.nodes if n.op == "fused" and id(n) in held]
-    out.info["notes"] = [str(b) for b in report.boundaries]
-    return out
+    return out, PassReport([str(b) for b in report.boundaries], details=report)
+
+
+def _keep(n: Node, orig: Node) -> None:
+    return None
 
 
 def _build_group(
@@ -556,20 +575,15 @@ def _build_group(
     inside = {id(m) for m in members}
     ext: list[Node] = []
     body_in: dict[int, Node] = {}
-    body: dict[int, Node] = {}
     for m in members:
-        ins = []
         for i in m.inputs:
-            if id(i) in inside:
-                ins.append(body[id(i)])
-            elif i.op == "const" and i.aval.shape == ():
-                ins.append(i)  # scalar constants live in the kernel's code
-            else:
-                if id(i) not in body_in:
-                    body_in[id(i)] = make_input(i.aval)
-                    ext.append(i)
-                ins.append(body_in[id(i)])
-        body[id(m)] = Node(m.op, ins, m.attrs, m.aval, m.meta)
+            # scalar constants live in the kernel's code
+            if id(i) in inside or (i.op == "const" and i.aval.shape == ()) or id(i) in body_in:
+                continue
+            body_in[id(i)] = make_input(i.aval)
+            ext.append(i)
+    # the body: the members again, reading fresh inputs where they read other kernels
+    body = map_nodes(ext + members, lambda n, orig: body_in.get(id(orig)), nested=False)
     results = [
         m
         for m in members
@@ -594,38 +608,25 @@ def restrict_outputs(n: Node, keep: list[int]) -> Node:
     return apply("fused", list(n.inputs), {"body": b2}, n.meta)
 
 
-def reindex_projections(graph: Graph, shrunk: dict[int, Node]) -> list[Node]:
+def reindex_projections(graph: Graph, shrunk: dict[int, Node]) -> Graph:
     """Rebuild `graph` with fused nodes replaced by their restricted versions (`shrunk`, keyed
     by the old node's id), renumbering the `proj` nodes that read them."""
-    new: dict[int, Node] = {}
+    # the results each shrunk node keeps, in order: the ones some proj reads
+    kept: dict[int, set[int]] = {}
     for n in graph.nodes:
-        if id(n) in shrunk:
-            new[id(n)] = shrunk[id(n)]
-            continue
-        ins = [new.get(id(i), i) for i in n.inputs]
         if n.op == "proj" and id(n.inputs[0]) in shrunk:
-            old = n.inputs[0]
-            body = old.attrs["body"]
-            keep = [
-                k
-                for k in range(len(body.outputs))
-                if any(
-                    r.op == "proj" and r.attrs["index"] == k
-                    for r in graph.nodes
-                    if r.inputs and r.inputs[0] is old
-                )
-            ]
-            f = shrunk[id(old)]
-            idx = keep.index(n.attrs["index"])
-            new[id(n)] = (
-                f
-                if not isinstance(f.aval, TupleAval)
-                else apply("proj", [f], {"index": idx}, n.meta)
-            )
-            continue
-        new[id(n)] = (
-            n
-            if all(a is b for a, b in zip(ins, n.inputs, strict=True))
-            else Node(n.op, ins, n.attrs, n.aval, n.meta)
-        )
-    return [new[id(o)] for o in graph.outputs]
+            kept.setdefault(id(n.inputs[0]), set()).add(n.attrs["index"])
+    keep = {k: sorted(v) for k, v in kept.items()}
+
+    def replace(n: Node, orig: Node) -> Node | None:
+        if id(orig) in shrunk:
+            return shrunk[id(orig)]
+        if orig.op == "proj" and id(orig.inputs[0]) in shrunk:
+            f = shrunk[id(orig.inputs[0])]
+            if not isinstance(f.aval, TupleAval):
+                return f
+            idx = keep[id(orig.inputs[0])].index(orig.attrs["index"])
+            return apply("proj", [f], {"index": idx}, orig.meta)
+        return None
+
+    return graph.map(replace, nested=False)

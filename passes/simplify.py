@@ -59,7 +59,7 @@ import numpy as np
 
 from graphc.ir import Aval, Graph, Node, make_const, substitute
 from graphc.ops import REGISTRY, Kind, apply
-from passes import register, rewrite
+from passes import PassReport, register, rewrite
 
 Rewrite = Callable[[Node], "Node | None"]
 
@@ -740,6 +740,7 @@ def transposed_products(graph: Graph) -> Graph:
 
 
 @register("simplify")
-def simplify(graph: Graph) -> Graph:
+def simplify(graph: Graph) -> tuple[Graph, PassReport]:
     """Algebraic identities: x*1, x+0, transpose(transpose x), products of ones and zeros..."""
-    return rewrite(transposed_products(graph), simplify_node)
+    report = PassReport()
+    return rewrite(transposed_products(graph), simplify_node, report=report), report

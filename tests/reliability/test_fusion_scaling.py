@@ -9,7 +9,7 @@ import graphc
 import passes.fuse as fuse_mod
 from graphc import numpy as gnp
 from passes import DEFAULT_PIPELINE, run_pipeline
-from passes.fuse import fuse
+from passes.fuse import fuse, fuse_pass
 
 
 def optimized(fn, *specs):
@@ -131,8 +131,8 @@ def _checked_contract(original):
 
 
 def _fused_text(g) -> str:
-    out = fuse(g)
-    return str(out) + "\n" + "\n".join(out.info["notes"])
+    out, report = fuse_pass(g)
+    return str(out) + "\n" + "\n".join(report.notes)
 
 
 def _programs():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.interp import evaluate
 from graphc.ir import Aval, Graph, GraphcError, Node, make_input, substitute
 from graphc.ops import apply
+from graphc.ops.interp import evaluate
 from passes import (
     COMPILE_PIPELINE,
     PASSES,

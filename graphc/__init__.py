@@ -44,8 +44,7 @@ from graphc.trace import (
 )
 from graphc.tree_util import pytree, register_pytree, tree_map
 from graphc.verify import VerifyError, verify
-
-__version__ = "0.1.0"
+from graphc.version import __version__ as __version__
 
 __all__ = [
     "GradCheckError",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -608,8 +609,6 @@ class Graph:
     def structural_hash(self) -> str:
         """A hex digest that depends only on the structure (ops, attrs, types, constants)."""
         if self._hash is None:
-            from graphc.text import print_graph
-
             h = hashlib.sha256(print_graph(self, locations=False).encode())
             # scalar literals are written out in full, once per use (the text cannot show that
             # one literal node is shared), so only array constants add their data here
@@ -629,8 +628,6 @@ class Graph:
 
     # -- views ------------------------------------------------------------------------------------
     def __str__(self) -> str:
-        from graphc.text import print_graph
-
         return print_graph(self)
 
     def __repr__(self) -> str:
@@ -638,24 +635,13 @@ class Graph:
 
     def pretty(self, locations: bool = True) -> str:
         """The IR text, with source locations as trailing comments when `locations`."""
-        from graphc.text import print_graph
-
         return print_graph(self, locations=locations)
-
-    def verify(self) -> Graph:
-        """Check the graph's invariants; raise GraphcError naming the first violation."""
-        from graphc.verify import verify
-
-        verify(self)
-        return self
 
     def to_networkx(self):  # -> networkx.MultiDiGraph
         """The graph as a `networkx.MultiDiGraph`: one node per value (named as in the IR text),
         one edge per use (so a value used twice by one op gives two edges), with op, shape,
         dtype and location attributes on nodes and the operand position on edges."""
         import networkx as nx
-
-        from graphc.text import node_names
 
         names = node_names(self)
         g = nx.MultiDiGraph()
@@ -685,6 +671,162 @@ class Graph:
 
     def save(self, path: str) -> None:
         """Write the graph as IR text (`path`) plus its large constants (`path` + '.npz')."""
-        from graphc.text import save
-
         save(self, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# the IR's text form (printing; graphc.text parses it back). It lives with the IR because a
+# graph's structural hash, and so its identity in every cache, is a hash of this text.
+
+INLINE_MAX = 16  # array constants up to this many elements print their values in the text
+_RESERVED = {"in", "let", "lambda", "inf", "nan"}
+
+
+def _name(i: int) -> str:
+    s = ""
+    while True:
+        s = chr(97 + i % 26) + s
+        i //= 26
+        if i == 0:
+            return s
+
+
+def _names():
+    i = 0
+    while True:
+        n = _name(i)
+        i += 1
+        if n not in _RESERVED:
+            yield n
+
+
+def _is_literal(n: Node) -> bool:
+    return n.op == "const" and n.aval.shape == ()
+
+
+def _is_constvar(n: Node) -> bool:
+    return n.op == "const" and n.aval.size > INLINE_MAX
+
+
+def node_names(graph: Graph) -> dict[int, str]:
+    """The printed name of every node (scalar constants get their literal text)."""
+    gen = _names()
+    names: dict[int, str] = {}
+    nodes = graph.nodes
+    for n in nodes:
+        if _is_constvar(n):
+            names[id(n)] = next(gen)
+    for n in graph.inputs:
+        names[id(n)] = next(gen)
+    for n in nodes:
+        if id(n) in names:
+            continue
+        names[id(n)] = _literal(n) if _is_literal(n) else next(gen)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# printing
+
+
+def _scalar(v: Any, dt: np.dtype) -> str:
+    if dt == np.bool_:
+        return str(bool(v))
+    if dt.kind in "iu":
+        return str(int(v))
+    if np.isnan(v) and np.signbit(v):
+        return "-nan"  # NumPy and Python print "nan" whatever the sign
+    if dt == np.float64:
+        return repr(float(v))
+    return str(dt.type(v))
+
+
+def _literal(n: Node) -> str:
+    v = n.attrs["value"].value
+    return f"{_scalar(v[()], v.dtype)}:{dtype_name(v.dtype)}"
+
+
+def fmt_value(v: Any, indent: str = "") -> str:
+    """An attribute value in IR text."""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, str):
+        return repr(v)
+    if v is None:
+        return "None"
+    if isinstance(v, np.dtype):
+        return dtype_name(v)
+    if isinstance(v, type) and issubclass(v, np.generic):
+        return dtype_name(np.dtype(v))
+    if isinstance(v, tuple):
+        inner = ", ".join(fmt_value(x, indent) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, list):
+        return "[" + ", ".join(fmt_value(x, indent) for x in v) + "]"
+    if isinstance(v, Const):
+        arr = v.value
+        return _fmt_array(arr)
+    if isinstance(v, Graph):
+        return print_graph(v, indent=indent + "    ")
+    raise GraphcError(f"cannot print attribute value {v!r}")
+
+
+def _fmt_array(arr: np.ndarray) -> str:
+    if arr.ndim == 0:
+        return _scalar(arr[()], arr.dtype)
+    return "[" + ", ".join(_fmt_array(a) for a in arr) + "]"
+
+
+def _comment(n: Node) -> str:
+    parts = []
+    if n.meta.loc:
+        parts.append(n.meta.loc)
+    if n.meta.scope:
+        parts.append(f"[{n.meta.scope}]")
+    return "  # " + " ".join(parts) if parts else ""
+
+
+def print_graph(graph: Graph, *, locations: bool = False, indent: str = "") -> str:
+    """The graph as IR text (with source locations as comments when `locations`)."""
+    names = node_names(graph)
+    nodes = graph.nodes
+
+    def binder(n: Node) -> str:
+        return f"{names[id(n)]}:{n.aval}"
+
+    consts = " ".join(binder(n) for n in nodes if _is_constvar(n))
+    ins = " ".join(binder(n) for n in graph.inputs)
+    lines = [f"{{ lambda {consts + ' ' if consts else ''};{' ' if ins else ''}{ins}. let"]
+    for n in nodes:
+        if n.op == "input" or _is_literal(n) or _is_constvar(n):
+            continue
+        attrs = ""
+        if n.attrs:
+            attrs = (
+                "["
+                + ", ".join(f"{k}={fmt_value(v, indent)}" for k, v in sorted(n.attrs.items()))
+                + "]"
+            )
+        args = "".join(" " + names[id(i)] for i in n.inputs)
+        line = f"{indent}    {binder(n)} = {n.op}{attrs}{args}"
+        lines.append(line + (_comment(n) if locations else ""))
+    outs = ", ".join(names[id(o)] for o in graph.outputs)
+    lines.append(f"{indent}  in ({outs}{',' if len(graph.outputs) == 1 else ''}) }}")
+    return "\n".join(lines)
+
+
+def save(graph: Graph, path: str | os.PathLike) -> None:
+    """Write IR text (with locations) to `path`, large constants to `path`.npz."""
+    path = os.fspath(path)
+    with open(path, "w") as f:
+        f.write(print_graph(graph, locations=True) + "\n")
+    names = node_names(graph)
+    big = {names[id(n)]: n.attrs["value"].value for n in graph.nodes if _is_constvar(n)}
+    if big:
+        np.savez(path + ".npz", **big)
+    elif os.path.exists(path + ".npz"):
+        os.remove(path + ".npz")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from graphc.ir import (
+    _RESERVED,
     DTYPES_BY_NAME,
     Aval,
     Const,
@@ -44,13 +45,14 @@ from graphc.ir import (
     dtype_name,
     make_input,
 )
+from graphc.ir import INLINE_MAX as INLINE_MAX  # printing lives with the IR; the names stay here
+from graphc.ir import fmt_value as fmt_value
+from graphc.ir import node_names as node_names
+from graphc.ir import print_graph as print_graph
+from graphc.ir import save as save
 from graphc.ops import registry
 from graphc.verify import VerifyError
 from graphc.verify import verify as _verify
-
-INLINE_MAX = 16  # array constants up to this many elements print their values in the text
-_RESERVED = {"in", "let", "lambda", "inf", "nan"}
-
 
 MAX_NESTING = 64  # attribute values and tuple types nest at most this deep in text
 # graphs inside attributes (fused bodies, one level in practice) nest at most this deep: the
@@ -89,143 +91,6 @@ def _err(t: Token, msg: str, cls: type[ParseError] = ParseError) -> ParseError:
 
 def _found(t: Token) -> str:
     return repr(t[1]) if t[1] else "end of text"
-
-
-def _name(i: int) -> str:
-    s = ""
-    while True:
-        s = chr(97 + i % 26) + s
-        i //= 26
-        if i == 0:
-            return s
-
-
-def _names():
-    i = 0
-    while True:
-        n = _name(i)
-        i += 1
-        if n not in _RESERVED:
-            yield n
-
-
-def _is_literal(n: Node) -> bool:
-    return n.op == "const" and n.aval.shape == ()
-
-
-def _is_constvar(n: Node) -> bool:
-    return n.op == "const" and n.aval.size > INLINE_MAX
-
-
-def node_names(graph: Graph) -> dict[int, str]:
-    """The printed name of every node (scalar constants get their literal text)."""
-    gen = _names()
-    names: dict[int, str] = {}
-    nodes = graph.nodes
-    for n in nodes:
-        if _is_constvar(n):
-            names[id(n)] = next(gen)
-    for n in graph.inputs:
-        names[id(n)] = next(gen)
-    for n in nodes:
-        if id(n) in names:
-            continue
-        names[id(n)] = _literal(n) if _is_literal(n) else next(gen)
-    return names
-
-
-# ---------------------------------------------------------------------------------------------
-# printing
-
-
-def _scalar(v: Any, dt: np.dtype) -> str:
-    if dt == np.bool_:
-        return str(bool(v))
-    if dt.kind in "iu":
-        return str(int(v))
-    if np.isnan(v) and np.signbit(v):
-        return "-nan"  # NumPy and Python print "nan" whatever the sign
-    if dt == np.float64:
-        return repr(float(v))
-    return str(dt.type(v))
-
-
-def _literal(n: Node) -> str:
-    v = n.attrs["value"].value
-    return f"{_scalar(v[()], v.dtype)}:{dtype_name(v.dtype)}"
-
-
-def fmt_value(v: Any, indent: str = "") -> str:
-    """An attribute value in IR text."""
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))
-    if isinstance(v, str):
-        return repr(v)
-    if v is None:
-        return "None"
-    if isinstance(v, np.dtype):
-        return dtype_name(v)
-    if isinstance(v, type) and issubclass(v, np.generic):
-        return dtype_name(np.dtype(v))
-    if isinstance(v, tuple):
-        inner = ", ".join(fmt_value(x, indent) for x in v)
-        return f"({inner},)" if len(v) == 1 else f"({inner})"
-    if isinstance(v, list):
-        return "[" + ", ".join(fmt_value(x, indent) for x in v) + "]"
-    if isinstance(v, Const):
-        arr = v.value
-        return _fmt_array(arr)
-    if isinstance(v, Graph):
-        return print_graph(v, indent=indent + "    ")
-    raise GraphcError(f"cannot print attribute value {v!r}")
-
-
-def _fmt_array(arr: np.ndarray) -> str:
-    if arr.ndim == 0:
-        return _scalar(arr[()], arr.dtype)
-    return "[" + ", ".join(_fmt_array(a) for a in arr) + "]"
-
-
-def _comment(n: Node) -> str:
-    parts = []
-    if n.meta.loc:
-        parts.append(n.meta.loc)
-    if n.meta.scope:
-        parts.append(f"[{n.meta.scope}]")
-    return "  # " + " ".join(parts) if parts else ""
-
-
-def print_graph(graph: Graph, *, locations: bool = False, indent: str = "") -> str:
-    """The graph as IR text (with source locations as comments when `locations`)."""
-    names = node_names(graph)
-    nodes = graph.nodes
-
-    def binder(n: Node) -> str:
-        return f"{names[id(n)]}:{n.aval}"
-
-    consts = " ".join(binder(n) for n in nodes if _is_constvar(n))
-    ins = " ".join(binder(n) for n in graph.inputs)
-    lines = [f"{{ lambda {consts + ' ' if consts else ''};{' ' if ins else ''}{ins}. let"]
-    for n in nodes:
-        if n.op == "input" or _is_literal(n) or _is_constvar(n):
-            continue
-        attrs = ""
-        if n.attrs:
-            attrs = (
-                "["
-                + ", ".join(f"{k}={fmt_value(v, indent)}" for k, v in sorted(n.attrs.items()))
-                + "]"
-            )
-        args = "".join(" " + names[id(i)] for i in n.inputs)
-        line = f"{indent}    {binder(n)} = {n.op}{attrs}{args}"
-        lines.append(line + (_comment(n) if locations else ""))
-    outs = ", ".join(names[id(o)] for o in graph.outputs)
-    lines.append(f"{indent}  in ({outs}{',' if len(graph.outputs) == 1 else ''}) }}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -653,19 +518,6 @@ def parse(text: str, consts: dict[str, Any] | None = None, *, verify: bool = Tru
         except VerifyError as e:
             raise TextTypeError(e.message) from None
     return g
-
-
-def save(graph: Graph, path: str | os.PathLike) -> None:
-    """Write IR text (with locations) to `path`, large constants to `path`.npz."""
-    path = os.fspath(path)
-    with open(path, "w") as f:
-        f.write(print_graph(graph, locations=True) + "\n")
-    names = node_names(graph)
-    big = {names[id(n)]: n.attrs["value"].value for n in graph.nodes if _is_constvar(n)}
-    if big:
-        np.savez(path + ".npz", **big)
-    elif os.path.exists(path + ".npz"):
-        os.remove(path + ".npz")
 
 
 def load(path: str | os.PathLike) -> Graph:

@@ -14,15 +14,17 @@ class VerifyError(GraphcError):
     """The graph breaks an invariant (a bug in whatever built it)."""
 
 
-def verify(graph: Graph) -> None:
+def verify(graph: Graph) -> Graph:
     """Check: acyclic; every op registered with the right arity; every node's type equals its
     op's shape rule; graph inputs are distinct input nodes and the only ones reachable; and
     the same of every nested graph (a fused kernel's body), whose inputs and outputs must
     match the types of its node's operands and results. Nested graphs are checked from a
     worklist, not by recursion; a problem inside one names the node that holds it.
 
+    Returns the graph, so that a check can wrap an expression.
+
     Example:
-        >>> verify(graph)   # None, or VerifyError("in the body of fused node 3: ...")
+        >>> g = verify(graph)   # the graph, or VerifyError("in the body of fused node 3: ...")
     """
     work: list[tuple[Graph, str]] = [(graph, "")]
     seen: set[int] = set()
@@ -43,6 +45,7 @@ def verify(graph: Graph) -> None:
             if problem is not None:
                 raise VerifyError(f"{inner}: {problem}")
             work.append((body, inner))
+    return graph
 
 
 def _boundary_problem(n: Node, body: Graph) -> str | None:

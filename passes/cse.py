@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graphc.ir import Graph, Node
-from passes import PassReport, register
+from passes.manager import PassReport, register
 
 
 @register("cse")

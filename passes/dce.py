@@ -8,7 +8,7 @@ nodes, which reachability alone cannot see.
 from __future__ import annotations
 
 from graphc.ir import Graph, Node, TupleAval, users
-from passes import PassReport, register
+from passes.manager import PassReport, register
 
 
 @register("dce")

@@ -22,7 +22,7 @@ import numpy as np
 
 from graphc.ir import Aval, Graph, Node, make_const
 from graphc.ops import REGISTRY, Kind
-from passes import PassReport, register
+from passes.manager import PassReport, register
 
 FOLD_MAX_ELEMENTS = 4096
 """Largest result (in elements) that folding materialises as a constant."""

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from graphc.ir import Graph, Meta, Node, TupleAval, make_input, map_nodes, users
 from graphc.ops import REGISTRY, Fusion, Kind, apply
-from passes import PassReport, register
+from passes.manager import PassReport, register
 
 MAX_GROUP = 256  # ops per kernel: bounds the compile time of any one kernel
 

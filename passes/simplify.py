@@ -59,7 +59,7 @@ import numpy as np
 
 from graphc.ir import Aval, Graph, Node, make_const, substitute
 from graphc.ops import REGISTRY, Kind, apply
-from passes import PassReport, register, rewrite
+from passes.manager import PassReport, register, rewrite
 
 Rewrite = Callable[[Node], "Node | None"]
 

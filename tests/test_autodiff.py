@@ -8,6 +8,7 @@ import seeds
 
 import graphc
 from graphc import numpy as gnp
+from graphc.verify import verify
 from passes.autodiff import AutodiffError, jvp, vjp
 from passes.partition import partition
 
@@ -291,8 +292,8 @@ def test_deep_chain_differentiates_without_recursion():
     sys.setrecursionlimit(400)
     try:
         g = graphc.trace(f, graphc.spec("f64[2]"))
-        j = vjp(g, [0], seed="ones").verify()
-        t = jvp(g, [0]).verify()
+        j = verify(vjp(g, [0], seed="ones"))
+        t = verify(jvp(g, [0]))
     finally:
         sys.setrecursionlimit(limit)
     x = np.array([0.1, 0.2])
@@ -305,11 +306,11 @@ def test_deep_chain_differentiates_without_recursion():
 def test_gradient_graph_is_differentiable_ir():
     loss = lambda *a: np.sum(seeds.mlp(*a) ** 2)
     g = graphc.trace(loss, *seeds.EXAMPLE_ARGS["mlp"])
-    joint = vjp(g, [1, 2, 3, 4], seed="ones").verify()
+    joint = verify(vjp(g, [1, 2, 3, 4], seed="ones"))
     assert graphc.parse(str(joint)) == joint
     # differentiate the gradient graph again: d/dW1 of sum(dloss/db1)
     gb1 = joint.with_outputs([joint.outputs[2]])
-    second = vjp(_sum_output(gb1), [1], seed="ones").verify()
+    second = verify(vjp(_sum_output(gb1), [1], seed="ones"))
     rng = np.random.default_rng(0)
     args = [rng.standard_normal(s.shape) for s in seeds.EXAMPLE_ARGS["mlp"]]
     f64 = lambda *a: np.sum(graphc.grad(loss, argnums=2)(*a))
@@ -331,10 +332,10 @@ def _sum_output(graph):
 def test_partition_of_mlp():
     loss = lambda *a: np.sum(seeds.mlp(*a) ** 2)
     g = graphc.trace(loss, *seeds.EXAMPLE_ARGS["mlp"])
-    joint = vjp(g, [1, 2, 3, 4]).verify()
+    joint = verify(vjp(g, [1, 2, 3, 4]))
     p = partition(joint)
-    p.forward.verify()
-    p.backward.verify()
+    verify(p.forward)
+    verify(p.backward)
     # the backward graph needs the sigmoid output, the input batch, W2 and the output
     # difference; nothing is saved twice
     assert p.residual_bytes == sum(r.aval.nbytes for r in p.residuals)
@@ -352,11 +353,11 @@ def test_golden_mlp_gradient_graph_and_partition():
     from conftest import check_golden
 
     g = graphc.trace(seeds.mlp_loss, *seeds.EXAMPLE_ARGS["mlp_loss"])
-    joint = vjp(g, [2, 3, 4, 5], seed="inputs").verify()
+    joint = verify(vjp(g, [2, 3, 4, 5], seed="inputs"))
     check_golden("mlp_loss_joint.ir", str(joint))
     p = partition(joint)
-    check_golden("mlp_loss_forward.ir", str(p.forward.verify()))
-    check_golden("mlp_loss_backward.ir", str(p.backward.verify()))
+    check_golden("mlp_loss_forward.ir", str(verify(p.forward)))
+    check_golden("mlp_loss_backward.ir", str(verify(p.backward)))
     assert graphc.parse(str(p.backward)) == p.backward
     # residuals: x, W2, the sigmoid output and the output error; nothing recomputable twice
     assert sorted(str(r.aval) for r in p.residuals) == sorted(

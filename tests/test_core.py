@@ -8,6 +8,7 @@ import seeds
 from conftest import check_golden
 
 import graphc
+from graphc.verify import verify
 
 
 def _concrete(args, rng):
@@ -26,7 +27,7 @@ def test_seed_golden_and_roundtrip(name, rng):
     args = seeds.EXAMPLE_ARGS[name]
     if name == "convnet":  # keep the test small: same program, batch of 2
         args = (graphc.spec("f32[2,1,28,28]"),) + args[1:]
-    g = graphc.trace(fn, *args).verify()
+    g = verify(graphc.trace(fn, *args))
     check_golden(f"{name}.ir", str(g))
     g2 = graphc.parse(str(g))
     assert g2 == g and hash(g2) == hash(g)

@@ -7,6 +7,7 @@ from conftest import check_golden, random_args, random_program
 import graphc
 from graphc import numpy as gnp
 from graphc.api import value_and_grad
+from graphc.verify import verify
 from passes import COMPILE_PIPELINE, run_pipeline
 from passes.fuse import fuse
 
@@ -110,7 +111,7 @@ def test_merge_that_would_create_a_cycle_is_refused():
         z = y @ W
         return y * 2 + z
 
-    g = fuse(graphc.trace(f, graphc.spec("f32[4,4]"), graphc.spec("f32[4,4]"))).verify()
+    g = verify(fuse(graphc.trace(f, graphc.spec("f32[4,4]"), graphc.spec("f32[4,4]"))))
     ops = [n.op for n in g.equations if n.op != "proj"]
     assert ops.count("fused") == 2 and "matmul" in ops
     rng = np.random.default_rng(1)
@@ -126,7 +127,7 @@ def test_size_cap_bounds_kernels():
             x = np.sin(x) if i % 2 else np.tanh(x)
         return x
 
-    g = fuse(graphc.trace(chain, graphc.spec("f32[8]"))).verify()
+    g = verify(fuse(graphc.trace(chain, graphc.spec("f32[8]"))))
     ks = kernels(g)
     assert all(len(k.attrs["body"].equations) <= fuse_mod.MAX_GROUP for k in ks)
     assert len(ks) == -(-600 // fuse_mod.MAX_GROUP)

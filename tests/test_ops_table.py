@@ -26,6 +26,7 @@ import pytest
 import graphc
 import graphc.numpy as gnp
 from graphc.ops import REGISTRY, bind
+from graphc.verify import verify
 
 F64, F32, F16 = np.float64, np.float32, np.float16
 I8, I16, I32, I64, U8 = np.int8, np.int16, np.int32, np.int64, np.uint8
@@ -1726,7 +1727,7 @@ def check_forward(case: OpCase) -> None:
             *[np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in arrays]
         )
     g = graphc.trace(case.fn, *arrays)
-    g.verify()
+    verify(g)
     counts = g.op_counts()
     assert case.op in counts, f"{case.id}: traced graph has no {case.op}: {counts}\n{g}"
     with np.errstate(all="ignore"):
@@ -1768,7 +1769,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 
 def _run(fn: Callable, *arrays: Any) -> np.ndarray:
     g = graphc.trace(fn, *arrays)
-    g.verify()
+    verify(g)
     return graphc.evaluate(g, *arrays)[0]
 
 

@@ -11,6 +11,7 @@ import graphc
 from graphc.ir import Aval, Graph, GraphcError, Node, make_input, substitute
 from graphc.ops import apply
 from graphc.ops.interp import evaluate
+from graphc.verify import verify
 from passes import (
     COMPILE_PIPELINE,
     PASSES,
@@ -88,7 +89,7 @@ def test_nested_bodies_are_mapped():
         return apply("cos", list(n.inputs), None, n.meta) if n.op == "tanh" else None
 
     assert g.map(swap, nested=False) == g
-    g2 = g.map(swap).verify()
+    g2 = verify(g.map(swap))
     (kernel2,) = [n for n in g2.equations if n.op == "fused"]
     assert "cos" in kernel2.attrs["body"].op_counts()
     assert "tanh" not in kernel2.attrs["body"].op_counts()
@@ -193,9 +194,9 @@ def _corrupt_body(graph: Graph) -> Graph:
 
 def test_a_corrupted_body_is_reported_with_the_pass_name(temp_pass, monkeypatch):
     g = fuse(graphc.trace(lambda x: np.sin(np.tanh(x) + 1.0), graphc.spec("f32[8]")))
-    g.verify()
+    verify(g)
     with pytest.raises(GraphcError, match="in the body of fused node 0: tanh: node type f64"):
-        _corrupt_body(g).verify()
+        verify(_corrupt_body(g))
 
     def corrupt(graph):
         """Breaks a fused body."""
@@ -219,7 +220,7 @@ def test_a_body_that_disagrees_with_its_node_is_reported():
     other = Graph([make_input(Aval((8,), np.dtype("float64")))], body.outputs, name="kernel")
     bad = kernel.with_inputs(kernel.inputs, {"body": other})
     with pytest.raises(GraphcError, match="operand types do not match the body's inputs"):
-        Graph(g.inputs, [bad]).verify()
+        verify(Graph(g.inputs, [bad]))
 
 
 # -- rewrite's rounds -------------------------------------------------------------------------

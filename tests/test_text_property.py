@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 import graphc
 import graphc.numpy as gnp
 from graphc.text import _is_constvar, node_names
+from graphc.verify import verify
 
 FLOAT_DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
 MAX_SIZE = 256  # keep values small: steps that would make a bigger array are skipped
@@ -344,7 +345,7 @@ def _random_inputs(g, seed):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), specs=input_specs, seed=st.integers(0, 2**32 - 1))
 def test_print_parse_round_trip(data, specs, seed):
-    g = graphc.trace(Program(data), *specs).verify()
+    g = verify(graphc.trace(Program(data), *specs))
     consts = _large_constants(g)
 
     text = str(g)

@@ -15,6 +15,7 @@ import graphc
 import graphc.numpy as gnp
 from graphc.trace import _display_path, current_scope, split_args, unflatten_outputs
 from graphc.tree_util import flatten
+from graphc.verify import verify
 
 R = np.random.default_rng(1234)
 HERE = os.path.basename(__file__)
@@ -52,7 +53,7 @@ def assert_same(got, want):
 def run(fn, *args):
     """Trace fn on args, verify, evaluate with the interpreter; outputs in fn's structure."""
     g = graphc.trace(fn, *args)
-    g.verify()
+    verify(g)
     flat, _ = split_args((args, {}))
     return g, unflatten_outputs(g, graphc.evaluate(g, *flat))
 
@@ -1204,7 +1205,7 @@ def test_static_leaves_are_not_inputs():
         return act(x).reshape(n, -1)
 
     g = graphc.trace(fn, X, np.tanh, 2, True, "hi")
-    g.verify()
+    verify(g)
     assert len(g.inputs) == 1
     assert_same(graphc.evaluate(g, X)[0], np.tanh(X).reshape(2, -1))
     assert [n.op for n in g.equations] == ["tanh", "reshape"]
@@ -1290,11 +1291,13 @@ def test_specs(s, shape, dt):
 
 
 def test_trace_with_specs_then_evaluate():
-    g = graphc.trace(
-        lambda x, w: np.maximum(x @ w, 0),
-        graphc.spec("f32[8,784]"),
-        graphc.spec((784, 10), np.float32),
-    ).verify()
+    g = verify(
+        graphc.trace(
+            lambda x, w: np.maximum(x @ w, 0),
+            graphc.spec("f32[8,784]"),
+            graphc.spec((784, 10), np.float32),
+        )
+    )
     assert [str(i.aval) for i in g.inputs] == ["f32[8,784]", "f32[784,10]"]
     x, w = randn(8, 784, dtype=np.float32), randn(784, 10, dtype=np.float32)
     assert_same(graphc.evaluate(g, x, w)[0], np.maximum(x @ w, 0))

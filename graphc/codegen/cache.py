@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from graphc.ir import GraphcError
+from graphc.version import __version__
 
 if TYPE_CHECKING:
     from graphc.codegen.kernels import Kernel
@@ -151,9 +152,7 @@ def _user_stacklevel() -> int:
 
 def _codegen_salt() -> str:
     """Changes whenever the code generator changes, so old cache entries are not reused."""
-    import graphc
-
-    h = hashlib.sha256(graphc.__version__.encode())
+    h = hashlib.sha256(__version__.encode())
     here = os.path.dirname(os.path.abspath(__file__))
     for f in sorted(os.listdir(here)):
         if f.endswith(".py"):

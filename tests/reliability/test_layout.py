@@ -360,3 +360,121 @@ def test_codegen_modules_import_each_other_one_way():
     # buffer planning and the cache know nothing of the driver that uses them
     for low in ("graphc.codegen.buffers", "graphc.codegen.cache"):
         assert not graph[low] & {"graphc.codegen.driver", "graphc.codegen.runtime"}, graph[low]
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole product: graphc and passes
+
+ROOT_DIR = NN_DIR.parent.parent
+
+# the layers, lowest first: a module imports (at module level or inside a function) only from
+# its own layer or lower ones
+LAYERS: list[tuple[str, ...]] = [
+    ("graphc.ir", "graphc.env", "graphc.version", "graphc.tree_util", "graphc.data"),
+    ("graphc.ops",),
+    ("graphc.text", "graphc.verify"),
+    ("graphc.trace",),
+    ("graphc.numpy",),
+    ("passes",),
+    ("graphc.signature",),
+    ("graphc.codegen",),
+    ("graphc.api",),
+    ("graphc",),  # the package's namespace: the public API
+    ("graphc.stages",),
+    ("graphc.viz", "graphc.cli", "graphc.nn", "graphc.__main__"),
+]
+# upward imports inside functions that load an optional heavy dependency on first use
+LAZY_UPWARD = {
+    # drawing needs Graphviz (the graphviz package and `dot`), optional for everything else
+    ("graphc.ir", "graphc.viz"),
+}
+
+
+def _product_sources() -> dict[str, str]:
+    out = {}
+    for top in ("graphc", "passes"):
+        for p in sorted((ROOT_DIR / top).rglob("*.py")):
+            rel = p.relative_to(ROOT_DIR).with_suffix("").parts
+            name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+            out[name] = p.read_text()
+    return out
+
+
+def _layer(mod: str) -> int:
+    best = (-1, -1)
+    for k, names in enumerate(LAYERS):
+        for n in names:
+            if (mod == n or mod.startswith(n + ".")) and len(n) > best[1]:
+                best = (k, len(n))
+    assert best[0] >= 0, f"{mod} is in no layer: add it to LAYERS"
+    return best[0]
+
+
+def _every_import(sources: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(importer, imported module, line) for every import statement, in functions too."""
+    names = set(sources)
+    out = []
+    for mod, text in sources.items():
+        is_package = any(m.startswith(mod + ".") for m in names)
+        for st in ast.walk(ast.parse(text)):
+            if isinstance(st, ast.Import):
+                targets = [a.name for a in st.names]
+            elif isinstance(st, ast.ImportFrom):
+                base = _resolve(st, mod, is_package)
+                subs = [f"{base}.{a.name}" for a in st.names if f"{base}.{a.name}" in names]
+                targets = subs if len(subs) == len(st.names) else [base, *subs]
+            else:
+                continue
+            for t in targets:
+                while t and t not in names:
+                    t = t.rpartition(".")[0]
+                if t and t != mod:
+                    out.append((mod, t, st.lineno))
+    return out
+
+
+def test_product_module_imports_are_acyclic():
+    """graphc's and passes' module-level imports form no cycle (a package imports its own
+    submodules; a submodule does not import its package back, e.g. the passes import the pass
+    manager, not `passes`)."""
+    sources = _product_sources()
+    graph: dict[str, set[str]] = {m: set() for m in sources}
+    for mod, text in sources.items():
+        is_package = any(m.startswith(mod + ".") for m in sources)
+        for st in _top_level_imports(ast.parse(text)):
+            if isinstance(st, ast.Import):
+                targets = [a.name for a in st.names]
+            else:
+                base = _resolve(st, mod, is_package)
+                subs = [f"{base}.{a.name}" for a in st.names if f"{base}.{a.name}" in sources]
+                targets = subs if len(subs) == len(st.names) else [base, *subs]
+            for t in targets:
+                while t and t not in sources:
+                    t = t.rpartition(".")[0]
+                if t and t != mod and not mod.startswith(t + "."):
+                    graph[mod].add(t)
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph) or [])}"
+
+
+def test_imports_point_down_the_layers():
+    """No module imports from a layer above its own, at module level or inside a function:
+    a function-local import is not a way around the layering (the few that load an optional
+    heavy dependency are listed, with their reason, in LAZY_UPWARD)."""
+    sources = _product_sources()
+    bad = []
+    for mod, target, line in _every_import(sources):
+        if mod.startswith(target + "."):
+            continue  # a module's own package namespace, imported before it anyway
+        if _layer(target) > _layer(mod) and (mod, target) not in LAZY_UPWARD:
+            bad.append(f"{mod}:{line} imports {target}")
+    assert not bad, "imports pointing up the layers:\n" + "\n".join(bad)
+
+
+def test_layer_check_sees_function_local_imports():
+    sources = {
+        "graphc.ir": "def f():\n    from graphc.api import jit\n",
+        "graphc.api": "from graphc.ir import Graph\n",
+    }
+    found = [(m, t) for m, t, _ in _every_import(sources)]
+    assert ("graphc.ir", "graphc.api") in found
+    assert _layer("graphc.api") > _layer("graphc.ir")

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 import graphc
 import graphc.numpy as gnp
-from graphc.text import _is_constvar, node_names
+from graphc.ir import _is_constvar, node_names
 from graphc.verify import verify
 
 FLOAT_DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]

@@ -25,7 +25,7 @@ import numpy as np
 
 from graphc.codegen import cache, vm
 from graphc.codegen.buffers import StoragePlan
-from graphc.ir import Graph, Node, TupleAval, dtype_name
+from graphc.ir import Graph, Node, TupleAval, dtype_name, fmt_value, node_names, print_graph
 from graphc.ops import REGISTRY, Dedicated
 
 if TYPE_CHECKING:
@@ -213,8 +213,6 @@ class Driver:
 
     # -- naming -----------------------------------------------------------------------------
     def ir_names(self) -> dict[int, str]:
-        from graphc.text import node_names
-
         return node_names(self.graph)
 
     def build(self) -> str:
@@ -505,8 +503,6 @@ def _float_dtype(f: Node) -> np.dtype:
 
 
 def _ir_line(n: Node, irn: dict[int, str]) -> str:
-    from graphc.text import fmt_value
-
     attrs = (
         ""
         if not n.attrs or n.op == "fused"
@@ -517,8 +513,6 @@ def _ir_line(n: Node, irn: dict[int, str]) -> str:
 
 
 def _body_ir(n: Node) -> list[str]:
-    from graphc.text import print_graph
-
     return print_graph(n.attrs["body"]).splitlines()
 
 

@@ -425,6 +425,12 @@ _CONTROL_HINT = (
 # outside this module.
 
 
+def _named(fn: Callable, name: str) -> Callable:
+    fn.__name__ = name
+    fn.__qualname__ = f"Tracer.{name}"
+    return fn
+
+
 def _is_weak_operand(x: Any) -> bool:
     return (isinstance(x, Tracer) and x.weak) or type(x) in (int, float)
 
@@ -447,8 +453,7 @@ def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable
             out.weak = True
         return out
 
-    op.__name__ = op.__qualname__ = f"Tracer.{name}"
-    return op
+    return _named(op, name)
 
 
 def _binary(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
@@ -457,8 +462,7 @@ def _binary(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
             return NotImplemented
         return ufunc(other, self) if reflected else ufunc(self, other)
 
-    op.__name__ = op.__qualname__ = f"Tracer.{name}"
-    return op
+    return _named(op, name)
 
 
 def _is_boolean(x: Any) -> bool:
@@ -471,7 +475,7 @@ def _is_boolean(x: Any) -> bool:
     return np.asarray(x).dtype == np.bool_
 
 
-def _logical(ufunc: np.ufunc, symbol: str, reflected: bool = False) -> Callable:
+def _logical(ufunc: np.ufunc, symbol: str, name: str, reflected: bool = False) -> Callable:
     """`&`, `|`, `^` on booleans are NumPy's logical ufuncs; on integers they would be bitwise
     operations, which graphc's ops do not have."""
 
@@ -486,16 +490,16 @@ def _logical(ufunc: np.ufunc, symbol: str, reflected: bool = False) -> Callable:
             user_location(),
         )
 
-    return op
+    return _named(op, name)
 
 
-def _refused(symbol: str) -> Callable:
+def _refused(symbol: str, name: str) -> Callable:
     def op(self: Tracer, *args: Any) -> Any:
         raise UnsupportedError(
             f"the {symbol} operator is not supported on traced arrays", user_location()
         )
 
-    return op
+    return _named(op, name)
 
 
 def _ndarray_method(name: str, fn: Callable) -> Callable:
@@ -506,10 +510,8 @@ def _ndarray_method(name: str, fn: Callable) -> Callable:
     def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
         return api_call(call, fn, (self, *args), kwargs)
 
-    method.__name__ = name
-    method.__qualname__ = f"Tracer.{name}"
     method.__doc__ = f"Like numpy.ndarray.{name}, on a traced array."
-    return method
+    return _named(method, name)
 
 
 def _ndarray_property(name: str, fn: Callable) -> property:
@@ -523,16 +525,13 @@ def _ndarray_property(name: str, fn: Callable) -> property:
 def _table_method(name: str, key: str) -> Callable:
     """A method with no NumPy function to go through: graphc.numpy's handler in
     HANDLED_METHODS, looked up when it is called."""
-
     call = f".{name}()"
 
     def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
         return api_call(call, _method_handler(key), (self, *args), kwargs)
 
-    method.__name__ = name
-    method.__qualname__ = f"Tracer.{name}"
     method.__doc__ = f"Like numpy.ndarray.{name}, on a traced array."
-    return method
+    return _named(method, name)
 
 
 # ndarray's methods whose signature differs from their NumPy function's: ndarray's signature, so
@@ -600,7 +599,17 @@ _HINTS = {
 
 
 class Tracer:
-    """A traced array. Use it like a NumPy array; shape, ndim and dtype are concrete."""
+    """A traced array. Use it like a NumPy array; shape, ndim and dtype are concrete.
+
+    Its operators are NumPy's ufuncs and its methods NumPy's functions (`x + 1` is
+    `np.add(x, 1)`, `x.sum(0)` is `np.sum(x, 0)`), which reach graphc.numpy's handlers through
+    `__array_ufunc__` and `__array_function__` and record nodes.
+
+    Example:
+        >>> g = graphc.trace(lambda x: (x * 2.0).sum(axis=0), graphc.spec("f32[3,4]"))
+        >>> [n.op for n in g.equations]
+        ['mul', 'reduce_sum']
+    """
 
     __slots__ = ("node", "weak")
     __array_priority__ = 1000
@@ -705,15 +714,18 @@ class Tracer:
     __ge__ = _binary(np.greater_equal, "__ge__")
     __eq__ = _binary(np.equal, "__eq__")  # type: ignore[assignment]
     __ne__ = _binary(np.not_equal, "__ne__")  # type: ignore[assignment]
-    __and__ = _logical(np.logical_and, "&")
-    __rand__ = _logical(np.logical_and, "&", reflected=True)
-    __or__ = _logical(np.logical_or, "|")
-    __ror__ = _logical(np.logical_or, "|", reflected=True)
-    __xor__ = _logical(np.logical_xor, "^")
-    __rxor__ = _logical(np.logical_xor, "^", reflected=True)
-    __lshift__ = __rlshift__ = _refused("<<")
-    __rshift__ = __rrshift__ = _refused(">>")
-    __divmod__ = __rdivmod__ = _refused("divmod")
+    __and__ = _logical(np.logical_and, "&", "__and__")
+    __rand__ = _logical(np.logical_and, "&", "__rand__", reflected=True)
+    __or__ = _logical(np.logical_or, "|", "__or__")
+    __ror__ = _logical(np.logical_or, "|", "__ror__", reflected=True)
+    __xor__ = _logical(np.logical_xor, "^", "__xor__")
+    __rxor__ = _logical(np.logical_xor, "^", "__rxor__", reflected=True)
+    __lshift__ = _refused("<<", "__lshift__")
+    __rlshift__ = _refused("<<", "__rlshift__")
+    __rshift__ = _refused(">>", "__rshift__")
+    __rrshift__ = _refused(">>", "__rrshift__")
+    __divmod__ = _refused("divmod", "__divmod__")
+    __rdivmod__ = _refused("divmod", "__rdivmod__")
 
     def __neg__(self) -> Any:
         out = np.negative(self)

@@ -10,7 +10,7 @@ Example:
     [array(0., dtype=float32)]
 """
 
-from graphc import numpy  # noqa: F401  (installs the tracer's NumPy handlers)
+from graphc import numpy  # noqa: F401  (fills the tracer's dispatch tables)
 from graphc.api import (
     GradCheckError,
     check_grads,

@@ -373,6 +373,20 @@ HANDLED_FUNCTIONS: dict[Callable, Callable] = {}
 HANDLED_UFUNCS: dict[np.ufunc, Callable] = {}
 # ufunc methods (np.add.reduce, ...): handler(operand, **NumPy's keyword arguments)
 HANDLED_UFUNC_METHODS: dict[tuple[np.ufunc, str], Callable] = {}
+# Tracer methods that no NumPy function reaches, looked up when called: "getitem" (x[key]) and
+# "astype" (ndarray.astype's signature). Filled in by graphc.numpy, as the tables above are.
+HANDLED_METHODS: dict[str, Callable] = {}
+
+
+def _method_handler(name: str) -> Callable:
+    try:
+        return HANDLED_METHODS[name]
+    except KeyError:
+        raise UnsupportedError(
+            f"{name} on a traced array needs graphc.numpy, which fills the tracer's tables "
+            "(import graphc)",
+            user_location(),
+        ) from None
 
 
 def _concrete_error(what: str, hint: str) -> TracerError:
@@ -404,8 +418,198 @@ _CONTROL_HINT = (
 )
 
 
+# ---------------------------------------------------------------------------------------------
+# Tracer's operators and ndarray methods go through NumPy's own protocols: `x + y` is
+# np.add(x, y), which reaches Tracer.__array_ufunc__ and the handler graphc.numpy registered;
+# `x.sum()` is np.sum(x), which reaches __array_function__. Nothing is set on the class from
+# outside this module.
+
+
+def _named(fn: Callable, name: str) -> Callable:
+    fn.__name__ = name
+    fn.__qualname__ = f"Tracer.{name}"
+    return fn
+
+
+def _is_weak_operand(x: Any) -> bool:
+    return (isinstance(x, Tracer) and x.weak) or type(x) in (int, float)
+
+
+def _opts_out(x: Any) -> bool:
+    """Whether `x` refuses NumPy's ufuncs (`__array_ufunc__ = None`): Python then asks its
+    reflected operator, as it would for an ndarray."""
+    return getattr(type(x), "__array_ufunc__", _opts_out) is None
+
+
+def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
+    """A binary operator that keeps Python's arithmetic on Python floats weak: a traced Python
+    float times a Python number is still a traced Python float (NEP 50)."""
+
+    def op(self: Tracer, other: Any) -> Any:
+        if _opts_out(other):
+            return NotImplemented
+        out = ufunc(other, self) if reflected else ufunc(self, other)
+        if self.weak and _is_weak_operand(other) and isinstance(out, Tracer):
+            out.weak = True
+        return out
+
+    return _named(op, name)
+
+
+def _binary(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
+    def op(self: Tracer, other: Any) -> Any:
+        if _opts_out(other):
+            return NotImplemented
+        return ufunc(other, self) if reflected else ufunc(self, other)
+
+    return _named(op, name)
+
+
+def _is_boolean(x: Any) -> bool:
+    if isinstance(x, Tracer):
+        return not x.weak and x.dtype == np.bool_
+    if isinstance(x, (bool, np.bool_)):
+        return True
+    if isinstance(x, (int, float, complex, np.generic)):
+        return False
+    return np.asarray(x).dtype == np.bool_
+
+
+def _logical(ufunc: np.ufunc, symbol: str, name: str, reflected: bool = False) -> Callable:
+    """`&`, `|`, `^` on booleans are NumPy's logical ufuncs; on integers they would be bitwise
+    operations, which graphc's ops do not have."""
+
+    def op(self: Tracer, other: Any) -> Any:
+        if _opts_out(other):
+            return NotImplemented
+        if _is_boolean(self) and _is_boolean(other):
+            return ufunc(other, self) if reflected else ufunc(self, other)
+        raise UnsupportedError(
+            f"the {symbol} operator is only supported on boolean arrays "
+            "(bitwise integer operations are not)",
+            user_location(),
+        )
+
+    return _named(op, name)
+
+
+def _refused(symbol: str, name: str) -> Callable:
+    def op(self: Tracer, *args: Any) -> Any:
+        raise UnsupportedError(
+            f"the {symbol} operator is not supported on traced arrays", user_location()
+        )
+
+    return _named(op, name)
+
+
+def _ndarray_method(name: str, fn: Callable) -> Callable:
+    """ndarray's method `name` as `fn(self, ...)`, run as the user's call `.name()`: errors name
+    it and the user's line, and arguments ndarray's method does not take are reported as such."""
+    call = f".{name}()"
+
+    def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
+        return api_call(call, fn, (self, *args), kwargs)
+
+    method.__doc__ = f"Like numpy.ndarray.{name}, on a traced array."
+    return _named(method, name)
+
+
+def _ndarray_property(name: str, fn: Callable) -> property:
+    call = f".{name}"
+    return property(
+        lambda self: api_call(call, fn, (self,), {}),
+        doc=f"Like numpy.ndarray.{name}, on a traced array.",
+    )
+
+
+def _table_method(name: str, key: str) -> Callable:
+    """A method with no NumPy function to go through: graphc.numpy's handler in
+    HANDLED_METHODS, looked up when it is called."""
+    call = f".{name}()"
+
+    def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
+        return api_call(call, _method_handler(key), (self, *args), kwargs)
+
+    method.__doc__ = f"Like numpy.ndarray.{name}, on a traced array."
+    return _named(method, name)
+
+
+# ndarray's methods whose signature differs from their NumPy function's: ndarray's signature, so
+# that api_call reports an argument the method does not take as such
+
+
+def _reshape(a: Any, *shape: Any, order: str = "C", copy: Any = None) -> Any:
+    if not shape:
+        raise ArgumentError("reshape needs a shape", user_location())
+    return np.reshape(a, shape[0] if len(shape) == 1 else shape, order)
+
+
+def _transpose(a: Any, *axes: Any) -> Any:
+    if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], (int, np.integer))):
+        axes = axes[0]
+    return np.transpose(a, axes or None)
+
+
+def _clip(a: Any, min: Any = None, max: Any = None, out: Any = None) -> Any:  # noqa: A002
+    if out is not None:
+        raise UnsupportedError("np.clip: out= is not supported", user_location())
+    return np.clip(a, min, max)
+
+
+def _copy(a: Any, order: Any = "C") -> Any:
+    return np.copy(a, order=order)
+
+
+def _ravel(a: Any, order: Any = "C") -> Any:
+    return np.ravel(a, order)
+
+
+def _concrete(name: str) -> Callable:
+    def fn(a: Any, *args: Any, **kwargs: Any) -> Any:
+        raise TracerError(
+            f".{name}() of a traced value is not known while tracing; return the array and "
+            "convert it outside the traced function",
+            user_location(),
+        )
+
+    return fn
+
+
+def _view(a: Any, *args: Any, **kwargs: Any) -> Any:
+    if args or kwargs:
+        raise UnsupportedError(
+            "ndarray.view(dtype) reinterprets the bytes, which graphc does not trace; "
+            "use astype to convert values",
+            user_location(),
+        )
+    return a
+
+
+# ndarray attributes tracers do not have: each raises an error that says why
+_IN_PLACE = ("fill", "sort", "resize", "put", "itemset", "partition", "setfield", "setflags")
+_HINTS = {
+    "sort": "use np.sort(x)",
+    "fill": "use np.full_like(x, value)",
+    "nonzero": "its result's shape depends on the values; use np.where(cond, x, y)",
+    "compress": "its result's shape depends on the values; use np.where(cond, x, 0)",
+    "tofile": "return the array and save it outside the traced function",
+    "dump": "return the array and save it outside the traced function",
+    "dumps": "return the array and save it outside the traced function",
+}
+
+
 class Tracer:
-    """A traced array. Use it like a NumPy array; shape, ndim and dtype are concrete."""
+    """A traced array. Use it like a NumPy array; shape, ndim and dtype are concrete.
+
+    Its operators are NumPy's ufuncs and its methods NumPy's functions (`x + 1` is
+    `np.add(x, 1)`, `x.sum(0)` is `np.sum(x, 0)`), which reach graphc.numpy's handlers through
+    `__array_ufunc__` and `__array_function__` and record nodes.
+
+    Example:
+        >>> g = graphc.trace(lambda x: (x * 2.0).sum(axis=0), graphc.spec("f32[3,4]"))
+        >>> [n.op for n in g.equations]
+        ['mul', 'reduce_sum']
+    """
 
     __slots__ = ("node", "weak")
     __array_priority__ = 1000
@@ -486,7 +690,136 @@ class Tracer:
             user_location(),
         )
 
-    # -- NumPy protocols --------------------------------------------------------------------------
+    # -- operators: NumPy's ufuncs --------------------------------------------------------------
+    __add__ = _arithmetic(np.add, "__add__")
+    __radd__ = _arithmetic(np.add, "__radd__", reflected=True)
+    __sub__ = _arithmetic(np.subtract, "__sub__")
+    __rsub__ = _arithmetic(np.subtract, "__rsub__", reflected=True)
+    __mul__ = _arithmetic(np.multiply, "__mul__")
+    __rmul__ = _arithmetic(np.multiply, "__rmul__", reflected=True)
+    __truediv__ = _arithmetic(np.true_divide, "__truediv__")
+    __rtruediv__ = _arithmetic(np.true_divide, "__rtruediv__", reflected=True)
+    __pow__ = _arithmetic(np.power, "__pow__")
+    __rpow__ = _arithmetic(np.power, "__rpow__", reflected=True)
+    # float // and % (integer operands get remainder's clear "cast to float first" error)
+    __floordiv__ = _arithmetic(np.floor_divide, "__floordiv__")
+    __rfloordiv__ = _arithmetic(np.floor_divide, "__rfloordiv__", reflected=True)
+    __mod__ = _arithmetic(np.remainder, "__mod__")
+    __rmod__ = _arithmetic(np.remainder, "__rmod__", reflected=True)
+    __matmul__ = _binary(np.matmul, "__matmul__")
+    __rmatmul__ = _binary(np.matmul, "__rmatmul__", reflected=True)
+    __lt__ = _binary(np.less, "__lt__")
+    __le__ = _binary(np.less_equal, "__le__")
+    __gt__ = _binary(np.greater, "__gt__")
+    __ge__ = _binary(np.greater_equal, "__ge__")
+    __eq__ = _binary(np.equal, "__eq__")  # type: ignore[assignment]
+    __ne__ = _binary(np.not_equal, "__ne__")  # type: ignore[assignment]
+    __and__ = _logical(np.logical_and, "&", "__and__")
+    __rand__ = _logical(np.logical_and, "&", "__rand__", reflected=True)
+    __or__ = _logical(np.logical_or, "|", "__or__")
+    __ror__ = _logical(np.logical_or, "|", "__ror__", reflected=True)
+    __xor__ = _logical(np.logical_xor, "^", "__xor__")
+    __rxor__ = _logical(np.logical_xor, "^", "__rxor__", reflected=True)
+    __lshift__ = _refused("<<", "__lshift__")
+    __rlshift__ = _refused("<<", "__rlshift__")
+    __rshift__ = _refused(">>", "__rshift__")
+    __rrshift__ = _refused(">>", "__rrshift__")
+    __divmod__ = _refused("divmod", "__divmod__")
+    __rdivmod__ = _refused("divmod", "__rdivmod__")
+
+    def __neg__(self) -> Any:
+        out = np.negative(self)
+        if self.weak and isinstance(out, Tracer):
+            out.weak = True
+        return out
+
+    def __pos__(self) -> Tracer:
+        return self
+
+    def __abs__(self) -> Any:
+        return np.absolute(self)
+
+    def __invert__(self) -> Any:
+        if _is_boolean(self):
+            return np.logical_not(self)
+        raise UnsupportedError(
+            "the ~ operator is only supported on boolean arrays", user_location()
+        )
+
+    def __getitem__(self, key: Any) -> Any:
+        return _method_handler("getitem")(self, key)
+
+    # -- ndarray's methods and properties: NumPy's functions --------------------------------------
+    reshape = _ndarray_method("reshape", _reshape)
+    transpose = _ndarray_method("transpose", _transpose)
+    astype = _table_method("astype", "astype")
+    sum = _ndarray_method("sum", np.sum)
+    prod = _ndarray_method("prod", np.prod)
+    mean = _ndarray_method("mean", np.mean)
+    var = _ndarray_method("var", np.var)
+    std = _ndarray_method("std", np.std)
+    max = _ndarray_method("max", np.max)
+    min = _ndarray_method("min", np.min)
+    any = _ndarray_method("any", np.any)
+    all = _ndarray_method("all", np.all)
+    argmax = _ndarray_method("argmax", np.argmax)
+    argmin = _ndarray_method("argmin", np.argmin)
+    squeeze = _ndarray_method("squeeze", np.squeeze)
+    ravel = _ndarray_method("ravel", _ravel)
+    flatten = _ndarray_method("flatten", _ravel)
+    dot = _ndarray_method("dot", np.dot)
+    swapaxes = _ndarray_method("swapaxes", np.swapaxes)
+    clip = _ndarray_method("clip", _clip)
+    round = _ndarray_method("round", np.round)
+    copy = _ndarray_method("copy", _copy)
+    take = _ndarray_method("take", np.take)
+    trace = _ndarray_method("trace", np.trace)
+    diagonal = _ndarray_method("diagonal", np.diagonal)
+    repeat = _ndarray_method("repeat", np.repeat)
+    cumsum = _ndarray_method("cumsum", np.cumsum)
+    cumprod = _ndarray_method("cumprod", np.cumprod)
+    argsort = _ndarray_method("argsort", np.argsort)
+    conj = _ndarray_method("conj", np.conjugate)
+    conjugate = _ndarray_method("conjugate", np.conjugate)
+    item = _ndarray_method("item", _concrete("item"))
+    tolist = _ndarray_method("tolist", _concrete("tolist"))
+    tobytes = _ndarray_method("tobytes", _concrete("tobytes"))
+    view = _ndarray_method("view", _view)
+
+    T = _ndarray_property("T", np.transpose)
+    mT = _ndarray_property("mT", lambda a: np.swapaxes(a, -1, -2))  # noqa: N815 (ndarray's name)
+    real = _ndarray_property("real", np.real)
+    imag = _ndarray_property("imag", np.imag)
+    flat = _ndarray_property("flat", np.ravel)  # indexing and iterating it is what .flat offers
+    nbytes = _ndarray_property("nbytes", lambda a: a.size * a.dtype.itemsize)
+    itemsize = _ndarray_property("itemsize", lambda a: a.dtype.itemsize)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names the class lacks: say why an ndarray attribute is missing
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'Tracer' object has no attribute {name!r}")
+        if name in _IN_PLACE:
+            why = "changes the array in place, which graphc does not trace; build a new array"
+        else:
+            why = "is not supported on traced arrays"
+        hint = _HINTS.get(name)
+        raise UnsupportedAttributeError(
+            f"ndarray.{name} {why}{'; ' + hint if hint else ''}", user_location()
+        )
+
+    # a traced value is immutable: copies are the value itself (a deep copy of its node would be
+    # a node of no graph)
+    def __copy__(self) -> Tracer:
+        return self
+
+    def __deepcopy__(self, memo: Any = None) -> Tracer:
+        return self
+
+    # -- protocols: graphc.ops.bind, NumPy's ufuncs and functions ----------------------------------
+    def __graphc_bind__(self, op: str, args: tuple, attrs: dict[str, Any]) -> Tracer:
+        """`graphc.ops.bind(op, *args, **attrs)` with a traced operand: a new node."""
+        return _bind_traced(op, args, attrs)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__":
             handler = HANDLED_UFUNC_METHODS.get((ufunc, method))
@@ -538,9 +871,6 @@ def _public_name(func: Callable) -> str:
     return f"{mod}.{func.__name__}"
 
 
-# operator overloads are installed by graphc.numpy (they share code with the functions)
-
-
 # ---------------------------------------------------------------------------------------------
 # bind: the single place where traced values are created
 
@@ -549,26 +879,36 @@ def is_traced(x: Any) -> bool:
     return isinstance(x, Tracer)
 
 
-def to_node(x: Any, dtype: Any = None) -> Node:
-    """The node for a tracer, or a constant node for an array-like."""
+def to_node(x: Any, dtype: Any = None, meta: Meta | None = None) -> Node:
+    """The node for a tracer, or a constant node for an array-like (with `meta`, or the
+    current metadata)."""
     if isinstance(x, Tracer):
         return x.node
     arr = np.asarray(x, dtype=dtype)
     if arr.dtype == object:
         raise DTypeError(f"cannot use {type(x).__name__} {x!r} as an array", user_location())
-    return make_const(arr, meta=_meta())
+    return make_const(arr, meta=_meta() if meta is None else meta)
 
 
 def bind(op: str, *args: Any, **attrs: Any) -> Any:
     """Apply a registered op. With any traced operand, record a node and return a Tracer;
-    with only concrete operands, run the op's NumPy implementation at once."""
-    d = registry.get(op)
-    if not any(isinstance(a, Tracer) for a in args):
-        arrs = [np.asarray(a) for a in args]
-        out_aval = registry.apply(op, [make_const(a) for a in arrs], attrs).aval
-        return np.asarray(d.impl(*arrs, **attrs), dtype=out_aval.dtype)
-    nodes = [to_node(a) for a in args]
+    with only concrete operands, run the op's NumPy implementation at once (`graphc.ops.bind`).
+
+    Example:
+        >>> bind("tanh", np.zeros(2))
+        array([0., 0.])
+    """
+    for a in args:
+        if isinstance(a, Tracer):
+            return _bind_traced(op, args, attrs)
+    return registry.bind(op, *args, **attrs)
+
+
+def _bind_traced(op: str, args: tuple, attrs: dict[str, Any]) -> Tracer:
+    registry.get(op)  # an unknown op is reported as such, before its operands are converted
+    # one walk of the stack for the node and its constant operands: they share the user's line
     meta = _meta()
+    nodes = [a.node if isinstance(a, Tracer) else to_node(a, meta=meta) for a in args]
     try:
         node = registry.apply(op, nodes, attrs, meta)
     except GraphcError as e:
@@ -576,9 +916,6 @@ def bind(op: str, *args: Any, **attrs: Any) -> Any:
             raise type(e)(e.message, meta.loc) from None
         raise
     return Tracer(node)
-
-
-registry._binder.append(bind)
 
 
 # ---------------------------------------------------------------------------------------------

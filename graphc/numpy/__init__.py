@@ -177,7 +177,6 @@ from graphc.numpy.statistics import (
     percentile,
     quantile,
 )
-from graphc.numpy.tracer_methods import install_tracer_methods
 from graphc.numpy.ufuncs import (
     abs,
     absolute,
@@ -282,7 +281,6 @@ from graphc.numpy.ufuncs import divmod_ as divmod_  # NumPy's divmod; not in __a
 from graphc.trace import ArgumentValueError
 
 register_handlers()
-install_tracer_methods()
 
 # AxisError and ArgumentValueError are exported as they were when graphc.numpy was one module
 __all__ = [

@@ -1,7 +1,8 @@
 """The NumPy functions, ufuncs and ufunc methods tracers handle: each family module's table,
 joined into graphc.trace's dispatch tables by `register_handlers` (once, when graphc.numpy is
-imported). A NumPy function is handled by one family only, so the order of the families does
-not matter; every binary ufunc also gets its `outer` method."""
+imported), with the Tracer methods no NumPy function reaches (`tracer_methods.METHODS`). A NumPy
+function is handled by one family only, so the order of the families does not matter; every
+binary ufunc also gets its `outer` method."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from graphc.numpy import (
     sorting,
     splitting,
     statistics,
+    tracer_methods,
     ufuncs,
     unsupported,
 )
@@ -34,6 +36,7 @@ from graphc.numpy._core import _asarr
 from graphc.numpy.shapes import reshape
 from graphc.trace import (
     HANDLED_FUNCTIONS,
+    HANDLED_METHODS,
     HANDLED_UFUNC_METHODS,
     HANDLED_UFUNCS,
     UnsupportedError,
@@ -96,8 +99,9 @@ def _joined(tables: tuple[dict[Any, Callable], ...]) -> dict[Any, Callable]:
 
 
 def register_handlers() -> None:
-    """Fill graphc.trace's dispatch tables, which its Tracer's `__array_function__` and
-    `__array_ufunc__` consult."""
+    """Fill graphc.trace's dispatch tables, which its Tracer's `__array_function__`,
+    `__array_ufunc__` and its methods without a NumPy function (`x[key]`, `astype`) consult."""
+    HANDLED_METHODS.update(tracer_methods.METHODS)
     HANDLED_FUNCTIONS.update(_joined(FUNCTION_TABLES))
     HANDLED_UFUNCS.update(_joined(UFUNC_TABLES))
     HANDLED_UFUNC_METHODS.update(_joined(UFUNC_METHOD_TABLES))

@@ -5,7 +5,8 @@ rules and (when it has one) its Numba emitter. Passes ask about an op's `kind`, 
 
 Gradient rules are written with NumPy operators on graph values: the autodiff pass calls them on
 tracers, so `lambda g, out, x: (g * (1 - out * out),)` produces ordinary IR for tanh's backward.
-Rules that need an op NumPy lacks call `bind("op", ...)`.
+Rules that need an op NumPy lacks call `bind("op", ...)`, which asks a traced operand to record
+the node (its type's `__graphc_bind__`) and computes at once on arrays.
 
 Example:
     >>> from graphc.ops import REGISTRY
@@ -23,7 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import Aval, DTypeError, GraphcError, Meta, Node, ShapeError, TupleAval, dtype_name
+from graphc.ir import (
+    Aval,
+    DTypeError,
+    GraphcError,
+    Meta,
+    Node,
+    ShapeError,
+    TupleAval,
+    dtype_name,
+    make_const,
+)
 
 
 class Kind(enum.Enum):
@@ -253,13 +264,29 @@ def apply(
 # ---------------------------------------------------------------------------------------------
 # building values inside gradient rules
 
-# trace.py installs the function that turns (op, operands, attrs) into a traced value.
-_binder: list[Callable[..., Any]] = []
-
 
 def bind(op: str, *args: Any, **attrs: Any) -> Any:
-    """Apply a registered op to traced values (or arrays, evaluated at once)."""
-    return _binder[0](op, *args, **attrs)
+    """Apply the registered op `op` to its operands.
+
+    An operand whose type defines `__graphc_bind__(self, op, args, attrs)` decides what that
+    means (the tracer records a node; the first such operand is asked, as NumPy asks the first
+    operand with `__array_function__`). Otherwise every operand is concrete: the op's shape rule
+    checks them, then its NumPy implementation runs at once.
+
+    Example:
+        >>> bind("add", np.ones(2), np.ones(2))
+        array([2., 2.])
+        >>> bind("reduce_sum", np.ones((2, 3)), axes=(1,), keepdims=False)
+        array([3., 3.])
+    """
+    for a in args:
+        hook = getattr(type(a), "__graphc_bind__", None)
+        if hook is not None:
+            return hook(a, op, args, attrs)
+    d = get(op)
+    arrs = [np.asarray(a) for a in args]
+    out_aval = apply(op, [make_const(a) for a in arrs], attrs).aval
+    return np.asarray(d.impl(*arrs, **attrs), dtype=out_aval.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def test_nn_has_no_function_local_imports():
 # -- graphc.numpy -------------------------------------------------------------------------------
 
 # the families whose functions make up graphc.numpy's namespace; `dispatch` and `tracer_methods`
-# wire them into the tracer, `unsupported` holds refusals only
+# fill the tracer's tables, `unsupported` holds refusals only
 NUMPY_MACHINERY = {"dispatch", "tracer_methods", "unsupported"}
 
 
@@ -171,8 +171,8 @@ def test_numpy_has_no_function_local_imports():
 
 
 def test_tracer_does_not_import_graphc_numpy():
-    """graphc.numpy builds on graphc.trace (it fills the tracer's dispatch tables and installs its
-    operators); the tracer never imports it back."""
+    """graphc.numpy builds on graphc.trace (it fills the tracer's dispatch tables); the tracer
+    never imports it back."""
     text = Path(sys.modules["graphc.trace"].__file__).read_text()
     imported = set()
     for st in ast.walk(ast.parse(text)):

@@ -711,7 +711,16 @@ def test_transposed_product_becomes_a_product_of_transposes():
     assert sum(n.op == "matmul" for n in out2.equations) == 1
 
 
-IDEMPOTENT = [np.abs, np.floor, np.ceil, np.sign, np.rint, gnp.relu, lambda v: np.maximum(v, 0)]
+IDEMPOTENT = [
+    np.abs,
+    np.floor,
+    np.ceil,
+    np.trunc,
+    np.sign,
+    np.rint,
+    gnp.relu,
+    lambda v: np.maximum(v, 0),
+]
 
 
 @pytest.mark.parametrize("k", range(len(IDEMPOTENT)))

@@ -402,6 +402,7 @@ unary(
     differentiable=False,
     doc="round towards 0; derivative 0",
     lowering=Template("np.trunc({0})"),
+    facts=Facts(idempotent=True, non_negative_if_operands=True, finite_if_operands=True),
 )
 unary(
     "round",

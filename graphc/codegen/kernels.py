@@ -660,11 +660,7 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     # full-size results are stored along that axis
     skip = []
     if red_outputs and all(kind in ("max", "min") for _, kind in red_outputs):
-        skip = [
-            j
-            for j in range(nd)
-            if plan.red[j] and all(plan.in_strides[k][j] == 0 for k in used_inputs)
-        ]
+        skip = _invariant_axes(plan, used_inputs, range(nd), reduced=True)
     if 0 in spread or 0 in skip:
         src.append(f"{ind}if lo >= hi:\n{ind}    return")
     for j in range(nd):
@@ -735,15 +731,19 @@ def emit_kernel(name: str, node: Node, e: EmitContext, ir_lines: list[str]) -> K
     )
 
 
-def _invariant_axes(plan: LoopPlan, inputs: Iterable[int], axes: Iterable[int]) -> list[int]:
-    """Kept axes among `axes` along which none of `inputs` varies.
+def _invariant_axes(
+    plan: LoopPlan, inputs: Iterable[int], axes: Iterable[int], *, reduced: bool = False
+) -> list[int]:
+    """Kept (or, with `reduced`, reduced) axes among `axes` along which none of `inputs` varies.
 
     A reduction nested in a loop its loads do not depend on is computed once and stored along
     that loop instead: besides saving the repeated work, LLVM's loop passes take time
     exponential in the length of a fully unrolled max/min select chain inside such a loop
     (measured: 68 s for a 16-element row, unbounded for 32)."""
     ins = list(inputs)
-    return [j for j in axes if not plan.red[j] and all(plan.in_strides[k][j] == 0 for k in ins)]
+    return [
+        j for j in axes if plan.red[j] == reduced and all(plan.in_strides[k][j] == 0 for k in ins)
+    ]
 
 
 def _spread(ind: str, axes: list[int], dims: list[int], stmts: list[str]) -> list[str]:

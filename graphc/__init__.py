@@ -26,6 +26,7 @@ from graphc.api import (
     vjp,
     withgradient,
 )
+from graphc.control import ControlFlowError, cond, fori_loop, scan, switch, while_loop
 from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
 from graphc.ops.interp import evaluate
 from graphc.signature import SignatureError
@@ -47,6 +48,12 @@ from graphc.verify import VerifyError, verify
 from graphc.version import __version__ as __version__
 
 __all__ = [
+    "ControlFlowError",
+    "cond",
+    "fori_loop",
+    "scan",
+    "switch",
+    "while_loop",
     "GradCheckError",
     "check_grads",
     "destructure",

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -253,13 +254,14 @@ class Node:
     Create nodes through `graphc.ops.apply` (which runs the op's shape rule), not directly.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "aval", "meta", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "aval", "meta", "serial", "__weakref__")
 
     op: str
     inputs: tuple[Node, ...]
     attrs: Mapping[str, Any]
     aval: Aval | TupleAval
     meta: Meta
+    serial: int  # creation order: tracing a loop body tells its own nodes from the enclosing ones
 
     def __init__(
         self,
@@ -276,6 +278,7 @@ class Node:
         _set_attrs(self, MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS)
         _set_aval(self, aval)
         _set_meta(self, meta or _EMPTY_META)
+        _set_serial(self, _next_serial())
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("graphc nodes are immutable; build a new node instead")
@@ -317,6 +320,16 @@ _set_inputs = Node.inputs.__set__  # type: ignore[attr-defined]
 _set_attrs = Node.attrs.__set__  # type: ignore[attr-defined]
 _set_aval = Node.aval.__set__  # type: ignore[attr-defined]
 _set_meta = Node.meta.__set__  # type: ignore[attr-defined]
+_set_serial = Node.serial.__set__  # type: ignore[attr-defined]
+_next_serial = itertools.count().__next__
+
+
+def next_serial() -> int:
+    """A serial below that of every node made after the call: how a traced loop body tells
+    its own nodes (serial above) from the values it closes over (serial below)."""
+    return _next_serial()
+
+
 _NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -409,10 +422,17 @@ object when none changed); the result replaces it, None keeps it."""
 
 
 def nested_graphs(node: Node) -> list[Graph]:
-    """The graphs a node holds in its attributes (a fused kernel's body)."""
+    """The graphs a node holds in its attributes: a fused kernel's body, a loop's body and
+    condition, the branches of a `cond` (an attribute may hold a tuple of graphs)."""
     if not node.attrs:
         return []
-    return [v for v in node.attrs.values() if isinstance(v, Graph)]
+    out: list[Graph] = []
+    for v in node.attrs.values():
+        if isinstance(v, Graph):
+            out.append(v)
+        elif isinstance(v, tuple) and v and isinstance(v[0], Graph):
+            out.extend(g for g in v if isinstance(g, Graph))
+    return out
 
 
 def map_nodes(
@@ -485,6 +505,11 @@ def _with_bodies(node: Node, done: dict[int, Graph]) -> Node:
         if isinstance(v, Graph) and done[id(v)] is not v:
             attrs[k] = done[id(v)]
             changed = True
+        elif isinstance(v, tuple) and v and isinstance(v[0], Graph):
+            new = tuple(done.get(id(g), g) if isinstance(g, Graph) else g for g in v)
+            if any(a is not b for a, b in zip(new, v, strict=True)):
+                attrs[k] = new
+                changed = True
     return node.with_inputs(node.inputs, attrs) if changed else node
 
 
@@ -708,13 +733,15 @@ def _is_constvar(n: Node) -> bool:
     return n.op == "const" and n.aval.size > INLINE_MAX
 
 
-def node_names(graph: Graph) -> dict[int, str]:
-    """The printed name of every node (scalar constants get their literal text)."""
+def node_names(graph: Graph, *, nested: bool = False) -> dict[int, str]:
+    """The printed name of every node (scalar constants get their literal text). A `nested`
+    graph (a loop body) declares no constants after `lambda`: its large constants are
+    equations with their values written out, so the text of the outer graph says everything."""
     gen = _names()
     names: dict[int, str] = {}
     nodes = graph.nodes
     for n in nodes:
-        if _is_constvar(n):
+        if not nested and _is_constvar(n):
             names[id(n)] = next(gen)
     for n in graph.inputs:
         names[id(n)] = next(gen)
@@ -771,7 +798,7 @@ def fmt_value(v: Any, indent: str = "") -> str:
         arr = v.value
         return _fmt_array(arr)
     if isinstance(v, Graph):
-        return print_graph(v, indent=indent + "    ")
+        return print_graph(v, indent=indent + "    ", nested=True)
     raise GraphcError(f"cannot print attribute value {v!r}")
 
 
@@ -790,19 +817,22 @@ def _comment(n: Node) -> str:
     return "  # " + " ".join(parts) if parts else ""
 
 
-def print_graph(graph: Graph, *, locations: bool = False, indent: str = "") -> str:
-    """The graph as IR text (with source locations as comments when `locations`)."""
-    names = node_names(graph)
+def print_graph(
+    graph: Graph, *, locations: bool = False, indent: str = "", nested: bool = False
+) -> str:
+    """The graph as IR text (with source locations as comments when `locations`); a `nested`
+    graph is printed inside an attribute, its large constants written out in full."""
+    names = node_names(graph, nested=nested)
     nodes = graph.nodes
 
     def binder(n: Node) -> str:
         return f"{names[id(n)]}:{n.aval}"
 
-    consts = " ".join(binder(n) for n in nodes if _is_constvar(n))
+    consts = "" if nested else " ".join(binder(n) for n in nodes if _is_constvar(n))
     ins = " ".join(binder(n) for n in graph.inputs)
     lines = [f"{{ lambda {consts + ' ' if consts else ''};{' ' if ins else ''}{ins}. let"]
     for n in nodes:
-        if n.op == "input" or _is_literal(n) or _is_constvar(n):
+        if n.op == "input" or _is_literal(n) or (not nested and _is_constvar(n)):
             continue
         attrs = ""
         if n.attrs:

@@ -29,7 +29,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.ir import Aval, Graph, GraphcError, Meta, Node, is_float, make_const, make_input
+from graphc.ir import (
+    Aval,
+    Graph,
+    GraphcError,
+    Meta,
+    Node,
+    TupleAval,
+    is_float,
+    make_const,
+    make_input,
+)
 from graphc.ops import REGISTRY, Kind, Masked, apply, sum_to_shape
 from graphc.trace import Tracer, meta_override
 
@@ -66,6 +76,12 @@ def active_nodes(graph: Graph, wrt: Sequence[int]) -> set[int]:
     """Ids of nodes whose value depends differentiably on the inputs in `wrt`."""
     active = {id(graph.inputs[i]) for i in wrt}
     for n in graph.nodes:
+        if isinstance(n.aval, TupleAval):
+            if any(id(i) in active for i in n.inputs):
+                raise AutodiffError(
+                    f"differentiating through {n.op} is not supported yet", n.meta.loc
+                )
+            continue
         if n.op in ("input", "const") or not is_float(n.dtype):
             continue
         if REGISTRY[n.op].differentiable and any(id(i) in active for i in n.inputs):
@@ -215,6 +231,12 @@ def jvp(graph: Graph, wrt: Sequence[int]) -> Graph:
         id(graph.inputs[i]): Tracer(t) for i, t in zip(wrt, tangent_inputs, strict=True)
     }
     for n in graph.nodes:
+        if isinstance(n.aval, TupleAval):
+            if any(id(i) in tan for i in n.inputs):
+                raise AutodiffError(
+                    f"differentiating through {n.op} is not supported yet", n.meta.loc
+                )
+            continue
         if n.op in ("input", "const") or not is_float(n.dtype):
             continue
         ts = [tan.get(id(i)) for i in n.inputs]

@@ -1,34 +1,54 @@
 """Dead-code elimination.
 
 A Graph holds exactly what its outputs reach, so unreachable nodes vanish whenever a graph is
-rebuilt; this pass does that rebuild and also drops the unused results of multi-output (fused)
-nodes, which reachability alone cannot see.
+rebuilt; this pass does that rebuild and also asks each multi-result node's op entry (`prune`)
+to drop the results nothing reads and the operands its regions no longer need (a fused
+kernel's unused results, a loop's unused outputs and dead carries), which reachability alone
+cannot see.
 """
 
 from __future__ import annotations
 
 from graphc.ir import Graph, Node, TupleAval, users
+from graphc.ops import REGISTRY, apply
 from passes.manager import PassReport, register
 
 
 @register("dce")
 def dce(graph: Graph) -> tuple[Graph, PassReport]:
-    """Remove values nothing uses, including unused results of fused kernels."""
+    """Remove values nothing uses, including unused results of kernels and loops."""
     nodes = graph.nodes
     readers = users(nodes)
     out_ids = {id(o) for o in graph.outputs}
-    shrink: dict[int, Node] = {}
+    shrink: dict[int, tuple[Node, dict[int, int]]] = {}
     for n in nodes:
         if not isinstance(n.aval, TupleAval) or id(n) in out_ids:
             continue
-        used = sorted({r.attrs["index"] for r in readers.get(id(n), []) if r.op == "proj"})
-        if len(used) == len(n.aval.avals):
+        prune = REGISTRY[n.op].prune
+        if prune is None:
             continue
-        from passes.fuse import restrict_outputs
-
-        shrink[id(n)] = restrict_outputs(n, used)
+        used = {r.attrs["index"] for r in readers.get(id(n), []) if r.op == "proj"}
+        pruned = prune(n, used)
+        if pruned is not None:
+            shrink[id(n)] = pruned
     if not shrink:
         return graph.derive(), PassReport()
-    from passes.fuse import reindex_projections
-
     return reindex_projections(graph, shrink), PassReport()
+
+
+def reindex_projections(graph: Graph, shrunk: dict[int, tuple[Node, dict[int, int]]]) -> Graph:
+    """Rebuild `graph` with multi-result nodes replaced by their pruned versions (`shrunk`:
+    old node's id -> (new node, old result index -> new)), renumbering the `proj` nodes that
+    read them (a pruned node with one result left is read directly)."""
+
+    def replace(n: Node, orig: Node) -> Node | None:
+        if id(orig) in shrunk:
+            return shrunk[id(orig)][0]
+        if orig.op == "proj" and id(orig.inputs[0]) in shrunk:
+            f, index = shrunk[id(orig.inputs[0])]
+            if not isinstance(f.aval, TupleAval):
+                return f
+            return apply("proj", [f], {"index": index[orig.attrs["index"]]}, orig.meta)
+        return None
+
+    return graph.map(replace, nested=False)

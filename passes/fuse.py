@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from graphc.ir import Graph, Meta, Node, TupleAval, make_input, map_nodes, users
+from graphc.ir import Graph, Meta, Node, make_input, map_nodes, users
 from graphc.ops import REGISTRY, Fusion, Kind, apply
 from passes.manager import PassReport, register
 
@@ -596,37 +596,3 @@ def _build_group(
     if len(results) == 1:
         return fused, [(results[0], fused)]
     return fused, [(r, apply("proj", [fused], {"index": k}, r.meta)) for k, r in enumerate(results)]
-
-
-# -- used by dce to drop unused results of fused nodes ------------------------------------------
-
-
-def restrict_outputs(n: Node, keep: list[int]) -> Node:
-    """A copy of fused node `n` computing only the results in `keep`."""
-    body = n.attrs["body"]
-    b2 = Graph(body.inputs, [body.outputs[k] for k in keep], name=body.name)
-    return apply("fused", list(n.inputs), {"body": b2}, n.meta)
-
-
-def reindex_projections(graph: Graph, shrunk: dict[int, Node]) -> Graph:
-    """Rebuild `graph` with fused nodes replaced by their restricted versions (`shrunk`, keyed
-    by the old node's id), renumbering the `proj` nodes that read them."""
-    # the results each shrunk node keeps, in order: the ones some proj reads
-    kept: dict[int, set[int]] = {}
-    for n in graph.nodes:
-        if n.op == "proj" and id(n.inputs[0]) in shrunk:
-            kept.setdefault(id(n.inputs[0]), set()).add(n.attrs["index"])
-    keep = {k: sorted(v) for k, v in kept.items()}
-
-    def replace(n: Node, orig: Node) -> Node | None:
-        if id(orig) in shrunk:
-            return shrunk[id(orig)]
-        if orig.op == "proj" and id(orig.inputs[0]) in shrunk:
-            f = shrunk[id(orig.inputs[0])]
-            if not isinstance(f.aval, TupleAval):
-                return f
-            idx = keep[id(orig.inputs[0])].index(orig.attrs["index"])
-            return apply("proj", [f], {"index": idx}, orig.meta)
-        return None
-
-    return graph.map(replace, nested=False)

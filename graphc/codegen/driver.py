@@ -503,13 +503,23 @@ def _float_dtype(f: Node) -> np.dtype:
 
 
 def _ir_line(n: Node, irn: dict[int, str]) -> str:
+    # a graph held in an attribute (a kernel's or loop's body) is shown in its own place
     attrs = (
         ""
         if not n.attrs or n.op == "fused"
-        else "[" + ", ".join(f"{k}={fmt_value(val)}" for k, val in sorted(n.attrs.items())) + "]"
+        else "["
+        + ", ".join(
+            f"{k}={'{...}' if _holds_graph(val) else fmt_value(val)}"
+            for k, val in sorted(n.attrs.items())
+        )
+        + "]"
     )
     args = " ".join(irn[id(i)] for i in n.inputs)
     return f"{irn[id(n)]}:{n.aval} = {n.op}{attrs} {args}".rstrip()
+
+
+def _holds_graph(v: Any) -> bool:
+    return isinstance(v, Graph) or (isinstance(v, tuple) and any(isinstance(g, Graph) for g in v))
 
 
 def _body_ir(n: Node) -> list[str]:

@@ -6,8 +6,16 @@ Example:
     ['argmax', 'argmin', 'reduce_max']
 """
 
-from graphc.ir import Aval, Const, TupleAval
-from graphc.ops import contract, decomp, elementwise, reduce, shape, sorting  # noqa: F401  (registers ops)
+from graphc.ir import Aval, Const, Graph, TupleAval
+from graphc.ops import (  # noqa: F401  (registers ops)
+    contract,
+    control,
+    decomp,
+    elementwise,
+    reduce,
+    shape,
+    sorting,
+)
 from graphc.ops.elementwise import Masked
 from graphc.ops.interp import evaluate
 from graphc.ops.registry import (
@@ -99,12 +107,22 @@ def _proj_rule(t, *, index):
     return t.avals[index]
 
 
+def _fused_prune(n, used):
+    if len(used) == len(n.aval.avals):
+        return None
+    keep = sorted(used)
+    body = n.attrs["body"]
+    b2 = Graph(body.inputs, [body.outputs[k] for k in keep], name=body.name)
+    return apply("fused", list(n.inputs), {"body": b2}, n.meta), {k: j for j, k in enumerate(keep)}
+
+
 defop(
     "fused",
     Kind.OTHER,
     _fused_rule,
     _fused_impl,
     differentiable=False,
+    prune=_fused_prune,
     doc="a fused kernel: its body graph computed in one pass over its iteration space",
 )
 defop(

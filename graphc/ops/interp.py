@@ -60,6 +60,10 @@ def evaluate(graph: Graph, *args: Any) -> list[np.ndarray]:
             # untaken where-branches may legitimately overflow or divide by zero
             with np.errstate(all="ignore"):
                 out = op.impl(*ins, **n.attrs)
+        except GraphcError as e:  # raised on purpose (a loop over its bound, a body's op)
+            if e.location is None and n.meta.loc:
+                raise type(e)(e.message, n.meta.loc) from None
+            raise
         except Exception as e:  # a bug in an impl, or bad runtime data (e.g. index out of range)
             where = f" (traced at {n.meta.loc})" if n.meta.loc else ""
             raise GraphcError(f"evaluating {n.op}{where} failed: {e}") from e

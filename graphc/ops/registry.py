@@ -147,6 +147,11 @@ class OpDef:
     reduction                            for fused reductions: "sum", "prod", "max" or "min"
     tape                                 how the tape machine runs it (Tape.NONE: it does not)
     lowering                             how generated code computes it (None: NumPy fallback)
+    prune(node, used) -> (node, {old: new}) | None
+                                         for ops with several results: the node rebuilt to
+                                         compute fewer results (at least `used`) or read fewer
+                                         operands, with the new index of each kept result;
+                                         None when nothing can go (dead-code elimination)
     """
 
     name: str
@@ -163,6 +168,7 @@ class OpDef:
     reduction: str | None = None
     tape: Tape = Tape.NONE
     lowering: Lowering | None = None
+    prune: Callable[[Node, set[int]], tuple[Node, dict[int, int]] | None] | None = None
 
     def __post_init__(self) -> None:
         if self.fusion is None:

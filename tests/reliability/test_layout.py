@@ -375,6 +375,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("graphc.text", "graphc.verify"),
     ("graphc.trace",),
     ("graphc.numpy",),
+    ("graphc.control",),
     ("passes",),
     ("graphc.signature",),
     ("graphc.codegen",),

@@ -1,5 +1,5 @@
 """Small datasets for examples and tests: MNIST from its IDX files, scikit-learn's bundled
-8x8 digits, and a minibatch iterator.
+8x8 digits, a public-domain text shipped with graphc, and a minibatch iterator.
 
 Example:
     >>> (x_train, y_train), (x_test, y_test) = graphc.data.digits()
@@ -19,7 +19,7 @@ import numpy as np
 
 from graphc.ir import GraphcError
 
-__all__ = ["batches", "digits", "mnist", "read_idx", "write_idx"]
+__all__ = ["batches", "digits", "mnist", "read_idx", "text_corpus", "write_idx"]
 
 _IDX_DTYPES = {
     0x08: np.uint8,
@@ -152,6 +152,26 @@ def digits(
     n_test = int(np.ceil(len(x) * test_fraction))  # as sklearn's train_test_split
     test, train = perm[:n_test], perm[n_test:]
     return (x[train], y[train]), (x[test], y[test])
+
+
+_CORPUS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+_CORPORA = {"genesis": "genesis.txt"}
+
+
+def text_corpus(name: str = "genesis") -> str:
+    """A public-domain English text shipped with graphc (no download), for character-level
+    language models. `"genesis"`: the Book of Genesis, chapters 1 to 15, King James Version
+    (about 46 KB of ASCII, 70 distinct characters).
+
+    Example:
+        >>> text = graphc.data.text_corpus()
+        >>> text.splitlines()[5]
+        'In the beginning God created the heaven and the earth. And the earth was'
+    """
+    if name not in _CORPORA:
+        raise GraphcError(f"text_corpus: unknown text {name!r} (known: {', '.join(_CORPORA)})")
+    with open(os.path.join(_CORPUS_DIR, _CORPORA[name]), encoding="ascii") as f:
+        return f.read()
 
 
 def batches(

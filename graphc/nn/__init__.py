@@ -58,6 +58,7 @@ from graphc.nn.losses import binary_cross_entropy, cross_entropy, mse
 from graphc.nn.module import Context, Module, apply, current_context, layer
 from graphc.nn.optim import SGD, Adam, AdamState, AdamW, Optimizer, SGDState
 from graphc.nn.random import bernoulli, fold_in, key, split, uniform
+from graphc.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from graphc.nn.train import TrainStep, accuracy, train_step
 from graphc.nn.tree import (
     StateError,
@@ -82,11 +83,17 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
     "LayerNorm",
     "Linear",
     "MaxPool2d",
     "Module",
     "Optimizer",
+    "RNN",
+    "RNNCell",
     "SGD",
     "SGDState",
     "StateError",

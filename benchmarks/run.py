@@ -16,8 +16,16 @@ Workloads (exactly as defined below):
    100,000 ops. Target for both: 10 s.
 7. compile: trace to first result (cold cache, median of 3) of the MLP step of workload 2 and
    the chain of workload 4, for comparing versions of the compiler.
+8. lstm: one SGD step (learning rate 0.01) of a character-level LSTM: embedding 64, one LSTM
+   layer of 256, sequence 128, batch 32, softmax cross-entropy over 96 symbols at every
+   position; graphc (nn.LSTM, a scan over time, and the same model with the loop over time
+   written in Python, "unrolled") against torch eager nn.LSTM, torch.compile and JAX lax.scan
+   under jit, as ratios to the fastest of those peers. Then first call (trace and compile, new
+   process, cold cache) and step time of graphc's step at sequence lengths 64 and 1024, scan
+   and unrolled, with JAX's first call beside them.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile] [--repeat N]
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile lstm]
+       [--repeat N]
 """
 
 from __future__ import annotations
@@ -684,6 +692,230 @@ def bench_compile(repeat: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# 8. char-LSTM training step
+
+LSTM_VOCAB, LSTM_EMBED, LSTM_HIDDEN, LSTM_SEQ, LSTM_BATCH = 96, 64, 256, 128, 32
+LSTM_LR = 0.01
+LSTM_COMPILE_SEQS = (64, 1024)
+LSTM_TIMEOUT = 1800  # seconds for one first-call measurement: an unrolled T=1024 graph is huge
+
+
+def lstm_data(seq: int = LSTM_SEQ, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of symbol ids (N, T) and the ids each position predicts (the next ones)."""
+    ids = np.random.default_rng(seed).integers(0, LSTM_VOCAB, (LSTM_BATCH, seq + 1))
+    return ids[:, :-1], ids[:, 1:]
+
+
+def lstm_loss(logits, y):
+    from graphc import nn
+
+    return nn.cross_entropy(logits.reshape(-1, LSTM_VOCAB), y.reshape(-1))
+
+
+def lstm_graphc_step(unrolled: bool = False):
+    """(step, model, optimizer state) of graphc's training step: Embedding -> nn.LSTM (a scan
+    over time) -> Dense; `unrolled` runs the same cell in a Python loop over time instead."""
+    from graphc import nn
+
+    class CharLSTM(nn.Module):
+        def __init__(self):
+            self.embed = nn.Embedding(LSTM_VOCAB, LSTM_EMBED, rng=0)
+            self.lstm = nn.LSTM(LSTM_EMBED, LSTM_HIDDEN, batch_first=True, rng=1)
+            self.head = nn.Dense(LSTM_HIDDEN, LSTM_VOCAB, rng=2)
+            self.unrolled = unrolled
+
+        def __call__(self, ids):
+            x = self.embed(ids)
+            if not self.unrolled:
+                return self.head(self.lstm(x))
+            state, hs = None, []
+            for t in range(x.shape[1]):
+                state = self.lstm.cell(x[:, t], state)
+                hs.append(state[0])
+            return self.head(np.stack(hs, axis=1))
+
+    model = CharLSTM()
+    step = nn.train_step(model, lstm_loss, nn.SGD(LSTM_LR))
+    return step, model, step.init(model)
+
+
+def lstm_jax_step():
+    """(jitted step, parameters) of the JAX peer: the same model, lax.scan over time."""
+    from jax import lax
+
+    rng = np.random.default_rng(0)
+    k = 1 / np.sqrt(LSTM_HIDDEN)
+    g4 = 4 * LSTM_HIDDEN
+
+    def u(*shape):
+        return jnp.asarray(rng.uniform(-k, k, shape).astype(np.float32))
+
+    p = {
+        "emb": jnp.asarray(rng.standard_normal((LSTM_VOCAB, LSTM_EMBED)).astype(np.float32)),
+        "w_ih": u(g4, LSTM_EMBED),
+        "w_hh": u(g4, LSTM_HIDDEN),
+        "b": u(g4),
+        "w": u(LSTM_VOCAB, LSTM_HIDDEN),
+        "b_out": u(LSTM_VOCAB),
+    }
+
+    def loss(p, x, y):
+        xp = jnp.swapaxes(p["emb"][x] @ p["w_ih"].T + p["b"], 0, 1)  # (T, N, 4H)
+
+        def cell(carry, xt):
+            h, c = carry
+            i, f, g, o = jnp.split(xt + h @ p["w_hh"].T, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+
+        h0 = jnp.zeros((x.shape[0], LSTM_HIDDEN), jnp.float32)
+        _, hs = lax.scan(cell, (h0, h0), xp)
+        lp = jax.nn.log_softmax(jnp.swapaxes(hs, 0, 1) @ p["w"].T + p["b_out"], axis=-1)
+        return -jnp.mean(jnp.take_along_axis(lp, y[..., None], axis=-1))
+
+    @jax.jit
+    def step(p, x, y):
+        value, g = jax.value_and_grad(loss)(p, x, y)
+        return {n: p[n] - LSTM_LR * g[n] for n in p}, value
+
+    return step, p
+
+
+_LSTM_FIRST_CALL = """
+import time, sys
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+import run as b
+x, y = b.lstm_data({seq})
+step, model, state = b.lstm_graphc_step({unrolled})
+t = time.perf_counter()
+step(model, state, x, y)
+print("first", time.perf_counter() - t, flush=True)  # trace to first result
+print("step", b.median_ms(lambda: step(model, state, x, y), {repeat}, warmup=1), flush=True)
+"""
+
+
+def _lstm_first_call(seq: int, unrolled: bool, repeat: int) -> tuple[float | None, float | None]:
+    """(first call in s, step in ms) of graphc's step in a new process with a cold cache;
+    None for what did not finish within LSTM_TIMEOUT."""
+    code = _LSTM_FIRST_CALL.format(
+        root=ROOT,
+        bench=os.path.join(ROOT, "benchmarks"),
+        seq=seq,
+        unrolled=unrolled,
+        repeat=repeat,
+    )
+    first = step = None
+    with cold_cache():
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=LSTM_TIMEOUT
+            )
+            out = proc.stdout
+            if proc.returncode != 0:
+                print(proc.stderr[-2000:], file=sys.stderr)
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    for line in out.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "first":
+            first = float(value)
+        elif key == "step":
+            step = float(value)
+    return first, step
+
+
+def bench_lstm(repeat: int) -> None:
+    print(
+        f"\n[8] char-LSTM training step: embedding {LSTM_EMBED}, LSTM {LSTM_HIDDEN}, sequence "
+        f"{LSTM_SEQ}, batch {LSTM_BATCH}, {LSTM_VOCAB} symbols, SGD",
+        flush=True,
+    )
+    x, y = lstm_data()
+    peers: dict[str, float] = {}
+
+    def make_torch(compiled: bool = False):
+        torch.manual_seed(0)
+        emb = torch.nn.Embedding(LSTM_VOCAB, LSTM_EMBED)
+        lstm = torch.nn.LSTM(LSTM_EMBED, LSTM_HIDDEN, batch_first=True)
+        head = torch.nn.Linear(LSTM_HIDDEN, LSTM_VOCAB)
+        params = {
+            f"{i}.{n}": v for i, m in enumerate((emb, lstm, head)) for n, v in m.named_parameters()
+        }
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step(tx, ty):
+            logits = head(lstm(emb(tx))[0])
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, LSTM_VOCAB), ty.reshape(-1))
+            return _torch_sgd(loss, params)
+
+        fn = torch.compile(step) if compiled else step
+        return lambda: fn(tx, ty)
+
+    start = len(RESULTS)
+    bench_torch("lstm", make_torch, max(3, repeat // 2))
+    if jax is not None:
+        jstep, jp = lstm_jax_step()
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+        t = time.perf_counter()
+        jax.block_until_ready(jstep(jp, jx, jy))
+        first = time.perf_counter() - t
+        record(
+            "lstm",
+            "JAX jit (lax.scan)",
+            median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)), max(3, repeat // 2)),
+            f"first call {first:.1f} s",
+        )
+    else:
+        record("lstm", "JAX jit (lax.scan)", None, "jax not installed")
+    for _, impl, ms, _ in RESULTS[start:]:
+        if ms is not None:
+            peers[impl] = ms
+    best = min(peers, key=peers.__getitem__) if peers else None
+
+    def ratio(ms: float | None) -> str:
+        if ms is None or best is None:
+            return ""
+        return f"; {ms / peers[best]:.2f}x the fastest peer ({best})"
+
+    for unrolled in (False, True):
+        name = "graphc unrolled (Python loop)" if unrolled else "graphc (nn.LSTM, scan)"
+        with cold_cache():
+            try:
+                step, model, state = lstm_graphc_step(unrolled)
+                t = time.perf_counter()
+                step(model, state, x, y)
+                first = time.perf_counter() - t
+                ms = median_ms(lambda: step(model, state, x, y), max(3, repeat // 2), warmup=1)
+            except graphc.GraphcError as e:
+                record("lstm", name, None, f"failed: {e}")
+                continue
+        lo = step.lower(model, state, x, y)
+        note = f"first call {first:.1f} s; {len(lo.traced.equations)} traced equations"
+        record("lstm", name, ms, note + ratio(ms))
+
+    # compile time against sequence length: the scan's graph does not grow, the unrolled one's
+    # does, linearly
+    for seq in LSTM_COMPILE_SEQS:
+        for unrolled in (False, True):
+            name = f"T={seq} graphc {'unrolled' if unrolled else 'scan'}: first call"
+            first, ms = _lstm_first_call(seq, unrolled, 3)
+            if first is None:
+                record("lstm", name, None, f"did not finish in {LSTM_TIMEOUT} s")
+                continue
+            step_note = "step did not finish" if ms is None else f"step {ms:.1f} ms"
+            record("lstm", name, first * 1e3, f"new process, cold cache; {step_note}")
+        if jax is not None:
+            jstep, jp = lstm_jax_step()
+            jx, jy = (jnp.asarray(a) for a in lstm_data(seq))
+            t = time.perf_counter()
+            jax.block_until_ready(jstep(jp, jx, jy))
+            first = time.perf_counter() - t
+            ms = median_ms(lambda: jax.block_until_ready(jstep(jp, jx, jy)), 3, warmup=1)
+            record("lstm", f"T={seq} JAX jit: first call", first * 1e3, f"step {ms:.1f} ms")
+
+
+# ---------------------------------------------------------------------------------------------
 # 5. startup
 
 _STARTUP = """
@@ -732,6 +964,7 @@ BENCHES = {
     "startup": bench_startup,
     "large": bench_large,
     "compile": bench_compile,
+    "lstm": bench_lstm,
 }
 
 

@@ -9,8 +9,8 @@ copy of the cell per time step in the graph, so compiling takes longer as sequen
 
 The default run is short (a few small epochs); ask for more with the flags:
 
-    python examples/lstm_text.py [--epochs 4] [--steps 40] [--seq 48] [--batch 32]
-                                 [--hidden 128] [--sample 300] [--unrolled]
+    python examples/lstm_text.py [--epochs 3] [--steps 30] [--seq 32] [--batch 32]
+                                 [--hidden 96] [--sample 300] [--unrolled]
     python examples/lstm_text.py --epochs 30 --steps 100 --seq 100 --hidden 256   # longer
 """
 
@@ -79,12 +79,12 @@ def sample(model: CharLSTM, vocab: list[str], prompt: str, n: int, temperature: 
 
 def main() -> float:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=40, help="training steps per epoch")
-    ap.add_argument("--seq", type=int, default=48, help="characters per training window")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=30, help="training steps per epoch")
+    ap.add_argument("--seq", type=int, default=32, help="characters per training window")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--embed", type=int, default=32)
-    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--hidden", type=int, default=96)
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--sample", type=int, default=300, help="characters to sample at the end")
     ap.add_argument("--temperature", type=float, default=0.7)

@@ -311,7 +311,8 @@ def test_float32_layer_with_float64_input_computes_in_float64(r):
     xs = r.standard_normal((4, 2, 3))
     ys = layer(xs)
     assert ys.dtype == np.float64
-    close(ys, ref_sequence("gru", layer.cell, xs)[0])
+    # float32 parameters: b_ih + b_hh is rounded to float32 before it meets the input
+    close(ys, ref_sequence("gru", layer.cell, xs)[0], tol=1e-6)
 
 
 def test_list_input_is_accepted():

@@ -60,7 +60,8 @@ def _shape(x: Any) -> tuple[int, ...]:
 class _Cell(Module):
     """What the three cells share: PyTorch's parameter layout and initialisation, the input
     projection and the checks of inputs and states. Subclasses set `_gates` and define
-    `_step(state, xp)`, one step given the projected input `xp = x W_ih^T + b_ih`."""
+    `_step(state, xp, rec)`: one step given the input term `xp` (`_project(x)`) and the
+    recurrent weights `rec` (`_recurrent()`), both computed outside a sequence's loop."""
 
     _gates = 1
 
@@ -93,17 +94,27 @@ class _Cell(Module):
     def hidden_size(self) -> int:
         return _shape(self.weight_hh)[1]
 
+    def _input_bias(self) -> Any:
+        """The bias added to the input term: `b_ih + b_hh`, both being plain sums in the gates
+        (GRU keeps part of `b_hh` in the step)."""
+        if self.bias_hh is None:
+            return self.bias_ih
+        return self.bias_hh if self.bias_ih is None else self.bias_ih + self.bias_hh
+
     def _project(self, x: Any) -> Any:
-        """`x W_ih^T + b_ih` over the last axis of `x`: done for every time step at once by
-        the sequence layers, so the loop only holds the recurrent product."""
+        """`x W_ih^T` plus `_input_bias()` over the last axis of `x`: the sequence layers
+        compute it for every time step at once, in one matrix product, so that the loop holds
+        only the recurrent product."""
         xp = x @ self.weight_ih.T
-        return xp if self.bias_ih is None else xp + self.bias_ih
+        bias = self._input_bias()
+        return xp if bias is None else xp + bias
 
-    def _recur(self, h: Any) -> Any:
-        hp = h @ self.weight_hh.T
-        return hp if self.bias_hh is None else hp + self.bias_hh
+    def _recurrent(self) -> tuple[Any, Any]:
+        """What the step needs of the recurrent weights, prepared once outside the loop:
+        (W_hh^T, the part of b_hh that stays in the step or None)."""
+        return self.weight_hh.T, None
 
-    def _step(self, state: Any, xp: Any) -> Any:
+    def _step(self, state: Any, xp: Any, rec: tuple[Any, Any]) -> Any:
         raise NotImplementedError
 
     def _zero_state(self, batch: tuple[int, ...], dtype: Any) -> Any:
@@ -143,7 +154,7 @@ class _Cell(Module):
             state = self._init_state(batch, dt)
         else:
             state = self._check_init(state, batch, dt, self._name())
-        return self._step(state, self._project(x))
+        return self._step(state, self._project(x), self._recurrent())
 
     # the state is one array; LSTMCell overrides these two for its pair (h, c)
     def _init_state(self, batch: tuple[int, ...], dtype: Any) -> Any:
@@ -193,8 +204,8 @@ class RNNCell(_Cell):
     def _act(self) -> Callable[[Any], Any]:
         return tanh if self.nonlinearity == "tanh" else relu
 
-    def _step(self, state: Any, xp: Any) -> Any:
-        return self._act()(xp + self._recur(state))
+    def _step(self, state: Any, xp: Any, rec: tuple[Any, Any]) -> Any:
+        return self._act()(xp + state @ rec[0])
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -216,10 +227,10 @@ class LSTMCell(_Cell):
 
     _gates = 4
 
-    def _step(self, state: Any, xp: Any) -> Any:
+    def _step(self, state: Any, xp: Any, rec: tuple[Any, Any]) -> Any:
         h, c = state
         n = self.hidden_size
-        z = xp + self._recur(h)
+        z = xp + h @ rec[0]
         i = sigmoid(z[..., :n])
         f = sigmoid(z[..., n : 2 * n])
         g = tanh(z[..., 2 * n : 3 * n])
@@ -260,12 +271,28 @@ class GRUCell(_Cell):
 
     _gates = 3
 
-    def _step(self, state: Any, xp: Any) -> Any:
+    def _input_bias(self) -> Any:
+        # b_hr and b_hz are plain sums; b_hn is scaled by the reset gate, so it stays in the step
+        if self.bias_hh is None:
+            return self.bias_ih
         n = self.hidden_size
-        hp = self._recur(state)
+        b = self.bias_hh * (np.arange(3 * n) < 2 * n).astype(self.bias_hh.dtype)
+        return b if self.bias_ih is None else self.bias_ih + b
+
+    def _recurrent(self) -> tuple[Any, Any]:
+        b_hn = None if self.bias_hh is None else self.bias_hh[2 * self.hidden_size :]
+        return self.weight_hh.T, b_hn
+
+    def _step(self, state: Any, xp: Any, rec: tuple[Any, Any]) -> Any:
+        n = self.hidden_size
+        w, b_hn = rec
+        hp = state @ w
         r = sigmoid(xp[..., :n] + hp[..., :n])
         z = sigmoid(xp[..., n : 2 * n] + hp[..., n : 2 * n])
-        cand = tanh(xp[..., 2 * n :] + r * hp[..., 2 * n :])
+        hn = hp[..., 2 * n :]
+        if b_hn is not None:
+            hn = hn + b_hn
+        cand = tanh(xp[..., 2 * n :] + r * hn)
         return (1 - z) * cand + z * state
 
 
@@ -322,10 +349,11 @@ class _Sequence(Module):
         # one (T*N, I) @ (I, G*H) product for every step's input term
         flat = x.reshape(steps * int(np.prod(batch, dtype=np.int64)), cell.input_size)
         xp = cell._project(flat).reshape(steps, *batch, -1)
+        rec = cell._recurrent()
         keep = self.return_sequences
 
         def step(carry: Any, xp_t: Any) -> tuple[Any, Any]:
-            new = cell._step(carry, xp_t)
+            new = cell._step(carry, xp_t, rec)
             return new, (cell._hidden(new) if keep else None)
 
         final, ys = graphc.scan(step, state, xp)

@@ -97,7 +97,13 @@ def scan_parts(n_consts: int, n_carry: int, operands: list) -> tuple[list, list,
 
 
 def _scan_rule(
-    *avals: Aval, body: Graph, n_consts: int, n_carry: int, length: int, reverse: bool
+    *avals: Aval,
+    body: Graph,
+    n_consts: int,
+    n_carry: int,
+    length: int,
+    reverse: bool,
+    remat: bool = False,
 ) -> TupleAval:
     if not isinstance(body, Graph):
         raise ShapeError("scan: body must be a graph")
@@ -126,7 +132,13 @@ def _scan_rule(
 
 
 def _scan_impl(
-    *args: np.ndarray, body: Graph, n_consts: int, n_carry: int, length: int, reverse: bool
+    *args: np.ndarray,
+    body: Graph,
+    n_consts: int,
+    n_carry: int,
+    length: int,
+    reverse: bool,
+    remat: bool = False,
 ) -> tuple:
     consts, carry, xs = scan_parts(n_consts, n_carry, list(args))
     ys = [np.empty((length, *y.shape), y.dtype) for y in _outs(body)[n_carry:]]
@@ -380,7 +392,7 @@ def _active_inputs(
 # -- scan --------------------------------------------------------------------------------------
 
 
-def _scan_jvp(ts, out, *xs, ad, body, n_consts, n_carry, length, reverse):
+def _scan_jvp(ts, out, *xs, ad, body, n_consts, n_carry, length, reverse, remat=False):
     n = out.node
     ops = list(n.inputs)
     nb, ny = len(body.inputs), len(body.outputs) - n_carry
@@ -442,6 +454,7 @@ def scan_vjp_parts(
     n_carry: int,
     length: int,
     reverse: bool,
+    remat: bool = False,
 ) -> tuple[list[Node] | None, list[Node | None]]:
     """Reverse mode of a scan over `ops`: (the results of a forward scan that also records
     the per-step values the backward reads, or None when no derivative flows; the cotangent
@@ -453,7 +466,11 @@ def scan_vjp_parts(
     are read where they are); a value computed once before the loop if it depends on the
     consts alone; otherwise a per-step value the forward loop writes into a [length, ...]
     tape. The backward step then runs as a scan in the opposite direction whose carry holds
-    the carries' cotangents and the consts' cotangents accumulated over the steps."""
+    the carries' cotangents and the consts' cotangents accumulated over the steps.
+
+    With `remat`, the forward loop records only the carries, and the backward step computes
+    the step's forward values again before using them (what `scan(..., checkpoint=k)` asks
+    of its loop over segments)."""
     nb, nout = len(body.inputs), len(body.outputs)
     ny = nout - n_carry
     act0 = [a and _floating(o) for a, o in zip(active, ops, strict=True)]
@@ -476,7 +493,12 @@ def scan_vjp_parts(
     back: set[int] = {id(c) for c in ct_in}
     variant: set[int] = {id(i) for i in body.inputs[n_consts:]}
     back_nodes: list[Node] = []
-    for m in joint.nodes:
+    if remat:
+        # rematerialised: the backward step recomputes the forward work from the step's
+        # inputs, so the forward loop records nothing but the carries
+        back_nodes = [m for m in toposort(grads) if m.op != "input"]
+        back |= {id(m) for m in back_nodes}
+    for m in [] if remat else joint.nodes:
         if any(id(i) in back for i in m.inputs):
             back.add(id(m))
             back_nodes.append(m)
@@ -506,6 +528,7 @@ def scan_vjp_parts(
         "n_carry": n_carry,
         "length": length,
         "reverse": reverse,
+        **({"remat": True} if remat else {}),
     }
     fwd = _projs(apply("scan", ops, fwd_attrs, meta))
     tapes = fwd[nout:]

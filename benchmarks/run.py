@@ -697,7 +697,9 @@ def bench_compile(repeat: int) -> None:
 LSTM_VOCAB, LSTM_EMBED, LSTM_HIDDEN, LSTM_SEQ, LSTM_BATCH = 96, 64, 256, 128, 32
 LSTM_LR = 0.01
 LSTM_COMPILE_SEQS = (64, 1024)
-LSTM_TIMEOUT = 1800  # seconds for one first-call measurement: an unrolled T=1024 graph is huge
+# limits of one first-call measurement: the unrolled graph at T=1024 is huge
+LSTM_TIMEOUT = 1800  # seconds
+LSTM_MEMORY_CAP = 8 << 30  # bytes of address space
 
 
 def lstm_data(seq: int = LSTM_SEQ, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -795,9 +797,19 @@ print("step", b.median_ms(lambda: step(model, state, x, y), {repeat}, warmup=1),
 """
 
 
-def _lstm_first_call(seq: int, unrolled: bool, repeat: int) -> tuple[float | None, float | None]:
-    """(first call in s, step in ms) of graphc's step in a new process with a cold cache;
-    None for what did not finish within LSTM_TIMEOUT."""
+def _cap_memory() -> None:
+    """Run in the child before it starts: an address-space cap, so that a graph too large to
+    compile fails there with MemoryError instead of pressing on the machine's memory."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (LSTM_MEMORY_CAP, LSTM_MEMORY_CAP))
+
+
+def _lstm_first_call(
+    seq: int, unrolled: bool, repeat: int
+) -> tuple[float | None, float | None, str]:
+    """(first call in s, step in ms, what went wrong) of graphc's step in a new process with a
+    cold cache; None for what did not finish within LSTM_TIMEOUT or LSTM_MEMORY_CAP."""
     code = _LSTM_FIRST_CALL.format(
         root=ROOT,
         bench=os.path.join(ROOT, "benchmarks"),
@@ -806,23 +818,30 @@ def _lstm_first_call(seq: int, unrolled: bool, repeat: int) -> tuple[float | Non
         repeat=repeat,
     )
     first = step = None
+    problem = ""
     with cold_cache():
         try:
             proc = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, timeout=LSTM_TIMEOUT
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=LSTM_TIMEOUT,
+                preexec_fn=_cap_memory if os.name == "posix" else None,
             )
             out = proc.stdout
             if proc.returncode != 0:
-                print(proc.stderr[-2000:], file=sys.stderr)
+                last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+                problem = f"failed: {last[:120]}"
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            problem = f"did not finish in {LSTM_TIMEOUT} s"
     for line in out.splitlines():
         key, _, value = line.partition(" ")
         if key == "first":
             first = float(value)
         elif key == "step":
             step = float(value)
-    return first, step
+    return first, step, problem
 
 
 def bench_lstm(repeat: int) -> None:
@@ -899,11 +918,11 @@ def bench_lstm(repeat: int) -> None:
     for seq in LSTM_COMPILE_SEQS:
         for unrolled in (False, True):
             name = f"T={seq} graphc {'unrolled' if unrolled else 'scan'}: first call"
-            first, ms = _lstm_first_call(seq, unrolled, 3)
+            first, ms, problem = _lstm_first_call(seq, unrolled, 3)
             if first is None:
-                record("lstm", name, None, f"did not finish in {LSTM_TIMEOUT} s")
+                record("lstm", name, None, problem)
                 continue
-            step_note = "step did not finish" if ms is None else f"step {ms:.1f} ms"
+            step_note = f"step {ms:.1f} ms" if ms is not None else f"step {problem}"
             record("lstm", name, first * 1e3, f"new process, cold cache; {step_note}")
         if jax is not None:
             jstep, jp = lstm_jax_step()

@@ -525,3 +525,32 @@ def test_text_corpus():
     assert 40 < len(set(text)) < 96
     with pytest.raises(graphc.GraphcError, match="unknown text 'moby'"):
         graphc.data.text_corpus("moby")
+
+
+# -- the example -------------------------------------------------------------------------------
+
+
+def test_lstm_text_example_model_and_sampling(r):
+    """examples/lstm_text.py: its model gives the same logits looped by scan or in Python, its
+    loss is the mean cross-entropy over positions, and sampling continues the prompt with
+    characters of the vocabulary."""
+    import lstm_text
+
+    vocab = sorted(set("abc de"))
+    nn.seed(0)
+    scan_model = lstm_text.CharLSTM(len(vocab), 4, 6)
+    loop_model = lstm_text.CharLSTM(len(vocab), 4, 6, unrolled=True).load_state(scan_model.state())
+    assert loop_model.unrolled and not scan_model.unrolled
+    ids = r.integers(0, len(vocab), (2, 5))
+    logits = scan_model(ids)
+    assert logits.shape == (2, 5, len(vocab))
+    close(loop_model(ids), logits, tol=1e-5)
+    targets = r.integers(0, len(vocab), (2, 5))
+    flat = logits.reshape(10, -1).astype(F64)
+    want = np.mean(
+        [np.log(np.sum(np.exp(row))) - row[t] for row, t in zip(flat, targets.ravel(), strict=True)]
+    )
+    close(lstm_text.sequence_loss(logits, targets), want, tol=1e-5)
+    text = lstm_text.sample(scan_model, vocab, "ab", 20, 0.8, seed=1)
+    assert text.startswith("ab") and len(text) == 22 and set(text) <= set(vocab)
+    assert text == lstm_text.sample(scan_model, vocab, "ab", 20, 0.8, seed=1)

@@ -17,6 +17,10 @@ Train/eval mode and randomness: `model(x)` is eval mode; `model(x, train=True, k
 is train mode (Dropout masks are a pure function of the key and the layer's path);
 `y, model = nn.apply(model, x, train=True, key=k)` also returns updated state (BatchNorm's
 running statistics). See `graphc.nn.module` for details.
+
+Recurrent layers (`nn.RNN`, `nn.LSTM`, `nn.GRU` and their cells) keep PyTorch's gate order,
+parameter layout and initialisation, and loop over time with one `graphc.scan`: see
+`graphc.nn.recurrent`.
 """
 
 from graphc.nn.activations import (

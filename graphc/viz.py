@@ -710,13 +710,14 @@ class _Builder:
             for p, (how, j) in enumerate(reg.feeds):
                 if how == "slice" and j not in slices:
                     v, step = n.inputs[j], reg.graph.inputs[p].aval
+                    seq = fr.names.get(id(v), "xs")
                     it = self.new_item(
                         f"{prefix}xs{j}",
                         "slice",
-                        _lines(f"{fr.names.get(id(v), 'xs')}[t]", str(step)),
+                        _lines(f"{seq}[t]", str(step)),
                         c,
                         role=grad,
-                        tooltip=f"step t of the sequence {v.aval}: {step} ({layout.title})",
+                        tooltip=f"step t of {seq}: {v.aval} → {step} ({layout.title})",
                     )
                     self.connect(v, it, 0)
                     slices[j] = it.key
@@ -783,26 +784,27 @@ class _Builder:
         outputs, the results a branch picks), and what each result of the node is drawn as."""
         n, lay = st.node, st.layout
         grad = "grad" if st.role == "grad" else None
-        made: dict[tuple[str, int], str] = {}
+        made: dict[tuple[str, int, int], str] = {}  # (kind, j, region of a region_out) -> key
         result_aval = (
             list(n.aval.avals) if isinstance(n.aval, TupleAval) else [n.aval]  # type: ignore[union-attr]
         )
         position = {res[:2]: k for k, res in enumerate(lay.results)}
         for r, reg in enumerate(lay.regions):
-            sub = st.clusters[r]
             for pos, (how, j) in enumerate(reg.outs):
                 ref = st.outs[r][pos]
                 aval = str(reg.graph.outputs[pos].aval)
                 if how == "carry":
                     self._back_edge(ref, st.carries[j], j)
                 elif how in ("stack", "merge", "test", "region_out"):
-                    key = made.get((how, j))
+                    # every branch's output j flows into one result j; other sinks are one each
+                    at = (how, j, r if how == "region_out" else 0)
+                    key = made.get(at)
                     if key is None:
-                        key = self._sink(st, how, j, sub, grad, result_aval, position).key
-                        made[(how, j)] = key
+                        key = self._sink(st, how, j, r, grad, result_aval, position).key
+                        made[at] = key
                     self.connect_ref(ref, self.m.items[key], pos, aval)
         if st.index is not None:
-            for (how, _j), key in made.items():
+            for (how, _j, _r), key in made.items():
                 if how == "merge":
                     self.m.edges.append(_Edge(st.index, key, "select"))
         refs: list[str | Node] = []
@@ -812,7 +814,7 @@ class _Builder:
             elif how == "carry":
                 refs.append(st.carries[r])
             else:
-                refs.append(made[(how, r)])
+                refs.append(made[(how, r, 0)])
         if lay.kind == "other":
             return  # the node's op box stands for its results
         if isinstance(n.aval, TupleAval):
@@ -828,7 +830,7 @@ class _Builder:
         st: _Open,
         how: str,
         j: int,
-        cluster: str,
+        r: int,
         grad: str | None,
         result_aval: list[Any],
         position: dict[tuple[str, int], int],
@@ -836,6 +838,7 @@ class _Builder:
         """The item a region output flows into: a stacked sequence, a branch result, the
         loop's test, or (for a region the picture does not know) an output."""
         title = st.layout.title
+        cluster = st.clusters[r]
         if how == "stack":
             aval = result_aval[position[("stack", j)]]
             return self.new_item(
@@ -866,7 +869,7 @@ class _Builder:
                 tooltip=f"{title} runs its body again while this is true",
             )
         return self.new_item(
-            f"{cluster}.out{j}",
+            f"{st.prefix}{st.layout.regions[r].name}.out{j}",
             "region_out",
             _lines(f"out {j}"),
             cluster,
@@ -891,8 +894,9 @@ class _Builder:
                 )
             )
             ref = lit.key
-        if ref != carry:  # a carry passed on unchanged needs no edge
-            self.m.edges.append(_Edge(ref, carry, "carry", f"carry {k}"))
+        # a carry passed on unchanged gets a loop on itself
+        label = f"carry {k}" if ref != carry else f"carry {k} (unchanged)"
+        self.m.edges.append(_Edge(ref, carry, "carry", label))
 
     # -- joint-picture extras --------------------------------------------------------------------
     def grad_links(self, tag: str, grad_of: list[tuple[Node, Node]], seeds: set[int]) -> int:
@@ -1654,7 +1658,7 @@ def _edge_list(m: _Model, assign: dict[str, str]) -> list[tuple[str, str, str, d
     merged: dict[tuple[str, str, str], list[_Edge]] = {}
     for e in m.edges:
         a, b = assign[e.src], assign[e.dst]
-        if a == b:
+        if a == b and (e.src != e.dst or a != e.src):  # kept: an unchanged carry's own loop
             continue
         merged.setdefault((a, b, e.kind), []).append(e)
     out = []

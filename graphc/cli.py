@@ -51,9 +51,17 @@ JSON FORMAT (`dump --format json`): one object per graph,
 Names are those of the IR text. Inputs carry `"input_name"` (their argument path); scalar
 constants are named by their literal text (`"2.0:f32"`) and listed once; array constants carry
 their `"value"` (a nested list) when small. Attribute values become JSON (tuples as lists,
-dtypes as names, nested graphs, e.g. a fused kernel's body, as graph objects). `--stage all`
-gives an object keyed by stage (`"kernels": {"source": ...}`). GraphML (`--format graphml`)
-is `Graph.to_networkx()` written by networkx, with tuple-valued attributes as text.
+dtypes as names, nested graphs, e.g. a fused kernel's or a loop's body or a cond's branches, as
+graph objects). `--stage all` gives an object keyed by stage (`"kernels": {"source": ...}`).
+GraphML (`--format graphml`) is `Graph.to_networkx()` written by networkx, with tuple-valued
+attributes as text and each graph a node holds as IR text (`region:body`, `region:cond`,
+`region:branches[1]`).
+
+LOOPS AND BRANCHES: every stage shows them. The IR text prints a loop's body, a while loop's
+condition and a cond's branches nested in the node that holds them; pictures draw each as a
+cluster labelled with its kind and trip count, carries going back by dashed edges; `diff`
+prints, under each pass, what it removed, added and rewrote inside each of them
+(`in scan body (model.py:12): removed: mul×1 ...`).
 
 Bad arguments (a missing file or function, a malformed spec, the wrong number of arguments, a
 function that fails to trace, an output folder that does not exist) print one line,

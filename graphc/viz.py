@@ -27,7 +27,25 @@ fused kernel        cluster `cluster_kernel_K` (cornsilk) with the body's ops in
 module scope        dashed cluster `cluster_scope_K` per `meta.scope` prefix, nested as the
                     scopes nest ("model" > "model.layers" > "model.layers.0"); collapsed: `tab`
 forward / backward  clusters `cluster_forward` / `cluster_backward` when drawing a Partition
+loop                green cluster `cluster_scan_K` / `cluster_while_loop_K`, labelled with its
+                    kind and trip count ("scan c · length 5 · reverse", "while b · max_trips
+                    50"); a while loop's condition and body are sub-clusters `..._cond` and
+                    `..._body`; collapsed: `component` with an op summary
+carry               `invtrapezium`, green, "carry k": the initial value comes in; the new value
+                    of each trip goes back to it by a dashed green edge (constraint=false);
+                    a while loop's results leave from its carries
+sequence / stacked  `parallelogram`: "a[t]", step t of a scan's sequence `a`; "stack j", a
+                    scan's per-step outputs stacked on a new leading axis
+invariant operand   a value a loop reads on every trip: its edges enter the cluster, bold brown
+branch              cluster `cluster_cond_K` ("cond d · 2 branches", or "switch" for an
+                    integer index) holding one cluster per branch ("branch 1 (true)",
+                    "branch 2"); the index feeds a diamond, each branch's outputs a "result
+                    k" trapezium
 ==================  ==========================================================================
+
+Loops and branches nest as the graphs nest; their ops are drawn like any others (roles, scopes
+inside the loop's scope, kernels). An op with graphs that has no drawing of its own is a box
+beside one cluster per graph, with its inputs and outputs as small `invhouse` / `house` items.
 
 The joint picture: for a joint graph from `passes.autodiff.vjp` (or a `Partition`), forward and
 backward nodes are styled apart, every gradient is linked to the value it differentiates, the
@@ -35,9 +53,9 @@ residuals that the min-cut partition saves are marked with their size, and the o
 group together are drawn as kernel clusters.
 
 Large graphs stay readable: above `budget` drawn nodes (default 300) the picture collapses, in
-this order, fused kernels into single boxes, then module scopes (the deepest level that fits),
-then runs of consecutive nodes into blocks; every box lists what it holds, and edges between
-boxes are merged ("f32[8] ×12").
+this order, fused kernels into single boxes, then loops and branches (the innermost first), then
+module scopes (the deepest level that fits), then runs of consecutive nodes into blocks; every
+box lists what it holds, and edges between boxes are merged ("f32[8] ×12").
 
 Example:
     >>> g = graphc.trace(lambda x, W: np.tanh(x @ W), graphc.spec("f32[4,3]"),
@@ -136,6 +154,7 @@ STYLE: dict[str, dict[str, str]] = {
     "merge": {"shape": "trapezium", "style": "filled", "fillcolor": "#f6efd9"},
     "region_in": {"shape": "invhouse", "style": "filled", "fillcolor": "#eeeeee"},
     "region_out": {"shape": "house", "style": "filled", "fillcolor": "#eeeeee"},
+    "note": {"shape": "plaintext", "fontsize": "8", "fontcolor": "#777777"},
 }
 _CLUSTER_STYLE: dict[str, dict[str, str]] = {
     "kernel": {"style": "rounded,filled", "fillcolor": "#fff8dc", "color": "#b8860b"},
@@ -245,7 +264,7 @@ def _scope_parts(n: Node) -> tuple[str, ...]:
 class _Item:
     key: str
     kind: str  # input param seed residual_in const literal op output, or a region's carry
-    # slice stack test merge region_in region_out
+    # slice stack test merge region_in region_out note
     label: str
     cluster: str | None
     order: int
@@ -370,6 +389,7 @@ class _Open:
     clusters: list[str] = field(default_factory=list)  # the cluster of each region
     outs: list[list[str | Node]] = field(default_factory=list)  # per region: its outputs' refs
     index: str | None = None  # the item reading a branch index
+    marks: dict[int, int] = field(default_factory=dict)  # region -> items made before its ops
 
 
 class _Builder:
@@ -774,10 +794,22 @@ class _Builder:
                     tooltip=f"input {p} of {reg.label or reg.name} ({st.layout.title})",
                 )
                 self.src[id(bi)] = it.key
+        st.marks[r] = self.order
 
     def _region_done(self, st: _Open, r: int) -> None:
+        reg = st.layout.regions[r]
         # taken now: a later region (or node) holding the same graph draws it again
-        st.outs[r] = [self.ref(o) for o in st.layout.regions[r].graph.outputs]
+        st.outs[r] = [self.ref(o) for o in reg.graph.outputs]
+        if reg.label is not None and self.order == st.marks.get(r):
+            # nothing to draw (a branch returning its operands): say so, or the cluster would
+            # not be drawn at all
+            self.new_item(
+                f"{st.prefix}{reg.name}.none",
+                "note",
+                _lines("no ops"),
+                st.clusters[r],
+                tooltip=f"{reg.label} of {st.layout.title} returns what it is given",
+            )
 
     def _finish(self, st: _Open) -> None:
         """After its regions: the items and edges leaving them (carries going back, stacked

@@ -522,7 +522,7 @@ def counted(x, n):
     return np.sum(np.tanh(x) * k.astype(np.float32))
 
 
-F32, F32_5 = graphc.spec("f32[]"), graphc.spec("f32[5]")
+F32, F32_5, BOOL = graphc.spec("f32[]"), graphc.spec("f32[5]"), graphc.spec("bool[]")
 
 
 def test_a_scan_is_a_cluster_with_carries_slices_and_stacked_outputs():
@@ -619,6 +619,25 @@ def test_a_cond_has_a_cluster_per_branch():
     assert into_result == {node_id(false, "add"), node_id(true, "mul"), test}
     assert (result, "out0", {"label": "f32[3]"}) in edges
     assert not back_edges(dot)
+
+
+def test_a_branch_without_ops_is_still_drawn():
+    g = graphc.trace(lambda p, x: graphc.cond(p, lambda v: v * 0.5, lambda v: v, x), BOOL, F32)
+    dot = viz.to_dot(g)
+    assert set(clusters(dot)) == {
+        "cluster_cond_0",
+        "cluster_cond_0_branch0",
+        "cluster_cond_0_branch1",
+    }
+    false = block(dot, "cluster_cond_0_branch0")
+    assert node_labels(false) == ["no ops"]
+    # what the branch returns is its operand, straight into the result
+    result = node_id(dot, "result 0")
+    assert {a for a, b, _ in dot_edges(dot) if b == result} == {
+        "b",
+        node_id(dot, "mul"),
+        node_id(dot, "if"),
+    }
 
 
 def test_a_switch_names_its_branches_by_index():

@@ -37,9 +37,9 @@ def dce(graph: Graph) -> tuple[Graph, PassReport]:
 
 
 def reindex_projections(graph: Graph, shrunk: dict[int, tuple[Node, dict[int, int]]]) -> Graph:
-    """Rebuild `graph` with multi-result nodes replaced by their pruned versions (`shrunk`:
-    old node's id -> (new node, old result index -> new)), renumbering the `proj` nodes that
-    read them (a pruned node with one result left is read directly)."""
+    """Rebuild `graph` with multi-result nodes replaced by others (`shrunk`: old node's id ->
+    (new node, old result index -> new)), renumbering the `proj` nodes that read them (a new
+    node with a single result is read directly)."""
 
     def replace(n: Node, orig: Node) -> Node | None:
         if id(orig) in shrunk:

@@ -29,8 +29,9 @@ module scope        dashed cluster `cluster_scope_K` per `meta.scope` prefix, ne
 forward / backward  clusters `cluster_forward` / `cluster_backward` when drawing a Partition
 loop                green cluster `cluster_scan_K` / `cluster_while_loop_K`, labelled with its
                     kind and trip count ("scan c · length 5 · reverse", "while b · max_trips
-                    50"); a while loop's condition and body are sub-clusters `..._cond` and
-                    `..._body`; collapsed: `component` with an op summary
+                    50"; "remat": a checkpointed scan); a while loop's condition and body are
+                    sub-clusters `..._cond` and `..._body`; collapsed: `component` with an op
+                    summary
 carry               `invtrapezium`, green, "carry k": the initial value comes in; the new value
                     of each trip goes back to it by a dashed green edge (constraint=false);
                     a while loop's results leave from its carries
@@ -1080,6 +1081,8 @@ def _scan_layout(n: Node, irname: str) -> _Layout:
     consts, carry, xs = scan_parts(a["n_consts"], a["n_carry"], list(range(len(n.inputs))))
     n_y = len(body.outputs) - len(carry)
     label = f"scan {irname} · length {a['length']}" + (" · reverse" if a["reverse"] else "")
+    if a.get("remat"):  # records only its carries; the backward pass recomputes the steps
+        label += " · remat"
     return _Layout(
         "control",
         label,

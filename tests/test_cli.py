@@ -505,6 +505,19 @@ def _sections(out: str) -> dict[str, str]:
     return {p.split(" ===\n")[0]: p.split(" ===\n", 1)[1] for p in parts}
 
 
+def _held(graph):
+    """The loops and branches of `graph`, those inside them too (a worklist over nesting)."""
+    from graphc.stages import regions
+
+    out, work = [], [graph]
+    while work:
+        for n in work.pop().nodes:
+            if n.op in ("scan", "while_loop", "cond"):
+                out.append(n)
+            work += [g for _, g in regions(n)]
+    return out
+
+
 def test_dump_prints_the_regions_at_every_stage(capsys, loops):
     from graphc.cli import Target
 
@@ -522,28 +535,25 @@ def test_dump_prints_the_regions_at_every_stage(capsys, loops):
             "kernels",
         ]
         t = Target(f"{loops}:{name}", [])
-        shown = []
         for stage, text in sections.items():
             if stage == "kernels":  # the generated source, the loop in it however it runs
                 assert "def run(args, bufs):" in text
                 continue
-            if text.startswith("(not available: "):
-                # differentiating through a loop may not be supported: said in one line
-                assert stage in ("grad", "forward", "backward") and name != "counted"
-                assert text.count("\n") <= 2
-                continue
-            assert text.rstrip("\n") == t.stage(stage).pretty(locations=False)
-            if name == "counted" and stage == "backward":
-                assert "scan[" not in text  # the loop's value is saved, not computed again
-            else:
-                assert HOLDER[name] in text, (name, stage)
+            g = t.stage(stage)
+            assert text.rstrip("\n") == g.pretty(locations=False)
+            # every node holding graphs prints them nested: its text starts as in the traced
+            # graph (the gradient may turn a bounded while loop into a scan of max_trips steps)
+            held = _held(g)
+            for n in held:
+                holder = next(h for h in HOLDER.values() if h.startswith(f"= {n.op}["))
+                assert text.count(holder) >= 1
+            assert sum(text.count(f"= {op}[") for op in ("scan", "while_loop", "cond")) == len(held)
             if stage in ("traced", "optimized", "fused"):
+                assert HOLDER[name] in text, (name, stage)
                 for piece in texts:
                     assert piece in text, (name, stage, piece)
-            shown.append(stage)
-        assert {"traced", "optimized", "fused"} <= set(shown)
-        if name == "counted":  # a loop the gradient passes by: every stage has it
-            assert len(shown) == 6
+            # a loop the gradient passes by has no backward loop; the others have one
+            assert held or (name == "counted" and stage == "backward"), (name, stage)
 
 
 def test_dump_traced_scan_text(capsys, loops):
@@ -629,6 +639,33 @@ def test_viz_draws_a_cluster_per_region_and_a_back_edge_per_carry(capsys, loops,
             loop = f"scan {node_names(g)[id(scan)]} · length 3"
             assert [v for v in _clusters(dot).values() if "kernel" not in v] == [loop]
             assert len(_back_edges(dot)) == 2
+
+
+@pytest.mark.parametrize("name", ["running", "pick", "halve", "counted"])
+def test_viz_draws_the_loops_of_every_stage(capsys, loops, tmp_path, name):
+    """At every stage (the gradient's loops and branches too): one cluster per loop, a while
+    loop's two graphs and each branch; one back edge per carry."""
+    from graphc.cli import VIZ_STAGES, Target
+
+    t = Target(f"{loops}:{name}", [])
+    for stage in VIZ_STAGES:
+        out = tmp_path / f"{stage}.dot"
+        code, _, _ = run(capsys, "viz", f"{loops}:{name}", "--stage", stage, "-o", str(out))
+        assert code == 0
+        dot = out.read_text()
+        held = _held(t.stage(stage))
+        want_clusters = sum(
+            {"scan": 1, "while_loop": 3}.get(n.op, 1 + len(n.attrs.get("branches", ())))
+            for n in held
+        )
+        carries = sum(
+            n.attrs["n_carry"] if n.op == "scan" else len(n.attrs["body"].outputs)
+            for n in held
+            if n.op != "cond"
+        )
+        drawn = [k for k in _clusters(dot) if not k.startswith(("cluster_kernel", "cluster_scope"))]
+        assert len(drawn) == want_clusters, (stage, drawn)
+        assert len(_back_edges(dot)) == carries, stage
 
 
 def test_diff_says_what_changed_inside_bodies(capsys, loops):

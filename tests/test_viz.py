@@ -566,6 +566,20 @@ def test_a_reversed_scan_says_so():
     assert list(clusters(viz.to_dot(g)).values()) == ["scan b · length 5 · reverse"]
 
 
+def test_a_checkpointed_scan_says_it_recomputes():
+    def f(xs, w):
+        return graphc.scan(lambda c, x: (np.tanh(c * w + x),) * 2, 0.0, xs, checkpoint=2)[0]
+
+    g = viz.apply_stage(f, "grad", graphc.spec("f32[4]"), F32)
+    (outer,) = [n for n in g.nodes if n.op == "scan" and n.attrs.get("remat")]
+    dot = viz.to_dot(g)
+    remat = {k: v for k, v in clusters(dot).items() if v.endswith("remat")}
+    assert list(remat.values()) == [f"scan {node_names(g)[id(outer)]} · length 2 · remat"]
+    # it runs the segment's steps as a scan of its own, drawn inside
+    inner = re.findall(r"subgraph (cluster_scan_\d+) \{", block(dot, next(iter(remat))))
+    assert len(inner) == 2 and clusters(dot)[inner[1]].endswith("· length 2")
+
+
 def test_an_unchanged_carry_loops_on_itself():
     g = graphc.trace(lambda xs, s: graphc.scan(lambda c, x: (c, c * x), s, xs), F32_5, F32)
     ((a, b, at),) = back_edges(viz.to_dot(g))

@@ -42,6 +42,9 @@ branch              cluster `cluster_cond_K` ("cond d · 2 branches", or "switch
                     integer index) holding one cluster per branch ("branch 1 (true)",
                     "branch 2"); the index feeds a diamond, each branch's outputs a "result
                     k" trapezium
+call                dashed slate cluster `cluster_checkpoint_K` (any op whose entry says it
+                    calls a graph once, `inline`): the graph it computes drawn in place, its
+                    other graphs (derivative rules) named in the label
 ==================  ==========================================================================
 
 Loops and branches nest as the graphs nest; their ops are drawn like any others (roles, scopes
@@ -91,6 +94,7 @@ from graphc.ir import (
     nested_graphs,
     toposort,
 )
+from graphc.ops import REGISTRY
 from graphc.ops.control import scan_parts
 from graphc.text import fmt_value, node_names
 from passes.partition import Partition
@@ -121,6 +125,7 @@ _RESIDUAL = "#1f5fbf"
 _GRAD_LINE = "#c0392b"
 _LOOP = "#2e7d57"  # loops and branches: their clusters, carries and carry edges
 _INVARIANT = "#8a6d3b"
+_CALL = "#4a5d8c"  # a region called once (a checkpoint, a function with its own derivatives)
 
 STYLE: dict[str, dict[str, str]] = {
     "input": {"shape": "invhouse", "style": "filled", "fillcolor": "#cfe8ff"},
@@ -148,6 +153,7 @@ STYLE: dict[str, dict[str, str]] = {
     "scope": {"shape": "tab", "style": "filled", "fillcolor": "#e4ecf7"},
     "block": {"shape": "folder", "style": "filled", "fillcolor": "#efefef"},
     "control": {"shape": "component", "style": "filled", "fillcolor": "#e3f3e9", "color": _LOOP},
+    "call": {"shape": "component", "style": "filled", "fillcolor": "#e6eaf4", "color": _CALL},
     "carry": {"shape": "invtrapezium", "style": "filled", "fillcolor": "#d4efdf", "color": _LOOP},
     "slice": {"shape": "parallelogram", "style": "filled", "fillcolor": "#dfeafb"},
     "stack": {"shape": "parallelogram", "style": "filled,bold", "fillcolor": "#dfeafb"},
@@ -168,6 +174,7 @@ _CLUSTER_STYLE: dict[str, dict[str, str]] = {
         "penwidth": "1.3",
     },
     "region": {"style": "dashed,rounded", "color": _LOOP, "fontcolor": _LOOP},
+    "call": {"style": "rounded,dashed", "color": _CALL, "fontcolor": _CALL, "penwidth": "1.3"},
     "legend": {"style": "rounded", "color": "#bbbbbb", "fontcolor": "#777777"},
 }
 
@@ -675,7 +682,7 @@ class _Builder:
             depth = fr.depth + 1
             c = self.m.cluster(
                 f"{fr.prefix}{irname}@control",
-                "control",
+                "call" if layout.kind == "call" else "control",
                 layout.label,
                 parent,
                 depth,
@@ -1043,7 +1050,9 @@ class _Region:
 class _Layout:
     """How a node holding graphs is drawn."""
 
-    kind: str  # kernel, control (loops and branches), other (drawn as a box beside its graphs)
+    # kernel; control (loops and branches); call (a graph computed once in place: checkpoints,
+    # functions with derivative rules of their own); other (a box beside its graphs)
+    kind: str
     label: str  # the cluster's label
     title: str  # the label of the box it collapses into
     regions: list[_Region]
@@ -1189,8 +1198,47 @@ _LAYOUTS: dict[str, Callable[[Node, str], _Layout]] = {
 }
 
 
+def _call_layout(n: Node, irname: str) -> _Layout | None:
+    """An op whose entry says it calls a graph once (`inline`: a checkpoint, a function with
+    derivative rules of its own): that graph, the one taking the node's operands and giving
+    its results, drawn in place and read through; the others (the rules) named in the label."""
+    ins = [i.aval for i in n.inputs]
+    outs = list(n.aval.avals) if isinstance(n.aval, TupleAval) else [n.aval]
+    held = stages.regions(n)
+    called = [
+        (name, g)
+        for name, g in held
+        if [i.aval for i in g.inputs] == ins and [o.aval for o in g.outputs] == outs
+    ]
+    if not called:
+        return None
+    name, g = called[0]
+    rules = [other for other, h in held if h is not g]
+    label = f"{n.op} {irname}" + (f" · rules: {', '.join(rules)}" if rules else "")
+    return _Layout(
+        "call",
+        label,
+        label,
+        [
+            _Region(
+                g,
+                _ID_UNSAFE.sub("_", name),
+                None,
+                [("operand", j) for j in range(len(ins))],
+                [("value", p) for p in range(len(outs))],
+            )
+        ],
+        results=[("out", 0, p) for p in range(len(outs))],
+    )
+
+
 def _layout_of(n: Node, irname: str) -> _Layout:
-    return _LAYOUTS.get(n.op, _other_layout)(n, irname)
+    known = _LAYOUTS.get(n.op)
+    if known is not None:
+        return known(n, irname)
+    entry = REGISTRY.get(n.op)
+    call = _call_layout(n, irname) if entry is not None and entry.inline is not None else None
+    return call or _other_layout(n, irname)
 
 
 def _shared(parts: tuple[str, ...], outer: tuple[str, ...]) -> int:
@@ -1551,7 +1599,7 @@ def _plan(m: _Model, budget: int | None) -> tuple[dict[str, str], dict[str, _Box
     if kernels:
         levels.append(("fused kernels collapsed", kernels))
     # then loops and branches, the innermost first: each becomes one box saying what it holds
-    controls = {k: c.depth for k, c in m.clusters.items() if c.kind == "control"}
+    controls = {k: c.depth for k, c in m.clusters.items() if c.kind in ("control", "call")}
     nesting = sorted(set(controls.values()), reverse=True)
     for d in nesting:
         deep = {k for k, depth in controls.items() if depth >= d}

@@ -757,6 +757,49 @@ def test_large_loop_bodies_collapse_innermost_first():
     assert re.search(r"\d+ nodes: ", label_of(scan))
 
 
+def test_a_checkpoint_is_a_call_drawn_in_place_at_every_stage():
+    def f(x):
+        return np.sum(graphc.checkpoint(lambda a: np.sin(np.tanh(a)) * 2.0)(x))
+
+    traced = viz.to_dot(graphc.trace(f, graphc.spec("f32[3]")))
+    assert clusters(traced) == {"cluster_checkpoint_0": "checkpoint b"}
+    call = block(traced, "cluster_checkpoint_0")
+    assert [label_of(ln) for ln in node_lines(call) if "plaintext" not in ln] == [
+        "tanh",
+        "sin",
+        "mul",
+    ]
+    edges = dot_edges(traced)
+    # its operand goes straight in, its result straight out (no proj)
+    assert ("a", node_id(call, "tanh"), {"label": "f32[3]"}) in edges
+    assert (node_id(call, "mul"), node_id(traced, "reduce_sum"), {"label": "f32[3]"}) in edges
+    # the gradient recomputes the body in a checkpoint of its own, in the backward pass
+    grad = viz.to_dot(viz.apply_stage(f, "grad", graphc.spec("f32[3]")))
+    calls = [k for k in clusters(grad) if k.startswith("cluster_checkpoint")]
+    assert len(calls) == 2
+    backward = block(grad, calls[1])
+    assert has_node(backward, "cos") and viz._GRAD_FILL in backward
+    # after inlining, the fused stage has none
+    assert "cluster_checkpoint" not in viz.to_dot(
+        viz.apply_stage(f, "fused", graphc.spec("f32[3]"))
+    )
+
+
+def test_a_function_with_its_own_derivative_rules_names_them():
+    @graphc.custom_vjp
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+    softplus.defvjp(
+        lambda x: (np.log1p(np.exp(x)), (x,)), lambda res, g: (g / (1 + np.exp(-res[0])),)
+    )
+    dot = viz.to_dot(graphc.trace(lambda x: np.sum(softplus(x)), graphc.spec("f32[3]")))
+    assert clusters(dot) == {"cluster_custom_vjp_call_0": "custom_vjp_call b · rules: fwd, bwd"}
+    # what it computes is its function, not its rules
+    inside = block(dot, "cluster_custom_vjp_call_0")
+    assert [label_of(ln) for ln in node_lines(inside)] == ["exp", "log1p"]
+
+
 def test_an_op_the_picture_does_not_know_is_a_box_beside_its_graphs():
     from graphc.ir import Aval, Graph, Meta, Node, TupleAval, make_input
 

@@ -773,8 +773,9 @@ def _literal(n: Node) -> str:
     return f"{_scalar(v[()], v.dtype)}:{dtype_name(v.dtype)}"
 
 
-def fmt_value(v: Any, indent: str = "") -> str:
-    """An attribute value in IR text."""
+def fmt_value(v: Any, indent: str = "", locations: bool = False) -> str:
+    """An attribute value in IR text (a graph's equations with their source locations as
+    comments when `locations`)."""
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))
     if isinstance(v, (int, np.integer)):
@@ -790,7 +791,7 @@ def fmt_value(v: Any, indent: str = "") -> str:
     if isinstance(v, type) and issubclass(v, np.generic):
         return dtype_name(np.dtype(v))
     if isinstance(v, tuple):
-        inner = ", ".join(fmt_value(x, indent) for x in v)
+        inner = ", ".join(fmt_value(x, indent, locations) for x in v)
         return f"({inner},)" if len(v) == 1 else f"({inner})"
     if isinstance(v, list):
         return "[" + ", ".join(fmt_value(x, indent) for x in v) + "]"
@@ -798,7 +799,7 @@ def fmt_value(v: Any, indent: str = "") -> str:
         arr = v.value
         return _fmt_array(arr)
     if isinstance(v, Graph):
-        return print_graph(v, indent=indent + "    ", nested=True)
+        return print_graph(v, indent=indent + "    ", nested=True, locations=locations)
     raise GraphcError(f"cannot print attribute value {v!r}")
 
 
@@ -838,7 +839,9 @@ def print_graph(
         if n.attrs:
             attrs = (
                 "["
-                + ", ".join(f"{k}={fmt_value(v, indent)}" for k, v in sorted(n.attrs.items()))
+                + ", ".join(
+                    f"{k}={fmt_value(v, indent, locations)}" for k, v in sorted(n.attrs.items())
+                )
                 + "]"
             )
         args = "".join(" " + names[id(i)] for i in n.inputs)

@@ -786,6 +786,11 @@ def lstm_jax_step():
 
 _LSTM_FIRST_CALL = """
 import time, sys
+try:  # a graph too large to compile fails here with MemoryError, not on the machine's memory
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+except (ImportError, ValueError, OSError):
+    pass
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import run as b
 x, y = b.lstm_data({seq})
@@ -795,14 +800,6 @@ step(model, state, x, y)
 print("first", time.perf_counter() - t, flush=True)  # trace to first result
 print("step", b.median_ms(lambda: step(model, state, x, y), {repeat}, warmup=1), flush=True)
 """
-
-
-def _cap_memory() -> None:
-    """Run in the child before it starts: an address-space cap, so that a graph too large to
-    compile fails there with MemoryError instead of pressing on the machine's memory."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (LSTM_MEMORY_CAP, LSTM_MEMORY_CAP))
 
 
 def _lstm_first_call(
@@ -816,6 +813,7 @@ def _lstm_first_call(
         seq=seq,
         unrolled=unrolled,
         repeat=repeat,
+        cap=LSTM_MEMORY_CAP,
     )
     first = step = None
     problem = ""
@@ -826,7 +824,6 @@ def _lstm_first_call(
                 capture_output=True,
                 text=True,
                 timeout=LSTM_TIMEOUT,
-                preexec_fn=_cap_memory if os.name == "posix" else None,
             )
             out = proc.stdout
             if proc.returncode != 0:

@@ -408,14 +408,21 @@ def node_signatures(graph: Graph) -> dict[int, int]:
     return sig
 
 
-def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
+def substitute(
+    outputs: list[Node], mapping: dict[int, Node], order: list[Node] | None = None
+) -> list[Node]:
     """Rebuild the graph above `outputs`, replacing each node whose id is in `mapping`.
 
     Nodes whose inputs did not change are reused as they are. Shape rules are not re-run: the
-    replacement must have the same aval as what it replaces.
+    replacement must have the same aval as what it replaces. `order`: a topological order of
+    (at least) everything `outputs` reach, when the caller has one (a graph's `nodes`).
     """
     get = mapping.get
-    new = map_nodes(toposort(outputs), lambda n, orig: get(id(orig)), nested=False)
+    new = map_nodes(
+        toposort(outputs) if order is None else order,
+        lambda n, orig: get(id(orig)),
+        nested=False,
+    )
     return [new[id(o)] for o in outputs]
 
 

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -518,7 +519,7 @@ def _body_ir(n: Node) -> list[str]:
 
 _HEADER = '''"""graphc generated module (do not edit; regenerated when stale).
 
-graph {hash}
+content {digest}
 """
 import math
 
@@ -558,8 +559,7 @@ def generate(graph: Graph) -> tuple[str, Driver]:
     imports = ""
     if d.e.imports:
         imports = "from graphc.codegen.mathlib import " + ", ".join(sorted(d.e.imports)) + "\n"
-    parts = [_HEADER.format(hash=graph.structural_hash(), imports=imports)]
-    parts += [f"{name} = {src}" for src, name in d.e.consts.items()]
+    parts = [f"{name} = {src}" for src, name in d.e.consts.items()]
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         if k.name in d.shared:  # say so where the reader meets one body's IR for several
@@ -571,4 +571,31 @@ def generate(graph: Graph) -> tuple[str, Driver]:
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")
-    return "\n".join(parts), d
+    text = "\n".join(parts)
+    header = _HEADER.format(digest=_module_digest(text, d), imports=imports)
+    return header + "\n" + text, d
+
+
+def _module_digest(text: str, d: Driver) -> str:
+    """A digest of everything a module computes with: its text, and the values the driver
+    hands it at run time (`_K`: array constants, the attributes of dedicated kernels and
+    fallbacks, tape-machine programs), which the text names but does not hold. Modules are
+    cached and shared by the hash of their source, which this line makes a hash of both.
+
+    Digesting what was generated costs a fraction of printing the graph again (a 100,000-op
+    graph's text runs to megabytes), and tells apart exactly what behaves differently."""
+    h = hashlib.sha256(text.encode())
+    for key, value in d.consts.items():
+        h.update(f"\n{key}: {type(value).__name__} ".encode())
+        if isinstance(value, np.ndarray):
+            h.update(f"{value.dtype} {value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, vm.Program):
+            h.update(f"{value.dtype} {value.size} {value.nregs} {value.block}".encode())
+            h.update(np.ascontiguousarray(value.code).tobytes())
+            h.update(np.ascontiguousarray(value.consts).tobytes())
+        elif isinstance(value, dict):
+            h.update(", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(value.items())).encode())
+        else:
+            raise TypeError(f"internal: no digest for a run-time value of type {type(value)}")
+    return h.hexdigest()

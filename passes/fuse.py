@@ -304,6 +304,9 @@ class _Contracted:
         return order
 
 
+_NO_REDUCTIONS: frozenset[int] = frozenset()
+
+
 class _Groups:
     """Groups of nodes, and the graph contracted from the original by them."""
 
@@ -314,7 +317,7 @@ class _Groups:
         self.axes: dict[int, tuple | None] = {}
         self.space: dict[int, tuple] = {}
         self.rows: dict[int, bool] = {}  # every reduction of the group is a row reduction
-        self.reds: dict[int, set[int]] = {}  # ids of the group's reductions
+        self.reds: dict[int, frozenset[int]] = {}  # ids of the group's reductions
         self.C = _Contracted()
         self.merges = 0  # merges so far: dates what is known about the contracted graph
         self.last_merged = -1  # the group the latest merge made
@@ -364,7 +367,8 @@ class _Groups:
         red = _is_reduction(n)
         self.axes[k] = tuple(n.attrs["axes"]) if red else None
         self.rows[k] = _is_row_reduction(n) if red else True
-        self.reds[k] = {k} if red else set()
+        # immutable: a merge makes the union a new set, so groups may share the empty one
+        self.reds[k] = frozenset((k,)) if red else _NO_REDUCTIONS
 
     def would_cycle(self, a: int, b: int, frontier: int | None = None) -> bool:
         """Would merging groups a and b close a cycle through some other node?
@@ -400,12 +404,13 @@ class _Groups:
         self.members[a] += self.members.pop(b)
         if self.axes[a] is None:
             self.axes[a] = self.axes[b]
-        if len(self.space[b]) == len(self.space[a]) and math.prod(self.space[b]) > math.prod(
-            self.space[a]
-        ):
-            self.space[a] = self.space[b]  # a row-shaped group joined a full-space one
+        sa, sb = self.space[a], self.space[b]
+        if sb != sa and len(sb) == len(sa) and math.prod(sb) > math.prod(sa):
+            self.space[a] = sb  # a row-shaped group joined a full-space one
         self.rows[a] = self.rows[a] and self.rows[b]
-        self.reds[a] |= self.reds.pop(b)
+        rb = self.reds.pop(b)
+        if rb:
+            self.reds[a] = self.reds[a] | rb
         del self.axes[b], self.space[b], self.rows[b]
         return a
 

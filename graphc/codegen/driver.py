@@ -190,6 +190,9 @@ class Driver:
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
         self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
         self._projs: dict[int, list[Node]] | None = None
+        # id(fused node) -> its tape-machine profile (`_vm_profile`); the graph keeps the nodes
+        # alive while the driver is built, so their ids stay theirs
+        self._profiles: dict[int, tuple[tuple[int, ...], np.dtype] | None] = {}
         self._readers: dict[int, list[Node]] | None = None
 
     def projections(self, f: Node) -> list[Node]:
@@ -238,7 +241,7 @@ class Driver:
             k += 1
             if n.op == "input":
                 continue
-            if n.op == "fused" and use_vm() and vm.eligible(n):
+            if n.op == "fused" and use_vm() and self._vm_profile(n) is not None:
                 batch, rest = self._vm_batch(nodes, k - 1)
                 if sum(len(f.attrs["body"].equations) for f in batch) >= VM_MIN_OPS:
                     for c in rest:  # constants met inside the batch: no inputs, emit first
@@ -275,8 +278,7 @@ class Driver:
         """The longest run of machine-eligible kernels from nodes[start] over one space and
         dtype, none reading a reduction computed inside the run; and constants met on the way."""
         first = nodes[start]
-        space = vm.space_of(first)
-        dt = _float_dtype(first)
+        profile = self._vm_profile(first)
         batch, consts = [first], []
         in_batch = {id(first)}
         reduced: set[int] = set(self._reduction_results(first))
@@ -287,12 +289,7 @@ class Driver:
             if m.op == "const":
                 consts.append(m)
                 continue
-            if not (
-                m.op == "fused"
-                and vm.eligible(m)
-                and vm.space_of(m) == space
-                and _float_dtype(m) == dt
-            ):
+            if not (m.op == "fused" and self._vm_profile(m) == profile):
                 break
             if any(id(i) in reduced for i in m.inputs):
                 break
@@ -300,6 +297,14 @@ class Driver:
             in_batch.add(id(m))
             reduced |= set(self._reduction_results(m))
         return batch, consts
+
+    def _vm_profile(self, f: Node) -> tuple[tuple[int, ...], np.dtype] | None:
+        """(iteration space, float dtype) of fused node f when it can run on the tape
+        machine, else None; found once per node (batches ask about their neighbours)."""
+        key = id(f)
+        if key not in self._profiles:
+            self._profiles[key] = (vm.space_of(f), _float_dtype(f)) if vm.eligible(f) else None
+        return self._profiles[key]
 
     def _reduction_results(self, f: Node) -> list[int]:
         """Ids of the nodes through which other nodes read f's reduction results."""

@@ -320,17 +320,35 @@ def eligible(n: Node) -> bool:
     if n.op != "fused":
         return False
     body = n.attrs["body"]
-    from graphc.codegen.kernels import needs_rows
-
-    if needs_rows(body):  # reads its own reductions: a row kernel
-        return False
-    floats = {
-        v.dtype for v in body.nodes if not isinstance(v.aval, TupleAval) and v.dtype.kind == "f"
-    }
+    # one walk over the body for its float dtypes, its space and its reductions
+    floats = set()
+    space: tuple[int, ...] = ()
+    biggest = 1
+    reds: set[int] = set()
+    red_space = None
+    for v in body.nodes:
+        if isinstance(v.aval, TupleAval):
+            continue
+        if v.dtype.kind == "f":
+            floats.add(v.dtype)
+        shape = v.shape
+        if v.op != "input" and v.op != "const" and REGISTRY[v.op].fusion is Fusion.REDUCTION:
+            shape = v.inputs[0].shape
+            reds.add(id(v))
+            if red_space is None:
+                red_space = tuple(shape)
+        size = math.prod(shape)
+        if size > biggest:
+            biggest, space = size, tuple(shape)
+    if reds:  # reading its own reductions makes a row kernel (kernels.needs_rows)
+        for v in body.equations:
+            if any(id(i) in reds for i in v.inputs) or (
+                id(v) not in reds and tuple(v.shape) != red_space
+            ):
+                return False
     if len(floats) != 1 or next(iter(floats)) not in (np.float32, np.float64):
         return False
     (dt,) = floats
-    space = _space(body)
     size = int(np.prod(space, dtype=np.int64))
     for i in body.inputs:
         if i.aval.size not in (1, size) or (i.aval.size == size and tuple(i.shape) != space):

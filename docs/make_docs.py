@@ -384,6 +384,9 @@ _FIXED_FORMS = {
     "const": "a literal in the kernel, or a module-level array (`_K[...]`)",
     "fused": "one `@njit` kernel (chunked over threads), or a tape-machine program when large",
     "proj": "tuple indexing in the driver",
+    "scan": "one compiled loop function (`for t in range(T)`) calling the body's kernels and BLAS",
+    "while_loop": "one compiled loop function; the condition is computed in locals each trip",
+    "cond": "one compiled function running only the taken branch",
 }
 
 

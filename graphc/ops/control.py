@@ -153,6 +153,7 @@ defop(
     _scan_impl,
     differentiable=False,
     prune=_scan_prune,
+    regions=True,
     doc="a loop over the leading axis of its sequences: the body maps (consts, carry, x[t]) to "
     "(carry, y[t]); results: the final carry, then the ys stacked",
 )
@@ -244,6 +245,7 @@ defop(
     _while_impl,
     differentiable=False,
     prune=_while_prune,
+    regions=True,
     doc="a loop that runs its body over the carry while its condition holds",
 )
 
@@ -304,5 +306,6 @@ defop(
     _cond_impl,
     differentiable=False,
     prune=_cond_prune,
+    regions=True,
     doc="runs the branch its index picks (bool: branches[1] when true; int: clamped)",
 )

@@ -163,8 +163,10 @@ def on_regions(graph: Graph, fn: PassFn) -> tuple[Graph, PassReport]:
     """
     report: PassReport | None = None
     passed: dict[int, Graph] = {}  # id(graph) -> fn's result on it
-    order: list[Graph] = []  # graphs in the order they were passed, each before its regions
-    keep: list[Graph] = []  # the originals stay alive, so their ids stay theirs
+    # graphs in the order they were passed, each before its regions (the list keeps them
+    # alive, so their ids stay theirs)
+    order: list[Graph] = []
+    holders: set[int] = set()  # ids of the graphs whose result holds regions
     work: list[tuple[Graph, str]] = [(graph, "")]
     while work:
         g, where = work.pop()
@@ -175,7 +177,6 @@ def on_regions(graph: Graph, fn: PassFn) -> tuple[Graph, PassReport]:
             new = g
         passed[id(g)] = new
         order.append(g)
-        keep.append(g)
         if report is None:
             report = rep
         else:
@@ -183,6 +184,7 @@ def on_regions(graph: Graph, fn: PassFn) -> tuple[Graph, PassReport]:
             report.converged = report.converged and rep.converged
         for n in new.equations:
             for b in program_regions(n):
+                holders.add(id(g))
                 if id(b) not in passed:
                     work.append((b, _where(n)))
     assert report is not None
@@ -202,7 +204,7 @@ def on_regions(graph: Graph, fn: PassFn) -> tuple[Graph, PassReport]:
 
     for g in reversed(order):
         new = passed[id(g)]
-        if any(program_regions(n) for n in new.equations):
+        if id(g) in holders:
             rebuilt_graph = new.map(rebuilt, nested=False)
             if not _same_function(new, rebuilt_graph):
                 new = rebuilt_graph  # derived: the pass's annotations are kept

@@ -340,6 +340,8 @@ def _elementwise_form(name: str) -> str:
 _POOL = {"kernel": (2, 2), "stride": (2, 2)}
 _CONV = {"stride": (1, 1), "padding": (1, 1)}
 SAMPLES: dict[str, tuple[list[str], dict]] = {
+    "check": (["bool[]", "f32[3]"], {"message": "too many trips"}),
+    "once": (["f32[3]"], {}),
     "reduce_sum": (["f32[4,8]"], {"axes": (1,), "keepdims": False}),
     "reduce_max": (["f32[4,8]"], {"axes": (1,), "keepdims": False}),
     "reduce_min": (["f32[4,8]"], {"axes": (1,), "keepdims": False}),
@@ -387,6 +389,9 @@ _FIXED_FORMS = {
     "scan": "one compiled loop function (`for t in range(T)`) calling the body's kernels and BLAS",
     "while_loop": "one compiled loop function; the condition is computed in locals each trip",
     "cond": "one compiled function running only the taken branch",
+    "custom_jvp_call": "its function's equations, spliced in by the `inline` pass",
+    "custom_vjp_call": "its function's equations, spliced in by the `inline` pass",
+    "checkpoint": "its body's equations, spliced in by the `inline` pass",
 }
 
 
@@ -730,6 +735,19 @@ def section_ir_fused() -> str:
     return fence("text", str(run_pipeline(g, COMPILE_PIPELINE)))
 
 
+def rnn_scan(W, h0, xs):
+    def step(h, x):
+        h = np.tanh(W @ h + x)
+        return h, h * 2
+
+    return graphc.scan(step, h0, xs)
+
+
+def section_ir_scan() -> str:
+    args = (graphc.spec("f32[4,4]"), graphc.spec("f32[4]"), graphc.spec("f32[6,4]"))
+    return fence("text", str(graphc.trace(rnn_scan, *args)))
+
+
 def section_ir_joint() -> str:
     from passes.autodiff import vjp
 
@@ -940,6 +958,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "ir-consts": section_ir_consts,
     "ir-saved": section_ir_saved,
     "ir-fused": section_ir_fused,
+    "ir-scan": section_ir_scan,
     "ir-joint": section_ir_joint,
     "codegen-lowered": section_codegen_lowered,
     "codegen-module": section_codegen_module,

@@ -35,7 +35,7 @@ from graphc.ir import (
 from graphc.ops import apply
 from graphc.ops.interp import evaluate
 from graphc.trace import Tracer, current_scope, leaf_aval, to_node, user_location
-from graphc.tree_util import TreeDef, flatten, leaf_paths, unflatten
+from graphc.tree_util import TreeDef, flatten, leaf_paths, tree_map, unflatten
 
 
 class ControlFlowError(GraphcError, TypeError):
@@ -271,6 +271,9 @@ def scan(
     length: int | None = None,
     reverse: bool = False,
     unroll: int | bool = 1,
+    *,
+    checkpoint: int | None = None,
+    _remat: bool = False,
 ) -> tuple[Any, Any]:
     """Loop `f(carry, x) -> (carry, y)` over the leading axis of `xs`; return the final carry
     and the ys stacked (JAX's `lax.scan`). The body is traced once and compiled as one loop.
@@ -279,10 +282,19 @@ def scan(
     last step to the first (ys[t] still belongs to xs[t]). `unroll` is accepted for JAX
     compatibility: the compiled loop has no per-step overhead for unrolling to remove.
 
+    `checkpoint=k` (graphc's own) trades compute for memory in reverse mode: the loop runs as
+    segments of k steps, the forward pass keeps only the carry at the start of each segment,
+    and the backward pass recomputes one segment's steps at a time. The values are the same;
+    the recorded residuals shrink from `length` steps' worth to `length/k` carries plus one
+    segment's steps (k near sqrt(length) minimises it).
+
     Example:
         >>> h, hs = graphc.scan(lambda h, x: (np.tanh(W @ h + x), h), h0, xs)
+        >>> h, hs = graphc.scan(step, h0, xs, checkpoint=32)   # 10,000 steps, ~1/32 the tape
     """
     loc = user_location()
+    if checkpoint is not None:
+        return _checkpointed(f, init, xs, length, reverse, checkpoint, loc)
     if not isinstance(unroll, bool) and (not isinstance(unroll, (int, np.integer)) or unroll < 1):
         raise ControlFlowError(
             f"scan: unroll must be a positive int or a bool, got {unroll!r}", loc
@@ -350,10 +362,50 @@ def scan(
         "n_carry": n_carry,
         "length": length,
         "reverse": bool(reverse),
+        **({"remat": True} if _remat else {}),
     }
     res = _results("scan", region.free + carry + x_nodes, attrs, len(g.outputs), loc)
     final = unflatten(region.out_tree, res)
     return final[0], final[1]
+
+
+def _checkpointed(
+    f: Callable, init: Any, xs: Any, length: int | None, reverse: bool, k: Any, loc: str | None
+) -> tuple[Any, Any]:
+    """scan(f, ...) as an outer scan over segments of k steps, each an inner scan; the outer
+    loop rematerialises its steps in reverse mode. Steps left over (length % k) run as a
+    plain scan after the segments (before them when reversed)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ControlFlowError(f"scan: checkpoint must be a positive int, got {k!r}", loc)
+    k = int(k)
+    leaves = flatten(xs)[0]
+    if length is None:
+        if not leaves:
+            raise ControlFlowError("scan: give xs or length (there is nothing to count steps)", loc)
+        length = int(np.shape(leaves[0])[0])
+    n_seg, rest = divmod(length, k)
+    if n_seg == 0:
+        return scan(f, init, xs, length=length, reverse=reverse)
+    main = slice(rest, length) if reverse else slice(0, length - rest)
+    tail = slice(0, rest) if reverse else slice(length - rest, length)
+
+    def part(x: Any, s: slice, shape: tuple | None = None) -> Any:
+        x = x[s]
+        return np.reshape(x, shape + np.shape(x)[1:]) if shape else x
+
+    xs_main = tree_map(lambda x: part(x, main, (n_seg, k)), xs)
+
+    def segment(c: Any, xseg: Any) -> tuple[Any, Any]:
+        return scan(f, c, xseg, length=k, reverse=reverse)
+
+    carry, ys = scan(segment, init, xs_main, length=n_seg, reverse=reverse, _remat=True)
+    ys = tree_map(lambda y: np.reshape(y, (n_seg * k, *np.shape(y)[2:])), ys)
+    if rest:
+        carry, ys_tail = scan(
+            f, carry, tree_map(lambda x: part(x, tail), xs), length=rest, reverse=reverse
+        )
+        ys = tree_map(lambda a, b: np.concatenate([b, a] if reverse else [a, b]), ys, ys_tail)
+    return carry, ys
 
 
 # ---------------------------------------------------------------------------------------------

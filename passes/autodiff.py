@@ -39,6 +39,7 @@ from graphc.ir import (
     is_float,
     make_const,
     make_input,
+    map_nodes,
 )
 from graphc.ops import REGISTRY, Kind, Masked, apply, sum_to_shape
 from graphc.trace import Tracer, meta_override
@@ -76,13 +77,11 @@ def active_nodes(graph: Graph, wrt: Sequence[int]) -> set[int]:
     """Ids of nodes whose value depends differentiably on the inputs in `wrt`."""
     active = {id(graph.inputs[i]) for i in wrt}
     for n in graph.nodes:
-        if isinstance(n.aval, TupleAval):
-            if any(id(i) in active for i in n.inputs):
-                raise AutodiffError(
-                    f"differentiating through {n.op} is not supported yet", n.meta.loc
-                )
+        if n.op in ("input", "const"):
             continue
-        if n.op in ("input", "const") or not is_float(n.dtype):
+        # a multi-result node (a loop) is active through any operand; a result read from it
+        # is active when it is a float
+        if not isinstance(n.aval, TupleAval) and not is_float(n.dtype):
             continue
         if REGISTRY[n.op].differentiable and any(id(i) in active for i in n.inputs):
             active.add(id(n))
@@ -102,6 +101,62 @@ def _check_wrt(graph: Graph, wrt: Sequence[int]) -> None:
             )
 
 
+class RuleContext:
+    """What the rules of a multi-result op (a loop, a branch) get besides their operands
+    (keyword `ad`): which operands are active, the graph transforms to apply to the op's
+    regions, and a way to replace the op's node by a new one that computes the same results
+    first (a loop that also records what its derivative needs). The op layer cannot import
+    this pass, so the pass hands its transforms down.
+
+    Example:
+        >>> joint = ad.vjp(body, wrt=[0, 1], outputs=[0])   # inside a rule
+    """
+
+    def __init__(self, active: list[bool], replaced: dict[int, list[Node]]):
+        self.active = active
+        self._replaced = replaced
+
+    vjp = staticmethod(lambda *a, **k: vjp(*a, **k))
+    jvp = staticmethod(lambda *a, **k: jvp(*a, **k))
+
+    @staticmethod
+    def active_nodes(graph: Graph, wrt: Sequence[int]) -> set[int]:
+        return active_nodes(graph, wrt)
+
+    def replace(self, old: Node, results: list[Node]) -> None:
+        """Read result k of `old` as `results[k]` in the finished graph (the results must not
+        depend on `old`): a loop replaced by one that also records what its derivative needs."""
+        self._replaced[id(old)] = results
+
+
+def _with_replacements(
+    graph: Graph, replaced: dict[int, list[Node]], pairs: list
+) -> tuple[Graph, list]:
+    """`graph` reading the replacements' results instead of the replaced nodes'; `pairs`
+    (grad_of) updated alike."""
+    if not replaced:
+        return graph, pairs
+
+    def swap(n: Node, orig: Node) -> Node | None:
+        if n.inputs and id(orig.inputs[0]) in replaced and not isinstance(n.aval, TupleAval):
+            return replaced[id(orig.inputs[0])][orig.attrs["index"]]
+        return None
+
+    new = map_nodes(graph.nodes, swap, nested=False)
+    get = new.get
+    out = graph.derive(
+        inputs=[get(id(i), i) for i in graph.inputs], outputs=[get(id(o), o) for o in graph.outputs]
+    )
+    return out, [(get(id(a), a), get(id(b), b)) for a, b in pairs]
+
+
+def _tuple_ct(parts: dict[int, _Ct] | None, n: int) -> list:
+    """The cotangent of each result of a multi-result node (None: zero)."""
+    if not parts:
+        return [None] * n
+    return [parts[k].total()[0] if k in parts else None for k in range(n)]
+
+
 @dataclass
 class _Ct:
     """Accumulated cotangent contributions of one node."""
@@ -119,6 +174,34 @@ class _Ct:
         for m in self.masks[1:]:
             mask = mask | m
         return acc, mask
+
+
+def _vjp_multi(
+    n: Node,
+    parts: dict[int, _Ct],
+    active: set[int],
+    cts: dict[int, _Ct],
+    replaced: dict[int, list[Node]],
+) -> None:
+    """Run the VJP rule of multi-result node n (given its results' cotangents) and add what
+    it returns to its operands' cotangents."""
+    op = REGISTRY[n.op]
+    gs = _tuple_ct(parts, len(n.aval.avals))  # type: ignore[union-attr]
+    ctx = RuleContext([id(i) in active for i in n.inputs], replaced)
+    with meta_override(_derived_meta(n, "grad")):
+        results = op.vjp(gs, Tracer(n), *[Tracer(i) for i in n.inputs], ad=ctx, **n.attrs)
+    if len(results) != len(n.inputs):
+        raise GraphcError(
+            f"internal: the VJP rule of {n.op} returned {len(results)} "
+            f"cotangents for {len(n.inputs)} operands"
+        )
+    for inp, r in zip(n.inputs, results, strict=True):
+        if r is None or id(inp) not in active:
+            continue
+        r = _conform(r if isinstance(r, Tracer) else Tracer(r), inp.aval)  # type: ignore[arg-type]
+        c = cts.setdefault(id(inp), _Ct([], []))
+        c.parts.append(r)
+        c.masks.append(None)
 
 
 def vjp(
@@ -158,11 +241,26 @@ def vjp(
             c.masks.append(None)
 
     grad_of: list[tuple[Node, Node]] = []
+    tuple_cts: dict[int, dict[int, _Ct]] = {}  # multi-result node -> cotangents per result
+    replaced: dict[int, list[Node]] = {}
     for n in reversed(graph.nodes):
+        if isinstance(n.aval, TupleAval):
+            if id(n) in active and id(n) in tuple_cts:
+                _vjp_multi(n, tuple_cts.pop(id(n)), active, cts, replaced)
+            continue
         entry = cts.get(id(n))
         if entry is None or n.op in ("input", "const"):
             continue
         if not any(id(i) in active for i in n.inputs):
+            continue
+        if n.inputs and isinstance(n.inputs[0].aval, TupleAval):
+            # a result of a multi-result node: its cotangent waits there, per result
+            g, _ = entry.total()
+            grad_of.append((g.node, n))
+            slot = tuple_cts.setdefault(id(n.inputs[0]), {})
+            c = slot.setdefault(n.attrs["index"], _Ct([], []))
+            c.parts.append(g)
+            c.masks.append(None)
             continue
         op = REGISTRY[n.op]
         with meta_override(_derived_meta(n, "grad")):
@@ -211,6 +309,7 @@ def vjp(
         list(graph.outputs) + grads,
         name=f"vjp({graph.name})" if graph.name else None,
     )
+    joint, grad_of = _with_replacements(joint, replaced, grad_of)
     joint.info.update(
         grad_of=grad_of,
         n_primal_inputs=len(graph.inputs),
@@ -230,14 +329,27 @@ def jvp(graph: Graph, wrt: Sequence[int]) -> Graph:
     tan: dict[int, Tracer] = {
         id(graph.inputs[i]): Tracer(t) for i, t in zip(wrt, tangent_inputs, strict=True)
     }
+    tuple_tan: dict[int, list] = {}  # multi-result node -> tangent per result (None: zero)
+    replaced: dict[int, list[Node]] = {}
     for n in graph.nodes:
         if isinstance(n.aval, TupleAval):
-            if any(id(i) in tan for i in n.inputs):
-                raise AutodiffError(
-                    f"differentiating through {n.op} is not supported yet", n.meta.loc
-                )
+            ts = [tan.get(id(i)) for i in n.inputs]
+            if any(t is not None for t in ts) and REGISTRY[n.op].differentiable:
+                ctx = RuleContext([t is not None for t in ts], replaced)
+                with meta_override(_derived_meta(n, "tangent")):
+                    outs = REGISTRY[n.op].jvp(
+                        ts, Tracer(n), *[Tracer(i) for i in n.inputs], ad=ctx, **n.attrs
+                    )
+                tuple_tan[id(n)] = [
+                    t if t is None or isinstance(t, Tracer) else Tracer(t) for t in outs
+                ]
             continue
         if n.op in ("input", "const") or not is_float(n.dtype):
+            continue
+        if n.inputs and id(n.inputs[0]) in tuple_tan:
+            t = tuple_tan[id(n.inputs[0])][n.attrs["index"]]
+            if t is not None:
+                tan[id(n)] = _conform(t, n.aval)  # type: ignore[arg-type]
             continue
         ts = [tan.get(id(i)) for i in n.inputs]
         if all(t is None for t in ts):
@@ -263,6 +375,7 @@ def jvp(graph: Graph, wrt: Sequence[int]) -> Graph:
         list(graph.outputs) + out_tangents,
         name=f"jvp({graph.name})" if graph.name else None,
     )
+    g, _ = _with_replacements(g, replaced, [])
     g.info.update(
         n_primal_inputs=len(graph.inputs), n_primal_outputs=len(graph.outputs), wrt=tuple(wrt)
     )

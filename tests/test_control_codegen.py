@@ -216,6 +216,24 @@ def test_body_ops_compile_inside_the_loop():
     _check(f, W, RNG.standard_normal((5, 4)).astype(np.float32))
 
 
+def test_loops_of_one_body_and_different_lengths_share_a_function():
+    def f(xs):
+        step = lambda c, x: (c * 0.5 + x, c)  # noqa: E731
+        c, ys = graphc.scan(step, np.zeros(3), xs[:4])
+        c, zs = graphc.scan(step, c, xs[4:])
+        return c, ys, zs
+
+    xs = RNG.standard_normal((7, 3))
+    got = _check(f, xs)
+    c, ys = np.zeros(3), []
+    for x in xs:
+        ys.append(c)
+        c = c * 0.5 + x
+    _close(got, (c, np.stack(ys[:4]), np.stack(ys[4:])), rtol=1e-12)
+    _, d = _module(f, xs)
+    assert len(d.loops.functions) == 1
+
+
 def test_a_long_scan_runs():
     xs = np.full(10_000, 0.5, np.float32)
     c, ys = graphc.jit(lambda xs: graphc.scan(lambda c, x: (c * 0.9 + x, c), np.float32(0), xs))(xs)

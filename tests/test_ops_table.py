@@ -76,6 +76,8 @@ class OpCase:
     ref     independent reference on NumPy arrays (default: `fn` itself, i.e. real NumPy)
     tol     rtol and atol for floating outputs (default by output dtype); ints/bools are exact
     smooth  the inputs stay away from kinks, ties and poles (finite differences are meaningful)
+    modes   the derivative modes the op has (custom_vjp: reverse only; none: refused)
+    order   the highest order of derivative the op has
     """
 
     op: str
@@ -85,6 +87,8 @@ class OpCase:
     id: str = ""
     tol: float | None = None
     smooth: bool = True
+    modes: tuple[str, ...] = ("rev", "fwd")
+    order: int = 2
 
     def make_args(self) -> list:
         rng = np.random.default_rng(zlib.crc32(self.id.encode()))
@@ -108,8 +112,12 @@ def row(
     ref: Callable | None = None,
     tol: float | None = None,
     smooth: bool = True,
+    modes: tuple[str, ...] = ("rev", "fwd"),
+    order: int = 2,
 ) -> None:
-    CASES.append(OpCase(op, fn, list(args), ref=ref, id=id, tol=tol, smooth=smooth))
+    CASES.append(
+        OpCase(op, fn, list(args), ref=ref, id=id, tol=tol, smooth=smooth, modes=modes, order=order)
+    )
 
 
 # -- argument makers ---------------------------------------------------------------------------
@@ -1687,6 +1695,111 @@ row(
 )
 
 
+# -- control flow: references are the unrolled loops ---------------------------------------------
+
+
+def _scan_ref(W, xs):
+    h, ys = np.zeros(W.shape[0]), []
+    for x in xs:
+        h = np.tanh(W @ h + x)
+        ys.append(h * 2)
+    return np.concatenate([h, np.stack(ys).ravel()])
+
+
+def _scan_rnn(W, xs):
+    def step(h, x):
+        h = np.tanh(W @ h + x)
+        return h, h * 2
+
+    h, ys = graphc.scan(step, np.zeros(3), xs)
+    return np.concatenate([h, ys.ravel()])
+
+
+def _while_ref(x):
+    while np.sum(x) < 4:
+        x = x * 1.5 + 0.1
+    return x
+
+
+row("scan", "scan-rnn", _scan_rnn, normal(3, 3, scale=0.5), normal(4, 3), ref=_scan_ref)
+row(
+    "while_loop",
+    "while-grow",
+    lambda x: graphc.while_loop(lambda c: np.sum(c) < 4, lambda c: c * 1.5 + 0.1, x),
+    uniform(0.5, 1.0, 2),
+    ref=_while_ref,
+    smooth=False,  # the trip count jumps where the sum crosses 4
+)
+row(
+    "while_loop",
+    "while-counted",
+    lambda x: graphc.while_loop(
+        lambda c: c[0] < 3, lambda c: (c[0] + 1, np.sin(c[1]) * 1.5), (0, x), max_trips=5
+    )[1],
+    normal(3),
+    ref=lambda x: np.sin(np.sin(np.sin(x) * 1.5) * 1.5) * 1.5,
+)
+row(
+    "cond",
+    "cond-sign",
+    lambda x: graphc.cond(np.sum(x) > 0, lambda x: np.sin(x), lambda x: x * x, x),
+    uniform(0.2, 1.0, 3),
+    ref=lambda x: np.sin(x) if np.sum(x) > 0 else x * x,
+)
+row(
+    "check",
+    "check-false",
+    lambda x: bind("check", np.sum(x) > 1e9, x, message="too big"),
+    normal(3),
+    ref=lambda x: x,
+)
+
+
+# -- derivatives of one's own, rematerialisation ------------------------------------------------
+
+
+@graphc.custom_jvp
+def _softplus_rule(x):
+    return np.log1p(np.exp(x))
+
+
+_softplus_rule.defjvp(lambda p, t: (_softplus_rule(p[0]), t[0] / (1 + np.exp(-p[0]))))
+
+
+@graphc.custom_vjp
+def _sin_rule(x):
+    return np.sin(x)
+
+
+_sin_rule.defvjp(lambda x: (np.sin(x), x), lambda x, g: (g * np.cos(x),))
+
+row(
+    "custom_jvp_call",
+    "custom-jvp-softplus",
+    _softplus_rule,
+    normal(5),
+    ref=lambda x: np.log1p(np.exp(x)),
+)
+row(
+    "custom_vjp_call",
+    "custom-vjp-sin",
+    _sin_rule,
+    normal(5),
+    ref=np.sin,
+    modes=("rev",),
+    order=1,
+)
+row(
+    "checkpoint",
+    "checkpoint-two-args",
+    graphc.checkpoint(lambda x, y: np.sin(x) * y),
+    normal(2, 3),
+    normal(3),
+    ref=lambda x, y: np.sin(x) * y,
+)
+row("once", "once", lambda x: bind("once", x), normal(3), ref=lambda x: x, modes=())
+
+
 # ---------------------------------------------------------------------------------------------
 # checks
 
@@ -1711,10 +1824,18 @@ def check_impl_types(graph: graphc.Graph, arrays: list) -> None:
     for n in graph.nodes:
         if n.op == "input":
             continue
-        out = np.asarray(REGISTRY[n.op].impl(*[env[id(i)] for i in n.inputs], **n.attrs))
-        assert (out.shape, out.dtype) == (n.aval.shape, n.aval.dtype), (
-            f"{n.op} impl returned {out.dtype}{list(out.shape)}, its rule says {n.aval}"
-        )
+        out = REGISTRY[n.op].impl(*[env[id(i)] for i in n.inputs], **n.attrs)
+        if isinstance(n.aval, graphc.ir.TupleAval):  # a loop's results, read by proj
+            outs, avals = [np.asarray(o) for o in out], list(n.aval.avals)
+            assert len(outs) == len(avals), f"{n.op} impl returned {len(outs)} results"
+            out = tuple(outs)
+        else:
+            outs, avals = [np.asarray(out)], [n.aval]
+            out = outs[0]
+        for o, a in zip(outs, avals, strict=True):
+            assert (o.shape, o.dtype) == (a.shape, a.dtype), (
+                f"{n.op} impl returned {o.dtype}{list(o.shape)}, its rule says {a}"
+            )
         env[id(n)] = out
 
 

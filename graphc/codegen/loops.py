@@ -107,7 +107,8 @@ class LoopFn:
     source: str
     signature: str
     consts: list[Node]  # the array constants of its bodies, taken as arguments
-    results: list[Any]  # result avals
+    results: list[Any]  # result avals of the node it was written for (a shared function's
+    # call sites may have other trip counts: they size results from their own node)
     workspace: dict[str, int]  # dtype name -> elements
     takes_length: bool
 
@@ -613,6 +614,15 @@ def _l_gather(b: Body, n: Node, ops: list[Val], block: list[str]) -> Val:
     return b.result(n, out, block)
 
 
+@loop_lowering("check")
+def _l_check(b: Body, n: Node, ops: list[Val], block: list[str]) -> Val:
+    # a run-time check (a reverse-mode while_loop's trip bound): the error its reference raises
+    pred, x = ops
+    block.append(f"if {b.scalar(pred)}:")
+    block.append(f"    raise _TripLimitError({n.attrs['message']!r})")
+    return x
+
+
 def _matmul_batches(n: Node) -> bool:
     """Whether each operand's batch axes are either the result's or all of size 1."""
     out_batch = n.shape[:-2]
@@ -680,11 +690,12 @@ def _call_region(b: Body, n: Node, ops: list[Val], block: list[str]) -> list[Val
     fn = b.fn.gen.functions_by_node[id(n)]
     args = [b.flat(v) for v in ops]
     args += [b.fn.const_param(c) for c in fn.consts]
-    outs = [b.storage(n, k, block) for k in range(len(fn.results))]
+    results = n.aval.avals  # type: ignore[union-attr]  # this node's: a shared fn has others'
+    outs = [b.storage(n, k, block) for k in range(len(results))]
     ws = [b.fn.alloc(np.dtype(dt), size) for dt, size in sorted(fn.workspace.items())]
     tail = [str(n.attrs["length"])] if fn.takes_length else []
     block.append(f"{fn.name}({', '.join(args + outs + ws + tail)})")
-    return [b.result(n, o, block, av) for o, av in zip(outs, fn.results, strict=True)]
+    return [b.result(n, o, block, av) for o, av in zip(outs, results, strict=True)]
 
 
 for _op in ("scan", "while_loop", "cond"):
@@ -1093,7 +1104,8 @@ def lower_region(d: Driver, n: Node, v: str, a: list[str]) -> tuple[list[str] | 
     lines = []
     owners = d._result_owners(n)
     outs = []
-    for k, av in enumerate(fn.results):
+    results = n.aval.avals  # type: ignore[union-attr]  # this node's: a shared fn has others'
+    for k, av in enumerate(results):
         o = f"{v}_o{k}"
         lines.append(f"{o} = {d.storage.buffer(owners[k], av.size, av.dtype)}")
         outs.append(o)
@@ -1102,7 +1114,7 @@ def lower_region(d: Driver, n: Node, v: str, a: list[str]) -> tuple[list[str] | 
     ]
     tail = [str(n.attrs["length"])] if fn.takes_length else []
     lines.append(f"{fn.name}({', '.join(args + outs + ws + tail)})")
-    parts = [f"{o}.reshape({tuple(av.shape)})" for o, av in zip(outs, fn.results, strict=True)]
+    parts = [f"{o}.reshape({tuple(av.shape)})" for o, av in zip(outs, results, strict=True)]
     lines.append(f"{v} = ({', '.join(parts)},)")
     d.flat_parts[id(n)] = list(outs)
     return lines, None

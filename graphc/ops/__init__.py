@@ -6,10 +6,11 @@ Example:
     ['argmax', 'argmin', 'reduce_max']
 """
 
-from graphc.ir import Aval, Const, Graph, TupleAval
+from graphc.ir import Aval, Const, Graph, GraphcError, TupleAval
 from graphc.ops import (  # noqa: F401  (registers ops)
     contract,
     control,
+    custom,
     decomp,
     elementwise,
     reduce,
@@ -125,12 +126,20 @@ defop(
     prune=_fused_prune,
     doc="a fused kernel: its body graph computed in one pass over its iteration space",
 )
+
+
+def _proj_by_the_pass(*args, **kwargs):
+    # a result's derivative is its multi-result node's: the autodiff pass routes it there
+    raise GraphcError("internal: proj is differentiated with the node it reads")
+
+
 defop(
     "proj",
     Kind.OTHER,
     _proj_rule,
     lambda t, *, index: t[index],
     arity=1,
-    differentiable=False,
+    vjp=_proj_by_the_pass,
+    jvp=_proj_by_the_pass,
     doc="result `index` of a multi-result fused kernel",
 )

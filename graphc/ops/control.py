@@ -28,7 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import Aval, Graph, GraphcError, Node, ShapeError, TupleAval, toposort
+from graphc.ir import (
+    Aval,
+    Const,
+    Graph,
+    GraphcError,
+    Node,
+    ShapeError,
+    TupleAval,
+    make_input,
+    map_nodes,
+    toposort,
+)
 from graphc.ops.interp import evaluate
 from graphc.ops.registry import Kind, apply, defop
 
@@ -86,7 +97,13 @@ def scan_parts(n_consts: int, n_carry: int, operands: list) -> tuple[list, list,
 
 
 def _scan_rule(
-    *avals: Aval, body: Graph, n_consts: int, n_carry: int, length: int, reverse: bool
+    *avals: Aval,
+    body: Graph,
+    n_consts: int,
+    n_carry: int,
+    length: int,
+    reverse: bool,
+    remat: bool = False,
 ) -> TupleAval:
     if not isinstance(body, Graph):
         raise ShapeError("scan: body must be a graph")
@@ -115,7 +132,13 @@ def _scan_rule(
 
 
 def _scan_impl(
-    *args: np.ndarray, body: Graph, n_consts: int, n_carry: int, length: int, reverse: bool
+    *args: np.ndarray,
+    body: Graph,
+    n_consts: int,
+    n_carry: int,
+    length: int,
+    reverse: bool,
+    remat: bool = False,
 ) -> tuple:
     consts, carry, xs = scan_parts(n_consts, n_carry, list(args))
     ys = [np.empty((length, *y.shape), y.dtype) for y in _outs(body)[n_carry:]]
@@ -151,7 +174,8 @@ defop(
     Kind.OTHER,
     _scan_rule,
     _scan_impl,
-    differentiable=False,
+    vjp=lambda *a, **k: _scan_vjp(*a, **k),
+    jvp=lambda *a, **k: _scan_jvp(*a, **k),
     prune=_scan_prune,
     regions=True,
     doc="a loop over the leading axis of its sequences: the body maps (consts, carry, x[t]) to "
@@ -243,7 +267,8 @@ defop(
     Kind.OTHER,
     _while_rule,
     _while_impl,
-    differentiable=False,
+    vjp=lambda *a, **k: _while_vjp(*a, **k),
+    jvp=lambda *a, **k: _while_jvp(*a, **k),
     prune=_while_prune,
     regions=True,
     doc="a loop that runs its body over the carry while its condition holds",
@@ -304,8 +329,466 @@ defop(
     Kind.OTHER,
     _cond_rule,
     _cond_impl,
-    differentiable=False,
+    vjp=lambda *a, **k: _cond_vjp(*a, **k),
+    jvp=lambda *a, **k: _cond_jvp(*a, **k),
     prune=_cond_prune,
     regions=True,
     doc="runs the branch its index picks (bool: branches[1] when true; int: clamped)",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# derivatives
+#
+# The rules of these ops get `ad` (the autodiff pass's RuleContext): which operands are active,
+# the pass's own `vjp`/`jvp` graph transforms to apply to the regions, and `replace`, which
+# swaps the node for one computing the same results first and more besides (the loop that
+# also records what the backward loop reads). Cotangents and tangents come per result and per
+# operand, None standing for zero.
+
+
+class LoopDerivativeError(GraphcError):
+    """A derivative graphc cannot take through a loop (reverse mode through an unbounded
+    while_loop)."""
+
+
+def _floating(n: Node) -> bool:
+    return isinstance(n.aval, Aval) and n.aval.dtype.kind == "f"
+
+
+def _zeros(aval: Aval, meta: Any = None) -> Node:
+    z = Node("const", (), {"value": Const(np.zeros((), aval.dtype))}, Aval((), aval.dtype), meta)
+    return z if aval.shape == () else apply("broadcast_to", [z], {"shape": aval.shape}, meta)
+
+
+def _projs(node: Node) -> list[Node]:
+    return [apply("proj", [node], {"index": k}, node.meta) for k in range(len(node.aval.avals))]  # type: ignore[union-attr]
+
+
+def inline(graph: Graph, args: list[Node]) -> list[Node]:
+    """The outputs of `graph` computed from `args` by copies of its nodes (a graph's body
+    spliced into another graph)."""
+    mapping = {id(i): a for i, a in zip(graph.inputs, args, strict=True)}
+    new = map_nodes(
+        graph.nodes[len(graph.inputs) :], lambda n, o: None, nested=False, mapping=mapping
+    )
+    return [new[id(o)] for o in graph.outputs]
+
+
+def _active_inputs(
+    ad: Any, body: Graph, first_carry: int, n_carry: int, act: list[bool]
+) -> tuple[list[bool], set[int]]:
+    """Which body inputs carry derivatives: those of active operands, grown by every carry an
+    active input reaches, to a fixed point. Also the ids of the body's active nodes."""
+    act = list(act)
+    while True:
+        active = ad.active_nodes(body, [k for k, a in enumerate(act) if a])
+        grown = list(act)
+        for k in range(n_carry):
+            if id(body.outputs[k]) in active and _floating(body.outputs[k]):
+                grown[first_carry + k] = True
+        if grown == act:
+            return act, active
+        act = grown
+
+
+# -- scan --------------------------------------------------------------------------------------
+
+
+def _scan_jvp(ts, out, *xs, ad, body, n_consts, n_carry, length, reverse, remat=False):
+    n = out.node
+    ops = list(n.inputs)
+    nb, ny = len(body.inputs), len(body.outputs) - n_carry
+    act0 = [t is not None and _floating(o) for t, o in zip(ts, ops, strict=True)]
+    act, active = _active_inputs(ad, body, n_consts, n_carry, act0)
+    wrt = [k for k in range(nb) if act[k]]
+    jb = ad.jvp(body, wrt)
+    tan_in = dict(zip(wrt, jb.inputs[nb:], strict=True))
+    nout = len(body.outputs)
+    carries = [k for k in range(n_carry) if act[n_consts + k]]
+    ys = [
+        j
+        for j in range(ny)
+        if _floating(body.outputs[n_carry + j]) and id(body.outputs[n_carry + j]) in active
+    ]
+
+    def tangent(k: int) -> Node:
+        return ts[k].node if ts[k] is not None else _zeros(ops[k].aval, n.meta)
+
+    parts = scan_parts(n_consts, n_carry, list(range(nb)))
+    groups = [[k for k in part if act[k]] for part in parts]
+    operands, inputs = [], []
+    for part, act_part in zip(parts, groups, strict=True):
+        operands += [ops[k] for k in part] + [tangent(k) for k in act_part]
+        inputs += [jb.inputs[k] for k in part] + [tan_in[k] for k in act_part]
+    outputs = (
+        list(jb.outputs[:n_carry])
+        + [jb.outputs[nout + k] for k in carries]
+        + list(jb.outputs[n_carry:nout])
+        + [jb.outputs[nout + n_carry + j] for j in ys]
+    )
+    attrs = {
+        "body": Graph(inputs, outputs),
+        "n_consts": n_consts + len(groups[0]),
+        "n_carry": n_carry + len(carries),
+        "length": length,
+        "reverse": reverse,
+    }
+    res = _projs(apply("scan", operands, attrs, n.meta))
+    nc2 = n_carry + len(carries)
+    ad.replace(n, res[:n_carry] + res[nc2 : nc2 + ny])
+    tangents: list = [None] * nout
+    for j, k in enumerate(carries):
+        tangents[k] = res[n_carry + j]
+    for j, m in enumerate(ys):
+        tangents[n_carry + m] = res[nc2 + ny + j]
+    return tangents
+
+
+def scan_vjp_parts(
+    ops: list[Node],
+    cts: list,
+    active: list[bool],
+    ad: Any,
+    meta: Any,
+    *,
+    body: Graph,
+    n_consts: int,
+    n_carry: int,
+    length: int,
+    reverse: bool,
+    remat: bool = False,
+) -> tuple[list[Node] | None, list[Node | None]]:
+    """Reverse mode of a scan over `ops`: (the results of a forward scan that also records
+    the per-step values the backward reads, or None when no derivative flows; the cotangent
+    of each operand).
+
+    The body's joint graph (its VJP) splits into what the cotangents do not reach (the
+    forward work) and the rest (the backward step). What the backward step reads of the
+    forward work becomes: nothing to store if it is a constant or an operand (consts and xs
+    are read where they are); a value computed once before the loop if it depends on the
+    consts alone; otherwise a per-step value the forward loop writes into a [length, ...]
+    tape. The backward step then runs as a scan in the opposite direction whose carry holds
+    the carries' cotangents and the consts' cotangents accumulated over the steps.
+
+    With `remat`, the forward loop records only the carries, and the backward step computes
+    the step's forward values again before using them (what `scan(..., checkpoint=k)` asks
+    of its loop over segments)."""
+    nb, nout = len(body.inputs), len(body.outputs)
+    ny = nout - n_carry
+    act0 = [a and _floating(o) for a, o in zip(active, ops, strict=True)]
+    act, act_nodes = _active_inputs(ad, body, n_consts, n_carry, act0)
+    none: list[Node | None] = [None] * len(ops)
+    wrt = [k for k in range(nb) if act[k]]
+    carries = [k for k in range(n_carry) if act[n_consts + k]]
+    ys = [
+        j
+        for j in range(ny)
+        if cts[n_carry + j] is not None and id(body.outputs[n_carry + j]) in act_nodes
+    ]
+    diff_outs = carries + [n_carry + j for j in ys]
+    if not wrt or not diff_outs:
+        return None, none
+    joint = ad.vjp(body, wrt, seed="inputs", outputs=diff_outs)
+    ct_in = list(joint.inputs[nb:])
+    grads = list(joint.outputs[nout:])
+    # the backward part: everything a cotangent reaches
+    back: set[int] = {id(c) for c in ct_in}
+    variant: set[int] = {id(i) for i in body.inputs[n_consts:]}
+    back_nodes: list[Node] = []
+    if remat:
+        # rematerialised: the backward step recomputes the forward work from the step's
+        # inputs, so the forward loop records nothing but the carries
+        back_nodes = [m for m in toposort(grads) if m.op != "input"]
+        back |= {id(m) for m in back_nodes}
+    for m in [] if remat else joint.nodes:
+        if any(id(i) in back for i in m.inputs):
+            back.add(id(m))
+            back_nodes.append(m)
+        elif any(id(i) in variant for i in m.inputs):
+            variant.add(id(m))
+    residuals: list[Node] = []
+    seen: set[int] = set()
+    for m in back_nodes + grads:
+        for r in m.inputs if id(m) in back else (m,):
+            if id(r) not in back and id(r) not in seen and r.op != "const":
+                seen.add(id(r))
+                residuals.append(r)
+    pos = {id(i): k for k, i in enumerate(body.inputs)}
+    hoisted = [r for r in residuals if id(r) not in variant and id(r) not in pos]
+    const_in = [r for r in residuals if id(r) in pos and pos[id(r)] < n_consts]
+    x_in = [r for r in residuals if id(r) in pos and pos[id(r)] >= n_consts + n_carry]
+    taped = [
+        r
+        for r in residuals
+        if id(r) in variant and not (id(r) in pos and pos[id(r)] >= n_consts + n_carry)
+    ]
+    # the forward scan, also writing the tape
+    fwd_body = Graph(body.inputs, list(body.outputs) + taped)
+    fwd_attrs = {
+        "body": fwd_body,
+        "n_consts": n_consts,
+        "n_carry": n_carry,
+        "length": length,
+        "reverse": reverse,
+        **({"remat": True} if remat else {}),
+    }
+    fwd = _projs(apply("scan", ops, fwd_attrs, meta))
+    tapes = fwd[nout:]
+    # values computed once, before the backward loop
+    inv = inline(Graph(body.inputs[:n_consts], hoisted), ops[:n_consts]) if hoisted else []
+    # the backward step's inputs: new ones for computed residuals, the body's own otherwise
+    mapping: dict[int, Node] = {}
+    for r in hoisted + taped:
+        if id(r) not in pos:
+            mapping[id(r)] = make_input(r.aval)  # type: ignore[arg-type]
+
+    def b_in(r: Node) -> Node:
+        return mapping.get(id(r), r)
+
+    acc_in = [make_input(ops[k].aval) for k in wrt if k < n_consts]  # type: ignore[arg-type]
+    new = map_nodes(back_nodes, lambda n, o: None, nested=False, mapping=mapping)
+    g_of = {k: new.get(id(g), mapping.get(id(g), g)) for k, g in zip(wrt, grads, strict=True)}
+    ct_carry_in = ct_in[: len(carries)]
+    ct_y_in = ct_in[len(carries) :]
+    acc_out = [
+        apply("add", [a, g_of[k]], None, meta)
+        for a, k in zip(acc_in, [k for k in wrt if k < n_consts], strict=True)
+    ]
+    carry_out = [g_of[n_consts + k] for k in carries]
+    x_grads = [k for k in wrt if k >= n_consts + n_carry]
+    b_inputs = (
+        [b_in(r) for r in hoisted]
+        + [b_in(r) for r in const_in]
+        + ct_carry_in
+        + acc_in
+        + [b_in(r) for r in taped]
+        + [b_in(r) for r in x_in]
+        + ct_y_in
+    )
+    b_outputs = carry_out + acc_out + [g_of[k] for k in x_grads]
+    b_body = Graph(b_inputs, b_outputs)
+
+    # operands of the backward scan
+    def carry_ct(k: int) -> Node:
+        c = cts[k]
+        return c.node if c is not None else _zeros(ops[n_consts + k].aval, meta)
+
+    b_ops = (
+        inv
+        + [ops[pos[id(r)]] for r in const_in]
+        + [carry_ct(k) for k in carries]
+        + [_zeros(ops[k].aval, meta) for k in wrt if k < n_consts]
+        + [tapes[j] for j in range(len(taped))]
+        + [ops[pos[id(r)]] for r in x_in]
+        + [cts[n_carry + j].node for j in ys]
+    )
+    b_attrs = {
+        "body": b_body,
+        "n_consts": len(inv) + len(const_in),
+        "n_carry": len(carries) + len(acc_in),
+        "length": length,
+        "reverse": not reverse,
+    }
+    back_res = _projs(apply("scan", b_ops, b_attrs, meta))
+    out: list[Node | None] = list(none)
+    for j, k in enumerate(carries):
+        out[n_consts + k] = back_res[j]
+    for j, k in enumerate([k for k in wrt if k < n_consts]):
+        out[k] = back_res[len(carries) + j]
+    nbc = len(carries) + len(acc_in)
+    for j, k in enumerate(x_grads):
+        out[k] = back_res[nbc + j]
+    return fwd[:nout], out
+
+
+def _scan_vjp(cts, out, *xs, ad, **attrs):
+    n = out.node
+    fwd, grads = scan_vjp_parts(list(n.inputs), cts, ad.active, ad, n.meta, **attrs)
+    if fwd is not None:
+        ad.replace(n, fwd)
+    return tuple(grads)
+
+
+# -- while_loop --------------------------------------------------------------------------------
+
+
+def _while_jvp(ts, out, *xs, ad, cond, body, n_cond_consts, n_body_consts, max_trips):
+    """The tangents run through the same loop: the carry grows by the active carries'
+    tangents, which the condition does not read."""
+    n = out.node
+    ops = list(n.inputs)
+    nc, nb = n_cond_consts, n_body_consts
+    ncar = len(body.outputs)
+    act0 = [t is not None and _floating(o) for t, o in zip(ts[nc:], ops[nc:], strict=True)]
+    act, _ = _active_inputs(ad, body, nb, ncar, act0)
+    wrt = [k for k in range(len(body.inputs)) if act[k]]
+    jb = ad.jvp(body, wrt)
+    tan_in = dict(zip(wrt, jb.inputs[len(body.inputs) :], strict=True))
+    nin = len(body.inputs)
+    bconsts = [k for k in range(nb) if act[k]]
+    carries = [k for k in range(ncar) if act[nb + k]]
+
+    def tangent(k: int) -> Node:  # k: position among the body's inputs
+        t = ts[nc + k]
+        return t.node if t is not None else _zeros(ops[nc + k].aval, n.meta)
+
+    extra = [make_input(body.inputs[nb + k].aval) for k in carries]  # type: ignore[arg-type]
+    new_cond = Graph(list(cond.inputs) + extra, cond.outputs)
+    inputs = (
+        list(jb.inputs[:nb])
+        + [tan_in[k] for k in bconsts]
+        + list(jb.inputs[nb:nin])
+        + [tan_in[nb + k] for k in carries]
+    )
+    outputs = list(jb.outputs[:ncar]) + [jb.outputs[ncar + k] for k in carries]
+    operands = (
+        ops[:nc]
+        + ops[nc : nc + nb]
+        + [tangent(k) for k in bconsts]
+        + ops[nc + nb :]
+        + [tangent(nb + k) for k in carries]
+    )
+    attrs = {
+        "cond": new_cond,
+        "body": Graph(inputs, outputs),
+        "n_cond_consts": nc,
+        "n_body_consts": nb + len(bconsts),
+        "max_trips": max_trips,
+    }
+    res = _projs(apply("while_loop", operands, attrs, n.meta))
+    ad.replace(n, res[:ncar])
+    tangents: list = [None] * ncar
+    for j, k in enumerate(carries):
+        tangents[k] = res[ncar + j]
+    return tangents
+
+
+def _identity_graph(avals: list[Aval], n_skip: int) -> Graph:
+    ins = [make_input(a) for a in avals]
+    return Graph(ins, ins[n_skip:])
+
+
+def _while_vjp(cts, out, *xs, ad, cond, body, n_cond_consts, n_body_consts, max_trips):
+    """With `max_trips=N`, the loop runs as a scan of N steps whose step applies the body
+    while the condition holds and passes the carry on unchanged after (a `cond`); scan's
+    reverse mode then records at most N steps and replays them backward. The results are
+    checked: a condition that still holds after N trips is an error at run time."""
+    n = out.node
+    if max_trips is None:
+        raise LoopDerivativeError(
+            "reverse-mode differentiation through while_loop needs a bound on its trips: "
+            "pass max_trips=N to graphc.while_loop (the backward pass replays at most N "
+            "recorded steps), or use fori_loop/scan when the trip count is known",
+            n.meta.loc,
+        )
+    ops = list(n.inputs)
+    nc, nb = n_cond_consts, n_body_consts
+    ncar = len(body.outputs)
+    carry_avals = [o.aval for o in body.outputs]
+    # the scan's step: consts (cond's, body's), carry -> carry
+    c_in = [make_input(i.aval) for i in cond.inputs[:nc]]  # type: ignore[arg-type]
+    b_in = [make_input(i.aval) for i in body.inputs[:nb]]  # type: ignore[arg-type]
+    carry_in = [make_input(a) for a in carry_avals]  # type: ignore[arg-type]
+    (go,) = inline(cond, c_in + carry_in)
+    branches = (_identity_graph([i.aval for i in body.inputs], nb), body)  # type: ignore[misc]
+    step = _projs(apply("cond", [go, *b_in, *carry_in], {"branches": branches}, n.meta))
+    step_body = Graph(c_in + b_in + carry_in, step)
+    attrs = {
+        "body": step_body,
+        "n_consts": nc + nb,
+        "n_carry": ncar,
+        "length": max_trips,
+        "reverse": False,
+    }
+    fwd, grads = scan_vjp_parts(ops, cts, ad.active, ad, n.meta, **attrs)
+    if fwd is None:
+        fwd = _projs(apply("scan", ops, attrs, n.meta))
+    (still,) = inline(cond, ops[:nc] + fwd)
+    message = f"while_loop: the condition still holds after max_trips={max_trips} trips" + (
+        f" (the loop at {n.meta.loc})" if n.meta.loc else ""
+    )
+
+    # the checks guard the cotangents too: a gradient alone must not come from a cut loop
+    def checked(r: Node | None) -> Node | None:
+        return None if r is None else apply("check", [still, r], {"message": message}, n.meta)
+
+    ad.replace(n, [checked(r) for r in fwd])
+    return tuple(checked(g) for g in grads)
+
+
+# -- cond --------------------------------------------------------------------------------------
+
+
+def _cond_jvp(ts, out, index, *xs, ad, branches):
+    n = out.node
+    ops = list(n.inputs[1:])
+    nout = len(branches[0].outputs)
+    wrt = [
+        k
+        for k, (t, o) in enumerate(zip(ts[1:], ops, strict=True))
+        if t is not None and _floating(o)
+    ]
+    floats = [m for m in range(nout) if _floating(branches[0].outputs[m])]
+    new_branches = []
+    for b in branches:
+        jb = ad.jvp(b, wrt)
+        new_branches.append(
+            Graph(jb.inputs, list(jb.outputs[:nout]) + [jb.outputs[nout + m] for m in floats])
+        )
+    operands = [n.inputs[0], *ops, *[ts[1 + k].node for k in wrt]]
+    res = _projs(apply("cond", operands, {"branches": tuple(new_branches)}, n.meta))
+    ad.replace(n, res[:nout])
+    tangents: list = [None] * nout
+    for j, m in enumerate(floats):
+        tangents[m] = res[nout + j]
+    return tangents
+
+
+def _cond_vjp(cts, out, index, *xs, ad, branches):
+    """Only the taken branch's VJP runs: a `cond` over the branches' backward graphs (each
+    recomputes its branch's forward values from the operands)."""
+    n = out.node
+    ops = list(n.inputs[1:])
+    wrt = [k for k, o in enumerate(ops) if ad.active[1 + k] and _floating(o)]
+    outs = [m for m, c in enumerate(cts) if c is not None and _floating(branches[0].outputs[m])]
+    none: list = [None] * (1 + len(ops))
+    if not wrt or not outs:
+        return tuple(none)
+    nout = len(branches[0].outputs)
+    backs = []
+    for b in branches:
+        joint = ad.vjp(b, wrt, seed="inputs", outputs=outs)
+        backs.append(Graph(joint.inputs, joint.outputs[nout:]))
+    operands = [n.inputs[0], *ops, *[cts[m].node for m in outs]]
+    res = _projs(apply("cond", operands, {"branches": tuple(backs)}, n.meta))
+    for j, k in enumerate(wrt):
+        none[1 + k] = res[j]
+    return tuple(none)
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+def _check_impl(pred: np.ndarray, x: np.ndarray, *, message: str) -> np.ndarray:
+    if bool(pred):
+        raise TripLimitError(message)
+    return x
+
+
+def _check_rule(pred: Aval, x: Aval, *, message: str) -> Aval:
+    if pred != Aval((), np.dtype(np.bool_)):
+        raise ShapeError(f"check: the condition must be bool[], got {pred}")
+    return x
+
+
+defop(
+    "check",
+    Kind.OTHER,
+    _check_rule,
+    _check_impl,
+    arity=2,
+    vjp=lambda g, out, pred, x, *, message: (None, g),
+    jvp=lambda ts, out, pred, x, *, message: ts[1],
+    doc="x, after checking at run time that `pred` is false (else an error with `message`)",
 )

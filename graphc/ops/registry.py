@@ -157,6 +157,10 @@ class OpDef:
                                          pipeline optimizes them like the top graph. False for
                                          a fused kernel, whose body is already-optimized code
                                          that must not be fused again
+    inline(node) -> [result nodes]       for ops that call a region once (a checkpoint, a
+                                         function with custom derivatives): the region's
+                                         computation spliced into the enclosing graph, which
+                                         the `inline` pass does before fusion
     """
 
     name: str
@@ -175,6 +179,7 @@ class OpDef:
     lowering: Lowering | None = None
     prune: Callable[[Node, set[int]], tuple[Node, dict[int, int]] | None] | None = None
     regions: bool = False
+    inline: Callable[[Node], list[Node]] | None = None
 
     def __post_init__(self) -> None:
         if self.fusion is None:

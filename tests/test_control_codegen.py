@@ -209,11 +209,28 @@ def test_body_ops_compile_inside_the_loop():
             c = (h[None, :] @ W.T)[0] + np.max(x)  # a transposed operand, a reduction
             d = np.pad(h[:3], (1, 0))
             h = np.tanh(a + b + c * 0.1 + d + np.broadcast_to(np.sum(x), (4,)))
-            return h, (h.T, np.outer(h, x) @ W)
+            return h, (h.T, np.outer(h, x) @ W, np.argmax(h), np.argmin(W * x, axis=1))
 
         return graphc.scan(step, np.zeros(4, np.float32), xs)
 
     _check(f, W, RNG.standard_normal((5, 4)).astype(np.float32))
+
+
+def test_batched_products_and_transposes_inside_the_loop():
+    A = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    B = RNG.standard_normal((4, 5)).astype(np.float32)
+
+    def f(A, B, xs):
+        def step(c, x):
+            t = np.transpose(A, (1, 0, 2)) * x[0]
+            p = A @ B  # a stack of products by one matrix
+            q = np.swapaxes(A, 1, 2) @ A  # two stacks
+            r = A @ np.broadcast_to(B * x[1], (2, 4, 5))
+            return c + t.sum() + 0.01 * (p.sum() + q.sum()) + r.mean(), (t[0], p[1, 0])
+
+        return graphc.scan(step, np.float32(0), xs)
+
+    _check(f, A, B, RNG.standard_normal((3, 4)).astype(np.float32), rtol=1e-5, atol=1e-5)
 
 
 def test_loops_of_one_body_and_different_lengths_share_a_function():

@@ -614,6 +614,56 @@ def _l_gather(b: Body, n: Node, ops: list[Val], block: list[str]) -> Val:
     return b.result(n, out, block)
 
 
+@loop_lowering("argmax", "argmin")
+def _l_argext(b: Body, n: Node, ops: list[Val], block: list[str]) -> Val:
+    # the first extreme, or the first NaN (as NumPy): a strict comparison keeps the first
+    (x,) = ops
+    axis = n.attrs["axis"]
+    better = ">" if n.op == "argmax" else "<"
+    out = b.storage(n, None, block)
+    best, at, v = b.fn.local("best"), b.fn.local("at"), b.fn.local("e")
+    if axis is None:
+        src, kept, size = b.flat(x), (), x.size
+    else:
+        src = b.arr(x)
+        kept = tuple(d for k, d in enumerate(x.shape) if k != axis)
+        size = x.shape[axis]
+    lines = _loops(kept, lambda ix: "")[:-1]
+    ind = "    " * len(kept)
+    ix = [f"j{k}" for k in range(len(kept))]
+
+    def read(j: str) -> str:
+        if axis is None:
+            return f"{src}[{j}]"
+        return _at(src, ix[:axis] + [j] + ix[axis:])
+
+    q = b.fn.local("q")
+    lines += [
+        f"{ind}{at} = 0",
+        f"{ind}{best} = {read('0')}",
+        f"{ind}for {q} in range({size}):",
+        f"{ind}    {v} = {read(q)}",
+        f"{ind}    if {v} != {v}:",
+        f"{ind}        {at} = {q}",
+        f"{ind}        break",
+        f"{ind}    if {v} {better} {best}:",
+        f"{ind}        {best} = {v}",
+        f"{ind}        {at} = {q}",
+        f"{ind}{_at(out, [_flat_index(kept, ix)])} = {at}",
+    ]
+    block += lines
+    return b.result(n, out, block)
+
+
+def _flat_index(shape: tuple[int, ...], ix: list[str]) -> str:
+    """The row-major offset of index `ix` in an array of `shape`."""
+    terms, stride = [], 1
+    for d, i in reversed(list(zip(shape, ix, strict=True))):
+        terms.append(i if stride == 1 else f"{i} * {stride}")
+        stride *= d
+    return " + ".join(reversed(terms)) if terms else "0"
+
+
 @loop_lowering("check")
 def _l_check(b: Body, n: Node, ops: list[Val], block: list[str]) -> Val:
     # a run-time check (a reverse-mode while_loop's trip bound): the error its reference raises

@@ -8,10 +8,12 @@ runs the taken branch only. Inside, each body node is lowered by its entry in `L
 
 - fused kernels are called (kernels are compiled with explicit signatures, so another compiled
   function calls them directly); a kernel over scalars is inlined as scalar code in locals;
-- matrix products call BLAS through Numba's `np.dot(a, b, out)` (operands C- or F-contiguous,
-  copied into a buffer first otherwise: Numba would copy on every call);
-- reshape, transpose, slice and flip are views; broadcast, concatenate, pad and gather write a
-  buffer; a loop or branch inside the body calls its own function.
+- matrix products call BLAS through Numba's `np.dot(a, b, out)`, behind one compiled function
+  per dtype and layout shared by all loops (`blas`); operands are C- or F-contiguous (copied
+  into a buffer first otherwise: Numba would copy on every call);
+- reshape, transpose, slice and flip are views; broadcast, concatenate, pad, gather and
+  argmax/argmin write a buffer; a loop or branch inside the body calls its own function;
+  array constants of a body are arguments (the caller passes them), not frozen into the code.
 
 Storage: every value a step computes lives in a workspace (one flat array per dtype, which the
 caller passes in: the driver's pooled buffers, or the outer loop's workspace), carved into

@@ -16,7 +16,11 @@ Workloads (exactly as defined below):
    100,000 ops. Target for both: 10 s.
 7. compile: trace to first result (cold cache, median of 3) of the MLP step of workload 2 and
    the chain of workload 4, for comparing versions of the compiler.
-8. lstm: one SGD step (learning rate 0.01) of a character-level LSTM: embedding 64, one LSTM
+8. scan: the RNN of workload 6 written with graphc.scan (one compiled loop), forward only
+   (the loss's value, jit): steady state against the same RNN unrolled by the Python loop,
+   and the first call (new process, cold cache, median of 3) for 64 and for 1,024 steps,
+   which should differ by less than 20% (the body compiles once, whatever the trip count).
+9. lstm: one SGD step (learning rate 0.01) of a character-level LSTM: embedding 64, one LSTM
    layer of 256, sequence 128, batch 32, softmax cross-entropy over 96 symbols at every
    position; graphc (nn.LSTM, a scan over time, and the same model with the loop over time
    written in Python, "unrolled") against torch eager nn.LSTM, torch.compile and JAX lax.scan
@@ -24,7 +28,7 @@ Workloads (exactly as defined below):
    process, cold cache) and step time of graphc's step at sequence lengths 64 and 1024, scan
    and unrolled, with JAX's first call beside them.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile lstm]
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile scan lstm]
        [--repeat N]
 """
 
@@ -578,6 +582,19 @@ def rnn_loss(W, U, b, xs):
     return total
 
 
+def rnn_loss_scan(W, U, b, xs):
+    """rnn_loss as one loop: graphc.scan over the steps, the hidden state and the running
+    total carried."""
+
+    def step(carry, x):
+        h, total = carry
+        h = np.tanh(W @ h + U @ x + b)
+        return (h, total + np.sum(h)), None
+
+    (_, total), _ = graphc.scan(step, (np.zeros(RNN_HIDDEN, dtype=np.float32), 0.0), xs)
+    return total
+
+
 def rnn_data(steps: int = RNN_STEPS) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(0)
     W = (rng.standard_normal((RNN_HIDDEN, RNN_HIDDEN)) * 0.1).astype(np.float32)
@@ -674,25 +691,32 @@ _COMPILE_CASES = {
 }
 
 
+def first_call_in_new_process(setup: str, runs: int = 3) -> list[float]:
+    """Seconds from the start of `f()` to its result, `setup` having defined f, each run in a
+    new process with a cold kernel cache (imports excluded)."""
+    code = _FIRST_CALL.format(root=ROOT, bench=os.path.join(ROOT, "benchmarks"), setup=setup)
+    ts = []
+    for _ in range(runs):
+        with cold_cache():
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            )
+        ts.append(float(out.stdout.split()[-1]))
+    return ts
+
+
 def bench_compile(repeat: int) -> None:
     """Trace-to-first-result of the MLP step and the 2,000-op chain's value and gradient, each
     in a new process with a cold kernel cache: what a change to the compiler costs or saves."""
     print("\n[7] compile time (first call, new process, cold cache, median of 3)", flush=True)
     for name, setup in _COMPILE_CASES.items():
-        code = _FIRST_CALL.format(root=ROOT, bench=os.path.join(ROOT, "benchmarks"), setup=setup)
-        ts = []
-        for _ in range(3):
-            with cold_cache():
-                out = subprocess.run(
-                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
-                )
-            ts.append(float(out.stdout.split()[-1]))
+        ts = first_call_in_new_process(setup)
         runs = ", ".join(f"{t:.2f}" for t in ts)
         record("compile", name, float(np.median(ts)) * 1e3, f"runs {runs} s")
 
 
 # ---------------------------------------------------------------------------------------------
-# 8. char-LSTM training step
+# 9. char-LSTM training step
 
 LSTM_VOCAB, LSTM_EMBED, LSTM_HIDDEN, LSTM_SEQ, LSTM_BATCH = 96, 64, 256, 128, 32
 LSTM_LR = 0.01
@@ -843,7 +867,7 @@ def _lstm_first_call(
 
 def bench_lstm(repeat: int) -> None:
     print(
-        f"\n[8] char-LSTM training step: embedding {LSTM_EMBED}, LSTM {LSTM_HIDDEN}, sequence "
+        f"\n[9] char-LSTM training step: embedding {LSTM_EMBED}, LSTM {LSTM_HIDDEN}, sequence "
         f"{LSTM_SEQ}, batch {LSTM_BATCH}, {LSTM_VOCAB} symbols, SGD",
         flush=True,
     )
@@ -972,6 +996,49 @@ def bench_startup(repeat: int) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# 8. loops
+
+
+def bench_scan(repeat: int) -> None:
+    print("\n[8] scan: the RNN as one compiled loop, forward only", flush=True)
+    W, U, b, xs = rnn_data()
+    loops = {"scan": graphc.jit(rnn_loss_scan), "unrolled": graphc.jit(rnn_loss)}
+    values = {}
+    for name, f in loops.items():
+        with cold_cache():
+            t = time.perf_counter()
+            values[name] = f(W, U, b, xs)
+            first = time.perf_counter() - t
+            ms = median_ms(lambda f=f: f(W, U, b, xs), repeat)
+        record(
+            "scan",
+            f"RNN, {RNN_STEPS} steps, {name}, value (jit)",
+            ms,
+            f"steady state; first call {first:.1f} s",
+        )
+    gap = abs(float(values["scan"]) - float(values["unrolled"]))
+    if gap > 1e-3 * max(1.0, abs(float(values["unrolled"]))):
+        print(f"    warning: scan and unrolled values differ: {values}", flush=True)
+    firsts = {}
+    for steps in (64, 1024):
+        # each run in a new process with a cold cache: in one process, the second compile of
+        # a graph finds its module and kernels already loaded
+        setup = (
+            f"data = b.rnn_data({steps})\njf = b.graphc.jit(b.rnn_loss_scan)\nf = lambda: jf(*data)"
+        )
+        ts = first_call_in_new_process(setup)
+        firsts[steps] = float(np.median(ts))
+        record(
+            "scan",
+            f"RNN scan, {steps} steps, first call",
+            firsts[steps] * 1e3,
+            f"new process, cold cache; runs {', '.join(f'{t:.2f}' for t in ts)} s",
+        )
+    ratio = firsts[1024] / firsts[64]
+    print(f"    first call, 1024 vs 64 steps: x{ratio:.2f} (target: within 20%)", flush=True)
+
+
 BENCHES = {
     "gelu": bench_gelu,
     "mlp": bench_mlp,
@@ -980,6 +1047,7 @@ BENCHES = {
     "startup": bench_startup,
     "large": bench_large,
     "compile": bench_compile,
+    "scan": bench_scan,
     "lstm": bench_lstm,
 }
 

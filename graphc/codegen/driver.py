@@ -5,8 +5,9 @@ machine (`vm`) when they are large. Every other node is lowered to driver code b
 the lowering table (`LOWERINGS`, filled by `@lowering(op)`): matrix products go to BLAS
 through `np.matmul(..., out=)`, movement ops become NumPy views. An op without an entry calls
 the dedicated kernel its op entry names (`lowering=Dedicated(NAME)`, `special`), else its NumPy
-reference (a fallback, listed in `Driver.fallbacks`). Storage comes from `buffers`; the module
-imports what it calls at run time from `runtime`.
+reference (a fallback, listed in `Driver.fallbacks`). A loop or branch calls its own compiled
+function (`loops`), written after the kernels. Storage comes from `buffers`; the module imports
+what it calls at run time from `runtime`.
 
 Example:
     >>> source, driver = generate(optimized_graph)
@@ -136,15 +137,25 @@ def _fused(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
     return lines if lines is not None else _by_op_entry(d, n, v, a)
 
 
-def _by_op_entry(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
+@lowering("scan", "while_loop", "cond")
+def _region(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
+    # one compiled function per loop or branch (`loops`); a body it cannot compile keeps the
+    # loop in Python, through the op's reference implementation
+    from graphc.codegen.loops import lower_region
+
+    lines, why = lower_region(d, n, v, a)
+    return lines if lines is not None else _by_op_entry(d, n, v, a, why)
+
+
+def _by_op_entry(d: Driver, n: Node, v: str, a: list[str], why: str | None = None) -> list[str]:
     """Ops without a lowering of their own: the dedicated compiled kernel their op entry names
-    (conv, pooling, gather, ...), else their NumPy reference."""
+    (conv, pooling, gather, ...), else their NumPy reference (`why` says why, when known)."""
     key = f"A{len(d.consts)}"
     d.consts[key] = dict(n.attrs)  # type: ignore[assignment]
     kernel = special_kernel(n.op)
     if kernel is not None:
         return [f"{v} = _call({kernel!r}, _K['{key}'], {', '.join(a)})"]
-    d.fallbacks.append(f"{n.op} (runs its NumPy implementation)")
+    d.fallbacks.append(f"{n.op} ({why or 'runs its NumPy implementation'})")
     return [f"{v} = _impl({n.op!r}, _K['{key}'], {', '.join(a)})"]
 
 
@@ -189,6 +200,7 @@ class Driver:
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
         self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
+        self.loops: Any = None  # the loop functions' generator (`loops`), made on first use
         self._projs: dict[int, list[Node]] | None = None
         # id(fused node) -> its tape-machine profile (`_vm_profile`); the graph keeps the nodes
         # alive while the driver is built, so their ids stay theirs
@@ -403,6 +415,13 @@ class Driver:
         """Statements computing fused node n by a kernel (one per distinct code: another node
         with the same kernel code calls the one emitted first), or None when its dtypes have
         no kernel."""
+        kern = self.kernel_for(n)
+        return None if kern is None else self._call_kernel(n, v, kern)
+
+    def kernel_for(self, n: Node) -> Kernel | None:
+        """The kernel computing fused node n, emitted once per distinct code (a node with the
+        code of an earlier one gets that one under its name), or None when its dtypes have no
+        kernel. Loop functions (`loops`) call kernels they get here."""
         from graphc.codegen.kernels import SUPPORTED_DTYPES, emit_kernel
 
         if not all(
@@ -425,7 +444,7 @@ class Driver:
             self.keys[name] = key
             self.kernels.append(kern)
             self.kernel_src.append(kern.source)
-        return self._call_kernel(n, v, kern)
+        return kern
 
     def _call_kernel(self, n: Node, v: str, kern: Kernel) -> list[str]:
         from graphc.codegen import runtime
@@ -561,6 +580,15 @@ def _rw(t):
 '''
 
 
+# what a module with loop functions imports besides the header's names
+_LOOP_IMPORTS = (
+    "# loop functions: numba.njit (kept in Numba's cache beside this file), the compiled\n"
+    "# matrix products they call, and the error a while_loop past its max_trips raises\n"
+    "from graphc.codegen.runtime import njit as _njit, dot as _dot\n"
+    "from graphc.codegen.runtime import TripLimitError as _TripLimitError\n"
+)
+
+
 def generate(graph: Graph) -> tuple[str, Driver]:
     """The module source for `graph` (kernels and driver) and the driver builder.
 
@@ -574,6 +602,8 @@ def generate(graph: Graph) -> tuple[str, Driver]:
     imports = ""
     if d.e.imports:
         imports = "from graphc.codegen.mathlib import " + ", ".join(sorted(d.e.imports)) + "\n"
+    if d.loops is not None:
+        imports += _LOOP_IMPORTS
     parts = [f"{name} = {src}" for src, name in d.e.consts.items()]
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
@@ -583,6 +613,10 @@ def generate(graph: Graph) -> tuple[str, Driver]:
             kern = f"{head}\n{note}\n{rest}"
         opts = cache.njit_options(k)
         parts.append(f'\n@_kernel("{d.keys[k.name]}", {k.signature}, {opts})\n{kern}\n')
+    if d.loops is not None:
+        parts += [""] + d.loops.globals()
+    for fn in d.loops.functions if d.loops is not None else []:  # inner loops first
+        parts.append(f"\n@_njit({fn.signature}, {cache.loop_options()})\n{fn.source}\n")
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")

@@ -152,6 +152,11 @@ class OpDef:
                                          compute fewer results (at least `used`) or read fewer
                                          operands, with the new index of each kept result;
                                          None when nothing can go (dead-code elimination)
+    regions                              the graphs the op holds in its attributes are programs
+                                         of their own (a loop's body, a branch): the pass
+                                         pipeline optimizes them like the top graph. False for
+                                         a fused kernel, whose body is already-optimized code
+                                         that must not be fused again
     inline(node) -> [result nodes]       for ops that call a region once (a checkpoint, a
                                          function with custom derivatives): the region's
                                          computation spliced into the enclosing graph, which
@@ -173,6 +178,7 @@ class OpDef:
     tape: Tape = Tape.NONE
     lowering: Lowering | None = None
     prune: Callable[[Node, set[int]], tuple[Node, dict[int, int]] | None] | None = None
+    regions: bool = False
     inline: Callable[[Node], list[Node]] | None = None
 
     def __post_init__(self) -> None:

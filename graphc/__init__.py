@@ -24,10 +24,12 @@ from graphc.api import (
     lower,
     value_and_grad,
     vjp,
+    vmap,
     withgradient,
 )
 from graphc.control import ControlFlowError, cond, fori_loop, scan, switch, while_loop
 from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
+from graphc.ops.batching import BatchingError
 from graphc.ops.interp import evaluate
 from graphc.signature import SignatureError
 from graphc.text import load, parse
@@ -66,11 +68,13 @@ __all__ = [
     "lower",
     "value_and_grad",
     "vjp",
+    "vmap",
     "withgradient",
     "ArgumentError",
     "ArgumentValueError",
     "Aval",
     "AxisError",
+    "BatchingError",
     "DTypeError",
     "Graph",
     "GraphcError",

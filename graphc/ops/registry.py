@@ -152,6 +152,13 @@ class OpDef:
                                          compute fewer results (at least `used`) or read fewer
                                          operands, with the new index of each kept result;
                                          None when nothing can go (dead-code elimination)
+    batch(bt, dims, *xs, **attrs) -> (value, dim) | (values, dims)
+                                         the batching rule (vmap): the op applied to operands
+                                         that carry a batch axis at dims[k] (None: unbatched),
+                                         built from graph ops, and where the result's batch
+                                         axis is (lists for several results); `bt` is the
+                                         batching pass's context (graphc/ops/batching.py).
+                                         None: vmap runs the op in a loop over the batch
     """
 
     name: str
@@ -169,6 +176,7 @@ class OpDef:
     tape: Tape = Tape.NONE
     lowering: Lowering | None = None
     prune: Callable[[Node, set[int]], tuple[Node, dict[int, int]] | None] | None = None
+    batch: Callable[..., tuple] | None = None
 
     def __post_init__(self) -> None:
         if self.fusion is None:

@@ -1038,10 +1038,62 @@ def vmap(
 # jacobian / hessian
 
 
-def _one_hot(k: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype)
-    e[k] = 1
-    return e.reshape(shape)
+def _basis(n: int, offset: int, aval: Any) -> Any:
+    """Rows offset..offset+size of the n x n identity, each shaped like `aval`: the one-hot
+    seeds of one input (or output) among all of them, built in the graph (an iota compared
+    with an iota, not an n x n constant)."""
+    rows = Tracer(to_node(np.arange(n, dtype=np.int64).reshape(n, 1)))
+    cols = Tracer(to_node(np.arange(offset, offset + aval.size, dtype=np.int64)))
+    return np.reshape((rows == cols).astype(aval.dtype), (n, *aval.shape))
+
+
+def _jacobian_graph(g: Graph, wrt: list[int], forward: bool) -> Graph:
+    """A graph from g's inputs to the Jacobian blocks of its outputs in its inputs `wrt`
+    (`info["blocks"]` lists the (output, input) pair of each result): forward mode batches
+    g's JVP over one-hot tangents, reverse mode its VJP over one-hot cotangents (the forward
+    pass, the same for every seed, is computed once). Each block is out.shape + in.shape."""
+    from passes.autodiff import jvp as jvp_pass
+    from passes.autodiff import vjp as vjp_pass
+    from passes.batching import batch
+
+    outs = [o.aval for o in g.outputs]
+    ins = [g.inputs[k].aval for k in wrt]
+    seeds, reads = (ins, outs) if forward else (outs, ins)
+    n = sum(a.size for a in seeds)
+    offsets = np.cumsum([0] + [a.size for a in seeds]).tolist()
+    pairs = [(i, j) for i in range(len(outs)) for j in range(len(ins))]
+    if forward:
+        t = jvp_pass(g, wrt)
+        d = Graph(t.inputs, t.outputs[len(outs) :])
+        # the batch last: tangent i is out_i.shape + (n,), a column per input element
+        out_dims = [o.ndim for o in outs]
+    else:
+        joint = vjp_pass(g, wrt, seed="inputs")
+        d = Graph(joint.inputs, joint.outputs[len(outs) :])
+        out_dims = [0] * len(ins)  # gradient j is (n,) + in_j.shape, a row per output element
+
+    def blocks(*xs: Any) -> list:
+        if n == 0:
+            return [np.zeros(outs[i].shape + ins[j].shape) for i, j in pairs]
+        b = batch(d, [None] * len(g.inputs) + [0] * len(seeds), n, out_dims)
+        basis = [_basis(n, offsets[k], a) for k, a in enumerate(seeds)]
+        res = inline(b, list(xs) + basis)
+        out = []
+        for i, j in pairs:
+            o, a = outs[i], ins[j]
+            if forward:
+                v = res[i][..., offsets[j] : offsets[j] + a.size]
+            else:
+                v = res[j][offsets[i] : offsets[i] + o.size]
+            v = np.reshape(v, o.shape + a.shape)
+            dt = np.result_type(o.dtype, a.dtype)
+            out.append(v if v.dtype == dt else v.astype(dt))
+        return out
+
+    avals = [Spec(x.aval) for x in g.inputs]  # type: ignore[arg-type]
+    jg = trace_flat(blocks, tuple(avals), {}, name=f"jacobian({g.name})")
+    jg.info["blocks"] = pairs
+    return jg
 
 
 def jacobian(
@@ -1051,9 +1103,11 @@ def jacobian(
     the output's structure, holding at each output leaf the structure of the differentiated
     argument (a tuple of them for several argnums), whose leaves are blocks shaped
     `out_leaf.shape + in_leaf.shape`; None for leaves without a derivative (integers,
-    functions). mode="reverse" builds it a row at a time (one forward pass, one backward pass
-    per output element), "forward" a column at a time (one JVP per input element); "auto"
-    picks whichever needs fewer passes. Python ints at `argnums` are differentiated as floats.
+    functions). mode="reverse" computes all rows at once: the forward pass once, then the
+    backward pass batched over one-hot cotangents, one per output element (vmap);
+    "forward" all columns at once, the JVP batched over one-hot tangents, one per input
+    element; "auto" picks the smaller batch. Python ints at `argnums` are differentiated as
+    floats.
 
     Example:
         >>> graphc.jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
@@ -1063,10 +1117,6 @@ def jacobian(
         >>> J["y"]["a"], J["y"]["b"]
         (array(3.), array(2.))
     """
-    from passes.autodiff import jvp as jvp_pass
-    from passes.autodiff import vjp as vjp_pass
-    from passes.partition import partition
-
     if mode not in ("auto", "forward", "reverse"):
         raise GraphcError(f"jacobian mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
 
@@ -1108,29 +1158,8 @@ def jacobian(
         ins = [g.inputs[k].aval for k in wrt]
         n_out, n_in = sum(o.size for o in outs), sum(a.size for a in ins)
         use_fwd = mode == "forward" or (mode == "auto" and n_in < n_out)
-        blocks: dict[tuple[int, int], Any] = {}
-        if use_fwd:
-            run_t = _runner(jvp_pass(g, wrt), leaves, backend)
-            for j, a in enumerate(ins):
-                zeros = [np.zeros(b.shape, b.dtype) for b in ins]
-                cols = []
-                for e in range(a.size):
-                    zeros[j] = _one_hot(e, a.shape, a.dtype)
-                    cols.append(run_t(list(leaves) + zeros)[len(outs) :])
-                for i, o in enumerate(outs):
-                    blocks[i, j] = _block([c[i] for c in cols], o, a, axis=1)
-        else:
-            part = partition(vjp_pass(g, wrt, seed="inputs"))
-            res = list(_run(part.forward, leaves, backend)[len(outs) :])
-            run_b = _runner(part.backward, res, backend)
-            for i, o in enumerate(outs):
-                zeros = [np.zeros(b.shape, b.dtype) for b in outs]
-                rows = []
-                for e in range(o.size):
-                    zeros[i] = _one_hot(e, o.shape, o.dtype)
-                    rows.append(run_b(res + zeros))
-                for j, a in enumerate(ins):
-                    blocks[i, j] = _block([r[j] for r in rows], o, a, axis=0)
+        jg = _jacobian_graph(g, wrt, use_fwd)
+        blocks = dict(zip(jg.info["blocks"], _run(jg, leaves, backend), strict=True))
         col_of = {k: j for j, k in enumerate(wrt)}
         per_out = []
         for i in range(len(outs)):
@@ -1143,17 +1172,6 @@ def jacobian(
 
     jac.__name__ = f"jacobian({fn_name(fn)})"
     return jac
-
-
-def _block(parts: list, out: Any, arg: Any, axis: int) -> Any:
-    """One Jacobian block, out.shape + arg.shape, from its rows (axis 0: one per output
-    element) or columns (axis 1: one per input element)."""
-    dt = np.result_type(out.dtype, arg.dtype)
-    if not parts:
-        return np.zeros(out.shape + arg.shape, dt)
-    m = gnp.stack([gnp.reshape(p, (-1,)) for p in parts], axis=axis)
-    m = gnp.reshape(m, out.shape + arg.shape)
-    return m if m.dtype == dt else gnp.astype(m, dt)
 
 
 def hessian(

@@ -341,6 +341,7 @@ _POOL = {"kernel": (2, 2), "stride": (2, 2)}
 _CONV = {"stride": (1, 1), "padding": (1, 1)}
 SAMPLES: dict[str, tuple[list[str], dict]] = {
     "check": (["bool[]", "f32[3]"], {"message": "too many trips"}),
+    "once": (["f32[3]"], {}),
     "reduce_sum": (["f32[4,8]"], {"axes": (1,), "keepdims": False}),
     "reduce_max": (["f32[4,8]"], {"axes": (1,), "keepdims": False}),
     "reduce_min": (["f32[4,8]"], {"axes": (1,), "keepdims": False}),
@@ -388,6 +389,9 @@ _FIXED_FORMS = {
     "scan": "its body run per step by the reference interpreter (NumPy fallback)",
     "while_loop": "its condition and body run per trip by the reference interpreter",
     "cond": "the chosen branch run by the reference interpreter",
+    "custom_jvp_call": "its function's equations, spliced in by the `inline` pass",
+    "custom_vjp_call": "its function's equations, spliced in by the `inline` pass",
+    "checkpoint": "its body's equations, spliced in by the `inline` pass",
 }
 
 

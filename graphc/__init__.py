@@ -28,6 +28,15 @@ from graphc.api import (
     withgradient,
 )
 from graphc.control import ControlFlowError, cond, fori_loop, scan, switch, while_loop
+from graphc.custom import (
+    CustomDerivativeError,
+    checkpoint,
+    custom_jvp,
+    custom_vjp,
+    detach,
+    remat,
+    stop_gradient,
+)
 from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
 from graphc.ops.batching import BatchingError
 from graphc.ops.interp import evaluate
@@ -50,6 +59,13 @@ from graphc.verify import VerifyError, verify
 from graphc.version import __version__ as __version__
 
 __all__ = [
+    "CustomDerivativeError",
+    "checkpoint",
+    "custom_jvp",
+    "custom_vjp",
+    "detach",
+    "remat",
+    "stop_gradient",
     "ControlFlowError",
     "cond",
     "fori_loop",

@@ -809,6 +809,10 @@ class Tracer:
 
     # a traced value is immutable: copies are the value itself (a deep copy of its node would be
     # a node of no graph)
+    def detach(self) -> Any:
+        """This value with derivative zero (PyTorch's `tensor.detach()`; `graphc.detach`)."""
+        return bind("stop_gradient", self)
+
     def __copy__(self) -> Tracer:
         return self
 

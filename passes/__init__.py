@@ -25,7 +25,15 @@ Example:
 
 from __future__ import annotations
 
-from passes import cse, dce, fold, fuse, simplify  # noqa: F401  (importing a pass registers it)
+from passes import (  # noqa: F401  (importing a pass registers it)
+    cse,
+    dce,
+    fold,
+    fuse,
+    inline,
+    loops,
+    simplify,
+)
 from passes.manager import (
     COMPILE_PIPELINE,
     DEFAULT_PIPELINE,

@@ -60,8 +60,12 @@ def test_every_differentiable_op_has_gradient_rows():
 @pytest.mark.parametrize("case", GRAD_ROWS, ids=[c.id for c in GRAD_ROWS])
 def test_op_gradients_first_and_second_order(case: OpCase):
     args = tuple(_as_f64(a) for a in case.make_args())
+    if not case.modes:  # an op whose derivative is refused says so, never gives zero
+        with pytest.raises(graphc.GraphcError, match="differentiable"):
+            graphc.grad(lambda *a: np.sum(case.fn(*a)), backend="interpreter")(*args)
+        return
     with np.errstate(all="ignore"):
-        graphc.check_grads(case.fn, args, order=2, modes=("rev", "fwd"), backend="interpreter")
+        graphc.check_grads(case.fn, args, order=case.order, modes=case.modes, backend="interpreter")
 
 
 ZERO_ROWS = [

@@ -78,6 +78,8 @@ class OpCase:
     ref     independent reference on NumPy arrays (default: `fn` itself, i.e. real NumPy)
     tol     rtol and atol for floating outputs (default by output dtype); ints/bools are exact
     smooth  the inputs stay away from kinks, ties and poles (finite differences are meaningful)
+    modes   the derivative modes the op has (custom_vjp: reverse only; none: refused)
+    order   the highest order of derivative the op has
     """
 
     op: str
@@ -87,6 +89,8 @@ class OpCase:
     id: str = ""
     tol: float | None = None
     smooth: bool = True
+    modes: tuple[str, ...] = ("rev", "fwd")
+    order: int = 2
 
     def make_args(self) -> list:
         rng = np.random.default_rng(zlib.crc32(self.id.encode()))
@@ -110,8 +114,12 @@ def row(
     ref: Callable | None = None,
     tol: float | None = None,
     smooth: bool = True,
+    modes: tuple[str, ...] = ("rev", "fwd"),
+    order: int = 2,
 ) -> None:
-    CASES.append(OpCase(op, fn, list(args), ref=ref, id=id, tol=tol, smooth=smooth))
+    CASES.append(
+        OpCase(op, fn, list(args), ref=ref, id=id, tol=tol, smooth=smooth, modes=modes, order=order)
+    )
 
 
 # -- argument makers ---------------------------------------------------------------------------
@@ -1747,6 +1755,51 @@ row(
     normal(3),
     ref=lambda x: x,
 )
+
+
+# -- derivatives of one's own, rematerialisation ------------------------------------------------
+
+
+@graphc.custom_jvp
+def _softplus_rule(x):
+    return np.log1p(np.exp(x))
+
+
+_softplus_rule.defjvp(lambda p, t: (_softplus_rule(p[0]), t[0] / (1 + np.exp(-p[0]))))
+
+
+@graphc.custom_vjp
+def _sin_rule(x):
+    return np.sin(x)
+
+
+_sin_rule.defvjp(lambda x: (np.sin(x), x), lambda x, g: (g * np.cos(x),))
+
+row(
+    "custom_jvp_call",
+    "custom-jvp-softplus",
+    _softplus_rule,
+    normal(5),
+    ref=lambda x: np.log1p(np.exp(x)),
+)
+row(
+    "custom_vjp_call",
+    "custom-vjp-sin",
+    _sin_rule,
+    normal(5),
+    ref=np.sin,
+    modes=("rev",),
+    order=1,
+)
+row(
+    "checkpoint",
+    "checkpoint-two-args",
+    graphc.checkpoint(lambda x, y: np.sin(x) * y),
+    normal(2, 3),
+    normal(3),
+    ref=lambda x, y: np.sin(x) * y,
+)
+row("once", "once", lambda x: bind("once", x), normal(3), ref=lambda x: x, modes=())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -408,6 +408,71 @@ def test_nested_loops():
 
 
 # ---------------------------------------------------------------------------------------------
+# custom derivative rules and checkpoints
+
+
+@graphc.custom_jvp
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return softplus(x), t / (1 + np.exp(-x))
+
+
+@graphc.custom_vjp
+def clipped_mul(a, b):
+    return a * b
+
+
+def _clipped_fwd(a, b):
+    return a * b, (a, b)
+
+
+def _clipped_bwd(res, g):
+    a, b = res
+    return np.clip(g * b, -1, 1), g * a
+
+
+clipped_mul.defvjp(_clipped_fwd, _clipped_bwd)
+
+
+def test_custom_rules_and_checkpoints_under_vmap():
+    rng = np.random.default_rng(12)
+    xs, w = rng.standard_normal((5, 3)) * 3, rng.standard_normal(3)
+    # custom_jvp: values, per-example gradients, and forward mode through the batched rule
+    f = lambda x: np.sum(softplus(x * w))  # noqa: E731
+    close(graphc.vmap(f)(xs), stacked(f, xs))
+    close(graphc.vmap(graphc.grad(f))(xs), stacked(graphc.grad(f), xs))
+    close(graphc.grad(lambda x: np.sum(graphc.vmap(f)(x)))(xs), stacked(graphc.grad(f), xs))
+    ts = rng.standard_normal((5, 3))
+    close(
+        graphc.jvp(graphc.vmap(f), (xs,), (ts,))[1],
+        stacked(lambda x, t: graphc.jvp(f, (x,), (t,))[1], xs, ts),
+    )
+    # custom_vjp: a shared argument gets the sum of the examples' cotangents
+    g = lambda a, b: np.sum(clipped_mul(a, b))  # noqa: E731
+    ga, gb = graphc.grad(
+        lambda a, bs: np.sum(graphc.vmap(g, in_axes=(None, 0))(a, bs)), argnums=(0, 1)
+    )(w, xs)
+    close(ga, sum(np.clip(b, -1, 1) for b in xs))
+    close(gb, np.tile(w, (5, 1)))
+    close(
+        graphc.vmap(graphc.grad(g), in_axes=(None, 0))(w, xs),
+        stacked(lambda b: graphc.grad(g)(w, b), xs),
+    )
+    # checkpoint: the same values and gradients, batched
+    h = graphc.checkpoint(lambda x: np.tanh(np.sin(x) * w))
+    loss = lambda x: np.sum(h(x) ** 2)  # noqa: E731
+    close(graphc.vmap(graphc.grad(loss))(xs), stacked(graphc.grad(loss), xs))
+    close(graphc.jit(graphc.vmap(graphc.grad(loss)))(xs), stacked(graphc.grad(loss), xs))
+    sg = lambda x: np.sum(graphc.stop_gradient(x) * x)  # noqa: E731
+    close(graphc.vmap(graphc.grad(sg))(xs), xs)
+
+
+# ---------------------------------------------------------------------------------------------
 # the per-example gradients of a network
 
 

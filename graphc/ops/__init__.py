@@ -10,6 +10,7 @@ from graphc.ir import Aval, Const, Graph, GraphcError, TupleAval
 from graphc.ops import (  # noqa: F401  (registers ops)
     contract,
     control,
+    custom,
     decomp,
     elementwise,
     reduce,

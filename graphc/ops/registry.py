@@ -152,6 +152,10 @@ class OpDef:
                                          compute fewer results (at least `used`) or read fewer
                                          operands, with the new index of each kept result;
                                          None when nothing can go (dead-code elimination)
+    inline(node) -> [result nodes]       for ops that call a region once (a checkpoint, a
+                                         function with custom derivatives): the region's
+                                         computation spliced into the enclosing graph, which
+                                         the `inline` pass does before fusion
     batch(bt, dims, *xs, **attrs) -> (value, dim) | (values, dims)
                                          the batching rule (vmap): the op applied to operands
                                          that carry a batch axis at dims[k] (None: unbatched),
@@ -176,6 +180,7 @@ class OpDef:
     tape: Tape = Tape.NONE
     lowering: Lowering | None = None
     prune: Callable[[Node, set[int]], tuple[Node, dict[int, int]] | None] | None = None
+    inline: Callable[[Node], list[Node]] | None = None
     batch: Callable[..., tuple] | None = None
 
     def __post_init__(self) -> None:

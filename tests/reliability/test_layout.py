@@ -375,7 +375,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("graphc.text", "graphc.verify"),
     ("graphc.trace",),
     ("graphc.numpy",),
-    ("graphc.control",),
+    ("graphc.control", "graphc.custom"),
     ("passes",),
     ("graphc.signature",),
     ("graphc.codegen",),

@@ -972,6 +972,11 @@ class Vmapped:
         """The batched graph for these arguments (traced once, not compiled)."""
         return self._staged.graph(args, kwargs)
 
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        """Every stage of the batched function for these arguments (see `Jitted.lower`); its
+        `notes` list the ops that run as a loop over the batch."""
+        return self._staged.lower(args, kwargs)
+
 
 def _check_axes_spec(spec: Any, what: str) -> None:
     """in_axes and out_axes hold ints and None in containers: anything else is refused when

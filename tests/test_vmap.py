@@ -372,6 +372,24 @@ def test_while_loop_with_a_condition_per_example():
     close(graphc.vmap(counted)(ns, xs), stacked(counted, ns, xs))
 
 
+def test_reverse_mode_of_a_bounded_while_loop_per_example():
+    """grad of a while_loop with max_trips is a scan of conds with a check: batched, the
+    branch index and the check's condition are per example."""
+
+    def f(x):
+        c = graphc.while_loop(
+            lambda c: np.sum(c) < 6.0, lambda c: c * 1.5 + np.sin(c), x, max_trips=20
+        )
+        return np.sum(c**2)
+
+    xs = np.random.default_rng(13).uniform(0.2, 1.5, (5, 2))
+    close(graphc.vmap(graphc.grad(f))(xs), stacked(graphc.grad(f), xs), 1e-10)
+    close(graphc.jit(graphc.vmap(graphc.grad(f)))(xs), stacked(graphc.grad(f), xs), 1e-10)
+    with pytest.raises(RuntimeError, match="max_trips"):
+        short = lambda x: graphc.while_loop(lambda c: c < 100.0, lambda c: c * 2, x, max_trips=3)  # noqa: E731
+        graphc.vmap(graphc.grad(short))(np.array([1.0, 50.0]))
+
+
 def test_cond_and_switch():
     rng = np.random.default_rng(8)
     xs = rng.standard_normal((6, 3))
@@ -555,6 +573,7 @@ def test_an_op_without_a_rule_runs_as_a_loop(ruleless_op, monkeypatch, capsys):
     assert f"vmap: {NAME}: no batching rule" in capsys.readouterr().err
     monkeypatch.delenv("GRAPHC_DEBUG")
     (note,) = jitted.lower(xs, 2.0).notes
+    assert graphc.vmap(f, in_axes=(0, None)).lower(xs, 2.0).notes == [note]
     assert NAME in note and HERE in note and "loop over the batch of 4" in note
     scans = [n for n in jitted.trace(xs, 2.0).equations if n.op == "scan"]
     assert len(scans) == 1 and scans[0].attrs["length"] == 4

@@ -87,21 +87,34 @@ def batched_axis(axis: int, d: int) -> int:
 def batch_elementwise(bt: Any, dims: Sequence[Dim], *xs: Any, **attrs: Any) -> tuple[Any, Dim]:
     """The rule of every elementwise op (NumPy broadcasting included): the op applied to the
     batched operands. When all batched operands have the result's rank and their batch axis
-    at one place the unbatched ones cannot reach, nothing moves; otherwise batch axes go first,
-    with unit axes inserted where an operand has fewer axes than the result."""
+    at one place, it stays there, and an unbatched operand reaching past it gets a unit axis
+    (a view); otherwise batch axes go first, with unit axes where an operand has fewer axes
+    than the result."""
     op = bt.node.op
     rank = len(bt.node.shape)
     batched = [(x, d) for x, d in zip(xs, dims, strict=True) if d is not None]
     places = {d for _, d in batched}
     if len(places) == 1 and all(x.ndim - 1 == rank for x, _ in batched):
         (d,) = places
-        # an unbatched operand lines up with the result's last axes, right of the batch axis
-        if all(x.ndim <= rank - d for x, dx in zip(xs, dims, strict=True) if dx is None):
-            return bind(op, *xs, **attrs), d
+        args = [
+            x if dx is not None else _unit_at(x, d, rank) for x, dx in zip(xs, dims, strict=True)
+        ]
+        return bind(op, *args, **attrs), d
     moved = [
         x if d is None else lift(moveaxis(x, d, 0), rank) for x, d in zip(xs, dims, strict=True)
     ]
     return bind(op, *moved, **attrs), 0
+
+
+def _unit_at(x: Any, d: int, rank: int) -> Any:
+    """Unbatched x, broadcast against values of `rank` per-example axes batched at `d`: with a
+    unit axis where the batch axis falls among its own axes (x itself when it lies left of
+    them all: x lines up with the result's last axes)."""
+    p = d - (rank - x.ndim)
+    if p <= 0:
+        return x
+    shape = tuple(x.shape)
+    return bind("reshape", x, shape=shape[:p] + (1,) + shape[p:])
 
 
 def batch_axis_attr(name: str):

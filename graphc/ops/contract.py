@@ -68,14 +68,14 @@ def _matmul_batch(bt, dims, a, b):
             return bind("reshape", bind("matmul", rows, b), shape=(*a.shape[:-1], b.shape[1])), 0
         return bind("matmul", lift(a, rank), b), 0
     if da is None:
-        b = front(b, db)
         if a.ndim == 2 and b.ndim == 3:
             # one product: the examples' columns side by side, a @ [b_1 ... b_B]; the batch
             # axis of the result sits between its rows and columns
-            size, k, n = b.shape
-            cols = bind("reshape", moveaxis(b, 0, 1), shape=(k, size * n))
+            b = moveaxis(b, db, 1)
+            k, size, n = b.shape
+            cols = bind("reshape", b, shape=(k, size * n))
             return bind("reshape", bind("matmul", a, cols), shape=(a.shape[0], size, n)), 1
-        return bind("matmul", a, lift(b, rank)), 0
+        return bind("matmul", a, lift(front(b, db), rank)), 0
     a, b = lift(front(a, da), rank), lift(front(b, db), rank)
     if a.shape[-1] == 1:
         # a contraction over one element is a product: an outer product per example, which

@@ -48,8 +48,12 @@ def sum_to_shape(g, shape: tuple[int, ...]):
 
 
 def _reshape_batch(bt, dims, x, *, shape):
-    x = front(x, dims[0])
-    return bind("reshape", x, shape=(bt.size, *shape)), 0
+    d, old = dims[0], bt.node.inputs[0].aval.shape
+    if tuple(old[:d]) == tuple(shape[:d]):
+        # the axes before the batch axis are kept: each example's trailing block is reshaped
+        # in place (a view; what the tracer's 1-d matmul operands and results do)
+        return bind("reshape", x, shape=(*shape[:d], bt.size, *shape[d:])), d
+    return bind("reshape", front(x, d), shape=(bt.size, *shape)), 0
 
 
 def _reshape_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:

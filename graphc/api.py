@@ -1079,7 +1079,10 @@ def _jacobian_graph(g: Graph, wrt: list[int], forward: bool) -> Graph:
 
     def blocks(*xs: Any) -> list:
         if n == 0:
-            return [np.zeros(outs[i].shape + ins[j].shape) for i, j in pairs]
+            return [
+                np.zeros(outs[i].shape + ins[j].shape, np.result_type(outs[i].dtype, ins[j].dtype))
+                for i, j in pairs
+            ]
         b = batch(d, [None] * len(g.inputs) + [0] * len(seeds), n, out_dims)
         basis = [_basis(n, offsets[k], a) for k, a in enumerate(seeds)]
         res = inline(b, list(xs) + basis)

@@ -517,6 +517,22 @@ def test_per_example_gradients_of_an_mlp():
     close(g, {k: v.mean(0) for k, v in want.items()})
 
 
+def test_convolutions_with_filters_per_example():
+    """Images and filters both per example (a batch of models): windows times filters, the
+    transposes alike; against the per-example ops, to second order through the rules."""
+    rng = np.random.default_rng(14)
+    xs, ws = rng.standard_normal((3, 2, 2, 7, 6)), rng.standard_normal((3, 4, 2, 3, 2))
+
+    def f(x, w):
+        return gnp.conv2d(x, w, stride=(2, 1), padding=(1, 0))
+
+    close(graphc.vmap(f)(xs, ws), stacked(f, xs, ws), 1e-10)
+    loss = lambda x, w: np.sum(np.tanh(f(x, w)) ** 2)  # noqa: E731
+    both = graphc.grad(loss, argnums=(0, 1))
+    close(graphc.vmap(both)(xs, ws), stacked(both, xs, ws), 1e-10)
+    assert "scan" not in graphc.trace(graphc.vmap(both), xs, ws).op_counts()
+
+
 def test_convolutions_fold_the_batch_into_images():
     rng = np.random.default_rng(11)
     xs = rng.standard_normal((3, 2, 1, 6, 6))  # a batch of image batches
@@ -529,8 +545,10 @@ def test_convolutions_fold_the_batch_into_images():
     close(f(xs, w), stacked(lambda x: net(x, w), xs))
     g = graphc.trace(f, xs, w)
     assert "scan" not in g.op_counts()  # no loop: one convolution of 6 images
-    # per-example filter gradients: images and cotangents per example
+    # per-example filter gradients: images and cotangents per example, each example's
+    # windows against its cotangents in one batched product, no loop
     per_example = graphc.vmap(graphc.grad(lambda w, x: np.sum(net(x, w) ** 2)), in_axes=(None, 0))
+    assert "scan" not in graphc.trace(per_example, w, xs).op_counts()
     close(
         per_example(w, xs),
         stacked(lambda x: graphc.grad(lambda w: np.sum(net(x, w) ** 2))(w), xs),

@@ -191,6 +191,93 @@ def _channels(w, d, axis: int, size: int):
     return bind("reshape", w, shape=shape[:axis] + (size * shape[axis + 1],) + shape[axis + 2 :])
 
 
+def _patches(x, kernel_hw, stride, padding):
+    """Image batches of every example, (B, N, C, H, W), as their windows: (B, N, C*kh*kw,
+    oh*ow), a window's values in the order of a filter's (c, i, j). What a convolution whose
+    images and filters both differ per example contracts with its filters, as one batched
+    matrix product."""
+    (ph, pw), (sh, sw), (kh, kw) = padding, stride, kernel_hw
+    if ph or pw:
+        x = bind("pad", x, pads=((0, 0, 0),) * 3 + ((ph, ph, 0), (pw, pw, 0)), value=0.0)
+    b, n, c, hp, wp = x.shape
+    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            t = bind(
+                "slice",
+                x,
+                start=(0, 0, 0, i, j),
+                stop=(b, n, c, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1),
+                step=(1, 1, 1, sh, sw),
+            )
+            taps.append(bind("reshape", t, shape=(b, n, c, 1, oh, ow)))
+    p = taps[0] if len(taps) == 1 else bind("concatenate", *taps, axis=3)
+    return bind("reshape", p, shape=(b, n, c * kh * kw, oh * ow)), oh, ow
+
+
+def _filters(w):
+    """Filters of every example, (B, O, C, kh, kw), as (B, 1, O, C*kh*kw) matrices."""
+    b, o = w.shape[:2]
+    return bind("reshape", w, shape=(b, 1, o, int(np.prod(w.shape[2:]))))
+
+
+def _conv_per_example(x, w, stride, padding):
+    """conv2d with images and filters both per example: each example's windows times its
+    filters, one batched matrix product."""
+    p, oh, ow = _patches(x, w.shape[3:], stride, padding)
+    y = bind("matmul", _filters(w), p)  # (B, N, O, oh*ow)
+    return bind("reshape", y, shape=(*y.shape[:3], oh, ow))
+
+
+def _conv_w_per_example(x, g, stride, padding, kernel_hw):
+    """The filter gradient of each example from its own images and cotangents: its windows
+    against its cotangents, summed over its images."""
+    p, oh, ow = _patches(x, kernel_hw, stride, padding)
+    b, n, o = g.shape[:3]
+    g = bind("reshape", g, shape=(b, n, o, oh * ow))
+    dw = bind("reduce_sum", bind("matmul", g, _mT(p)), axes=(1,), keepdims=False)
+    return bind("reshape", dw, shape=(b, o, x.shape[2], *kernel_hw))
+
+
+def _conv_in_per_example(g, w, stride, padding, in_hw):
+    """The image gradient of each example from its own cotangents and filters: the windows'
+    cotangents (filters times cotangents, one batched product), each tap added back where
+    its window read (an interior-padded copy per tap)."""
+    (ph, pw), (sh, sw) = padding, stride
+    b, n, o, oh, ow = g.shape
+    c, kh, kw = w.shape[2:]
+    g = bind("reshape", g, shape=(b, n, o, oh * ow))
+    cols = bind("matmul", _mT(_filters(w)), g)  # (B, N, C*kh*kw, oh*ow)
+    cols = bind("reshape", cols, shape=(b, n, c, kh * kw, oh, ow))
+    hp, wp = in_hw[0] + 2 * ph, in_hw[1] + 2 * pw
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            t = i * kw + j
+            tap = bind(
+                "slice",
+                cols,
+                start=(0, 0, 0, t, 0, 0),
+                stop=(b, n, c, t + 1, oh, ow),
+                step=(1,) * 6,
+            )
+            tap = bind("reshape", tap, shape=(b, n, c, oh, ow))
+            rows = (i, hp - i - (oh - 1) * sh - 1, sh - 1)
+            cols_ = (j, wp - j - (ow - 1) * sw - 1, sw - 1)
+            placed = bind("pad", tap, pads=((0, 0, 0),) * 3 + (rows, cols_), value=0.0)
+            total = placed if total is None else bind("add", total, placed)
+    if ph or pw:
+        total = bind(
+            "slice",
+            total,
+            start=(0, 0, 0, ph, pw),
+            stop=(b, n, c, ph + in_hw[0], pw + in_hw[1]),
+            step=(1,) * 5,
+        )
+    return total
+
+
 def _conv_batch(bt, dims, x, w, *, stride, padding):
     dx, dw = dims
     if dw is None:
@@ -201,7 +288,8 @@ def _conv_batch(bt, dims, x, w, *, stride, padding):
         # the examples' filters are one larger filter bank: their outputs side by side
         y = bind("conv2d", x, _channels(w, dw, 0, bt.size), stride=stride, padding=padding)
         return unfold(y, bt.size, bt.node.shape[1], axis=1), 1
-    return bt.loop("images and filters both per example")
+    x, w = moveaxis(x, dx, 0), moveaxis(w, dw, 0)
+    return _conv_per_example(x, w, stride, padding), 0
 
 
 defop(
@@ -254,7 +342,7 @@ def _conv_in_batch(bt, dims, g, w, *, stride, padding, in_hw):
         # the filters' input channels of all examples side by side
         y = bind("conv2d_input_grad", g, _channels(w, dw, 1, bt.size), **attrs)
         return unfold(y, bt.size, bt.node.shape[1], axis=1), 1
-    return bt.loop("cotangents and filters both per example")
+    return _conv_in_per_example(moveaxis(g, dg, 0), moveaxis(w, dw, 0), stride, padding, in_hw), 0
 
 
 defop(
@@ -314,8 +402,9 @@ def _conv_w_batch(bt, dims, x, g, *, stride, padding, kernel_hw):
         y = bind("conv2d_weight_grad", x, _image_channels(g, dg, bt.size), **attrs)
         return unfold(y, bt.size, o), 0
     # summed over each example's own images only: a filter gradient per example (what
-    # per-example gradients of a convolution need), one example at a time
-    return bt.loop("images and cotangents both per example")
+    # per-example gradients of a convolution need)
+    x, g = moveaxis(x, dx, 0), moveaxis(g, dg, 0)
+    return _conv_w_per_example(x, g, stride, padding, kernel_hw), 0
 
 
 defop(

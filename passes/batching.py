@@ -115,11 +115,8 @@ class BatchContext:
         step_in = [make_input(i.aval) for i in n.inputs]  # type: ignore[arg-type]
         r = apply(n.op, step_in, dict(n.attrs), n.meta)
         multi = isinstance(r.aval, TupleAval)
-        outs = (
-            [apply("proj", [r], {"index": k}, n.meta) for k in range(len(r.aval.avals))]
-            if multi
-            else [r]
-        )  # type: ignore[union-attr]
+        n_res = len(r.aval.avals) if isinstance(r.aval, TupleAval) else 1
+        outs = [apply("proj", [r], {"index": k}, n.meta) for k in range(n_res)] if multi else [r]
         shared = [k for k, d in enumerate(self._dims) if d is None]
         per_example = [k for k, d in enumerate(self._dims) if d is not None]
         body = Graph(

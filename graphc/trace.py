@@ -327,6 +327,12 @@ def _meta() -> Meta:
     return Meta(user_location(), current_scope())
 
 
+def trace_meta() -> Meta:
+    """The metadata a node recorded now gets: the override in force (`meta_override`), else
+    the user's `file:line` and the current module scope."""
+    return _meta()
+
+
 # ---------------------------------------------------------------------------------------------
 # input specifications
 
@@ -371,6 +377,8 @@ def spec(text_or_shape: str | tuple[int, ...], dtype: Any = np.float32) -> Spec:
 # NumPy functions that tracers handle: filled in by graphc.numpy
 HANDLED_FUNCTIONS: dict[Callable, Callable] = {}
 HANDLED_UFUNCS: dict[np.ufunc, Callable] = {}
+# the same ufuncs' fast paths: fast(operands) -> Tracer, or None to take the handler instead
+FAST_UFUNCS: dict[np.ufunc, Callable[[tuple], Any]] = {}
 # ufunc methods (np.add.reduce, ...): handler(operand, **NumPy's keyword arguments)
 HANDLED_UFUNC_METHODS: dict[tuple[np.ufunc, str], Callable] = {}
 # Tracer methods that no NumPy function reaches, looked up when called: "getitem" (x[key]) and
@@ -446,9 +454,14 @@ def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable
     float times a Python number is still a traced Python float (NEP 50)."""
 
     def op(self: Tracer, other: Any) -> Any:
-        if _opts_out(other):
-            return NotImplemented
-        out = ufunc(other, self) if reflected else ufunc(self, other)
+        out = None
+        fast = FAST_UFUNCS.get(ufunc)
+        if fast is not None:  # NumPy's dispatch would only bring the operands back here
+            out = fast((other, self) if reflected else (self, other))
+        if out is None:
+            if _opts_out(other):
+                return NotImplemented
+            out = ufunc(other, self) if reflected else ufunc(self, other)
         if self.weak and _is_weak_operand(other) and isinstance(out, Tracer):
             out.weak = True
         return out
@@ -458,6 +471,11 @@ def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable
 
 def _binary(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
     def op(self: Tracer, other: Any) -> Any:
+        fast = FAST_UFUNCS.get(ufunc)
+        if fast is not None:
+            out = fast((other, self) if reflected else (self, other))
+            if out is not None:
+                return out
         if _opts_out(other):
             return NotImplemented
         return ufunc(other, self) if reflected else ufunc(self, other)
@@ -832,6 +850,12 @@ class Tracer:
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__}.{method} is not supported by graphc", user_location()
             )
+        if not kwargs:
+            fast = FAST_UFUNCS.get(ufunc)
+            if fast is not None:
+                out = fast(inputs)
+                if out is not None:
+                    return out
         if kwargs.get("out") is not None:
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__}(..., out=...) writes in place, "

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -189,6 +190,9 @@ class Driver:
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
         self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
         self._projs: dict[int, list[Node]] | None = None
+        # id(fused node) -> its tape-machine profile (`_vm_profile`); the graph keeps the nodes
+        # alive while the driver is built, so their ids stay theirs
+        self._profiles: dict[int, tuple[tuple[int, ...], np.dtype] | None] = {}
         self._readers: dict[int, list[Node]] | None = None
 
     def projections(self, f: Node) -> list[Node]:
@@ -237,7 +241,7 @@ class Driver:
             k += 1
             if n.op == "input":
                 continue
-            if n.op == "fused" and use_vm() and vm.eligible(n):
+            if n.op == "fused" and use_vm() and self._vm_profile(n) is not None:
                 batch, rest = self._vm_batch(nodes, k - 1)
                 if sum(len(f.attrs["body"].equations) for f in batch) >= VM_MIN_OPS:
                     for c in rest:  # constants met inside the batch: no inputs, emit first
@@ -274,8 +278,7 @@ class Driver:
         """The longest run of machine-eligible kernels from nodes[start] over one space and
         dtype, none reading a reduction computed inside the run; and constants met on the way."""
         first = nodes[start]
-        space = vm.space_of(first)
-        dt = _float_dtype(first)
+        profile = self._vm_profile(first)
         batch, consts = [first], []
         in_batch = {id(first)}
         reduced: set[int] = set(self._reduction_results(first))
@@ -286,12 +289,7 @@ class Driver:
             if m.op == "const":
                 consts.append(m)
                 continue
-            if not (
-                m.op == "fused"
-                and vm.eligible(m)
-                and vm.space_of(m) == space
-                and _float_dtype(m) == dt
-            ):
+            if not (m.op == "fused" and self._vm_profile(m) == profile):
                 break
             if any(id(i) in reduced for i in m.inputs):
                 break
@@ -299,6 +297,14 @@ class Driver:
             in_batch.add(id(m))
             reduced |= set(self._reduction_results(m))
         return batch, consts
+
+    def _vm_profile(self, f: Node) -> tuple[tuple[int, ...], np.dtype] | None:
+        """(iteration space, float dtype) of fused node f when it can run on the tape
+        machine, else None; found once per node (batches ask about their neighbours)."""
+        key = id(f)
+        if key not in self._profiles:
+            self._profiles[key] = (vm.space_of(f), _float_dtype(f)) if vm.eligible(f) else None
+        return self._profiles[key]
 
     def _reduction_results(self, f: Node) -> list[int]:
         """Ids of the nodes through which other nodes read f's reduction results."""
@@ -528,7 +534,7 @@ def _body_ir(n: Node) -> list[str]:
 
 _HEADER = '''"""graphc generated module (do not edit; regenerated when stale).
 
-graph {hash}
+content {digest}
 """
 import math
 
@@ -568,8 +574,7 @@ def generate(graph: Graph) -> tuple[str, Driver]:
     imports = ""
     if d.e.imports:
         imports = "from graphc.codegen.mathlib import " + ", ".join(sorted(d.e.imports)) + "\n"
-    parts = [_HEADER.format(hash=graph.structural_hash(), imports=imports)]
-    parts += [f"{name} = {src}" for src, name in d.e.consts.items()]
+    parts = [f"{name} = {src}" for src, name in d.e.consts.items()]
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         if k.name in d.shared:  # say so where the reader meets one body's IR for several
@@ -581,4 +586,31 @@ def generate(graph: Graph) -> tuple[str, Driver]:
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")
-    return "\n".join(parts), d
+    text = "\n".join(parts)
+    header = _HEADER.format(digest=_module_digest(text, d), imports=imports)
+    return header + "\n" + text, d
+
+
+def _module_digest(text: str, d: Driver) -> str:
+    """A digest of everything a module computes with: its text, and the values the driver
+    hands it at run time (`_K`: array constants, the attributes of dedicated kernels and
+    fallbacks, tape-machine programs), which the text names but does not hold. Modules are
+    cached and shared by the hash of their source, which this line makes a hash of both.
+
+    Digesting what was generated costs a fraction of printing the graph again (a 100,000-op
+    graph's text runs to megabytes), and tells apart exactly what behaves differently."""
+    h = hashlib.sha256(text.encode())
+    for key, value in d.consts.items():
+        h.update(f"\n{key}: {type(value).__name__} ".encode())
+        if isinstance(value, np.ndarray):
+            h.update(f"{value.dtype} {value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, vm.Program):
+            h.update(f"{value.dtype} {value.size} {value.nregs} {value.block}".encode())
+            h.update(np.ascontiguousarray(value.code).tobytes())
+            h.update(np.ascontiguousarray(value.consts).tobytes())
+        elif isinstance(value, dict):
+            h.update(", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(value.items())).encode())
+        else:
+            raise TypeError(f"internal: no digest for a run-time value of type {type(value)}")
+    return h.hexdigest()

@@ -320,6 +320,10 @@ def broadcast_shapes(op: str, *avals: Aval) -> tuple[int, ...]:
     first = avals[0].shape
     if all(a.shape == first for a in avals):  # the common case, without NumPy's machinery
         return first
+    # scalars broadcast to anything: an array and scalars (x * 2.0) is the next common case
+    shaped = [a.shape for a in avals if a.shape]
+    if shaped and all(s == shaped[0] for s in shaped):
+        return shaped[0]
     try:
         return tuple(np.broadcast_shapes(*[a.shape for a in avals]))
     except ValueError:
@@ -327,10 +331,11 @@ def broadcast_shapes(op: str, *avals: Aval) -> tuple[int, ...]:
 
 
 def same_dtype(op: str, *avals: Aval) -> np.dtype:
-    dts = {a.dtype for a in avals}
-    if len(dts) != 1:
-        raise DTypeError(f"{op}: operand dtypes differ ({fmt(*avals)})")
-    return avals[0].dtype
+    dt = avals[0].dtype
+    for a in avals:
+        if a.dtype != dt:
+            raise DTypeError(f"{op}: operand dtypes differ ({fmt(*avals)})")
+    return dt
 
 
 def require_float(op: str, a: Aval) -> None:

@@ -807,10 +807,10 @@ def _prefix_axes(spec: Any, tree: pytree.TreeDef, path: str, what: str, noun: st
             or (kind is t.kind and aux == t.aux and len(kids) == len(t.children))
         )
         if not fits:
-            shown = _describe_tree(pytree.flatten(sp)[1]) if kind is not type(None) else "None"
             raise BatchingError(
-                f"vmap: {what} does not fit the {noun}: {p} is {shown}, but the {noun} "
-                f"there is {_describe_tree(t)}",
+                f"vmap: {what} does not fit the {noun}s: {p} is "
+                f"{_describe_tree(pytree.flatten(sp)[1])}, but the {noun} there is "
+                f"{_describe_tree(t)}",
                 user_location(),
             )
         if kind is dict:
@@ -833,13 +833,14 @@ def _in_axes_per_leaf(in_axes: Any, args: tuple, kwargs: dict) -> list:
         if len(in_axes) != len(args):
             raise BatchingError(
                 f"vmap: in_axes has {len(in_axes)} entries for {len(args)} positional "
-                "arguments; give one per argument (or one int or None for all)",
+                f"argument{'' if len(args) == 1 else 's'}; give one per argument (or one int "
+                "or None for all)",
                 user_location(),
             )
         per_arg = list(in_axes)
     out: list = []
     for i, (sp, a) in enumerate(zip(per_arg, args, strict=True)):
-        out += _prefix_axes(sp, pytree.flatten(a)[1], f"in_axes[{i}]", "in_axes", "arguments")
+        out += _prefix_axes(sp, pytree.flatten(a)[1], f"in_axes[{i}]", "in_axes", "argument")
     out += [0] * pytree.flatten(kwargs)[1].num_leaves
     return out
 
@@ -932,7 +933,7 @@ class Vmapped:
         ex_args, ex_kwargs = in_tree.rebuild(example)
         g = trace_flat(self.fn, ex_args, ex_kwargs, name=fn_name(self.fn))
         tree, mask = g.out_tree
-        out_every = _prefix_axes(self.out_axes, tree, "out_axes", "out_axes", "results")
+        out_every = _prefix_axes(self.out_axes, tree, "out_axes", "out_axes", "result")
         out_dims = []
         for a, m, label in zip(out_every, mask, _leaf_labels(tree, "the result"), strict=True):
             if m is not True:

@@ -377,8 +377,6 @@ def spec(text_or_shape: str | tuple[int, ...], dtype: Any = np.float32) -> Spec:
 # NumPy functions that tracers handle: filled in by graphc.numpy
 HANDLED_FUNCTIONS: dict[Callable, Callable] = {}
 HANDLED_UFUNCS: dict[np.ufunc, Callable] = {}
-# the same ufuncs' fast paths: fast(operands) -> Tracer, or None to take the handler instead
-FAST_UFUNCS: dict[np.ufunc, Callable[[tuple], Any]] = {}
 # ufunc methods (np.add.reduce, ...): handler(operand, **NumPy's keyword arguments)
 HANDLED_UFUNC_METHODS: dict[tuple[np.ufunc, str], Callable] = {}
 # Tracer methods that no NumPy function reaches, looked up when called: "getitem" (x[key]) and
@@ -449,13 +447,19 @@ def _opts_out(x: Any) -> bool:
     return getattr(type(x), "__array_ufunc__", _opts_out) is None
 
 
+def _fast_path(ufunc: np.ufunc) -> Callable[[tuple], Any] | None:
+    """The handler's shortcut, `fast(operands) -> Tracer or None` (None: take the handler):
+    an attribute of the handler in HANDLED_UFUNCS, so replacing the handler replaces it."""
+    return getattr(HANDLED_UFUNCS.get(ufunc), "fast", None)
+
+
 def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
     """A binary operator that keeps Python's arithmetic on Python floats weak: a traced Python
     float times a Python number is still a traced Python float (NEP 50)."""
 
     def op(self: Tracer, other: Any) -> Any:
         out = None
-        fast = FAST_UFUNCS.get(ufunc)
+        fast = _fast_path(ufunc)
         if fast is not None:  # NumPy's dispatch would only bring the operands back here
             out = fast((other, self) if reflected else (self, other))
         if out is None:
@@ -471,7 +475,7 @@ def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable
 
 def _binary(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
     def op(self: Tracer, other: Any) -> Any:
-        fast = FAST_UFUNCS.get(ufunc)
+        fast = _fast_path(ufunc)
         if fast is not None:
             out = fast((other, self) if reflected else (self, other))
             if out is not None:
@@ -851,7 +855,7 @@ class Tracer:
                 f"numpy.{ufunc.__name__}.{method} is not supported by graphc", user_location()
             )
         if not kwargs:
-            fast = FAST_UFUNCS.get(ufunc)
+            fast = _fast_path(ufunc)
             if fast is not None:
                 out = fast(inputs)
                 if out is not None:

@@ -35,7 +35,6 @@ from graphc.numpy import (
 from graphc.numpy._core import _asarr
 from graphc.numpy.shapes import reshape
 from graphc.trace import (
-    FAST_UFUNCS,
     HANDLED_FUNCTIONS,
     HANDLED_METHODS,
     HANDLED_UFUNC_METHODS,
@@ -105,9 +104,6 @@ def register_handlers() -> None:
     HANDLED_METHODS.update(tracer_methods.METHODS)
     HANDLED_FUNCTIONS.update(_joined(FUNCTION_TABLES))
     HANDLED_UFUNCS.update(_joined(UFUNC_TABLES))
-    FAST_UFUNCS.update(
-        {uf: fn.fast for uf, fn in HANDLED_UFUNCS.items() if getattr(fn, "fast", None)}
-    )
     HANDLED_UFUNC_METHODS.update(_joined(UFUNC_METHOD_TABLES))
     for uf, fn in list(HANDLED_UFUNCS.items()):
         if uf.nin == 2 and uf.nout == 1 and (uf, "outer") not in HANDLED_UFUNC_METHODS:

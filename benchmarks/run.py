@@ -28,7 +28,14 @@ Workloads (exactly as defined below):
    process, cold cache) and step time of graphc's step at sequence lengths 64 and 1024, scan
    and unrolled, with JAX's first call beside them.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile scan lstm]
+10. vmap: per-example gradients of the loss of workload 2's MLP (one example's softmax
+   cross-entropy) for a batch of 256, `vmap(grad(loss), in_axes=(None, 0, 0))`, against JAX
+   `jit(vmap(grad))`, `torch.func.vmap(torch.func.grad)` and a Python loop over the examples
+   calling graphc's compiled grad; and the Jacobian (reverse mode, under jit) of a 256 -> 256
+   two-layer tanh MLP against JAX `jit(jacrev)`, first call and steady state.
+
+
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile scan lstm vmap]
        [--repeat N]
 """
 
@@ -1039,6 +1046,109 @@ def bench_scan(repeat: int) -> None:
     print(f"    first call, 1024 vs 64 steps: x{ratio:.2f} (target: within 20%)", flush=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# 8. vmap
+
+
+def example_loss(p, x, y):
+    """Workload 2's loss for one example: x (784,), y an integer label."""
+    h = gnp.relu(x @ p["W1"] + p["b1"])
+    h = gnp.relu(h @ p["W2"] + p["b2"])
+    return -gnp.log_softmax(h @ p["W3"] + p["b3"])[y]
+
+
+JAC_N = 256
+
+
+def jac_mlp(p, x):
+    return np.tanh(p["W2"] @ np.tanh(p["W1"] @ x + p["b1"]) + p["b2"])
+
+
+def jac_data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    s = np.float32(1 / np.sqrt(JAC_N))
+    p = {
+        "W1": (rng.standard_normal((JAC_N, JAC_N)) * s).astype(np.float32),
+        "b1": np.zeros(JAC_N, np.float32),
+        "W2": (rng.standard_normal((JAC_N, JAC_N)) * s).astype(np.float32),
+        "b2": np.zeros(JAC_N, np.float32),
+    }
+    return p, rng.standard_normal(JAC_N).astype(np.float32)
+
+
+def bench_vmap(repeat: int) -> None:
+    print("\n[8] vmap: per-example gradients (MLP, batch 256) and a 256x256 Jacobian", flush=True)
+    p, x, y = mlp_data()
+    pe = graphc.vmap(graphc.grad(example_loss), in_axes=(None, 0, 0))
+    t = time.perf_counter()
+    pe(p, x, y)
+    first = time.perf_counter() - t
+    t_g = median_ms(lambda: pe(p, x, y), repeat)
+    peers: dict[str, float] = {}
+    g1 = graphc.jit(graphc.grad(example_loss))
+    g1(p, x[0], y[0])
+
+    def loop():
+        return [g1(p, x[i], y[i]) for i in range(x.shape[0])]
+
+    peers["Python loop over graphc's compiled grad"] = median_ms(loop, max(3, repeat // 4), 1)
+    if jax is not None:
+
+        def jloss(p, x, y):
+            h = jax.nn.relu(x @ p["W1"] + p["b1"])
+            h = jax.nn.relu(h @ p["W2"] + p["b2"])
+            return -jax.nn.log_softmax(h @ p["W3"] + p["b3"])[y]
+
+        jf = jax.jit(jax.vmap(jax.grad(jloss), in_axes=(None, 0, 0)))
+        jp = {k: jnp.asarray(v) for k, v in p.items()}
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+        peers["JAX jit(vmap(grad))"] = median_ms(
+            lambda: jax.block_until_ready(jf(jp, jx, jy)), repeat
+        )
+    if torch is not None:
+        torch.set_num_threads(os.cpu_count() or 1)
+        from torch.func import grad as tgrad
+        from torch.func import vmap as tvmap
+
+        def tloss(p, x, y):
+            h = torch.relu(x @ p["W1"] + p["b1"])
+            h = torch.relu(h @ p["W2"] + p["b2"])
+            logits = h @ p["W3"] + p["b3"]
+            return torch.nn.functional.cross_entropy(logits[None], y[None])
+
+        tf = tvmap(tgrad(tloss), in_dims=(None, 0, 0))
+        tp = {k: torch.from_numpy(v) for k, v in p.items()}
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        peers["torch.func.vmap(grad)"] = median_ms(lambda: tf(tp, tx, ty), repeat)
+    best = min(peers.values()) if peers else None
+    note = f"first call {first:.2f} s"
+    if best is not None:
+        note += f"; {t_g / best:.2f}x the fastest peer"
+    record("vmap", "graphc vmap(grad), per-example", t_g, note)
+    for name, ms in peers.items():
+        record("vmap", name, ms, f"graphc / this = {t_g / ms:.2f}")
+
+    pj, xj = jac_data()
+    jac = graphc.jit(graphc.jacobian(jac_mlp, argnums=1, mode="reverse"))
+    t = time.perf_counter()
+    jac(pj, xj)
+    first = time.perf_counter() - t
+    t_j = median_ms(lambda: jac(pj, xj), repeat)
+    note = f"first call {first:.2f} s"
+    if jax is not None:
+
+        def jmlp(p, x):
+            return jnp.tanh(p["W2"] @ jnp.tanh(p["W1"] @ x + p["b1"]) + p["b2"])
+
+        jj = jax.jit(jax.jacrev(jmlp, argnums=1))
+        jpj, jxj = {k: jnp.asarray(v) for k, v in pj.items()}, jnp.asarray(xj)
+        t_jax = median_ms(lambda: jax.block_until_ready(jj(jpj, jxj)), repeat)
+        note += f"; {t_j / t_jax:.2f}x JAX"
+    record("vmap", "graphc jit(jacobian), 256x256", t_j, note)
+    if jax is not None:
+        record("vmap", "JAX jit(jacrev), 256x256", t_jax)
+
+
 BENCHES = {
     "gelu": bench_gelu,
     "mlp": bench_mlp,
@@ -1049,6 +1159,7 @@ BENCHES = {
     "compile": bench_compile,
     "scan": bench_scan,
     "lstm": bench_lstm,
+    "vmap": bench_vmap,
 }
 
 

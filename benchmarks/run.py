@@ -16,8 +16,15 @@ Workloads (exactly as defined below):
    100,000 ops. Target for both: 10 s.
 7. compile: trace to first result (cold cache, median of 3) of the MLP step of workload 2 and
    the chain of workload 4, for comparing versions of the compiler.
+8. torchstyle: the training steps of workloads 2 and 3 (SGD, lr 0.01) written in PyTorch style
+   (`nn.Linear`/`nn.Conv2d` modules, `nn.CrossEntropyLoss`, `optim.SGD`, zero_grad, backward,
+   step): one function, run with `graphc.torch` as a plain loop (lazy recording, the compiled
+   executable found by the recorded structure) and through `graphc.torch.compile` (replayed),
+   and with PyTorch itself (eager and torch.compile); graphc's functional `nn.train_step` of
+   the same model is the baseline the ratios are taken to.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile] [--repeat N]
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile torchstyle]
+       [--repeat N]
 """
 
 from __future__ import annotations
@@ -724,6 +731,127 @@ def bench_startup(repeat: int) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# 8. PyTorch-style training steps
+
+
+def torchstyle_model(torch_mod, which: str):
+    """The MLP or ConvNet of workloads 2 and 3 as a PyTorch module, built with `torch_mod`
+    (real PyTorch or graphc.torch: the code is the same)."""
+    nn = torch_mod.nn
+    if which == "mlp":
+        return nn.Sequential(
+            nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+        )
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 10),
+    )
+
+
+def torchstyle_step(torch_mod, model):
+    """A PyTorch training step (SGD, lr 0.01), written once for both libraries."""
+    loss_fn = torch_mod.nn.CrossEntropyLoss()
+    opt = torch_mod.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def bench_torchstyle(repeat: int) -> None:
+    print("\n[8] PyTorch-style training steps: graphc.torch, PyTorch, graphc.nn", flush=True)
+    import graphc.torch as gtorch
+    from graphc import nn as gnn
+
+    rng = np.random.default_rng(0)
+    shapes = {"mlp": ((256, 784), 256), "convnet": ((64, 1, 28, 28), 64)}
+    for which, (xshape, n) in shapes.items():
+        x = rng.random(xshape, dtype=np.float32)
+        y = rng.integers(0, 10, n)
+        w = f"{which} (torch style)"
+        if which == "mlp":
+            flat = x
+            base_model = gnn.Chain(
+                gnn.Dense(784, 512, act=gnn.relu),
+                gnn.Dense(512, 256, act=gnn.relu),
+                gnn.Dense(256, 10),
+            )
+        else:
+            flat = x
+            base_model = gnn.Chain(
+                gnn.Conv2d(1, 8, 3, act=gnn.relu),
+                gnn.MaxPool2d(2),
+                gnn.Conv2d(8, 16, 3, act=gnn.relu),
+                gnn.MaxPool2d(2),
+                gnn.Flatten(),
+                gnn.Dense(400, 10),
+            )
+        ts = gnn.train_step(base_model, gnn.cross_entropy, gnn.SGD(lr=0.01))
+        st = ts.init(base_model)
+        t_base = median_ms(lambda: ts(base_model, st, flat, y), repeat)
+        record(w, "graphc.nn train_step (baseline)", t_base)
+
+        gtorch.manual_seed(0)
+        gx, gy = gtorch.from_numpy(x), gtorch.from_numpy(y)
+        step = torchstyle_step(gtorch, torchstyle_model(gtorch, which))
+        before = gtorch.cache_info()
+        t = time.perf_counter()
+        step(gx, gy)
+        first = time.perf_counter() - t
+        t_plain = median_ms(lambda: step(gx, gy), repeat)
+        after = gtorch.cache_info()
+        record(
+            w,
+            "graphc.torch plain loop",
+            t_plain,
+            f"{t_plain / t_base:.2f}x baseline; first call {first:.2f} s; "
+            f"{after.compiles - before.compiles} compile(s) in "
+            f"{after.realizations - before.realizations} steps",
+        )
+        cstep = gtorch.compile(torchstyle_step(gtorch, torchstyle_model(gtorch, which)))
+        t_comp = median_ms(lambda: cstep(gx, gy), repeat)
+        record(w, "graphc.torch.compile", t_comp, f"{t_comp / t_base:.2f}x baseline")
+
+        def make_torch(compiled: bool = False):
+            torch.manual_seed(0)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            fn = torchstyle_step(torch, torchstyle_model(torch, which))
+            fn = torch.compile(fn) if compiled else fn
+            return lambda: fn(tx, ty)
+
+        if torch is None:
+            record(w, "torch eager", None, "torch not installed")
+            continue
+        torch.set_num_threads(os.cpu_count() or 1)
+        t_eager = median_ms(make_torch(), repeat)
+        record(
+            w,
+            "torch eager",
+            t_eager,
+            f"graphc.torch plain {t_plain / t_eager:.2f}x, compiled {t_comp / t_eager:.2f}x",
+        )
+        try:
+            cfn = make_torch(compiled=True)
+            t = time.perf_counter()
+            cfn()
+            first = time.perf_counter() - t
+            record(w, "torch.compile", median_ms(cfn, repeat), f"first call {first:.1f} s")
+        except Exception as e:  # torch.compile needs a working C++ toolchain
+            record(w, "torch.compile", None, f"failed: {type(e).__name__}")
+
+
 BENCHES = {
     "gelu": bench_gelu,
     "mlp": bench_mlp,
@@ -732,6 +860,7 @@ BENCHES = {
     "startup": bench_startup,
     "large": bench_large,
     "compile": bench_compile,
+    "torchstyle": bench_torchstyle,
 }
 
 

@@ -69,42 +69,40 @@ class _Capture:
         self.grad_leaves: dict[int, Any] = {}
         self._sources: list[tuple] = []
 
-    def source_of(self, value: Any, s: Storage | None) -> tuple:
-        """Where a replay finds a value the captured call read."""
+    def source_of(self, value: Any, s: Storage | None, born: int, random: Any) -> tuple:
+        """Where a replay finds a value the captured call read: `s` is the storage it was
+        read from (None when that storage is gone), `born` its generation, `random` how it
+        was drawn."""
         pos = self.produced.get(id(value))
         if pos is not None:
             return ("out", *pos)
-        if s is None:
-            if id(value) in self.arg_arrays:
-                return ("array", self.arg_arrays[id(value)])
-            return ("const", value)
-        if id(s) in self.arg_storages:
-            return ("arg", self.arg_storages[id(s)])
         if id(value) in self.arg_arrays:
             return ("array", self.arg_arrays[id(value)])
-        if s.born < self.generation:
-            if value is s.data:
+        if s is not None and id(s) in self.arg_storages:
+            return ("arg", self.arg_storages[id(s)])
+        if born < self.generation:  # a tensor from before the call
+            # its value now, or (when this realization computes its new value) its value
+            # before: what a replay reads from it when this executable starts
+            if s is not None and (value is s.data or s.data is None):
                 return ("storage", weakref.ref(s))
             self.problems.append(
-                "it reads an earlier value of a tensor it also changes (in a way the capture "
-                "cannot follow)"
+                "it reads a value of a tensor from before the call that the call replaced "
+                "(a replay could not find it)"
             )
             return ("const", value)
-        if s.random is not None:
-            return ("random", s.random)
+        if random is not None:
+            return ("random", random)
         return ("const", value)  # made inside the call from Python data
 
     def before_run(self, plan: Plan, slots: list[Any], outs: list[Storage], why: str) -> None:
         sources = []
         for n in slots:
-            value, sref, kind = engine.feeds[n]
+            value, sref, kind, born, random = engine.feeds[n]
             if kind == "s":
                 sources.append(("const", value))
                 continue
             s = sref() if sref is not None else None
-            if s is None and id(value) not in self.produced and id(value) not in self.arg_arrays:
-                self.problems.append("it reads a tensor that no longer exists")
-            sources.append(self.source_of(value, s))
+            sources.append(self.source_of(value, s, born, random))
         self._sources = sources
 
     def after_run(
@@ -136,14 +134,14 @@ class _Replay:
         self.result: list[tuple] = []
         for x in leaves:
             if isinstance(x, Tensor):
-                src = cap.source_of(x._s.data, x._s)
+                src = cap.source_of(x._s.data, x._s, x._s.born, x._s.random)
                 self.result.append(("tensor", src, x.requires_grad))
             else:
                 self.result.append(("value", x))
         self.grads: list[tuple[Any, tuple | None]] = []
         for p in cap.grad_leaves.values():
             g = p.grad
-            src = None if g is None else cap.source_of(g._s.data, g._s)
+            src = None if g is None else cap.source_of(g._s.data, g._s, g._s.born, g._s.random)
             self.grads.append((weakref.ref(p), src))
 
     def run(self, args: list[Any]) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import DTypeError
+from graphc.ir import DTYPE_NAMES, DTypeError
 
 __all__ = [
     "DTYPES",
@@ -94,7 +94,7 @@ def to_dtype(dt: Any) -> np.dtype:
         d = np.dtype(dt)
     except TypeError:
         raise DTypeError(f"{dt!r} is not a dtype") from None
-    if d not in DTYPES.values():
+    if d not in DTYPE_NAMES:
         raise DTypeError(f"dtype {d} is not supported by graphc.torch")
     return d
 

@@ -308,8 +308,8 @@ class Engine:
     """Recording, backward requests and realization; one per process (`engine`)."""
 
     def __init__(self) -> None:
-        # input node -> (value, storage it was made for (weak) or None, kind): kind "t" for a
-        # tensor's value, "s" for a Python number, "r" for a random key
+        # input node -> (value, the storage it was made for (weak) or None, kind ("t" a
+        # tensor's value, "s" a Python number), that storage's generation and random draw)
         self.feeds: weakref.WeakKeyDictionary[Node, tuple] = weakref.WeakKeyDictionary()
         # input node of a leaf that requires grad -> that tensor (weak)
         self.owners: weakref.WeakKeyDictionary[Node, Any] = weakref.WeakKeyDictionary()
@@ -379,7 +379,10 @@ class Engine:
     def feed(self, value: Any, aval: Aval, storage: Storage | None, kind: str, name: str | None):
         """An input node standing for `value` in the recording."""
         n = self.input(aval, name)
-        self.feeds[n] = (value, None if storage is None else weakref.ref(storage), kind)
+        if storage is None:
+            self.feeds[n] = (value, None, kind, self.generation, None)
+        else:
+            self.feeds[n] = (value, weakref.ref(storage), kind, storage.born, storage.random)
         return n
 
     def input(self, aval: Aval, name: str | None) -> Node:
@@ -566,7 +569,7 @@ class Engine:
             s.ticket = None
             s.plain = None
             if s.history:
-                feeds[s.node] = (v, weakref.ref(s), "t")  # type: ignore[index]
+                feeds[s.node] = (v, weakref.ref(s), "t", s.born, None)  # type: ignore[index]
             else:
                 s.node = None
         if self.capture is not None:

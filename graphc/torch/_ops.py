@@ -53,7 +53,9 @@ def node_of(t: Any, grad: bool) -> Node:
         if s.data is not None:
             p = engine.feed(s.data, s.aval, s, "t", t._name)
         else:
-            p = record(_t_stop, [t], (), name=".detach()", raw=True)[0]
+            sig = ((s.aval.shape, s.aval.dtype),)
+            tpl = engine.template(_t_stop, [s], sig, (), ".detach()")
+            p = engine.splice(tpl, [n], engine.meta(grad))[0]  # type: ignore[list-item]
         s.plain = p
     return p
 
@@ -66,9 +68,10 @@ def wrap(node: Node, requires_grad: bool) -> Any:
     """A tensor for a node a template produced."""
     op = node.op
     if op != "const" and op != "input":  # the common case: a recorded computation
-        s = Storage(None, node, node.aval, requires_grad)  # type: ignore[arg-type]
+        rg = requires_grad and node.aval.dtype.kind == "f"  # type: ignore[union-attr]
+        s = Storage(None, node, node.aval, rg)  # type: ignore[arg-type]
         engine.pend(s)
-        return _tensor_type()._from_storage(s, requires_grad and node.aval.dtype.kind == "f")  # type: ignore[union-attr]
+        return _tensor_type()._from_storage(s, rg)
     if op == "const":
         s = Storage(np.array(node.attrs["value"].value), None, node.aval, False)  # type: ignore[arg-type]
     elif op == "input":

@@ -251,14 +251,22 @@ class _Frozen:
         return isinstance(other, _Frozen) and self._key == other._key
 
 
+class _Slice(tuple):
+    """A slice in a template's static arguments (slices are not hashable before Python
+    3.12)."""
+
+    def value(self) -> slice:
+        return slice(*self)
+
+
 def _rebuild_key(structure: tuple, tensors: Sequence[Any]) -> Any:
     it = iter(tensors)
     out = []
     for part in structure:
         if part is _TRACED:
             out.append(next(it))
-        elif isinstance(part, _Frozen):
-            out.append(part.value)
+        elif isinstance(part, (_Frozen, _Slice)):
+            out.append(part.value() if isinstance(part, _Slice) else part.value)
         else:
             out.append(part)
     return tuple(out)
@@ -293,7 +301,9 @@ def _index_parts(key: Any) -> tuple[tuple, list]:
                 structure.append(_Frozen(arr.astype(np.int64)))
         elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
             structure.append(int(k))
-        elif k is None or k is Ellipsis or isinstance(k, slice):
+        elif isinstance(k, slice):
+            structure.append(_Slice((k.start, k.stop, k.step)))
+        elif k is None or k is Ellipsis:
             structure.append(k)
         else:
             raise ArgumentError(f"cannot index a tensor with {type(k).__name__}", user_location())

@@ -31,6 +31,7 @@ from passes import (  # noqa: F401  (importing a pass registers it)
     fold,
     fuse,
     inline,
+    loops,
     simplify,
 )
 from passes.manager import (

@@ -43,9 +43,16 @@ def reindex_projections(graph: Graph, shrunk: dict[int, tuple[Node, dict[int, in
 
     def replace(n: Node, orig: Node) -> Node | None:
         if id(orig) in shrunk:
-            return shrunk[id(orig)][0]
+            # the new node was made from the old one's operands: read their new versions
+            # (an operand may itself be a result of a node replaced here)
+            new = shrunk[id(orig)][0]
+            now = {id(a): b for a, b in zip(orig.inputs, n.inputs, strict=True)}
+            ins = [now.get(id(i), i) for i in new.inputs]
+            if any(a is not b for a, b in zip(ins, new.inputs, strict=True)):
+                new = new.with_inputs(ins)
+            return new
         if orig.op == "proj" and id(orig.inputs[0]) in shrunk:
-            f, index = shrunk[id(orig.inputs[0])]
+            f, index = n.inputs[0], shrunk[id(orig.inputs[0])][1]  # f: the replacement above
             if not isinstance(f.aval, TupleAval):
                 return f
             return apply("proj", [f], {"index": index[orig.attrs["index"]]}, orig.meta)

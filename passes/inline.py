@@ -21,7 +21,7 @@ from passes.manager import PassReport, register
 @register("inline")
 def inline_calls(graph: Graph) -> tuple[Graph, PassReport]:
     """Splice the bodies of checkpoints and custom-derivative calls into the graph."""
-    done: dict[int, list[Node]] = {}
+    done: dict[int, tuple[Node, list[Node]]] = {}  # the call is kept: its id stays its own
     count = 0
 
     def splice(n: Node, orig: Node) -> Node | None:
@@ -36,11 +36,11 @@ def inline_calls(graph: Graph) -> tuple[Graph, PassReport]:
         expand = REGISTRY[call.op].inline
         if expand is None:
             return None
-        outs = done.get(id(call))
-        if outs is None:
-            outs = done[id(call)] = expand(call)
+        entry = done.get(id(call))
+        if entry is None or entry[0] is not call:
+            entry = done[id(call)] = (call, expand(call))
             count += 1
-        return outs[n.attrs["index"]]
+        return entry[1][n.attrs["index"]]
 
     report = PassReport()
     out = graph.map(splice)

@@ -55,7 +55,7 @@ class Pass:
 PASSES: dict[str, Pass] = {}
 
 # the optimization pipeline: algebra first, then sharing, then cleanup
-DEFAULT_PIPELINE: list[str] = ["fold", "simplify", "cse", "dce"]
+DEFAULT_PIPELINE: list[str] = ["fold", "simplify", "loops", "cse", "dce"]
 # what the compiler runs: the optimization pipeline, then the bodies of single calls spliced in
 # (after cse, which would merge a checkpoint's recomputation back), then fusion into kernels
 COMPILE_PIPELINE: list[str] = DEFAULT_PIPELINE + ["inline", "fuse", "dce"]

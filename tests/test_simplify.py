@@ -70,7 +70,7 @@ def ops(g):
 
 
 def test_passes_are_registered_and_documented():
-    assert DEFAULT_PIPELINE == ["fold", "simplify", "cse", "dce"]
+    assert DEFAULT_PIPELINE == ["fold", "simplify", "loops", "cse", "dce"]
     for name in ("fold", "simplify"):
         assert PASSES[name].doc
     for rewrites in list(REWRITES.values()) + [ELEMENTWISE_REWRITES]:

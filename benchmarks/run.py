@@ -770,11 +770,27 @@ def torchstyle_step(torch_mod, model):
     return step
 
 
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median milliseconds per call of each function, timed in turn (one call of each per
+    round, after two warm-up rounds): on a shared machine whose load changes, every variant
+    sees the same conditions, so the ratios between them mean something."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(repeat + 2):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if r >= 2:
+                times[k].append(time.perf_counter() - t)
+    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+
+
 def bench_torchstyle(repeat: int) -> None:
     print("\n[8] PyTorch-style training steps: graphc.torch, PyTorch, graphc.nn", flush=True)
     import graphc.torch as gtorch
     from graphc import nn as gnn
 
+    if torch is not None:
+        torch.set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(0)
     shapes = {"mlp": ((256, 784), 256), "convnet": ((64, 1, 28, 28), 64)}
     for which, (xshape, n) in shapes.items():
@@ -782,14 +798,12 @@ def bench_torchstyle(repeat: int) -> None:
         y = rng.integers(0, 10, n)
         w = f"{which} (torch style)"
         if which == "mlp":
-            flat = x
             base_model = gnn.Chain(
                 gnn.Dense(784, 512, act=gnn.relu),
                 gnn.Dense(512, 256, act=gnn.relu),
                 gnn.Dense(256, 10),
             )
         else:
-            flat = x
             base_model = gnn.Chain(
                 gnn.Conv2d(1, 8, 3, act=gnn.relu),
                 gnn.MaxPool2d(2),
@@ -800,8 +814,7 @@ def bench_torchstyle(repeat: int) -> None:
             )
         ts = gnn.train_step(base_model, gnn.cross_entropy, gnn.SGD(lr=0.01))
         st = ts.init(base_model)
-        t_base = median_ms(lambda: ts(base_model, st, flat, y), repeat)
-        record(w, "graphc.nn train_step (baseline)", t_base)
+        fns: dict[str, Callable[[], object]] = {"base": lambda: ts(base_model, st, x, y)}
 
         gtorch.manual_seed(0)
         gx, gy = gtorch.from_numpy(x), gtorch.from_numpy(y)
@@ -810,46 +823,48 @@ def bench_torchstyle(repeat: int) -> None:
         t = time.perf_counter()
         step(gx, gy)
         first = time.perf_counter() - t
-        t_plain = median_ms(lambda: step(gx, gy), repeat)
+        fns["plain"] = lambda: step(gx, gy)
+        cstep = gtorch.compile(torchstyle_step(gtorch, torchstyle_model(gtorch, which)))
+        fns["compiled"] = lambda: cstep(gx, gy)
+        torch_first = None
+        if torch is not None:
+            torch.manual_seed(0)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            eager = torchstyle_step(torch, torchstyle_model(torch, which))
+            fns["torch eager"] = lambda: eager(tx, ty)
+            try:
+                tc = torch.compile(torchstyle_step(torch, torchstyle_model(torch, which)))
+                t = time.perf_counter()
+                tc(tx, ty)
+                torch_first = time.perf_counter() - t
+                fns["torch.compile"] = lambda: tc(tx, ty)
+            except Exception as e:  # torch.compile needs a working C++ toolchain
+                record(w, "torch.compile", None, f"failed: {type(e).__name__}")
+        ms = interleaved_ms(fns, repeat)
         after = gtorch.cache_info()
+        base = ms["base"]
+        record(w, "graphc.nn train_step (baseline)", base, "timed in turn with the others")
         record(
             w,
             "graphc.torch plain loop",
-            t_plain,
-            f"{t_plain / t_base:.2f}x baseline; first call {first:.2f} s; "
+            ms["plain"],
+            f"{ms['plain'] / base:.2f}x baseline; first call {first:.2f} s; "
             f"{after.compiles - before.compiles} compile(s) in "
-            f"{after.realizations - before.realizations} steps",
+            f"{after.realizations - before.realizations} realizations",
         )
-        cstep = gtorch.compile(torchstyle_step(gtorch, torchstyle_model(gtorch, which)))
-        t_comp = median_ms(lambda: cstep(gx, gy), repeat)
-        record(w, "graphc.torch.compile", t_comp, f"{t_comp / t_base:.2f}x baseline")
-
-        def make_torch(compiled: bool = False):
-            torch.manual_seed(0)
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-            fn = torchstyle_step(torch, torchstyle_model(torch, which))
-            fn = torch.compile(fn) if compiled else fn
-            return lambda: fn(tx, ty)
-
+        record(w, "graphc.torch.compile", ms["compiled"], f"{ms['compiled'] / base:.2f}x baseline")
         if torch is None:
             record(w, "torch eager", None, "torch not installed")
             continue
-        torch.set_num_threads(os.cpu_count() or 1)
-        t_eager = median_ms(make_torch(), repeat)
+        te = ms["torch eager"]
         record(
             w,
             "torch eager",
-            t_eager,
-            f"graphc.torch plain {t_plain / t_eager:.2f}x, compiled {t_comp / t_eager:.2f}x",
+            te,
+            f"graphc.torch plain {ms['plain'] / te:.2f}x, compiled {ms['compiled'] / te:.2f}x",
         )
-        try:
-            cfn = make_torch(compiled=True)
-            t = time.perf_counter()
-            cfn()
-            first = time.perf_counter() - t
-            record(w, "torch.compile", median_ms(cfn, repeat), f"first call {first:.1f} s")
-        except Exception as e:  # torch.compile needs a working C++ toolchain
-            record(w, "torch.compile", None, f"failed: {type(e).__name__}")
+        if "torch.compile" in ms:
+            record(w, "torch.compile", ms["torch.compile"], f"first call {torch_first:.1f} s")
 
 
 BENCHES = {

@@ -634,18 +634,7 @@ def differentiate(requests: list[Request]) -> dict[int, Node]:
         frozen = _frozen_nodes(roots)
         cut = {id(n): make_input(n.aval) for n in frozen}
         root = substitute(roots, cut)[0] if cut else r.root
-        ins: list[Node] = []
-        seen: set[int] = set()
-        stack = [root]
-        while stack:  # the inputs under the (cut) root
-            n = stack.pop()
-            if id(n) in seen:
-                continue
-            seen.add(id(n))
-            if n.op == "input":
-                ins.append(n)
-            else:
-                stack.extend(n.inputs)
+        ins = inputs_under([root])
         pos = {id(n): k for k, n in enumerate(ins)}
         joint = vjp(Graph(ins, [root]), [pos[id(w)] for w in r.wrt], seed="inputs")
         ct = joint.inputs[-1]
@@ -657,6 +646,24 @@ def differentiate(requests: list[Request]) -> dict[int, Node]:
         for ph, g in zip(r.placeholders, grads, strict=True):
             out[id(ph)] = g
     return out
+
+
+def inputs_under(roots: list[Node]) -> list[Node]:
+    """The input nodes `roots` are computed from, in the order a depth-first walk that visits
+    operands left to right meets them."""
+    seen: set[int] = set()
+    ins = []
+    stack = list(reversed(roots))
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.op == "input":
+            ins.append(n)
+        else:
+            stack.extend(reversed(n.inputs))
+    return ins
 
 
 def _frozen_nodes(roots: list[Node]) -> list[Node]:

@@ -16,28 +16,12 @@ from typing import Any, NamedTuple
 
 from graphc.api import Lowered
 from graphc.ir import Graph, GraphcError
-from graphc.torch._engine import engine
+from graphc.torch._engine import engine, inputs_under
 from graphc.torch._ops import node_of
 from graphc.torch._tensor import Tensor
 from graphc.trace import user_location
 
 __all__ = ["CacheInfo", "cache_info", "graph", "lowered", "viz"]
-
-
-def _inputs_under(roots: list[Any]) -> list[Any]:
-    seen: set[int] = set()
-    ins = []
-    stack = list(reversed(roots))
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        if n.op == "input":
-            ins.append(n)
-        else:
-            stack.extend(reversed(n.inputs))
-    return ins
 
 
 def graph(*tensors: Tensor, backward: bool = False) -> Graph:
@@ -53,7 +37,7 @@ def graph(*tensors: Tensor, backward: bool = False) -> Graph:
     if not tensors:
         raise GraphcError("graph() needs at least one tensor", user_location())
     roots = [t._s.node if t._s.node is not None else node_of(t, False) for t in tensors]
-    g = Graph(_inputs_under(roots), roots, name="graphc.torch")
+    g = Graph(inputs_under(roots), roots, name="graphc.torch")
     if not backward:
         return g
     from passes.autodiff import vjp

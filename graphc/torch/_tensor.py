@@ -158,6 +158,19 @@ def _binary(name: str, fn: Callable, kind: str = "arith") -> Callable:
     return op
 
 
+def _unary(name: str, fn: Callable, floating: bool = False) -> Callable:
+    """An elementwise method; `floating`: of integers and bools too, in the default float
+    dtype (PyTorch's `int_tensor.exp()` is float32)."""
+
+    def method(self: Tensor) -> Tensor:
+        dt = float_dtype(self.dtype) if floating else self.dtype
+        return record(_t_unary, [self], (fn, dt), name=f".{name}()")[0]
+
+    method.__name__ = name
+    method.__doc__ = f"Elementwise {name}."
+    return method
+
+
 def _floor_divide(a: Any, b: Any) -> Any:
     return _int_via_float(np.floor_divide, a, b)
 
@@ -742,56 +755,22 @@ class Tensor:
         return self >= o
 
     # -- elementwise functions --------------------------------------------------------------------
-    def _float_fn(self, fn: Callable, name: str) -> Tensor:
-        return record(_t_unary, [self], (fn, float_dtype(self.dtype)), name=name)[0]
-
-    def exp(self) -> Tensor:
-        return self._float_fn(np.exp, ".exp()")
-
-    def log(self) -> Tensor:
-        return self._float_fn(np.log, ".log()")
-
-    def sqrt(self) -> Tensor:
-        return self._float_fn(np.sqrt, ".sqrt()")
-
-    def rsqrt(self) -> Tensor:
-        return self._float_fn(gnp.rsqrt, ".rsqrt()")
-
-    def sin(self) -> Tensor:
-        return self._float_fn(np.sin, ".sin()")
-
-    def cos(self) -> Tensor:
-        return self._float_fn(np.cos, ".cos()")
-
-    def tanh(self) -> Tensor:
-        return self._float_fn(np.tanh, ".tanh()")
-
-    def sigmoid(self) -> Tensor:
-        return self._float_fn(gnp.sigmoid, ".sigmoid()")
-
-    def log1p(self) -> Tensor:
-        return self._float_fn(np.log1p, ".log1p()")
-
-    def expm1(self) -> Tensor:
-        return self._float_fn(np.expm1, ".expm1()")
-
-    def relu(self) -> Tensor:
-        return record(_t_unary, [self], (gnp.relu, self.dtype), name=".relu()")[0]
-
-    def abs(self) -> Tensor:
-        return record(_t_unary, [self], (np.abs, self.dtype), name=".abs()")[0]
-
-    def sign(self) -> Tensor:
-        return record(_t_unary, [self], (np.sign, self.dtype), name=".sign()")[0]
-
-    def floor(self) -> Tensor:
-        return record(_t_unary, [self], (np.floor, self.dtype), name=".floor()")[0]
-
-    def ceil(self) -> Tensor:
-        return record(_t_unary, [self], (np.ceil, self.dtype), name=".ceil()")[0]
-
-    def round(self) -> Tensor:
-        return record(_t_unary, [self], (np.round, self.dtype), name=".round()")[0]
+    exp = _unary("exp", np.exp, floating=True)
+    log = _unary("log", np.log, floating=True)
+    sqrt = _unary("sqrt", np.sqrt, floating=True)
+    rsqrt = _unary("rsqrt", gnp.rsqrt, floating=True)
+    sin = _unary("sin", np.sin, floating=True)
+    cos = _unary("cos", np.cos, floating=True)
+    tanh = _unary("tanh", np.tanh, floating=True)
+    sigmoid = _unary("sigmoid", gnp.sigmoid, floating=True)
+    log1p = _unary("log1p", np.log1p, floating=True)
+    expm1 = _unary("expm1", np.expm1, floating=True)
+    relu = _unary("relu", gnp.relu)
+    abs = _unary("abs", np.abs)
+    sign = _unary("sign", np.sign)
+    floor = _unary("floor", np.floor)
+    ceil = _unary("ceil", np.ceil)
+    round = _unary("round", np.round)
 
     def square(self) -> Tensor:
         return self**2

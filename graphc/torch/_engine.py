@@ -607,16 +607,16 @@ def build_graph(out_nodes: list[Node], slots: list[Node], requests: list[Request
     """The graph a new realization key compiles: the recorded outputs with each backward
     request's gradients in place of its placeholders, and every realized value an input.
 
-    The inputs are `slots`, in the walk's order (a realized value gets a new input node); the
-    values fed at run time line up with them.
+    The inputs stand for `slots`, in the walk's order; the values fed at run time line up
+    with them.
     """
     grads = differentiate(requests)
     outs = substitute(out_nodes, grads) if grads else list(out_nodes)
-    known = {id(n): make_input(n.aval, n.meta.name) for n in slots if n.op != "input"}
-    if known:
-        outs = substitute(outs, known)
-    inputs = [known.get(id(n), n) for n in slots]
-    return Graph(inputs, outs, name="graphc.torch")
+    # new input nodes for all of them: the graph, kept with its executable, holds no recorded
+    # node, so the values fed to this first run are not kept alive by the cache
+    fresh = {id(n): make_input(n.aval, n.meta.name) for n in slots}
+    outs = substitute(outs, fresh)
+    return Graph([fresh[id(n)] for n in slots], outs, name="graphc.torch")
 
 
 def differentiate(requests: list[Request]) -> dict[int, Node]:

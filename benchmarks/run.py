@@ -789,8 +789,8 @@ def bench_torchstyle(repeat: int) -> None:
     import graphc.torch as gtorch
     from graphc import nn as gnn
 
-    if torch is not None:
-        torch.set_num_threads(os.cpu_count() or 1)
+    if torch is not None:  # as the other workloads, unless OMP_NUM_THREADS says otherwise
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     rng = np.random.default_rng(0)
     shapes = {"mlp": ((256, 784), 256), "convnet": ((64, 1, 28, 28), 64)}
     for which, (xshape, n) in shapes.items():

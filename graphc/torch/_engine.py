@@ -326,6 +326,9 @@ class Engine:
         self.generation = 0
         self.capture: Any = None  # a compiled function capturing its call (graphc.torch.compile)
         self.last: Plan | None = None
+        # ids of recorded nodes whose values were realized (a superset: ids of nodes gone
+        # since stay until the set is pruned; `feeds` decides)
+        self.known: set[int] = set()
         self._metas: dict[tuple, Meta] = {}
         self._names: dict[str | None, Meta] = {}
 
@@ -477,17 +480,20 @@ class Engine:
         values: list[Any] = []
         feeds = self.feeds
         ekeys = self.entries
+        known = self.known
 
         def walk(roots: list[Node], through_known: bool) -> None:
-            # an iterative post-order walk; inputs and realized values (unless walking a
-            # backward request's history) end it
+            # an iterative post-order walk (a node is entered once its operands are): inputs
+            # and realized values (unless walking a backward request's history) end it
             for root in roots:
                 if id(root) in idx:
                     continue
-                stack: list[tuple[Node, bool]] = [(root, False)]
+                stack = [root]
                 while stack:
-                    n, expanded = stack.pop()
-                    if id(n) in idx:
+                    n = stack[-1]
+                    nid = id(n)
+                    if nid in idx:
+                        stack.pop()
                         continue
                     op = n.op
                     if op == "input":
@@ -497,7 +503,7 @@ class Engine:
                             slots.append(n)
                             values.append(f[0])
                         else:
-                            ph = placeholders.get(id(n))
+                            ph = placeholders.get(nid)
                             if ph is None:
                                 raise GraphcError(
                                     "internal: a recorded input has no value (a tensor's value "
@@ -507,21 +513,21 @@ class Engine:
                     elif op == "const":
                         entry = ("const", n.attrs["value"])
                     else:
-                        f = feeds.get(n)
+                        # a realized value of a history (feeds are weakly keyed: asking costs
+                        # a weak reference, so only nodes that may be realized are asked for)
+                        f = feeds.get(n) if nid in known else None
                         if f is not None and not through_known:
                             entry = ("known", type_key(n.aval))
                             slots.append(n)
                             values.append(f[0])
-                        elif not expanded:
-                            stack.append((n, True))
-                            for i in reversed(n.inputs):
-                                if id(i) not in idx:
-                                    stack.append((i, False))
-                            continue
                         else:
-                            key = ekeys.get(id(n))
+                            waiting = [i for i in n.inputs if id(i) not in idx]
+                            if waiting:
+                                stack.extend(reversed(waiting))
+                                continue
+                            key = ekeys.get(nid)
                             if key is None:
-                                key = ekeys[id(n)] = node_key(n)
+                                key = ekeys[nid] = node_key(n)
                             entry = (
                                 key,
                                 tuple([idx[id(i)] for i in n.inputs]),
@@ -531,7 +537,8 @@ class Engine:
                             if f is not None:
                                 slots.append(n)
                                 values.append(f[0])
-                    idx[id(n)] = len(entries)
+                    stack.pop()
+                    idx[nid] = len(entries)
                     entries.append(entry)
 
         for r in requests:
@@ -570,8 +577,11 @@ class Engine:
             s.plain = None
             if s.history:
                 feeds[s.node] = (v, weakref.ref(s), "t", s.born, None)  # type: ignore[index]
+                self.known.add(id(s.node))
             else:
                 s.node = None
+        if len(self.known) > 4096:  # ids of nodes gone since: keep those still realized
+            self.known = {id(n) for n in list(feeds.keys()) if n.op != "input"}
         if self.capture is not None:
             self.capture.after_run(plan, slots, outs, results)
         if debug_level() >= 1:

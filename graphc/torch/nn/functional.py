@@ -65,7 +65,7 @@ _CONFIGS: dict[tuple, TreeDef] = {}
 def layer_structure(cls: type, *args: Any, **kwargs: Any) -> TreeDef:
     """The pytree structure of `cls(*args, **kwargs)`, a graphc.nn layer (made once per
     configuration): a template rebuilds the layer from it with traced weights."""
-    key = (cls, args, tuple(sorted(kwargs.items())))
+    key = (cls, args, tuple(kwargs.items()))  # a call site passes its keywords in one order
     td = _CONFIGS.get(key)
     if td is None:
         td = _CONFIGS[key] = flatten(cls(*args, **kwargs))[1]

@@ -826,24 +826,12 @@ def bench_torchstyle(repeat: int) -> None:
         fns["plain"] = lambda: step(gx, gy)
         cstep = gtorch.compile(torchstyle_step(gtorch, torchstyle_model(gtorch, which)))
         fns["compiled"] = lambda: cstep(gx, gy)
-        torch_first = None
-        if torch is not None:
-            torch.manual_seed(0)
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-            eager = torchstyle_step(torch, torchstyle_model(torch, which))
-            fns["torch eager"] = lambda: eager(tx, ty)
-            try:
-                tc = torch.compile(torchstyle_step(torch, torchstyle_model(torch, which)))
-                t = time.perf_counter()
-                tc(tx, ty)
-                torch_first = time.perf_counter() - t
-                fns["torch.compile"] = lambda: tc(tx, ty)
-            except Exception as e:  # torch.compile needs a working C++ toolchain
-                record(w, "torch.compile", None, f"failed: {type(e).__name__}")
+        # graphc's three in turn; PyTorch's after them, on their own: its worker threads spin
+        # on after a call and would slow down whichever call came next
         ms = interleaved_ms(fns, repeat)
         after = gtorch.cache_info()
         base = ms["base"]
-        record(w, "graphc.nn train_step (baseline)", base, "timed in turn with the others")
+        record(w, "graphc.nn train_step (baseline)", base, "timed in turn with the next two")
         record(
             w,
             "graphc.torch plain loop",
@@ -856,15 +844,29 @@ def bench_torchstyle(repeat: int) -> None:
         if torch is None:
             record(w, "torch eager", None, "torch not installed")
             continue
-        te = ms["torch eager"]
+        torch.manual_seed(0)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        eager = torchstyle_step(torch, torchstyle_model(torch, which))
+        te = median_ms(lambda: eager(tx, ty), repeat)
         record(
             w,
             "torch eager",
             te,
             f"graphc.torch plain {ms['plain'] / te:.2f}x, compiled {ms['compiled'] / te:.2f}x",
         )
-        if "torch.compile" in ms:
-            record(w, "torch.compile", ms["torch.compile"], f"first call {torch_first:.1f} s")
+        try:
+            tc = torch.compile(torchstyle_step(torch, torchstyle_model(torch, which)))
+            t = time.perf_counter()
+            tc(tx, ty)
+            first = time.perf_counter() - t
+            record(
+                w,
+                "torch.compile",
+                median_ms(lambda: tc(tx, ty), repeat),
+                f"first call {first:.1f} s",
+            )
+        except Exception as e:  # torch.compile needs a working C++ toolchain
+            record(w, "torch.compile", None, f"failed: {type(e).__name__}")
 
 
 BENCHES = {

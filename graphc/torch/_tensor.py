@@ -125,9 +125,10 @@ def _t_elementwise(*args: Any) -> Any:
 _TRACED = object()
 
 
-def elementwise(name: str, fn: Callable, operands: Sequence[Any], dt: np.dtype) -> Tensor:
-    """`fn(*operands)` elementwise with every operand in dtype `dt`; Python floats are traced
-    operands (a changing number does not change the graph), ints and bools static."""
+def _layout(operands: Sequence[Any], dt: np.dtype) -> tuple[list, tuple]:
+    """The traced operands of an elementwise operation in dtype `dt` and where they go among
+    the static ones: Python floats are traced (a changing number does not change the graph),
+    ints and bools are static (ints become floats in a floating-point operation)."""
     traced, layout = [], []
     for x in operands:
         if isinstance(x, Tensor):
@@ -138,7 +139,13 @@ def elementwise(name: str, fn: Callable, operands: Sequence[Any], dt: np.dtype) 
             layout.append(_TRACED)
         else:
             layout.append(x)
-    return record(_t_elementwise, traced, (fn, dt, tuple(layout)), name=name)[0]
+    return traced, tuple(layout)
+
+
+def elementwise(name: str, fn: Callable, operands: Sequence[Any], dt: np.dtype) -> Tensor:
+    """`fn(*operands)` elementwise with every operand in dtype `dt`."""
+    traced, layout = _layout(operands, dt)
+    return record(_t_elementwise, traced, (fn, dt, layout), name=name)[0]
 
 
 def _binary(name: str, fn: Callable, kind: str = "arith") -> Callable:
@@ -687,7 +694,7 @@ class Tensor:
         if type(exponent) in (int, float):
             # a Python exponent is static: x ** 2 becomes an exact integer power
             dt = result_type(_sig(self), exponent)
-            return record(_t_unary, [self], (_Power(exponent), dt), name="**")[0]
+            return record(_t_unary, [self], (_WithConstant(np.power, exponent), dt), name="**")[0]
         return pow(self, exponent)
 
     def __rpow__(self, base: Any) -> Tensor:
@@ -1042,12 +1049,8 @@ class Tensor:
     def _inplace(self, fn: Callable, other: Any, name: str) -> Tensor:
         other = as_tensor_arg(other)
         dt = result_type(_sig(self), _sig(other))
-        if type(other) is int and dt.kind == "f":
-            other = float(other)
-        operands = [self, other] if isinstance(other, (Tensor, float)) else [self]
-        if len(operands) == 1:
-            return record_into(self, _t_unary, [self], (_WithConstant(fn, other), dt), name)
-        return record_into(self, _t_binary_dt, operands, (fn, dt), name)
+        traced, layout = _layout((self, other), dt)
+        return record_into(self, _t_elementwise, traced, (fn, dt, layout), name)
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
         """self += alpha * other, in place."""
@@ -1128,12 +1131,9 @@ def _t_identity(x: Any) -> Any:
     return x
 
 
-def _t_binary_dt(x: Any, y: Any, fn: Callable, dt: np.dtype) -> Any:
-    return fn(as_dtype_of(x, dt), as_dtype_of(y, dt))
-
-
 class _WithConstant:
-    """`fn(x, c)` for a static Python number `c` (an int or bool operand), hashable by value."""
+    """`fn(x, c)` for a static Python number `c` (an exponent, which stays static so that
+    `x ** 2` is an exact integer power), hashable by value."""
 
     __slots__ = ("fn", "c")
 
@@ -1153,13 +1153,6 @@ class _WithConstant:
             and type(self.c) is type(other.c)
             and self.c == other.c
         )
-
-
-class _Power(_WithConstant):
-    """`x ** p` for a static Python exponent."""
-
-    def __init__(self, p: Any):
-        super().__init__(np.power, p)
 
 
 class _SetitemStatic(_WithConstant):

@@ -16,14 +16,18 @@ Workloads (exactly as defined below):
    100,000 ops. Target for both: 10 s.
 7. compile: trace to first result (cold cache, median of 3) of the MLP step of workload 2 and
    the chain of workload 4, for comparing versions of the compiler.
-8. torchstyle: the training steps of workloads 2 and 3 (SGD, lr 0.01) written in PyTorch style
+8. scan: the RNN of workload 6 written with graphc.scan (one compiled loop), forward only
+   (the loss's value, jit): steady state against the same RNN unrolled by the Python loop,
+   and the first call (new process, cold cache, median of 3) for 64 and for 1,024 steps,
+   which should differ by less than 20% (the body compiles once, whatever the trip count).
+9. torchstyle: the training steps of workloads 2 and 3 (SGD, lr 0.01) written in PyTorch style
    (`nn.Linear`/`nn.Conv2d` modules, `nn.CrossEntropyLoss`, `optim.SGD`, zero_grad, backward,
    step): one function, run with `graphc.torch` as a plain loop (lazy recording, the compiled
    executable found by the recorded structure) and through `graphc.torch.compile` (replayed),
    and with PyTorch itself (eager and torch.compile); graphc's functional `nn.train_step` of
    the same model is the baseline the ratios are taken to.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile torchstyle]
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile scan torchstyle]
        [--repeat N]
 """
 
@@ -577,6 +581,19 @@ def rnn_loss(W, U, b, xs):
     return total
 
 
+def rnn_loss_scan(W, U, b, xs):
+    """rnn_loss as one loop: graphc.scan over the steps, the hidden state and the running
+    total carried."""
+
+    def step(carry, x):
+        h, total = carry
+        h = np.tanh(W @ h + U @ x + b)
+        return (h, total + np.sum(h)), None
+
+    (_, total), _ = graphc.scan(step, (np.zeros(RNN_HIDDEN, dtype=np.float32), 0.0), xs)
+    return total
+
+
 def rnn_data(steps: int = RNN_STEPS) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(0)
     W = (rng.standard_normal((RNN_HIDDEN, RNN_HIDDEN)) * 0.1).astype(np.float32)
@@ -673,19 +690,26 @@ _COMPILE_CASES = {
 }
 
 
+def first_call_in_new_process(setup: str, runs: int = 3) -> list[float]:
+    """Seconds from the start of `f()` to its result, `setup` having defined f, each run in a
+    new process with a cold kernel cache (imports excluded)."""
+    code = _FIRST_CALL.format(root=ROOT, bench=os.path.join(ROOT, "benchmarks"), setup=setup)
+    ts = []
+    for _ in range(runs):
+        with cold_cache():
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            )
+        ts.append(float(out.stdout.split()[-1]))
+    return ts
+
+
 def bench_compile(repeat: int) -> None:
     """Trace-to-first-result of the MLP step and the 2,000-op chain's value and gradient, each
     in a new process with a cold kernel cache: what a change to the compiler costs or saves."""
     print("\n[7] compile time (first call, new process, cold cache, median of 3)", flush=True)
     for name, setup in _COMPILE_CASES.items():
-        code = _FIRST_CALL.format(root=ROOT, bench=os.path.join(ROOT, "benchmarks"), setup=setup)
-        ts = []
-        for _ in range(3):
-            with cold_cache():
-                out = subprocess.run(
-                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
-                )
-            ts.append(float(out.stdout.split()[-1]))
+        ts = first_call_in_new_process(setup)
         runs = ", ".join(f"{t:.2f}" for t in ts)
         record("compile", name, float(np.median(ts)) * 1e3, f"runs {runs} s")
 
@@ -732,7 +756,50 @@ def bench_startup(repeat: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# 8. PyTorch-style training steps
+# 8. loops
+
+
+def bench_scan(repeat: int) -> None:
+    print("\n[8] scan: the RNN as one compiled loop, forward only", flush=True)
+    W, U, b, xs = rnn_data()
+    loops = {"scan": graphc.jit(rnn_loss_scan), "unrolled": graphc.jit(rnn_loss)}
+    values = {}
+    for name, f in loops.items():
+        with cold_cache():
+            t = time.perf_counter()
+            values[name] = f(W, U, b, xs)
+            first = time.perf_counter() - t
+            ms = median_ms(lambda f=f: f(W, U, b, xs), repeat)
+        record(
+            "scan",
+            f"RNN, {RNN_STEPS} steps, {name}, value (jit)",
+            ms,
+            f"steady state; first call {first:.1f} s",
+        )
+    gap = abs(float(values["scan"]) - float(values["unrolled"]))
+    if gap > 1e-3 * max(1.0, abs(float(values["unrolled"]))):
+        print(f"    warning: scan and unrolled values differ: {values}", flush=True)
+    firsts = {}
+    for steps in (64, 1024):
+        # each run in a new process with a cold cache: in one process, the second compile of
+        # a graph finds its module and kernels already loaded
+        setup = (
+            f"data = b.rnn_data({steps})\njf = b.graphc.jit(b.rnn_loss_scan)\nf = lambda: jf(*data)"
+        )
+        ts = first_call_in_new_process(setup)
+        firsts[steps] = float(np.median(ts))
+        record(
+            "scan",
+            f"RNN scan, {steps} steps, first call",
+            firsts[steps] * 1e3,
+            f"new process, cold cache; runs {', '.join(f'{t:.2f}' for t in ts)} s",
+        )
+    ratio = firsts[1024] / firsts[64]
+    print(f"    first call, 1024 vs 64 steps: x{ratio:.2f} (target: within 20%)", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. PyTorch-style training steps
 
 
 def torchstyle_model(torch_mod, which: str):
@@ -785,7 +852,7 @@ def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[st
 
 
 def bench_torchstyle(repeat: int) -> None:
-    print("\n[8] PyTorch-style training steps: graphc.torch, PyTorch, graphc.nn", flush=True)
+    print("\n[9] PyTorch-style training steps: graphc.torch, PyTorch, graphc.nn", flush=True)
     import graphc.torch as gtorch
     from graphc import nn as gnn
 
@@ -877,6 +944,7 @@ BENCHES = {
     "startup": bench_startup,
     "large": bench_large,
     "compile": bench_compile,
+    "scan": bench_scan,
     "torchstyle": bench_torchstyle,
 }
 

@@ -118,6 +118,29 @@ def layer(x):
     return np.tanh(x * scale) @ W
 """
 
+# a module with loops and a branch, which cli.md's commands run on as loops.py
+LOOPS_PY = """\
+import numpy as np
+
+import graphc
+
+
+def smooth(xs, w):
+    def step(h, x):
+        h = h * w + np.tanh(x) * 1.0  # (* 1.0: for `graphc diff` to show the simplifier)
+        h = graphc.cond(h > 1.0, lambda v: v * 0.5, lambda v: v, h)
+        return h, h * 2.0
+
+    h, ys = graphc.scan(step, np.float32(0), xs)
+    halvings = graphc.while_loop(
+        lambda c: c[0] > 0.1, lambda c: (c[0] * 0.5, c[1] + 1), (np.abs(h) + 1, 0), max_trips=64
+    )[1]
+    return ys, halvings
+
+
+EXAMPLE_ARGS = {"smooth": (graphc.spec("f32[16]"), graphc.spec("f32[]"))}
+"""
+
 # ---------------------------------------------------------------------------------------------
 # plumbing
 
@@ -143,6 +166,7 @@ def sandbox() -> Iterator[Path]:
     the docs run there as they would at the repository root, and their files stay there."""
     with tempfile.TemporaryDirectory(prefix="graphc-docs-") as tmp:
         os.symlink(ROOT / "examples", Path(tmp) / "examples")
+        (Path(tmp) / "loops.py").write_text(LOOPS_PY)  # the page shows its source
         with at(tmp):
             yield Path(tmp)
 
@@ -386,9 +410,9 @@ _FIXED_FORMS = {
     "const": "a literal in the kernel, or a module-level array (`_K[...]`)",
     "fused": "one `@njit` kernel (chunked over threads), or a tape-machine program when large",
     "proj": "tuple indexing in the driver",
-    "scan": "its body run per step by the reference interpreter (NumPy fallback)",
-    "while_loop": "its condition and body run per trip by the reference interpreter",
-    "cond": "the chosen branch run by the reference interpreter",
+    "scan": "one compiled loop function (`for t in range(T)`) calling the body's kernels and BLAS",
+    "while_loop": "one compiled loop function; the condition is computed in locals each trip",
+    "cond": "one compiled function running only the taken branch",
     "custom_jvp_call": "its function's equations, spliced in by the `inline` pass",
     "custom_vjp_call": "its function's equations, spliced in by the `inline` pass",
     "checkpoint": "its body's equations, spliced in by the `inline` pass",
@@ -836,11 +860,14 @@ CLI_COMMANDS: dict[str, list[str]] = {
     "cli-dump-kernels": ["graphc dump examples/seeds.py:poly --stage kernels"],
     "cli-dump-json": ["graphc dump examples/seeds.py:poly --format json"],
     "cli-dump-dot": ["graphc dump examples/seeds.py:poly --format dot"],
+    "cli-dump-loops": ["graphc dump loops.py:smooth --no-locations"],
     "cli-viz": [
         "graphc viz examples/seeds.py:mlp_loss --stage joint -o mlp_loss_joint.svg",
         "graphc viz examples/seeds.py:convnet --stage fused -o convnet.png --budget 60",
     ],
+    "cli-viz-loops": ["graphc viz loops.py:smooth -o loops.svg"],
     "cli-diff": ["graphc diff examples/seeds.py:mlp_loss --stage grad"],
+    "cli-diff-loops": ["graphc diff loops.py:smooth --passes fold,simplify,dce"],
     "cli-diff-passes": ["graphc diff examples/seeds.py:poly --stage grad --passes fold,simplify"],
     "cli-passes": ["graphc passes"],
     "cli-cache": [
@@ -859,6 +886,10 @@ CLI_COMMANDS: dict[str, list[str]] = {
 
 def _cli_section(name: str) -> Callable[[], str]:
     return lambda: fence("console", console(CLI_COMMANDS[name]))
+
+
+def section_cli_loops_source() -> str:
+    return fence("python", LOOPS_PY)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -903,12 +934,21 @@ def _convnet_dot() -> str:
     )
 
 
+def _loops_dot() -> str:
+    from graphc import viz
+
+    ns = _run_file(LOOPS_PY, "loops.py")
+    graph = graphc.trace(ns["smooth"], *ns["EXAMPLE_ARGS"]["smooth"])
+    return viz.to_dot(graph, input_names=_param_names(ns["smooth"]))
+
+
 PICTURES = [
     Picture("mlp_loss_forward.svg", lambda: _mlp_dot("forward")),
     Picture("mlp_loss_backward.svg", lambda: _mlp_dot("backward")),
     Picture("mlp_loss_joint.svg", lambda: _mlp_dot("joint")),
     Picture("gelu_fused.svg", _gelu_dot),
     Picture("convnet_step.svg", _convnet_dot),
+    Picture("loops.svg", _loops_dot),
 ]
 
 _STAMP = re.compile(r"<!-- graphc docs: dot sha256 ([0-9a-f]{64}) -->")
@@ -966,6 +1006,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "codegen-vm": section_codegen_vm,
     "codegen-fallback": section_codegen_fallback,
     "codegen-fallback-debug": section_codegen_fallback_debug,
+    "cli-loops-source": section_cli_loops_source,
     **{name: _cli_section(name) for name in CLI_COMMANDS},
 }
 

@@ -110,7 +110,7 @@ def inline(graph: Graph, args: Sequence[Any]) -> list[Tracer]:
         what = f"input {k} ({node.meta.name})" if node.meta.name else f"input {k}"
         v = coerce(a, node.aval, what)
         mapping[id(node)] = v.node if isinstance(v, Tracer) else to_node(v)
-    return [Tracer(o) for o in substitute(list(graph.outputs), mapping)]
+    return [Tracer(o) for o in substitute(list(graph.outputs), mapping, graph.nodes)]
 
 
 def log_compiles() -> bool:
@@ -478,6 +478,8 @@ def value_and_grad(
         joint = vjp_pass(g, wrt, seed="ones", outputs=[0])
         joint.out_tree = g.out_tree
         joint.info["wrt"] = tuple(wrt)
+        # the gradient reads only what g reads: asked of g, whose walk autodiff already made
+        joint.info["closes_over_trace"] = closes_over_trace(g)
         return joint
 
     staged = _Staged(build, backend)

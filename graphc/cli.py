@@ -51,9 +51,17 @@ JSON FORMAT (`dump --format json`): one object per graph,
 Names are those of the IR text. Inputs carry `"input_name"` (their argument path); scalar
 constants are named by their literal text (`"2.0:f32"`) and listed once; array constants carry
 their `"value"` (a nested list) when small. Attribute values become JSON (tuples as lists,
-dtypes as names, nested graphs, e.g. a fused kernel's body, as graph objects). `--stage all`
-gives an object keyed by stage (`"kernels": {"source": ...}`). GraphML (`--format graphml`)
-is `Graph.to_networkx()` written by networkx, with tuple-valued attributes as text.
+dtypes as names, nested graphs, e.g. a fused kernel's or a loop's body or a cond's branches, as
+graph objects). `--stage all` gives an object keyed by stage (`"kernels": {"source": ...}`).
+GraphML (`--format graphml`) is `Graph.to_networkx()` written by networkx, with tuple-valued
+attributes as text and each graph a node holds as IR text (`region:body`, `region:cond`,
+`region:branches[1]`).
+
+LOOPS AND BRANCHES: every stage shows them. The IR text prints a loop's body, a while loop's
+condition and a cond's branches nested in the node that holds them; pictures draw each as a
+cluster labelled with its kind and trip count, carries going back by dashed edges; `diff`
+prints, under each pass, what it removed, added and rewrote inside each of them
+(`in scan body (model.py:12): removed: mul×1 ...`).
 
 Bad arguments (a missing file or function, a malformed spec, the wrong number of arguments, a
 function that fails to trace, an output folder that does not exist) print one line,
@@ -90,7 +98,7 @@ import numpy as np
 
 from graphc import stages
 from graphc.env import env_int
-from graphc.ir import Const, Graph, GraphcError, TupleAval, dtype_name
+from graphc.ir import Const, Graph, GraphcError, TupleAval, dtype_name, print_graph
 from graphc.text import node_names
 from graphc.trace import Spec, spec
 from graphc.viz import DEFAULT_BUDGET, render, to_dot
@@ -403,7 +411,8 @@ def graph_to_json(graph: Graph) -> dict[str, Any]:
 
 def graph_to_graphml(graph: Graph) -> str:
     """GraphML text of `graph.to_networkx()`, attributes made GraphML-compatible (tuples as
-    text, missing values left out, the role and input names added)."""
+    text, missing values left out, the role and input names added, and the IR text of each
+    graph a node holds as `region:NAME`, e.g. `region:body` or `region:branches[1]`)."""
     g = graph.to_networkx()
     names = node_names(graph)
     for n in graph.nodes:
@@ -412,6 +421,8 @@ def graph_to_graphml(graph: Graph) -> str:
             data["role"] = n.meta.role
         if n.op == "input" and n.meta.name:
             data["input_name"] = n.meta.name
+        for name, body in stages.regions(n):
+            data[f"region:{name}"] = print_graph(body, nested=True)
     for _, data in g.nodes(data=True):
         for k in list(data):
             v = data[k]
@@ -548,10 +559,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise CLIError(f"unknown pass {unknown[0]!r} (passes: {', '.join(PASSES)})")
     t = Target(args.function, args.arg)
     graph = t.stage(args.stage)
-    out = stages.after_passes(graph, names, diffs=True)
-    records = out.info["pipeline"]
+    steps = stages.pass_steps(graph, names)
+    out = steps[-1][1] if steps else graph
     rows = [("pass", "before", "after", "time", "removed", "added", "rewritten")]
-    for r in records:
+    # under each pass, what it changed inside loop bodies, branches and kernels
+    inside: list[list[str]] = []
+    before = graph
+    for r, after in steps:
         rows.append(
             (
                 r.name,
@@ -563,17 +577,27 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 _fmt_counter(r.rewritten),
             )
         )
+        inside.append(
+            [
+                f"  in {path}:  removed: {_fmt_counter(gone)}   added: {_fmt_counter(made)}   "
+                f"rewritten: {_fmt_counter(rewritten)}"
+                for path, gone, made, rewritten in stages.region_changes(before, after)
+            ]
+        )
+        before = after
     widths = [max(len(row[k]) for row in rows) for k in range(4)]
     lines = [f"{t.name} ({args.stage}, {len(graph.equations)} equations): {' → '.join(names)}", ""]
-    for row in rows:
+    lines.append(
+        f"{rows[0][0]:<{widths[0]}}  {rows[0][1]:>{widths[1]}}  {rows[0][2]:>{widths[2]}}  "
+        f"{rows[0][3]:>{widths[3]}}  changes"
+    )
+    for row, notes in zip(rows[1:], inside, strict=True):
         lines.append(
             f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  "
             f"{row[3]:>{widths[3]}}  removed: {row[4]}   added: {row[5]}   "
             f"rewritten: {row[6]}"
-            if row is not rows[0]
-            else f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  "
-            f"{row[3]:>{widths[3]}}  changes"
         )
+        lines += notes
     # the fusion report of the last fuse
     report = out.info.get("fusion")
     notes = [str(b) for b in report.boundaries] if report is not None else []

@@ -206,12 +206,15 @@ class custom_vjp:  # noqa: N801 (JAX's name)
         self.fun = fun
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
+        self._in_rule = False
 
     def defvjp(self, fwd: Callable, bwd: Callable) -> None:
         """Give the forward rule (outputs and residuals) and the backward rule."""
         self.fwd, self.bwd = fwd, bwd
 
     def __call__(self, *args: Any) -> Any:
+        if self._in_rule:  # the forward rule computing its output with the function itself
+            return self.fun(*args)
         loc = user_location()
         if self.fwd is None or self.bwd is None:
             raise CustomDerivativeError(
@@ -244,9 +247,13 @@ class custom_vjp:  # noqa: N801 (JAX's name)
             holder["res_tree"] = flatten(res[1])[1]
             return (res[0], res[1])
 
-        fwd_r = _trace_region(
-            fwd, avals, weak, paths, call_fwd, "custom_vjp: the forward rule", loc
-        )
+        self._in_rule = True
+        try:
+            fwd_r = _trace_region(
+                fwd, avals, weak, paths, call_fwd, "custom_vjp: the forward rule", loc
+            )
+        finally:
+            self._in_rule = False
         outs = list(fun_r.graph.outputs)
         m = len(outs)
         f_outs = list(fwd_r.graph.outputs)

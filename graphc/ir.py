@@ -338,9 +338,25 @@ def make_input(aval: Aval, name: str | None = None) -> Node:
     return Node("input", (), {}, aval, Meta(name=name))
 
 
+# scalar constants by (dtype, bytes): a trace and its gradient make the same few literals
+# (1, 0.5, ...) over and over, and a Const is immutable, so nodes can share one
+_SCALAR_CONSTS: dict[tuple[np.dtype, bytes], Const] = {}
+
+
 def make_const(value: Any, dtype: Any = None, meta: Meta | None = None) -> Node:
     """A constant node holding a copy of `value`."""
-    c = Const(value, dtype)
+    c = None
+    if type(value) in (int, float, bool) or isinstance(value, (np.ndarray, np.generic)):
+        arr = np.asarray(value, dtype=dtype)
+        if arr.ndim == 0 and arr.dtype in DTYPE_NAMES:
+            key = (arr.dtype, arr.tobytes())
+            c = _SCALAR_CONSTS.get(key)
+            if c is None:
+                if len(_SCALAR_CONSTS) >= 4096:  # a bound: programs may hold many literals
+                    _SCALAR_CONSTS.clear()
+                c = _SCALAR_CONSTS[key] = Const(arr)
+    if c is None:
+        c = Const(value, dtype)
     return Node("const", (), {"value": c}, c.aval, meta)
 
 
@@ -405,14 +421,21 @@ def node_signatures(graph: Graph) -> dict[int, int]:
     return sig
 
 
-def substitute(outputs: list[Node], mapping: dict[int, Node]) -> list[Node]:
+def substitute(
+    outputs: list[Node], mapping: dict[int, Node], order: list[Node] | None = None
+) -> list[Node]:
     """Rebuild the graph above `outputs`, replacing each node whose id is in `mapping`.
 
     Nodes whose inputs did not change are reused as they are. Shape rules are not re-run: the
-    replacement must have the same aval as what it replaces.
+    replacement must have the same aval as what it replaces. `order`: a topological order of
+    (at least) everything `outputs` reach, when the caller has one (a graph's `nodes`).
     """
     get = mapping.get
-    new = map_nodes(toposort(outputs), lambda n, orig: get(id(orig)), nested=False)
+    new = map_nodes(
+        toposort(outputs) if order is None else order,
+        lambda n, orig: get(id(orig)),
+        nested=False,
+    )
     return [new[id(o)] for o in outputs]
 
 
@@ -628,6 +651,12 @@ class Graph:
             name=self.name,
         )
         g.info.update(self.info)
+        if g.inputs == self.inputs and g.outputs == self.outputs:  # (nodes compare by identity)
+            # the same nodes: what is known about their order holds, and a pass that changed
+            # nothing costs the next one no new walk of a large graph
+            g._nodes = None if self._nodes is None else list(self._nodes)
+            g._equations = None if self._equations is None else list(self._equations)
+            g._hash = self._hash
         return g
 
     # -- identity -------------------------------------------------------------------------------
@@ -773,8 +802,9 @@ def _literal(n: Node) -> str:
     return f"{_scalar(v[()], v.dtype)}:{dtype_name(v.dtype)}"
 
 
-def fmt_value(v: Any, indent: str = "") -> str:
-    """An attribute value in IR text."""
+def fmt_value(v: Any, indent: str = "", locations: bool = False) -> str:
+    """An attribute value in IR text (a graph's equations with their source locations as
+    comments when `locations`)."""
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))
     if isinstance(v, (int, np.integer)):
@@ -790,7 +820,7 @@ def fmt_value(v: Any, indent: str = "") -> str:
     if isinstance(v, type) and issubclass(v, np.generic):
         return dtype_name(np.dtype(v))
     if isinstance(v, tuple):
-        inner = ", ".join(fmt_value(x, indent) for x in v)
+        inner = ", ".join(fmt_value(x, indent, locations) for x in v)
         return f"({inner},)" if len(v) == 1 else f"({inner})"
     if isinstance(v, list):
         return "[" + ", ".join(fmt_value(x, indent) for x in v) + "]"
@@ -798,7 +828,7 @@ def fmt_value(v: Any, indent: str = "") -> str:
         arr = v.value
         return _fmt_array(arr)
     if isinstance(v, Graph):
-        return print_graph(v, indent=indent + "    ", nested=True)
+        return print_graph(v, indent=indent + "    ", nested=True, locations=locations)
     raise GraphcError(f"cannot print attribute value {v!r}")
 
 
@@ -838,7 +868,9 @@ def print_graph(
         if n.attrs:
             attrs = (
                 "["
-                + ", ".join(f"{k}={fmt_value(v, indent)}" for k, v in sorted(n.attrs.items()))
+                + ", ".join(
+                    f"{k}={fmt_value(v, indent, locations)}" for k, v in sorted(n.attrs.items())
+                )
                 + "]"
             )
         args = "".join(" " + names[id(i)] for i in n.inputs)

@@ -18,7 +18,10 @@ fused        after passes.COMPILE_PIPELINE (`fused`)
 
 `kernels(graph)` says which of a graph's own nodes fusion puts into each kernel (read from the
 `fuse` pass's `info["kernels"]`), which pictures draw as kernel clusters; `Stages` builds the
-stages of one traced graph on demand, each once.
+stages of one traced graph on demand, each once. `regions(node)` names the graphs a node holds
+(a loop's body and condition, a branch, a kernel's body); `pass_steps` runs passes one at a
+time, keeping each pass's graph, and `region_changes` says what changed inside those graphs
+between two of them (what `graphc diff` prints under each pass).
 
 Example:
     >>> g = traced(seeds.mlp_loss, *seeds.EXAMPLE_ARGS["mlp_loss"])
@@ -33,13 +36,14 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphc.api import Jitted, Lowered, lower
-from graphc.ir import Graph, GraphcError, Node, is_float
+from graphc.ir import Graph, GraphcError, Node, is_float, node_signatures
 from graphc.trace import trace
-from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, run_pipeline
+from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, PassRecord, check_order, run_pipeline
 from passes.autodiff import vjp
 from passes.fuse import fuse
 from passes.partition import Partition, partition
@@ -57,6 +61,9 @@ __all__ = [
     "kernels",
     "optimized",
     "partitioned",
+    "pass_steps",
+    "region_changes",
+    "regions",
     "traced",
 ]
 
@@ -292,3 +299,87 @@ class Stages:
         if stage == "kernels":
             return kernel_source(g)
         raise GraphcError(f"unknown stage {stage!r} (stages: {', '.join(STAGES)}, kernels)")
+
+
+def regions(node: Node) -> list[tuple[str, Graph]]:
+    """The graphs `node` holds, each named by its attribute (`body`, `cond`) and, in a tuple
+    of graphs, its position (`branches[1]`).
+
+    Example:
+        >>> g = graphc.trace(lambda p, x: graphc.cond(p, np.sin, np.cos, x),
+        ...                  graphc.spec("bool[]"), graphc.spec("f32[3]"))
+        >>> [name for name, _ in regions(g.equations[0])]
+        ['branches[0]', 'branches[1]']
+    """
+    out: list[tuple[str, Graph]] = []
+    for name, v in (node.attrs or {}).items():
+        if isinstance(v, Graph):
+            out.append((name, v))
+        elif isinstance(v, tuple) and v and all(isinstance(g, Graph) for g in v):
+            out.extend((f"{name}[{k}]", g) for k, g in enumerate(v))
+    return out
+
+
+def pass_steps(graph: Graph, names: Sequence[str]) -> list[tuple[PassRecord, Graph]]:
+    """Run the passes `names` on `graph` in order, as `after_passes(graph, names, diffs=True)`
+    does, keeping each pass's record and the graph it made (the order is checked first).
+
+    Example:
+        >>> steps = pass_steps(traced(seeds.poly, 2.0), ["fold", "dce"])
+        >>> [(r.name, len(g.equations)) for r, g in steps]
+        [('fold', 5), ('dce', 5)]
+    """
+    check_order(graph, names)
+    steps: list[tuple[PassRecord, Graph]] = []
+    for name in names:
+        graph = run_pipeline(graph, [name], diffs=True)
+        steps.append((graph.info["pipeline"][0], graph))
+    return steps
+
+
+def _region_contents(graph: Graph) -> dict[str, Counter]:
+    """Every graph held by a node of `graph`, at any depth, by its path ("scan body
+    (m.py:3) › cond branches[1] (m.py:5)"): its equations, counted by op and structure."""
+    out: dict[str, Counter] = {}
+    work = [("", graph)]  # a worklist over the nesting
+    while work:
+        prefix, g = work.pop()
+        for n in g.nodes:
+            held = regions(n)
+            where = f" ({n.meta.loc})" if n.meta.loc else ""
+            for name, body in held:
+                path = f"{prefix}{n.op} {name}{where}"
+                sig = node_signatures(body)
+                out.setdefault(path, Counter()).update((m.op, sig[id(m)]) for m in body.equations)
+                work.append((path + " › ", body))
+    return out
+
+
+def region_changes(before: Graph, after: Graph) -> list[tuple[str, Counter, Counter, Counter]]:
+    """What changed inside the graphs that nodes hold (loop bodies, branches, kernels) from
+    `before` to `after`: (path, removed, added, rewritten), ops counted as `passes.diff` counts
+    them, for each path present in both (a new or removed loop shows in the graph's own diff).
+
+    Example:
+        >>> def f(xs):
+        ...     return graphc.scan(lambda c, x: (c + x * 1.0, c), 0.0, xs)[0]
+        >>> g = traced(f, graphc.spec("f32[4]"))
+        >>> [(path.split(" (")[0], removed) for path, removed, _, _ in
+        ...  region_changes(g, after_passes(g, ["simplify"]))]
+        [('scan body', Counter({'mul': 1}))]
+    """
+    was, now = _region_contents(before), _region_contents(after)
+    out = []
+    for path, old in was.items():
+        new = now.get(path)
+        if new is None:
+            continue
+        gone, made = Counter(), Counter()
+        for (op, _), k in (old - new).items():
+            gone[op] += k
+        for (op, _), k in (new - old).items():
+            made[op] += k
+        rewritten = Counter({op: min(gone[op], made[op]) for op in gone if made.get(op)})
+        if gone or made:
+            out.append((path, gone - rewritten, made - rewritten, rewritten))
+    return out

@@ -327,6 +327,12 @@ def _meta() -> Meta:
     return Meta(user_location(), current_scope())
 
 
+def trace_meta() -> Meta:
+    """The metadata a node recorded now gets: the override in force (`meta_override`), else
+    the user's `file:line` and the current module scope."""
+    return _meta()
+
+
 # ---------------------------------------------------------------------------------------------
 # input specifications
 
@@ -441,14 +447,25 @@ def _opts_out(x: Any) -> bool:
     return getattr(type(x), "__array_ufunc__", _opts_out) is None
 
 
+def _fast_path(ufunc: np.ufunc) -> Callable[[tuple], Any] | None:
+    """The handler's shortcut, `fast(operands) -> Tracer or None` (None: take the handler):
+    an attribute of the handler in HANDLED_UFUNCS, so replacing the handler replaces it."""
+    return getattr(HANDLED_UFUNCS.get(ufunc), "fast", None)
+
+
 def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
     """A binary operator that keeps Python's arithmetic on Python floats weak: a traced Python
     float times a Python number is still a traced Python float (NEP 50)."""
 
     def op(self: Tracer, other: Any) -> Any:
-        if _opts_out(other):
-            return NotImplemented
-        out = ufunc(other, self) if reflected else ufunc(self, other)
+        out = None
+        fast = _fast_path(ufunc)
+        if fast is not None:  # NumPy's dispatch would only bring the operands back here
+            out = fast((other, self) if reflected else (self, other))
+        if out is None:
+            if _opts_out(other):
+                return NotImplemented
+            out = ufunc(other, self) if reflected else ufunc(self, other)
         if self.weak and _is_weak_operand(other) and isinstance(out, Tracer):
             out.weak = True
         return out
@@ -458,6 +475,11 @@ def _arithmetic(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable
 
 def _binary(ufunc: np.ufunc, name: str, reflected: bool = False) -> Callable:
     def op(self: Tracer, other: Any) -> Any:
+        fast = _fast_path(ufunc)
+        if fast is not None:
+            out = fast((other, self) if reflected else (self, other))
+            if out is not None:
+                return out
         if _opts_out(other):
             return NotImplemented
         return ufunc(other, self) if reflected else ufunc(self, other)
@@ -832,6 +854,12 @@ class Tracer:
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__}.{method} is not supported by graphc", user_location()
             )
+        if not kwargs:
+            fast = _fast_path(ufunc)
+            if fast is not None:
+                out = fast(inputs)
+                if out is not None:
+                    return out
         if kwargs.get("out") is not None:
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__}(..., out=...) writes in place, "

@@ -27,7 +27,29 @@ fused kernel        cluster `cluster_kernel_K` (cornsilk) with the body's ops in
 module scope        dashed cluster `cluster_scope_K` per `meta.scope` prefix, nested as the
                     scopes nest ("model" > "model.layers" > "model.layers.0"); collapsed: `tab`
 forward / backward  clusters `cluster_forward` / `cluster_backward` when drawing a Partition
+loop                green cluster `cluster_scan_K` / `cluster_while_loop_K`, labelled with its
+                    kind and trip count ("scan c · length 5 · reverse", "while b · max_trips
+                    50"; "remat": a checkpointed scan); a while loop's condition and body are
+                    sub-clusters `..._cond` and `..._body`; collapsed: `component` with an op
+                    summary
+carry               `invtrapezium`, green, "carry k": the initial value comes in; the new value
+                    of each trip goes back to it by a dashed green edge (constraint=false);
+                    a while loop's results leave from its carries
+sequence / stacked  `parallelogram`: "a[t]", step t of a scan's sequence `a`; "stack j", a
+                    scan's per-step outputs stacked on a new leading axis
+invariant operand   a value a loop reads on every trip: its edges enter the cluster, bold brown
+branch              cluster `cluster_cond_K` ("cond d · 2 branches", or "switch" for an
+                    integer index) holding one cluster per branch ("branch 1 (true)",
+                    "branch 2"); the index feeds a diamond, each branch's outputs a "result
+                    k" trapezium
+call                dashed slate cluster `cluster_checkpoint_K` (any op whose entry says it
+                    calls a graph once, `inline`): the graph it computes drawn in place, its
+                    other graphs (derivative rules) named in the label
 ==================  ==========================================================================
+
+Loops and branches nest as the graphs nest; their ops are drawn like any others (roles, scopes
+inside the loop's scope, kernels). An op with graphs that has no drawing of its own is a box
+beside one cluster per graph, with its inputs and outputs as small `invhouse` / `house` items.
 
 The joint picture: for a joint graph from `passes.autodiff.vjp` (or a `Partition`), forward and
 backward nodes are styled apart, every gradient is linked to the value it differentiates, the
@@ -35,9 +57,9 @@ residuals that the min-cut partition saves are marked with their size, and the o
 group together are drawn as kernel clusters.
 
 Large graphs stay readable: above `budget` drawn nodes (default 300) the picture collapses, in
-this order, fused kernels into single boxes, then module scopes (the deepest level that fits),
-then runs of consecutive nodes into blocks; every box lists what it holds, and edges between
-boxes are merged ("f32[8] ×12").
+this order, fused kernels into single boxes, then loops and branches (the innermost first), then
+module scopes (the deepest level that fits), then runs of consecutive nodes into blocks; every
+box lists what it holds, and edges between boxes are merged ("f32[8] ×12").
 
 Example:
     >>> g = graphc.trace(lambda x, W: np.tanh(x @ W), graphc.spec("f32[4,3]"),
@@ -53,14 +75,27 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import graphviz
+import numpy as np
 
 from graphc import stages
-from graphc.ir import Graph, GraphcError, Node, TupleAval, dtype_name, is_float, toposort
+from graphc.ir import (
+    Graph,
+    GraphcError,
+    Node,
+    TupleAval,
+    dtype_name,
+    is_float,
+    nested_graphs,
+    toposort,
+)
+from graphc.ops import REGISTRY
+from graphc.ops.control import scan_parts
 from graphc.text import fmt_value, node_names
 from passes.partition import Partition
 
@@ -88,6 +123,9 @@ _GRAD_FILL = "#ffd6d6"
 _TANGENT_FILL = "#e6dcff"
 _RESIDUAL = "#1f5fbf"
 _GRAD_LINE = "#c0392b"
+_LOOP = "#2e7d57"  # loops and branches: their clusters, carries and carry edges
+_INVARIANT = "#8a6d3b"
+_CALL = "#4a5d8c"  # a region called once (a checkpoint, a function with its own derivatives)
 
 STYLE: dict[str, dict[str, str]] = {
     "input": {"shape": "invhouse", "style": "filled", "fillcolor": "#cfe8ff"},
@@ -114,11 +152,29 @@ STYLE: dict[str, dict[str, str]] = {
     "kernel": {"shape": "box3d", "style": "filled", "fillcolor": "#fff5cc"},
     "scope": {"shape": "tab", "style": "filled", "fillcolor": "#e4ecf7"},
     "block": {"shape": "folder", "style": "filled", "fillcolor": "#efefef"},
+    "control": {"shape": "component", "style": "filled", "fillcolor": "#e3f3e9", "color": _LOOP},
+    "call": {"shape": "component", "style": "filled", "fillcolor": "#e6eaf4", "color": _CALL},
+    "carry": {"shape": "invtrapezium", "style": "filled", "fillcolor": "#d4efdf", "color": _LOOP},
+    "slice": {"shape": "parallelogram", "style": "filled", "fillcolor": "#dfeafb"},
+    "stack": {"shape": "parallelogram", "style": "filled,bold", "fillcolor": "#dfeafb"},
+    "test": {"shape": "diamond", "style": "filled", "fillcolor": "#f6efd9", "fontsize": "9"},
+    "merge": {"shape": "trapezium", "style": "filled", "fillcolor": "#f6efd9"},
+    "region_in": {"shape": "invhouse", "style": "filled", "fillcolor": "#eeeeee"},
+    "region_out": {"shape": "house", "style": "filled", "fillcolor": "#eeeeee"},
+    "note": {"shape": "plaintext", "fontsize": "8", "fontcolor": "#777777"},
 }
 _CLUSTER_STYLE: dict[str, dict[str, str]] = {
     "kernel": {"style": "rounded,filled", "fillcolor": "#fff8dc", "color": "#b8860b"},
     "scope": {"style": "dashed,rounded", "color": "#7a7a7a", "fontcolor": "#555555"},
     "part": {"style": "rounded", "color": "#444444", "penwidth": "1.5"},
+    "control": {
+        "style": "rounded,filled",
+        "fillcolor": "#f3faf5",
+        "color": _LOOP,
+        "penwidth": "1.3",
+    },
+    "region": {"style": "dashed,rounded", "color": _LOOP, "fontcolor": _LOOP},
+    "call": {"style": "rounded,dashed", "color": _CALL, "fontcolor": _CALL, "penwidth": "1.3"},
     "legend": {"style": "rounded", "color": "#bbbbbb", "fontcolor": "#777777"},
 }
 
@@ -163,7 +219,7 @@ def _short(text: str, n: int = 32) -> str:
 def _attrs_text(n: Node, limit: int = 3) -> list[str]:
     out = []
     for k, v in sorted(n.attrs.items()):
-        if k in ("value", "body"):
+        if k == "value" or _holds_graphs(v):  # graphs are drawn, not written out
             continue
         try:
             out.append(_short(f"{k}={fmt_value(v)}"))
@@ -172,6 +228,12 @@ def _attrs_text(n: Node, limit: int = 3) -> list[str]:
     if len(out) > limit:
         out = out[:limit] + ["…"]
     return out
+
+
+def _holds_graphs(v: Any) -> bool:
+    return isinstance(v, Graph) or (
+        isinstance(v, tuple) and bool(v) and all(isinstance(g, Graph) for g in v)
+    )
 
 
 def _is_literal(n: Node) -> bool:
@@ -209,7 +271,8 @@ def _scope_parts(n: Node) -> tuple[str, ...]:
 @dataclass
 class _Item:
     key: str
-    kind: str  # input param seed residual_in const literal op output
+    kind: str  # input param seed residual_in const literal op output, or a region's carry
+    # slice stack test merge region_in region_out note
     label: str
     cluster: str | None
     order: int
@@ -224,10 +287,12 @@ class _Item:
 @dataclass
 class _Cluster:
     key: str
-    kind: str  # scope kernel part
+    kind: str  # scope kernel part control (a loop or branch) region (one graph of a control)
     label: str
     parent: str | None
-    depth: int = 0  # scope depth (1 for "model", 2 for "model.layers", ...)
+    # scope depth (1 for "model", 2 for "model.layers", ...); for controls, how many controls
+    # hold it (1 for an outermost loop)
+    depth: int = 0
     name: str = ""  # the DOT subgraph name
     title: str = ""  # the label of the box it collapses into
 
@@ -236,7 +301,8 @@ class _Cluster:
 class _Edge:
     src: str
     dst: str
-    kind: str  # data residual grad_of
+    kind: str  # data residual grad_of, invariant (a loop-invariant operand into a region),
+    # carry (from a carry's new value back to the carry) select (from a branch index)
     label: str = ""
     saved: int = 0
     res_key: str = ""
@@ -249,17 +315,27 @@ class _Model:
     edges: list[_Edge] = field(default_factory=list)
     n_kernels: int = 0
     n_scopes: int = 0
-    n_nodes: int = 0  # IR nodes of the graphs drawn (fused bodies not counted)
+    n_controls: int = 0
+    n_nodes: int = 0  # IR nodes of the graphs drawn (fused bodies not counted, loop bodies are)
 
     def add(self, item: _Item) -> _Item:
         self.items[item.key] = item
         return item
 
     def cluster(
-        self, key: str, kind: str, label: str, parent: str | None, depth: int = 0, title: str = ""
+        self,
+        key: str,
+        kind: str,
+        label: str,
+        parent: str | None,
+        depth: int = 0,
+        title: str = "",
+        name: str = "",
     ) -> str:
         if key not in self.clusters:
-            if kind == "kernel":
+            if name:  # the caller's (loops and branches: by op, e.g. cluster_scan_0)
+                pass
+            elif kind == "kernel":
                 name = f"cluster_kernel_{self.n_kernels}"
                 self.n_kernels += 1
             elif kind == "scope":
@@ -289,26 +365,80 @@ class _GraphOptions:
     all_backward: bool = False  # the whole graph is a backward graph
 
 
+@dataclass
+class _Frame:
+    """One graph being drawn: the graph given, or one graph of a node (a region). The builder
+    keeps a stack of frames, so nested regions need no recursion."""
+
+    names: dict[int, str]
+    nodes: Iterator[Node]
+    prefix: str  # item keys of its nodes start with this
+    cluster: str | None  # where its nodes go (inside scope clusters, unless `fixed`)
+    fixed: bool = False  # every node goes into `cluster` itself (a kernel's body)
+    scope: tuple[str, ...] = ()  # scope levels already drawn around the frame
+    depth: int = 0  # how many loops or branches hold it
+    backward: bool = False  # everything in it runs in the backward pass
+    virtual: dict[int, str] = field(default_factory=dict)  # id(node) -> virtual kernel cluster
+    where: str = ""  # for tooltips: "in scan c"
+    start: Callable[[], None] | None = None  # runs before its first node
+    done: Callable[[], None] | None = None  # runs after its last node
+
+
+@dataclass
+class _Open:
+    """A node whose regions are being drawn: what its finish needs."""
+
+    node: Node
+    layout: _Layout
+    cluster: str
+    prefix: str
+    role: str | None
+    carries: list[str] = field(default_factory=list)  # item key of each carry
+    clusters: list[str] = field(default_factory=list)  # the cluster of each region
+    outs: list[list[str | Node]] = field(default_factory=list)  # per region: its outputs' refs
+    index: str | None = None  # the item reading a branch index
+    marks: dict[int, int] = field(default_factory=dict)  # region -> items made before its ops
+
+
 class _Builder:
     """Turns graphs into a `_Model`."""
 
     def __init__(self) -> None:
         self.m = _Model()
         self.order = 0
+        self.o = _GraphOptions()  # the options of the graph being added
         self.src: dict[int, str] = {}  # id(value node) -> item key (for the current graph)
         self.alias: dict[int, Node] = {}  # id(node) -> the node drawn in its place
-        self.expanded: dict[int, Node] = {}  # id(fused node) -> node, drawn as a cluster
+        # id(multi-result node drawn as regions) -> what each of its results is drawn as
+        self.results: dict[int, list[str | Node]] = {}
+        self.tuple_src: dict[int, str] = {}  # such a node's stand-in, if read other than by proj
+        self.invariant: set[int] = set()  # ids of region inputs that are loop-invariant operands
+        self.kernels: set[int] = set()  # ids of the fused nodes drawn
+        self.backward_controls: set[str] = set()  # clusters of loops and branches run backward
+        self.backward: set[int] = set()  # ids of nodes that run in the backward pass
         self.srcs: dict[str, dict[int, str]] = {}  # tag -> src of that graph
         self.nodes: dict[str, dict[int, Node]] = {}  # tag -> id -> node of that graph
         self.keep: list[Any] = []  # keeps nodes whose ids we hold alive
 
     # -- clusters --------------------------------------------------------------------------------
-    def scope_cluster(self, base: str | None, parts: tuple[str, ...], tag: str) -> str | None:
+    def scope_cluster(
+        self, base: str | None, parts: tuple[str, ...], tag: str, skip: int = 0
+    ) -> str | None:
+        """The cluster of scope `parts` inside `base`; the first `skip` levels are drawn
+        around `base` already (a loop body inside the loop's own scope)."""
         c = base
-        for d in range(1, len(parts) + 1):
+        for d in range(skip + 1, len(parts) + 1):
             path = ".".join(parts[:d])
             c = self.m.cluster(f"{tag}scope:{path}@{base}", "scope", path, c, d)
         return c
+
+    def cluster_for(self, fr: _Frame, n: Node) -> str | None:
+        if fr.fixed:
+            return fr.cluster
+        if id(n) in fr.virtual:
+            return fr.virtual[id(n)]
+        parts = _scope_parts(n)
+        return self.scope_cluster(fr.cluster, parts, self.o.tag, _shared(parts, fr.scope))
 
     # -- items and edges -------------------------------------------------------------------------
     def new_item(self, key: str, kind: str, label: str, cluster: str | None, **kw: Any) -> _Item:
@@ -320,15 +450,35 @@ class _Builder:
             n = self.alias[id(n)]
         return n
 
-    def key_of(self, n: Node) -> str | None:
-        """The item drawing value `n` (None for scalar literals, drawn per use)."""
+    def ref(self, n: Node) -> str | Node:
+        """What draws value `n`: an item key, or the scalar literal node (drawn per use)."""
         v = self.resolve(n)
-        return None if _is_literal(v) else self.src.get(id(v))
+        if _is_literal(v):
+            return v
+        src = self.src.get(id(v)) or self.tuple_src.get(id(v))
+        if src is None:  # pragma: no cover - values are drawn before their readers
+            raise GraphcError(f"internal: no picture node for a {v.op} value")
+        return src
+
+    def bind(self, n: Node, ref: str | Node) -> None:
+        """Draw node `n` as `ref` (an item key or a literal)."""
+        if isinstance(ref, str):
+            self.src[id(n)] = ref
+            saved = self.o.saved.get(id(n), 0)
+            if saved:
+                self._mark_saved(ref, saved)
+        else:
+            self.alias[id(n)] = ref
 
     def connect(self, value: Node, dst: _Item, pos: int) -> None:
-        v = self.resolve(value)
-        if _is_literal(v):
-            text = _literal_text(v)
+        kind = "invariant" if id(value) in self.invariant else "data"
+        self.connect_ref(self.ref(value), dst, pos, str(value.aval), kind)
+
+    def connect_ref(
+        self, ref: str | Node, dst: _Item, pos: int, label: str, kind: str = "data"
+    ) -> None:
+        if isinstance(ref, Node):  # a literal: a small item beside its reader
+            text = _literal_text(ref)
             lit = self.m.add(
                 _Item(
                     f"{dst.key}#{pos}",
@@ -342,18 +492,22 @@ class _Builder:
             )
             self.m.edges.append(_Edge(lit.key, dst.key, "data"))
             return
-        src = self.src.get(id(v))
-        if src is None:  # pragma: no cover - values are drawn before their readers
-            raise GraphcError(f"internal: no picture node for a {v.op} value")
-        self.m.edges.append(_Edge(src, dst.key, "data", str(value.aval)))
+        self.m.edges.append(_Edge(ref, dst.key, kind, label))
+
+    def _mark_saved(self, key: str, nbytes: int) -> None:
+        it = self.m.items[key]
+        if not it.saved and it.kind not in ("literal", "input", "param", "seed"):
+            it.saved = nbytes
+            it.label += "\\n" + _esc(f"saved {_fmt_bytes(nbytes)}")
 
     # -- graphs ----------------------------------------------------------------------------------
     def add_graph(self, graph: Graph, o: _GraphOptions) -> None:
-        self.src, self.alias, self.expanded = {}, {}, {}
+        self.o = o
+        self.src, self.alias, self.results, self.tuple_src = {}, {}, {}, {}
         self.keep.append(graph)
         self.m.n_nodes += len(graph.nodes)
         names = node_names(graph)
-        backward = set(o.backward)
+        self.backward = backward = set(o.backward)
         for k, n in enumerate(graph.inputs):
             irname = names[id(n)]
             shown = o.input_names[k] if o.input_names and k < len(o.input_names) else n.meta.name
@@ -382,8 +536,15 @@ class _Builder:
             self.src[id(n)] = it.key
             if kind == "seed":
                 backward.add(id(n))
-        virtual = self._virtual_kernels(graph, o)
-        self._add_nodes(graph, names, o, o.tag, None, backward, virtual)
+        top = _Frame(
+            names,
+            iter(graph.nodes),
+            o.tag,
+            o.part,
+            backward=o.all_backward,
+            virtual=self._virtual_kernels(graph, o),
+        )
+        self._draw(top)
         for k, out in enumerate(graph.outputs):
             if k in o.hidden_outputs:
                 continue
@@ -421,108 +582,361 @@ class _Builder:
                 out[id(m)] = c
         return out
 
-    def _add_nodes(
-        self,
-        graph: Graph,
-        names: dict[int, str],
-        o: _GraphOptions,
-        prefix: str,
-        kernel: str | None,
-        backward: set[int],
-        virtual: dict[int, str],
-    ) -> None:
-        """Items for the equations and array constants of `graph` (not its inputs). `kernel`:
-        the kernel cluster they all belong to (the body of a fused node)."""
-        for n in graph.nodes:
+    def _draw(self, top: _Frame) -> None:
+        """Items for the equations and array constants of a graph and, frame by frame, of the
+        graphs its nodes hold (a worklist: a region's frame goes on the stack above the frame
+        that reached its node, which resumes once the region is drawn)."""
+        stack = [top]
+        backward = self.backward
+        while stack:
+            fr = stack[-1]
+            if fr.start is not None:
+                fr.start()
+                fr.start = None
+            n = next(fr.nodes, None)
+            if n is None:
+                stack.pop()
+                if fr.done is not None:
+                    fr.done()
+                continue
             if n.op == "input" or _is_literal(n):
                 continue
-            if n.op == "proj" and id(n.inputs[0]) in self.expanded:
-                body = n.inputs[0].attrs["body"]
-                self.alias[id(n)] = body.outputs[n.attrs["index"]]
+            if n.op == "proj" and id(n.inputs[0]) in self.results:
+                # a backward loop's results are backward (a kernel's role is that of its last
+                # op, so its results go by the ops that compute them)
+                if id(n.inputs[0]) in backward and id(n.inputs[0]) not in self.kernels:
+                    backward.add(id(n))
+                self.bind(n, self.results[id(n.inputs[0])][n.attrs["index"]])
                 continue
-            irname = names[id(n)]
             role = n.meta.role
-            if role is None and (o.all_backward or any(id(i) in backward for i in n.inputs)):
+            if role is None and (fr.backward or any(id(i) in backward for i in n.inputs)):
                 role = "grad"
             if role == "grad":
                 backward.add(id(n))
-            if kernel is not None:
-                cluster = kernel
-            elif id(n) in virtual:
-                cluster = virtual[id(n)]
-            else:
-                cluster = self.scope_cluster(o.part, _scope_parts(n), o.tag)
-            if n.op == "fused" and isinstance(n.attrs.get("body"), Graph):
-                self._add_fused(n, irname, o, prefix, kernel, backward)
+            layout = _layout_of(n, fr.names[id(n)]) if nested_graphs(n) else None
+            if layout is not None:
+                stack.extend(self._open(n, fr, layout, role))
                 continue
-            where = " ".join(
-                p for p in (n.meta.loc, f"[{n.meta.scope}]" if n.meta.scope else "") if p
-            )
-            attrs = "".join(f" {a}" for a in _attrs_text(n, limit=8))
-            tip = f"{irname}: {n.aval} = {n.op}{attrs}" + (f"  # {where}" if where else "")
-            saved = o.saved.get(id(n), 0)
-            if n.op == "const":
-                label = _lines("const", str(n.aval), f"saved {_fmt_bytes(saved)}" if saved else "")
-                it = self.new_item(
-                    f"{prefix}{irname}",
-                    "const",
-                    label,
-                    cluster,
-                    op="const",
-                    tooltip=tip,
-                    saved=saved,
-                )
-            else:
-                label = _lines(n.op, *_attrs_text(n), f"saved {_fmt_bytes(saved)}" if saved else "")
-                it = self.new_item(
-                    f"{prefix}{irname}",
-                    "op",
-                    label,
-                    cluster,
-                    op=n.op,
-                    role=role,
-                    tooltip=tip,
-                    saved=saved,
-                )
-                for pos, i in enumerate(n.inputs):
-                    self.connect(i, it, pos)
-            self.src[id(n)] = it.key
+            self._add_op(n, fr, role)
 
-    def _add_fused(
-        self,
-        n: Node,
-        irname: str,
-        o: _GraphOptions,
-        prefix: str,
-        outer_kernel: str | None,
-        backward: set[int],
-    ) -> None:
-        """A fused node as a kernel cluster holding its body's ops."""
-        body: Graph = n.attrs["body"]
-        self.keep.append(n)
-        if outer_kernel is not None:
-            parent: str | None = outer_kernel
-        else:
-            parent = self.scope_cluster(
-                o.part, _common_prefix(_scope_parts(b) for b in body.equations), o.tag
+    def _add_op(self, n: Node, fr: _Frame, role: str | None, cluster: str | None = None) -> _Item:
+        """The item of one equation or array constant (in `cluster`, or where `fr` puts it)."""
+        irname = fr.names[id(n)]
+        cluster = cluster or self.cluster_for(fr, n)
+        where = " ".join(p for p in (n.meta.loc, f"[{n.meta.scope}]" if n.meta.scope else "") if p)
+        attrs = "".join(f" {a}" for a in _attrs_text(n, limit=8))
+        tip = f"{irname}: {n.aval} = {n.op}{attrs}" + (f"  # {where}" if where else "")
+        if fr.where:
+            tip += f"  ({fr.where})"
+        saved = self.o.saved.get(id(n), 0)
+        if n.op == "const":
+            label = _lines("const", str(n.aval), f"saved {_fmt_bytes(saved)}" if saved else "")
+            it = self.new_item(
+                f"{fr.prefix}{irname}",
+                "const",
+                label,
+                cluster,
+                op="const",
+                tooltip=tip,
+                saved=saved,
             )
-        c = self.m.cluster(
-            f"{prefix}{irname}@kernel",
-            "kernel",
-            f"kernel {irname} = fused · {_plural(len(body.equations), 'op')}",
-            parent,
-            title=f"kernel {irname} = fused",
-        )
-        for bi, ext in zip(body.inputs, n.inputs, strict=True):
-            self.alias[id(bi)] = ext
-        self._add_nodes(body, node_names(body), o, f"{prefix}{irname}.", c, backward, {})
-        if isinstance(n.aval, TupleAval):
-            self.expanded[id(n)] = n  # read through proj nodes
-            first = next((self.key_of(r) for r in body.outputs if self.key_of(r)), None)
-            if first is not None:
-                self.src[id(n)] = first  # only if something reads the tuple directly
         else:
-            self.alias[id(n)] = body.outputs[0]
+            label = _lines(n.op, *_attrs_text(n), f"saved {_fmt_bytes(saved)}" if saved else "")
+            it = self.new_item(
+                f"{fr.prefix}{irname}",
+                "op",
+                label,
+                cluster,
+                op=n.op,
+                role=role,
+                tooltip=tip,
+                saved=saved,
+            )
+            for pos, i in enumerate(n.inputs):
+                self.connect(i, it, pos)
+        self.src[id(n)] = it.key
+        return it
+
+    # -- regions ---------------------------------------------------------------------------------
+    def _open(self, n: Node, fr: _Frame, layout: _Layout, role: str | None) -> list[_Frame]:
+        """The frames that draw the regions of `n` (the first region on top, to be drawn
+        first), above one that finishes `n` once they are all drawn."""
+        irname = fr.names[id(n)]
+        prefix = f"{fr.prefix}{irname}."
+        self.keep.append(n)
+        kernel = layout.kind == "kernel"
+        if kernel:
+            self.kernels.add(id(n))
+            # a kernel sits in the scope its ops share
+            if fr.fixed:
+                parent = fr.cluster
+            else:
+                parts = _common_prefix(_scope_parts(b) for b in layout.regions[0].graph.equations)
+                parent = self.scope_cluster(fr.cluster, parts, self.o.tag, _shared(parts, fr.scope))
+            depth = fr.depth
+            c = self.m.cluster(
+                f"{fr.prefix}{irname}@kernel", "kernel", layout.label, parent, 0, layout.title
+            )
+        else:
+            parent = self.cluster_for(fr, n)
+            depth = fr.depth + 1
+            c = self.m.cluster(
+                f"{fr.prefix}{irname}@control",
+                "call" if layout.kind == "call" else "control",
+                layout.label,
+                parent,
+                depth,
+                layout.title,
+                name=f"cluster_{_ID_UNSAFE.sub('_', n.op)}_{self.m.n_controls}",
+            )
+            self.m.n_controls += 1
+            if role == "grad":
+                self.backward_controls.add(c)
+            self.m.n_nodes += sum(len(r.graph.nodes) for r in layout.regions)
+        st = _Open(n, layout, c, prefix, role, outs=[[] for _ in layout.regions])
+        grad = "grad" if role == "grad" else None
+        if layout.kind == "other":  # the node as an op box, its graphs beside it
+            self._add_op(n, fr, role, cluster=c)
+        for k, j in enumerate(layout.carries):
+            v = n.inputs[j]
+            it = self.new_item(
+                f"{prefix}carry{k}",
+                "carry",
+                _lines(f"carry {k}", str(v.aval)),
+                c,
+                role=grad,
+                tooltip=f"carry {k} of {layout.title}: {v.aval}; its initial value comes in, "
+                "each trip's new value goes back (dashed)",
+            )
+            self.connect(v, it, 0)
+            st.carries.append(it.key)
+        if layout.index is not None:
+            v = n.inputs[layout.index]
+            it = self.new_item(
+                f"{prefix}index",
+                "test",
+                _lines(layout.test),
+                c,
+                role=grad,
+                tooltip=f"{layout.title} runs the branch its index ({v.aval}) picks",
+            )
+            self.connect(v, it, 0)
+            st.index = it.key
+        slices: dict[int, str] = {}
+        frames = []
+        for r, reg in enumerate(layout.regions):
+            rc = c
+            if reg.label is not None:
+                rc = self.m.cluster(
+                    f"{prefix}{reg.name}@region",
+                    "region",
+                    reg.label,
+                    c,
+                    name=f"{self.m.clusters[c].name}_{_ID_UNSAFE.sub('_', reg.name)}",
+                )
+            st.clusters.append(rc)
+            for p, (how, j) in enumerate(reg.feeds):
+                if how == "slice" and j not in slices:
+                    v, step = n.inputs[j], reg.graph.inputs[p].aval
+                    seq = fr.names.get(id(v), "xs")
+                    it = self.new_item(
+                        f"{prefix}xs{j}",
+                        "slice",
+                        _lines(f"{seq}[t]", str(step)),
+                        c,
+                        role=grad,
+                        tooltip=f"step t of {seq}: {v.aval} → {step} ({layout.title})",
+                    )
+                    self.connect(v, it, 0)
+                    slices[j] = it.key
+            frames.append(
+                _Frame(
+                    node_names(reg.graph),
+                    iter(reg.graph.nodes),
+                    f"{prefix}{reg.name}." if reg.name else prefix,
+                    rc,
+                    fixed=kernel,
+                    scope=fr.scope if kernel else _scope_parts(n),
+                    depth=depth,
+                    # a kernel's ops keep their own roles (one kernel may hold forward and
+                    # backward ops); everything a backward loop or branch runs is backward
+                    backward=fr.backward if kernel else role == "grad",
+                    where=""
+                    if kernel
+                    else f"in {layout.title}" + (f", {reg.label}" if reg.label else ""),
+                    start=partial(self._feed, st, r, slices),
+                    done=partial(self._region_done, st, r),
+                )
+            )
+        finish = _Frame({}, iter(()), prefix, c, done=partial(self._finish, st))
+        return [finish, *reversed(frames)]
+
+    def _feed(self, st: _Open, r: int, slices: dict[int, str]) -> None:
+        """Bind region `r`'s inputs to what feeds them: the node's operands themselves (drawn
+        outside, their edges entering the cluster), its carries or its sequences' slices."""
+        reg = st.layout.regions[r]
+        operands = st.node.inputs
+        for p, (how, j) in enumerate(reg.feeds):
+            bi = reg.graph.inputs[p]
+            # bound afresh: a graph held twice (two branches alike) is drawn twice
+            self.invariant.discard(id(bi))
+            self.alias.pop(id(bi), None)
+            if how in ("operand", "invariant"):
+                self.alias[id(bi)] = operands[j]
+                if how == "invariant":
+                    self.invariant.add(id(bi))
+                # computed from a cotangent inside a loop or branch is backward too (a kernel's
+                # ops go by their own roles, as they did before fusion)
+                if st.layout.kind != "kernel" and id(operands[j]) in self.backward:
+                    self.backward.add(id(bi))
+            elif how == "carry":
+                self.src[id(bi)] = st.carries[j]
+            elif how == "slice":
+                self.src[id(bi)] = slices[j]
+            else:  # an input of a graph the picture knows nothing about
+                it = self.new_item(
+                    f"{st.prefix}{reg.name}.in{p}",
+                    "region_in",
+                    _lines(f"in {p}", str(bi.aval)),
+                    st.clusters[r],
+                    tooltip=f"input {p} of {reg.label or reg.name} ({st.layout.title})",
+                )
+                self.src[id(bi)] = it.key
+        st.marks[r] = self.order
+
+    def _region_done(self, st: _Open, r: int) -> None:
+        reg = st.layout.regions[r]
+        # taken now: a later region (or node) holding the same graph draws it again
+        st.outs[r] = [self.ref(o) for o in reg.graph.outputs]
+        if reg.label is not None and self.order == st.marks.get(r):
+            # nothing to draw (a branch returning its operands): say so, or the cluster would
+            # not be drawn at all
+            self.new_item(
+                f"{st.prefix}{reg.name}.none",
+                "note",
+                _lines("no ops"),
+                st.clusters[r],
+                tooltip=f"{reg.label} of {st.layout.title} returns what it is given",
+            )
+
+    def _finish(self, st: _Open) -> None:
+        """After its regions: the items and edges leaving them (carries going back, stacked
+        outputs, the results a branch picks), and what each result of the node is drawn as."""
+        n, lay = st.node, st.layout
+        grad = "grad" if st.role == "grad" else None
+        made: dict[tuple[str, int, int], str] = {}  # (kind, j, region of a region_out) -> key
+        result_aval = (
+            list(n.aval.avals) if isinstance(n.aval, TupleAval) else [n.aval]  # type: ignore[union-attr]
+        )
+        position = {res[:2]: k for k, res in enumerate(lay.results)}
+        for r, reg in enumerate(lay.regions):
+            for pos, (how, j) in enumerate(reg.outs):
+                ref = st.outs[r][pos]
+                aval = str(reg.graph.outputs[pos].aval)
+                if how == "carry":
+                    self._back_edge(ref, st.carries[j], j)
+                elif how in ("stack", "merge", "test", "region_out"):
+                    # every branch's output j flows into one result j; other sinks are one each
+                    at = (how, j, r if how == "region_out" else 0)
+                    key = made.get(at)
+                    if key is None:
+                        key = self._sink(st, how, j, r, grad, result_aval, position).key
+                        made[at] = key
+                    self.connect_ref(ref, self.m.items[key], pos, aval)
+        if st.index is not None:
+            for (how, _j, _r), key in made.items():
+                if how == "merge":
+                    self.m.edges.append(_Edge(st.index, key, "select"))
+        refs: list[str | Node] = []
+        for how, r, j in lay.results:
+            if how == "out":
+                refs.append(st.outs[r][j])
+            elif how == "carry":
+                refs.append(st.carries[r])
+            else:
+                refs.append(made[(how, r, 0)])
+        if lay.kind == "other":
+            return  # the node's op box stands for its results
+        if isinstance(n.aval, TupleAval):
+            self.results[id(n)] = refs
+            first = next((x for x in refs if isinstance(x, str)), None)
+            if first is not None:
+                self.tuple_src[id(n)] = first  # only if something reads the tuple itself
+        elif refs:
+            self.bind(n, refs[0])
+
+    def _sink(
+        self,
+        st: _Open,
+        how: str,
+        j: int,
+        r: int,
+        grad: str | None,
+        result_aval: list[Any],
+        position: dict[tuple[str, int], int],
+    ) -> _Item:
+        """The item a region output flows into: a stacked sequence, a branch result, the
+        loop's test, or (for a region the picture does not know) an output."""
+        title = st.layout.title
+        cluster = st.clusters[r]
+        if how == "stack":
+            aval = result_aval[position[("stack", j)]]
+            return self.new_item(
+                f"{st.prefix}ys{j}",
+                "stack",
+                _lines(f"stack {j}", str(aval)),
+                st.cluster,
+                role=grad,
+                tooltip=f"the values of every step, stacked: {aval} ({title})",
+            )
+        if how == "merge":
+            aval = result_aval[position[("merge", j)]]
+            return self.new_item(
+                f"{st.prefix}result{j}",
+                "merge",
+                _lines(f"result {j}", str(aval)),
+                st.cluster,
+                role=grad,
+                tooltip=f"result {j} of {title}: from the branch the index picks",
+            )
+        if how == "test":
+            return self.new_item(
+                f"{st.prefix}test",
+                "test",
+                _lines(st.layout.test),
+                cluster,
+                role=grad,
+                tooltip=f"{title} runs its body again while this is true",
+            )
+        return self.new_item(
+            f"{st.prefix}{st.layout.regions[r].name}.out{j}",
+            "region_out",
+            _lines(f"out {j}"),
+            cluster,
+            role=grad,
+            tooltip=f"output {j} of a graph held by {title}",
+        )
+
+    def _back_edge(self, ref: str | Node, carry: str, k: int) -> None:
+        """The dashed edge from carry k's new value back to the carry."""
+        if isinstance(ref, Node):  # a literal new value: drawn beside the carry
+            text = _literal_text(ref)
+            dst = self.m.items[carry]
+            lit = self.m.add(
+                _Item(
+                    f"{carry}#back",
+                    "literal",
+                    _lines(text.split(":")[0]),
+                    dst.cluster,
+                    dst.order,
+                    tooltip=text,
+                    owner=carry,
+                )
+            )
+            ref = lit.key
+        # a carry passed on unchanged gets a loop on itself
+        label = f"carry {k}" if ref != carry else f"carry {k} (unchanged)"
+        self.m.edges.append(_Edge(ref, carry, "carry", label))
 
     # -- joint-picture extras --------------------------------------------------------------------
     def grad_links(self, tag: str, grad_of: list[tuple[Node, Node]], seeds: set[int]) -> int:
@@ -549,6 +963,13 @@ class _Builder:
         that run there) become residual edges; the first per residual says how many bytes."""
         items = self.m.items
         into = {self.srcs[tag][i] for i in backward if i in self.srcs[tag]}
+        if self.backward_controls:  # and what a backward loop or branch holds
+            into |= {
+                k
+                for k, it in items.items()
+                if it.cluster is not None
+                and not self.backward_controls.isdisjoint(_chains_of(self.m, it.cluster))
+            }
         labeled: set[str] = set()
         for e in self.m.edges:
             s = items[e.src]
@@ -593,6 +1014,239 @@ def _backward_split(
 def _literal_text(n: Node) -> str:
     """A scalar constant as in the IR text: `2.0:f32`."""
     return f"{fmt_value(n.attrs['value'])}:{dtype_name(n.dtype)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# regions: how a node holding graphs is drawn
+#
+# A fused kernel is a cluster of its body's ops, read through as if inlined. A loop is a
+# cluster labelled with its kind and trip count: its carries are items that the initial values
+# enter and each trip's new values go back to (dashed edges), its sequences enter as slices
+# `xs[t]` and its per-step outputs leave as stacked items; loop-invariant operands enter the
+# cluster directly. A branch is a cluster holding one cluster per branch, the index deciding
+# which branch's outputs become the results. The op entries say how to compute these ops, not
+# how their operands map onto their graphs' inputs, so each gets a layout function here; an
+# op the picture does not know is drawn as a box beside its graphs.
+
+
+@dataclass
+class _Region:
+    """One graph of a node as the picture draws it."""
+
+    graph: Graph
+    name: str  # in item keys and DOT names ("" for a kernel's body)
+    label: str | None  # the label of its own cluster (None: drawn in the node's cluster)
+    # per graph input, what feeds it: ("operand", j) the node's operand j, drawn outside;
+    # ("invariant", j) the same, for a loop-invariant operand; ("carry", k) carry k;
+    # ("slice", j) step t of sequence operand j; ("input", p) an input item of its own
+    feeds: list[tuple[str, int]]
+    # per graph output, where it goes: ("value", p) nowhere (a result read through);
+    # ("carry", k) back to carry k; ("stack", j) stacked output j; ("merge", j) branch result
+    # j; ("test", 0) the test of a while loop; ("region_out", p) an output item of its own
+    outs: list[tuple[str, int]]
+
+
+@dataclass
+class _Layout:
+    """How a node holding graphs is drawn."""
+
+    # kernel; control (loops and branches); call (a graph computed once in place: checkpoints,
+    # functions with derivative rules of their own); other (a box beside its graphs)
+    kind: str
+    label: str  # the cluster's label
+    title: str  # the label of the box it collapses into
+    regions: list[_Region]
+    carries: list[int] = field(default_factory=list)  # operand position of each initial carry
+    index: int | None = None  # operand position of a branch index
+    test: str = ""  # the label of the item holding a loop's test or a branch index
+    # per result of the node, what draws it: ("out", r, p) output p of region r; ("carry", k,
+    # 0) carry k; ("stack", j, 0) or ("merge", j, 0) the item of that name
+    results: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+def _kernel_layout(n: Node, irname: str) -> _Layout:
+    body: Graph = n.attrs["body"]
+    k = len(body.outputs)
+    return _Layout(
+        "kernel",
+        f"kernel {irname} = fused · {_plural(len(body.equations), 'op')}",
+        f"kernel {irname} = fused",
+        [
+            _Region(
+                body,
+                "",
+                None,
+                [("operand", j) for j in range(len(n.inputs))],
+                [("value", p) for p in range(k)],
+            )
+        ],
+        results=[("out", 0, p) for p in range(k)],
+    )
+
+
+def _scan_layout(n: Node, irname: str) -> _Layout:
+    a = n.attrs
+    body: Graph = a["body"]
+    consts, carry, xs = scan_parts(a["n_consts"], a["n_carry"], list(range(len(n.inputs))))
+    n_y = len(body.outputs) - len(carry)
+    label = f"scan {irname} · length {a['length']}" + (" · reverse" if a["reverse"] else "")
+    if a.get("remat"):  # records only its carries; the backward pass recomputes the steps
+        label += " · remat"
+    return _Layout(
+        "control",
+        label,
+        label,
+        [
+            _Region(
+                body,
+                "body",
+                None,
+                [("invariant", j) for j in consts]
+                + [("carry", k) for k in range(len(carry))]
+                + [("slice", j) for j in xs],
+                [("carry", k) for k in range(len(carry))] + [("stack", j) for j in range(n_y)],
+            )
+        ],
+        carries=carry,
+        # the final carry is the last trip's new value
+        results=[("out", 0, k) for k in range(len(carry))] + [("stack", j, 0) for j in range(n_y)],
+    )
+
+
+def _while_layout(n: Node, irname: str) -> _Layout:
+    a = n.attrs
+    nc, nb = a["n_cond_consts"], a["n_body_consts"]
+    n_carry = len(n.inputs) - nc - nb
+    carry = [("carry", k) for k in range(n_carry)]
+    label = f"while {irname}" + (
+        f" · max_trips {a['max_trips']}" if a.get("max_trips") is not None else ""
+    )
+    return _Layout(
+        "control",
+        label,
+        label,
+        [
+            _Region(
+                a["cond"],
+                "cond",
+                "cond",
+                [("invariant", j) for j in range(nc)] + carry,
+                [("test", 0)],
+            ),
+            _Region(
+                a["body"],
+                "body",
+                "body",
+                [("invariant", nc + j) for j in range(nb)] + carry,
+                [("carry", k) for k in range(n_carry)],
+            ),
+        ],
+        carries=list(range(nc + nb, len(n.inputs))),
+        test="while true",
+        # the loop stops at its test: the result is the carry as it is then
+        results=[("carry", k, 0) for k in range(n_carry)],
+    )
+
+
+def _cond_layout(n: Node, irname: str) -> _Layout:
+    branches: tuple[Graph, ...] = n.attrs["branches"]
+    boolean = n.inputs[0].dtype == np.bool_
+    names = ("false", "true") if boolean and len(branches) == 2 else None
+    k = len(branches[0].outputs)
+    kind = "cond" if boolean else "switch"
+    label = f"{kind} {irname} · {len(branches)} branch" + ("es" if len(branches) != 1 else "")
+    return _Layout(
+        "control",
+        label,
+        label,
+        [
+            _Region(
+                b,
+                f"branch{i}",
+                f"branch {i}" + (f" ({names[i]})" if names else ""),
+                [("operand", 1 + j) for j in range(len(n.inputs) - 1)],
+                [("merge", p) for p in range(k)],
+            )
+            for i, b in enumerate(branches)
+        ],
+        index=0,
+        test="if" if boolean else "switch",
+        results=[("merge", p, 0) for p in range(k)],
+    )
+
+
+def _other_layout(n: Node, irname: str) -> _Layout:
+    """An op whose graphs the picture cannot place: a box, and each graph beside it."""
+    regions = [
+        _Region(
+            g,
+            _ID_UNSAFE.sub("_", name),
+            name,
+            [("input", p) for p in range(len(g.inputs))],
+            [("region_out", p) for p in range(len(g.outputs))],
+        )
+        for name, g in stages.regions(n)
+    ]
+    return _Layout("other", f"{n.op} {irname}", f"{n.op} {irname}", regions)
+
+
+_LAYOUTS: dict[str, Callable[[Node, str], _Layout]] = {
+    "fused": _kernel_layout,
+    "scan": _scan_layout,
+    "while_loop": _while_layout,
+    "cond": _cond_layout,
+}
+
+
+def _call_layout(n: Node, irname: str) -> _Layout | None:
+    """An op whose entry says it calls a graph once (`inline`: a checkpoint, a function with
+    derivative rules of its own): that graph, the one taking the node's operands and giving
+    its results, drawn in place and read through; the others (the rules) named in the label."""
+    ins = [i.aval for i in n.inputs]
+    outs = list(n.aval.avals) if isinstance(n.aval, TupleAval) else [n.aval]
+    held = stages.regions(n)
+    called = [
+        (name, g)
+        for name, g in held
+        if [i.aval for i in g.inputs] == ins and [o.aval for o in g.outputs] == outs
+    ]
+    if not called:
+        return None
+    name, g = called[0]
+    rules = [other for other, h in held if h is not g]
+    label = f"{n.op} {irname}" + (f" · rules: {', '.join(rules)}" if rules else "")
+    return _Layout(
+        "call",
+        label,
+        label,
+        [
+            _Region(
+                g,
+                _ID_UNSAFE.sub("_", name),
+                None,
+                [("operand", j) for j in range(len(ins))],
+                [("value", p) for p in range(len(outs))],
+            )
+        ],
+        results=[("out", 0, p) for p in range(len(outs))],
+    )
+
+
+def _layout_of(n: Node, irname: str) -> _Layout:
+    known = _LAYOUTS.get(n.op)
+    if known is not None:
+        return known(n, irname)
+    entry = REGISTRY.get(n.op)
+    call = _call_layout(n, irname) if entry is not None and entry.inline is not None else None
+    return call or _other_layout(n, irname)
+
+
+def _shared(parts: tuple[str, ...], outer: tuple[str, ...]) -> int:
+    """How many leading scope levels `parts` shares with `outer`."""
+    k = 0
+    while k < len(parts) and k < len(outer) and parts[k] == outer[k]:
+        k += 1
+    return k
 
 
 # ---------------------------------------------------------------------------------------------
@@ -944,10 +1598,17 @@ def _plan(m: _Model, budget: int | None) -> tuple[dict[str, str], dict[str, _Box
     levels: list[tuple[str, set[str]]] = []
     if kernels:
         levels.append(("fused kernels collapsed", kernels))
+    # then loops and branches, the innermost first: each becomes one box saying what it holds
+    controls = {k: c.depth for k, c in m.clusters.items() if c.kind in ("control", "call")}
+    nesting = sorted(set(controls.values()), reverse=True)
+    for d in nesting:
+        deep = {k for k, depth in controls.items() if depth >= d}
+        what = "loops and branches" if d == 1 else f"loops and branches nested {d} deep"
+        levels.append((f"{what} collapsed", kernels | deep))
     depths = sorted({c.depth for c in m.clusters.values() if c.kind == "scope"}, reverse=True)
     for d in depths:
         scopes = {k for k, c in m.clusters.items() if c.kind == "scope" and c.depth == d}
-        levels.append((f"collapsed by scope (depth {d})", kernels | scopes))
+        levels.append((f"collapsed by scope (depth {d})", kernels | set(controls) | scopes))
     assign, note, collapsed = plain, "", set()
     for level in levels:
         note, collapsed = level
@@ -1080,7 +1741,7 @@ def _edge_list(m: _Model, assign: dict[str, str]) -> list[tuple[str, str, str, d
     merged: dict[tuple[str, str, str], list[_Edge]] = {}
     for e in m.edges:
         a, b = assign[e.src], assign[e.dst]
-        if a == b:
+        if a == b and (e.src != e.dst or a != e.src):  # kept: an unchanged carry's own loop
             continue
         merged.setdefault((a, b, e.kind), []).append(e)
     out = []
@@ -1099,6 +1760,16 @@ def _edge_list(m: _Model, assign: dict[str, str]) -> list[tuple[str, str, str, d
                 arrowtail="onormal",
             )
             label = "∂" if len(es) == 1 else f"∂ ×{len(es)}"
+        elif kind == "carry":
+            # a back edge: kept out of the ranking, so the loop body still reads top-down (dot
+            # versions that fail to rank it inside clusters are retried with newrank, see pipe)
+            attrs.update(
+                style="dashed", color=_LOOP, fontcolor=_LOOP, constraint="false", penwidth="1.3"
+            )
+            label = es[0].label if len(es) == 1 else f"carry ×{len(es)}"
+        elif kind == "select":
+            attrs.update(style="dotted", color=_LOOP, arrowhead="odot")
+            label = ""
         elif kind == "residual":
             attrs.update(color=_RESIDUAL, fontcolor=_RESIDUAL, penwidth="2")
             if len(es) == 1:
@@ -1120,6 +1791,8 @@ def _edge_list(m: _Model, assign: dict[str, str]) -> list[tuple[str, str, str, d
                 label = f"{es[0].label} ×{len(es)}"
             else:
                 label = f"{len(es)} values"
+            if kind == "invariant":  # loop-invariant operands entering a loop
+                attrs.update(color=_INVARIANT, fontcolor=_INVARIANT, style="bold")
         if label:
             attrs["label"] = "\\n".join(_esc(x) for x in label.split("\n"))
         out.append((a, b, kind, attrs))
@@ -1258,6 +1931,8 @@ def _legend(g: graphviz.Digraph) -> None:
         ("recomputed (dashed)", _FWD_FILL, _GRAD_LINE),
         ("saved residual", "#ffffff", _RESIDUAL),
         ("fused kernel", _CLUSTER_STYLE["kernel"]["fillcolor"], "#b8860b"),
+        ("loop / branch", _CLUSTER_STYLE["control"]["fillcolor"], _LOOP),
+        ("carry (dashed: back)", STYLE["carry"]["fillcolor"], _LOOP),
         ("output", STYLE["output"]["fillcolor"], "#000000"),
     ]
     row = "".join(

@@ -42,6 +42,9 @@ from graphc.ops import REGISTRY, Fusion, Kind, apply
 from passes.manager import PassReport, register
 
 MAX_GROUP = 256  # ops per kernel: bounds the compile time of any one kernel
+# merge a node whose operands all lie in one group without a legality search (always legal);
+# off, every merge is searched (tests compare the two)
+CHAIN_FAST_PATH = True
 
 
 @dataclass
@@ -301,6 +304,9 @@ class _Contracted:
         return order
 
 
+_NO_REDUCTIONS: frozenset[int] = frozenset()
+
+
 class _Groups:
     """Groups of nodes, and the graph contracted from the original by them."""
 
@@ -311,17 +317,47 @@ class _Groups:
         self.axes: dict[int, tuple | None] = {}
         self.space: dict[int, tuple] = {}
         self.rows: dict[int, bool] = {}  # every reduction of the group is a row reduction
-        self.reds: dict[int, set[int]] = {}  # ids of the group's reductions
+        self.reds: dict[int, frozenset[int]] = {}  # ids of the group's reductions
         self.C = _Contracted()
         self.merges = 0  # merges so far: dates what is known about the contracted graph
         self.last_merged = -1  # the group the latest merge made
-        for n in nodes:
-            self.C.add_node(id(n), self.pos[id(n)])
-            for i in n.inputs:
-                self.C.add_edge(id(i), id(n))
 
     def key(self, n: Node) -> int:
         return self.of.get(id(n), id(n))
+
+    def place(self, n: Node) -> None:
+        """Add n to the contracted graph, with an edge from the group of each operand.
+
+        Nodes are placed in topological order as fusion reaches them, so a node has no
+        successors yet when it is placed: a merge with a fresh node moves only its incoming
+        edges. Nodes without operands that fusion leaves alone (inputs, constants) are not
+        placed at all: nothing leads into them, so no path between two groups runs through
+        one. Searches during vertical fusion only look at nodes placed before the one being
+        fused (the frontier), so building the graph as fusion goes answers them alike."""
+        C = self.C
+        v = id(n)
+        C.add_node(v, self.pos[v])
+        of, succ = self.of, C.succ
+        for i in n.inputs:
+            u = of.get(id(i), id(i))
+            if u in succ:
+                C.add_edge(u, v)
+
+    def sole_group(self, n: Node) -> int | None:
+        """The group every operand of n belongs to (inputs and constants aside), if there is
+        exactly one. Merging fresh n into it can never close a cycle: a path from the group to
+        n through another node would enter n through an operand outside the group, and
+        nothing placed before n can be reached from n."""
+        group = None
+        of = self.of
+        for i in n.inputs:
+            if _is_source(i):
+                continue
+            g = of.get(id(i))
+            if g is None or (group is not None and g != group):
+                return None
+            group = g
+        return group
 
     def start(self, n: Node, space: tuple) -> None:
         k = id(n)
@@ -331,7 +367,8 @@ class _Groups:
         red = _is_reduction(n)
         self.axes[k] = tuple(n.attrs["axes"]) if red else None
         self.rows[k] = _is_row_reduction(n) if red else True
-        self.reds[k] = {k} if red else set()
+        # immutable: a merge makes the union a new set, so groups may share the empty one
+        self.reds[k] = frozenset((k,)) if red else _NO_REDUCTIONS
 
     def would_cycle(self, a: int, b: int, frontier: int | None = None) -> bool:
         """Would merging groups a and b close a cycle through some other node?
@@ -352,18 +389,28 @@ class _Groups:
         if len(self.members[a]) < len(self.members[b]):
             a, b = b, a
         self.C.contract(a, b)
+        return self._join(a, b)
+
+    def absorb(self, a: int, n: Node) -> int:
+        """`merge(a, id(n))` for a fresh one-node group n that was never placed in the
+        contracted graph (its operands all in group a): group a stands for it there."""
+        return self._join(a, id(n))
+
+    def _join(self, a: int, b: int) -> int:
+        """Group b's members and properties join group a's."""
         self.merges, self.last_merged = self.merges + 1, a
         for n in self.members[b]:
             self.of[id(n)] = a
         self.members[a] += self.members.pop(b)
         if self.axes[a] is None:
             self.axes[a] = self.axes[b]
-        if len(self.space[b]) == len(self.space[a]) and math.prod(self.space[b]) > math.prod(
-            self.space[a]
-        ):
-            self.space[a] = self.space[b]  # a row-shaped group joined a full-space one
+        sa, sb = self.space[a], self.space[b]
+        if sb != sa and len(sb) == len(sa) and math.prod(sb) > math.prod(sa):
+            self.space[a] = sb  # a row-shaped group joined a full-space one
         self.rows[a] = self.rows[a] and self.rows[b]
-        self.reds[a] |= self.reds.pop(b)
+        rb = self.reds.pop(b)
+        if rb:
+            self.reds[a] = self.reds[a] | rb
         del self.axes[b], self.space[b], self.rows[b]
         return a
 
@@ -480,10 +527,17 @@ def fuse_pass(graph: Graph) -> tuple[Graph, PassReport]:
     for n in nodes:
         space = _space(n)
         if space is None:
+            if n.inputs:
+                G.place(n)
             continue
         G.start(n, space)
+        # a chain (every operand in one group): the merge needs no cycle check, and n need
+        # not enter the contracted graph unless it stays a group of its own
+        sole = G.sole_group(n) if CHAIN_FAST_PATH else None
+        if sole is None:
+            G.place(n)
         for p in n.inputs:
-            if p.op in ("input", "const"):
+            if _is_source(p):
                 continue
             if id(p) not in G.of:
                 report.boundaries.append(Boundary(p, n, _why_unfusable(p)))
@@ -496,11 +550,19 @@ def fuse_pass(graph: Graph) -> tuple[Graph, PassReport]:
                     Boundary(p, n, "reads a reduction's result (complete only after its loop)")
                 )
                 continue
-            reason = G.why_not(a, b, frontier=G.pos[id(n)])
+            if sole is None:
+                reason = G.why_not(a, b, frontier=G.pos[id(n)])
+            else:
+                reason = G.why_not(a, b, cycle=_no_cycle)
             if reason:
                 report.boundaries.append(Boundary(p, n, reason))
                 continue
-            G.merge(a, b)
+            if sole is None:
+                G.merge(a, b)
+            else:
+                G.absorb(a, n)
+        if sole is not None and G.key(n) == id(n):  # it stays apart: a node of its own
+            G.place(n)
 
     # 2. siblings: groups over one space reading a common input share the loop
     by_input: dict[tuple, list[int]] = {}
@@ -556,12 +618,20 @@ def fuse_pass(graph: Graph) -> tuple[Graph, PassReport]:
         return new.get(id(orig))
 
     map_nodes(walk, build, nested=False, mapping=new)
-    out = graph.derive(outputs=[new[id(o)] for o in graph.outputs])
+    out = graph.derive(outputs=[new.get(id(o), o) for o in graph.outputs])
     report.search_steps = G.C.visits
     out.info["fusion"] = report
     # in the order the fused nodes appear in `out.nodes`, each in the input graph's order
     out.info["kernels"] = [held[id(n)] for n in out.nodes if n.op == "fused" and id(n) in held]
     return out, PassReport([str(b) for b in report.boundaries], details=report)
+
+
+def _is_source(n: Node) -> bool:
+    return n.op == "input" or n.op == "const"
+
+
+def _no_cycle(a: int, b: int, frontier: int | None = None) -> bool:
+    return False
 
 
 def _keep(n: Node, orig: Node) -> None:
@@ -592,7 +662,8 @@ def _build_group(
     body_graph = Graph([body_in[id(e)] for e in ext], [body[id(r)] for r in results], name="kernel")
     last = results[-1] if results else members[-1]
     meta = Meta(last.meta.loc, last.meta.scope, None, last.meta.role)
-    fused = apply("fused", [new[id(e)] for e in ext], {"body": body_graph}, meta)
+    # inputs and constants are not in the walk: they stay as they are
+    fused = apply("fused", [new.get(id(e), e) for e in ext], {"body": body_graph}, meta)
     if len(results) == 1:
         return fused, [(results[0], fused)]
     return fused, [(r, apply("proj", [fused], {"index": k}, r.meta)) for k, r in enumerate(results)]

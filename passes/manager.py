@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphc.env import debug_level
-from graphc.ir import Graph, GraphcError, Node, node_signatures
+from graphc.ir import Graph, GraphcError, Node, nested_graphs, node_signatures
+from graphc.ops import REGISTRY
 
 
 @dataclass
@@ -95,11 +96,121 @@ def register(
 
 
 def graph_properties(graph: Graph) -> set[str]:
-    """The properties `graph` has now (what the order check starts from)."""
-    for n in graph.equations:
-        if n.op == "fused":
-            return {"fused"}
+    """The properties `graph` has now (what the order check starts from), its program
+    regions (loop bodies, branches) included: fused kernels in any of them make it fused."""
+    for g in program_graphs(graph):
+        for n in g.equations:
+            if n.op == "fused":
+                return {"fused"}
     return {"unfused"}
+
+
+# ---------------------------------------------------------------------------------------------
+# program regions: the graphs loops and branches hold, optimized like graphs of their own
+
+
+def program_regions(node: Node) -> list[Graph]:
+    """The graphs `node` holds that are programs of their own (its op entry says so with
+    `regions`): a loop's body and condition, a branch. A fused kernel's body is not one.
+
+    Example:
+        >>> [len(b.equations) for b in program_regions(scan_node)]
+        [5]
+    """
+    d = REGISTRY.get(node.op)
+    return nested_graphs(node) if d is not None and d.regions else []
+
+
+def program_graphs(graph: Graph) -> list[Graph]:
+    """`graph` and every program region inside it, however deeply nested (a worklist over the
+    nesting, not a recursion), each once, outermost first."""
+    out: list[Graph] = []
+    seen: set[int] = set()
+    work = [graph]
+    while work:
+        g = work.pop()
+        if id(g) in seen:
+            continue
+        seen.add(id(g))
+        out.append(g)
+        for n in g.equations:
+            work.extend(b for b in program_regions(n) if id(b) not in seen)
+    return out
+
+
+def _same_function(a: Graph, b: Graph) -> bool:
+    """Whether pass result `b` is made of the very nodes of `a` (the pass changed nothing)."""
+    if len(a.inputs) != len(b.inputs) or len(a.outputs) != len(b.outputs):
+        return False
+    return all(x is y for x, y in zip(a.inputs + a.outputs, b.inputs + b.outputs, strict=True))
+
+
+def _where(n: Node) -> str:
+    return f"in a {n.op} region" + (f" ({n.meta.loc})" if n.meta.loc else "")
+
+
+def on_regions(graph: Graph, fn: PassFn) -> tuple[Graph, PassReport]:
+    """Run pass function `fn` on `graph` and on every program region inside it (loop bodies,
+    conditions, branches; regions inside those too), so a body is optimized like a graph of its
+    own: folded, simplified, deduplicated, pruned and fused into kernels. Each graph is passed
+    before the regions its result holds (dead-code elimination of a loop first drops the
+    results nobody reads, then the body shrinks); nodes holding a changed region are then
+    rebuilt around it, innermost first. The walk over the nesting is a worklist, and each
+    graph is passed once, so the work is the pass's own on each graph. The report is the top
+    graph's, with the regions' notes added (prefixed with where they are).
+
+    Example:
+        >>> g2, report = on_regions(g, PASSES["fuse"].fn)   # the scan's body holds kernels now
+    """
+    report: PassReport | None = None
+    passed: dict[int, Graph] = {}  # id(graph) -> fn's result on it
+    # graphs in the order they were passed, each before its regions (the list keeps them
+    # alive, so their ids stay theirs)
+    order: list[Graph] = []
+    holders: set[int] = set()  # ids of the graphs whose result holds regions
+    work: list[tuple[Graph, str]] = [(graph, "")]
+    while work:
+        g, where = work.pop()
+        if id(g) in passed:
+            continue
+        new, rep = fn(g)
+        if g is not graph and _same_function(g, new):
+            new = g
+        passed[id(g)] = new
+        order.append(g)
+        if report is None:
+            report = rep
+        else:
+            report.notes += [f"{where}: {note}" for note in rep.notes]
+            report.converged = report.converged and rep.converged
+        for n in new.equations:
+            for b in program_regions(n):
+                holders.add(id(g))
+                if id(b) not in passed:
+                    work.append((b, _where(n)))
+    assert report is not None
+    final: dict[int, Graph] = {}  # id(graph) -> its pass result holding its regions' results
+
+    def rebuilt(n: Node, orig: Node) -> Node | None:
+        bodies = program_regions(orig)
+        if not bodies or all(final.get(id(b), b) is b for b in bodies):
+            return None
+        attrs = dict(n.attrs)
+        for k, v in attrs.items():
+            if isinstance(v, Graph):
+                attrs[k] = final.get(id(v), v)
+            elif isinstance(v, tuple) and v and isinstance(v[0], Graph):
+                attrs[k] = tuple(final.get(id(b), b) if isinstance(b, Graph) else b for b in v)
+        return n.with_inputs(n.inputs, attrs)
+
+    for g in reversed(order):
+        new = passed[id(g)]
+        if id(g) in holders:
+            rebuilt_graph = new.map(rebuilt, nested=False)
+            if not _same_function(new, rebuilt_graph):
+                new = rebuilt_graph  # derived: the pass's annotations are kept
+        final[id(g)] = new
+    return final[id(graph)], report
 
 
 def check_order(graph: Graph, names: Sequence[str]) -> None:
@@ -203,7 +314,7 @@ def run_pipeline(
     for name in names:
         before = graph
         t0 = time.perf_counter()
-        graph, report = PASSES[name].fn(graph)
+        graph, report = on_regions(graph, PASSES[name].fn)
         dt = time.perf_counter() - t0
         if verify:
             try:

@@ -53,11 +53,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from graphc.ir import Aval, Graph, Node, make_const, substitute
+from graphc.ir import Aval, Const, Graph, Node, make_const, substitute
 from graphc.ops import REGISTRY, Kind, apply
 from passes.manager import PassReport, register, rewrite
 
@@ -104,26 +105,37 @@ def _scalar_const(node: Node) -> np.ndarray | None:
 # ---------------------------------------------------------------------------------------------
 # uniform constants
 
-_UNIFORM: WeakKeyDictionary[Node, np.ndarray | None] = WeakKeyDictionary()
+# small constants by content (Consts compare and hash by it; the answer depends on the data
+# alone), large ones by node, weakly, so that the cache never keeps a large array alive
+_UNIFORM: dict[Const, np.ndarray | None] = {}
+_UNIFORM_LARGE: WeakKeyDictionary[Node, np.ndarray | None] = WeakKeyDictionary()
+_SMALL = 4096  # elements
 
 
 def uniform_value(node: Node) -> np.ndarray | None:
     """The one value (0-d array of node's dtype) every element of `node` has, when `node` is a
     non-empty constant seen through reshape/broadcast_to/transpose whose elements are all
     equal; else None. NaN constants are not uniform (NaN != NaN); -0.0 counts as 0."""
-    while REGISTRY[node.op].facts.value_preserving:
+    while node.op != "const":
+        if not REGISTRY[node.op].facts.value_preserving:
+            return None
         node = node.inputs[0]
-    if node.op != "const":
-        return None
-    if node in _UNIFORM:
-        return _UNIFORM[node]
-    v = node.attrs["value"].value
+    c = node.attrs["value"]
+    v = c.value
+    cache: Any = _UNIFORM if v.size <= _SMALL else _UNIFORM_LARGE
+    key = c if cache is _UNIFORM else node
+    try:
+        return cache[key]
+    except KeyError:
+        pass
     out = None
     if v.size > 0:
         first = v.reshape(-1)[0]
         if v.size == 1 or bool(np.all(v == first)):
             out = np.array(first, dtype=v.dtype)
-    _UNIFORM[node] = out
+    if len(_UNIFORM) >= 4096:  # a bound: constants of many programs pass through
+        _UNIFORM.clear()
+    cache[key] = out
     return out
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from conftest import marker_line
 
 import graphc
 from graphc.cli import graph_to_json, main, parse_value
+from graphc.text import node_names
 from passes import COMPILE_PIPELINE, DEFAULT_PIPELINE, PASSES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -426,3 +429,285 @@ def test_console_script():
         timeout=120,
     )
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
+
+
+# -- loops and branches at every stage -----------------------------------------------------------
+
+LOOPS = """\
+import numpy as np
+
+import graphc
+
+
+def running(xs, w):
+    def step(c, x):
+        c = c * w + np.tanh(x) * 1.0
+        return c, c + 0.0
+
+    return graphc.scan(step, np.float32(0), xs)  # the scan
+
+
+def pick(p, x):
+    return graphc.cond(p > 0, lambda v: np.sin(v) * 1.0, lambda v: np.cos(v) + 1.0, x)  # the cond
+
+
+def halve(x):
+    return graphc.while_loop(
+        lambda c: np.sum(c[0]) > 1.0, lambda c: (c[0] * 0.5, c[1] + 1), (x, 0), max_trips=50
+    )
+
+
+def counted(x, n):
+    k = graphc.fori_loop(0, 3, lambda i, c: c * 2 + n, n)
+    return np.sum(np.tanh(x) * k.astype(np.float32))
+
+
+EXAMPLE_ARGS = {
+    "running": (graphc.spec("f32[5]"), graphc.spec("f32[]")),
+    "pick": (graphc.spec("f32[]"), graphc.spec("f32[3]")),
+    "halve": (graphc.spec("f32[3]"),),
+    "counted": (graphc.spec("f32[4]"), graphc.spec("i32[]")),
+}
+"""
+
+# how each program's node holding graphs starts in the IR text at any stage, and pieces of its
+# text in the stages without autodiff and before fusion (which fuses the bodies too)
+HOLDER = {
+    "running": "= scan[body={ lambda ",
+    "pick": "= cond[branches=({ lambda ",
+    "halve": "= while_loop[body={ lambda ",
+    "counted": "= scan[body={ lambda ",
+}
+REGION_TEXT = {
+    "running": ["= scan[body={ lambda ; a:f32[] b:f32[] c:f32[]. let\n        d:f32[] = mul b a\n"],
+    "pick": [
+        "= cond[branches=({ lambda ; a:f32[3]. let\n        b:f32[3] = cos a\n",
+        "      in (c,) }, { lambda ; a:f32[3]. let\n        b:f32[3] = sin a\n",
+    ],
+    "halve": [
+        "= while_loop[body={ lambda ; a:f32[3]",
+        "}, cond={ lambda ; a:f32[3]",
+        "        d:bool[] = gt c 1.0:f32\n      in (d,) }, max_trips=50,",
+    ],
+    "counted": ["= scan[body={ lambda ; a:i32[] b:"],
+}
+
+
+@pytest.fixture
+def loops(tmp_path):
+    path = tmp_path / "loops.py"
+    path.write_text(LOOPS)
+    return str(path)
+
+
+def _sections(out: str) -> dict[str, str]:
+    parts = out.split("=== ")[1:]
+    return {p.split(" ===\n")[0]: p.split(" ===\n", 1)[1] for p in parts}
+
+
+def _held(graph):
+    """The loops and branches of `graph`, those inside them too (a worklist over nesting)."""
+    from graphc.stages import regions
+
+    out, work = [], [graph]
+    while work:
+        for n in work.pop().nodes:
+            if n.op in ("scan", "while_loop", "cond"):
+                out.append(n)
+            work += [g for _, g in regions(n)]
+    return out
+
+
+def test_dump_prints_the_regions_at_every_stage(capsys, loops):
+    from graphc.cli import Target
+
+    for name, texts in REGION_TEXT.items():
+        code, out, err = run(capsys, "dump", f"{loops}:{name}", "--stage", "all", "--no-locations")
+        assert code == 0 and not err
+        sections = _sections(out)
+        assert list(sections) == [
+            "traced",
+            "grad",
+            "forward",
+            "backward",
+            "optimized",
+            "fused",
+            "kernels",
+        ]
+        t = Target(f"{loops}:{name}", [])
+        for stage, text in sections.items():
+            if stage == "kernels":  # the generated source, the loop in it however it runs
+                assert "def run(args, bufs):" in text
+                continue
+            g = t.stage(stage)
+            assert text.rstrip("\n") == g.pretty(locations=False)
+            # every node holding graphs prints them nested: its text starts as in the traced
+            # graph (the gradient may turn a bounded while loop into a scan of max_trips steps)
+            held = _held(g)
+            for n in held:
+                holder = next(h for h in HOLDER.values() if h.startswith(f"= {n.op}["))
+                assert text.count(holder) >= 1
+            assert sum(text.count(f"= {op}[") for op in ("scan", "while_loop", "cond")) == len(held)
+            if stage in ("traced", "optimized", "fused"):
+                assert HOLDER[name] in text, (name, stage)
+            if stage in ("traced", "optimized"):
+                for piece in texts:
+                    assert piece in text, (name, stage, piece)
+            if stage == "fused":  # bodies and branches are fused like graphs of their own
+                assert "= fused[body={ lambda " in text, (name, stage)
+            # a loop the gradient passes by has no backward loop; the others have one
+            assert held or (name == "counted" and stage == "backward"), (name, stage)
+
+
+def test_dump_traced_scan_text(capsys, loops):
+    code, out, _ = run(capsys, "dump", f"{loops}:running", "--no-locations")
+    assert code == 0
+    assert out == (
+        "{ lambda ; a:f32[5] b:f32[]. let\n"
+        "    c:(f32[], f32[5]) = scan[body={ lambda ; a:f32[] b:f32[] c:f32[]. let\n"
+        "        d:f32[] = mul b a\n"
+        "        e:f32[] = tanh c\n"
+        "        f:f32[] = mul e 1.0:f32\n"
+        "        g:f32[] = add d f\n"
+        "        h:f32[] = add g 0.0:f32\n"
+        "      in (g, h) }, length=5, n_carry=1, n_consts=1, reverse=False] b 0.0:f32 a\n"
+        "    d:f32[] = proj[index=0] c\n"
+        "    e:f32[5] = proj[index=1] c\n"
+        "  in (d, e) }\n"
+    )
+    _, out, _ = run(capsys, "dump", f"{loops}:running")  # the loop's line says where it is
+    assert f"reverse=False] b 0.0:f32 a  # {loops}:{marker_line(loops, 'the scan')}\n" in out
+
+
+def _clusters(dot: str) -> dict[str, str]:
+    """Subgraph name -> its label, for every cluster."""
+    out = {}
+    for name, attrs in re.findall(r"subgraph (cluster_\w+) \{\s*\n\s*([^\n]*)", dot):
+        label = re.search(r'label=("(?:[^"\\]|\\.)*"|[^\s\]]+)', attrs)
+        out[name] = label.group(1).strip('"') if label else ""
+    return out
+
+
+def _back_edges(dot: str) -> list[str]:
+    return [ln for ln in dot.splitlines() if "->" in ln and "constraint=false" in ln]
+
+
+def test_viz_draws_a_cluster_per_region_and_a_back_edge_per_carry(capsys, loops, tmp_path):
+    from graphc.cli import Target
+
+    want = {
+        "running": {"cluster_scan_0": "scan c · length 5"},
+        "pick": {
+            "cluster_cond_0": "cond d · 2 branches",
+            "cluster_cond_0_branch0": "branch 0 (false)",
+            "cluster_cond_0_branch1": "branch 1 (true)",
+        },
+        "halve": {
+            "cluster_while_loop_0": "while b · max_trips 50",
+            "cluster_while_loop_0_cond": "cond",
+            "cluster_while_loop_0_body": "body",
+        },
+    }
+    for name, clusters in want.items():
+        t = Target(f"{loops}:{name}", [])
+        for stage in ("traced", "optimized", "fused"):
+            out = tmp_path / f"{name}-{stage}.dot"
+            code, stdout, _ = run(
+                capsys, "viz", f"{loops}:{name}", "--stage", stage, "-o", str(out)
+            )
+            assert code == 0 and stdout == f"wrote {out} ({stage} stage of {name})\n"
+            dot = out.read_text()
+            regions = {k: v for k, v in _clusters(dot).items() if "kernel" not in k}
+            assert regions == clusters, (name, stage)  # the fused stage has kernels too
+            (node,) = [n for n in t.stage(stage).nodes if n.op in ("scan", "while_loop", "cond")]
+            carries = {"scan": node.attrs.get("n_carry"), "cond": 0}.get(node.op)
+            if carries is None:  # a while loop carries what its body returns
+                carries = len(node.attrs["body"].outputs)
+            back = _back_edges(dot)
+            assert len(back) == carries and all("style=dashed" in ln for ln in back)
+            assert sorted(ln.split(" -> ")[1].split(" ")[0] for ln in back) == [
+                f"b_carry{k}" if node.op == "while_loop" else f"c_carry{k}" for k in range(carries)
+            ]
+    # a loop the gradient passes by, at the stages of the joint picture
+    for stage in ("grad", "joint", "forward", "backward"):
+        out = tmp_path / f"counted-{stage}.dot"
+        code, _, _ = run(capsys, "viz", f"{loops}:counted", "--stage", stage, "-o", str(out))
+        dot = out.read_text()
+        assert code == 0
+        if stage == "backward":  # the loop's value is saved: the backward pass has no loop
+            assert "cluster_scan" not in dot
+        else:
+            g = Target(f"{loops}:counted", []).stage(stage)
+            (scan,) = [n for n in g.nodes if n.op == "scan"]
+            loop = f"scan {node_names(g)[id(scan)]} · length 3"
+            assert [v for v in _clusters(dot).values() if "kernel" not in v] == [loop]
+            assert len(_back_edges(dot)) == 2
+
+
+@pytest.mark.parametrize("name", ["running", "pick", "halve", "counted"])
+def test_viz_draws_the_loops_of_every_stage(capsys, loops, tmp_path, name):
+    """At every stage (the gradient's loops and branches too): one cluster per loop, a while
+    loop's two graphs and each branch; one back edge per carry."""
+    from graphc.cli import VIZ_STAGES, Target
+
+    t = Target(f"{loops}:{name}", [])
+    for stage in VIZ_STAGES:
+        out = tmp_path / f"{stage}.dot"
+        code, _, _ = run(capsys, "viz", f"{loops}:{name}", "--stage", stage, "-o", str(out))
+        assert code == 0
+        dot = out.read_text()
+        held = _held(t.stage(stage))
+        want_clusters = sum(
+            {"scan": 1, "while_loop": 3}.get(n.op, 1 + len(n.attrs.get("branches", ())))
+            for n in held
+        )
+        carries = sum(
+            n.attrs["n_carry"] if n.op == "scan" else len(n.attrs["body"].outputs)
+            for n in held
+            if n.op != "cond"
+        )
+        drawn = [k for k in _clusters(dot) if not k.startswith(("cluster_kernel", "cluster_scope"))]
+        assert len(drawn) == want_clusters, (stage, drawn)
+        assert len(_back_edges(dot)) == carries, stage
+
+
+def test_diff_says_what_changed_inside_bodies(capsys, loops):
+    code, out, _ = run(capsys, "diff", f"{loops}:running", "--passes", "fold,simplify,dce")
+    assert code == 0
+    lines = out.splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.startswith("simplify "))
+    assert lines[k].endswith("removed: -   added: -   rewritten: proj×2, scan×1")
+    where = f"{loops}:{marker_line(loops, 'the scan')}"
+    assert lines[k + 1] == (
+        f"  in scan body ({where}):  removed: add×1, mul×1   added: -   rewritten: add×1"
+    )
+    assert lines[k + 2].startswith("dce ")
+    assert sum(ln.startswith("  in ") for ln in lines) == 1  # fold and dce changed nothing
+    code, out, _ = run(capsys, "diff", f"{loops}:pick", "--passes", "simplify")
+    where = f"{loops}:{marker_line(loops, 'the cond')}"
+    assert f"  in cond branches[1] ({where}):  removed: mul×1   added: -   rewritten: -" in out
+    assert "branches[0]" not in out  # cos(v) + 1.0 keeps its add
+
+
+def test_json_and_graphml_hold_the_regions(capsys, loops):
+    code, out, _ = run(capsys, "dump", f"{loops}:halve", "--format", "json")
+    assert code == 0
+    (loop,) = [n for n in json.loads(out)["nodes"] if n["op"] == "while_loop"]
+    assert [n["op"] for n in loop["attrs"]["body"]["nodes"] if n["inputs"]] == ["mul", "add"]
+    assert [n["op"] for n in loop["attrs"]["cond"]["nodes"] if n["inputs"]] == ["reduce_sum", "gt"]
+    assert loop["attrs"]["max_trips"] == 50
+    code, out, _ = run(capsys, "dump", f"{loops}:pick", "--format", "json")
+    (branch,) = [n for n in json.loads(out)["nodes"] if n["op"] == "cond"]
+    assert [[n["op"] for n in b["nodes"] if n["inputs"]] for b in branch["attrs"]["branches"]] == [
+        ["cos", "add"],
+        ["sin", "mul"],
+    ]
+    code, out, _ = run(capsys, "dump", f"{loops}:pick", "--format", "graphml")
+    g = nx.parse_graphml(out)
+    assert g.nodes["d"]["op"] == "cond"
+    assert g.nodes["d"]["region:branches[0]"] == (
+        "{ lambda ; a:f32[3]. let\n    b:f32[3] = cos a\n    c:f32[3] = add b 1.0:f32\n  in (c,) }"
+    )
+    # IR text of its own: it parses back
+    true = graphc.parse(g.nodes["d"]["region:branches[1]"])
+    assert [n.op for n in true.equations] == ["sin", "mul"]

@@ -271,3 +271,16 @@ def test_checkpoint_forward_mode_and_second_order():
     f = graphc.checkpoint(lambda x: np.sin(x) * np.exp(x))
     x = np.array([0.2, -0.7])
     graphc.check_grads(lambda x: np.sum(f(x)), (x,), order=2)
+
+
+def test_custom_vjp_forward_rule_may_call_the_function():
+    @graphc.custom_vjp
+    def f(x):
+        return np.sin(x)
+
+    def f_fwd(x):
+        return f(x), np.cos(x)  # as JAX's docs write it
+
+    f.defvjp(f_fwd, lambda c, g: (g * c,))
+    x = np.array([0.1, 0.9])
+    np.testing.assert_allclose(graphc.grad(lambda x: np.sum(f(x)))(x), np.cos(x))

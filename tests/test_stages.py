@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import seeds
+from conftest import marker_line
 
 import graphc
 from graphc import stages, viz
@@ -40,8 +41,15 @@ def repeated(x):
     return np.tanh(x).sum(axis=1) + np.tanh(x).sum(axis=1) * np.tanh(x)[:, 0]
 
 
+def counted(x, n):
+    """A loop over integers only (the gradient passes it by), and float math around it."""
+    k = graphc.fori_loop(0, 3, lambda i, c: c * 2 + n, n)
+    return np.sum(np.tanh(x) * k.astype(np.float32))
+
+
 PROGRAMS = {
     "mlp_loss": (seeds.mlp_loss, seeds.EXAMPLE_ARGS["mlp_loss"]),
+    "counted": (counted, (S("f32[4]"), S("i32[]"))),
     "softmax_pool": (softmax_pool, (S("f32[4,6]"), S("f32[6]"))),
     "three_outputs": (three_outputs, (S("f32[3,5]"), S("f32[5]"), S("i32[3]"))),
     "repeated": (repeated, (S("f32[4,5]"),)),
@@ -127,6 +135,75 @@ def test_stage_refusals():
         stages.build(part, "fused")
 
 
+# -- the graphs nodes hold, and what passes change inside them ---------------------------------
+
+
+def decay(xs, w):
+    """A scan whose body branches; `* 1.0` and `- 0.0` for simplify to remove."""
+
+    def step(c, x):
+        v = graphc.cond(c > 0, lambda u: u * 1.0, lambda u: u - 0.0, c)  # the cond
+        return v * w + x * 1.0, np.exp(c)
+
+    return graphc.scan(step, np.float32(0), xs)  # the scan
+
+
+def test_regions_name_the_graphs_a_node_holds():
+    g = graphc.trace(decay, S("f32[5]"), S("f32[]"))
+    scan = g.equations[0]
+    assert scan.op == "scan"
+    ((name, body),) = stages.regions(scan)
+    assert name == "body" and body is scan.attrs["body"]
+    (branch,) = [n for n in scan.attrs["body"].nodes if n.op == "cond"]
+    assert stages.regions(branch) == [
+        ("branches[0]", branch.attrs["branches"][0]),
+        ("branches[1]", branch.attrs["branches"][1]),
+    ]
+    w = graphc.trace(lambda x: graphc.while_loop(lambda c: c < 9, lambda c: c + 1, x), S("f32[]"))
+    loop = w.equations[0]
+    assert stages.regions(loop) == [("cond", loop.attrs["cond"]), ("body", loop.attrs["body"])]
+    mlp = graphc.trace(seeds.mlp, *seeds.EXAMPLE_ARGS["mlp"])
+    fused = [n for n in stages.fused(mlp).nodes if n.op == "fused"]
+    assert fused and all([k for k, _ in stages.regions(n)] == ["body"] for n in fused)
+    assert stages.regions(g.outputs[0]) == []  # a proj holds no graph
+
+
+def test_pass_steps_are_the_pipeline_one_pass_at_a_time():
+    g = graphc.trace(seeds.mlp_loss, *seeds.EXAMPLE_ARGS["mlp_loss"])
+    steps = stages.pass_steps(g, COMPILE_PIPELINE)
+    whole = stages.after_passes(g, COMPILE_PIPELINE, diffs=True)
+    assert str(steps[-1][1]) == str(whole)
+    for (rec, after), want in zip(steps, whole.info["pipeline"], strict=True):
+        assert (rec.name, rec.nodes_before, rec.nodes_after) == (
+            want.name,
+            want.nodes_before,
+            want.nodes_after,
+        )
+        assert (rec.removed, rec.added, rec.rewritten) == (want.removed, want.added, want.rewritten)
+        assert rec.nodes_after == len(after.equations)
+    with pytest.raises(GraphcError, match="needs a graph without fused kernels"):
+        stages.pass_steps(g, ["fuse", "fuse"])  # the order is checked before anything runs
+
+
+def test_region_changes_say_what_changed_inside_loops_and_branches():
+    g = graphc.trace(decay, S("f32[5]"), S("f32[]"))
+    here = Path(__file__).resolve()
+    loc = str(here.relative_to(Path.cwd())) if here.is_relative_to(Path.cwd()) else str(here)
+    scan = f"scan body ({loc}:{marker_line(str(here), 'the scan')})"
+    cond = f"cond branches[%d] ({loc}:{marker_line(str(here), 'the cond')})"
+    changes = stages.region_changes(g, stages.after_passes(g, ["simplify"]))
+    assert changes == [
+        # x * 1.0 goes; what reads the simplified values is rebuilt
+        (scan, Counter(mul=1), Counter(), Counter(cond=1, proj=1, mul=1, add=1)),
+        (f"{scan} › {cond % 0}", Counter(sub=1), Counter(), Counter()),
+        (f"{scan} › {cond % 1}", Counter(mul=1), Counter(), Counter()),
+    ]
+    assert stages.region_changes(g, stages.after_passes(g, ["cse"])) == []
+    # a graph whose loops are new (or gone) has nothing to compare inside them
+    plain = graphc.trace(lambda x: np.tanh(x), S("f32[3]"))
+    assert stages.region_changes(plain, g) == stages.region_changes(g, plain) == []
+
+
 # -- fusion's record of each kernel's nodes ------------------------------------------------------
 
 
@@ -160,7 +237,12 @@ def test_fusion_records_the_input_nodes_of_each_kernel(name, graph):
         )
         assert [position[id(m)] for m in members] == sorted(position[id(m)] for m in members)
     # and every other equation stays outside the kernels
-    outside = [n for n in out.equations if n.op not in ("fused", "proj")]
+    # (a proj reading a kernel's results is fusion's; one reading a loop's was there before)
+    outside = [
+        n
+        for n in out.equations
+        if n.op != "fused" and not (n.op == "proj" and n.inputs[0].op == "fused")
+    ]
     assert len(graph.equations) == sum(held.values()) + len(outside)
 
 

@@ -3,7 +3,9 @@
 Each fused node becomes one @njit kernel (`kernels`). Everything else runs in the driver, a
 plain Python function generated next to the kernels (`driver`): matrix products go to BLAS
 through `np.matmul(..., out=)`, movement ops become NumPy views, and ops without a compiled form
-call their NumPy reference, listed in `Executable.fallbacks` and reported by GRAPHC_DEBUG.
+call their NumPy reference, listed in `Executable.fallbacks` and reported by GRAPHC_DEBUG. Each
+loop or branch (`scan`, `while_loop`, `cond`) becomes one compiled function that runs every
+step itself, calling the body's kernels and BLAS (`loops`, `blas`).
 Very large elementwise work runs on the precompiled tape machine (`vm`) instead of getting
 kernels of its own; conv, pooling, gather and scatter call dedicated kernels (`special`) named
 in their op entries.
@@ -11,6 +13,8 @@ in their op entries.
 The package's modules, one job each:
 
 - `driver`: `generate`, the module's source, with the lowering table of driver ops;
+- `loops`: the compiled functions of loops and branches, with the lowering table of body ops;
+- `blas`: the compiled matrix products loop functions call;
 - `buffers`: storage planning for intermediates and the recycling of returned results;
 - `cache`: the disk cache: folders, entry names, writing, loading all or nothing;
 - `runtime`: the public names generated modules import (`buf`, `out`, `launch`, `kernel`, ...).
@@ -204,10 +208,13 @@ def compile_graph(graph: Graph) -> Executable:
     first = source.split("\n").index("def run(args, bufs):") + 2  # run()'s first line, 1-based
     exe.line_nodes = [(first + k, n) for k, n in d.line_nodes]
     exe.compile_seconds = time.perf_counter() - t0
+    n_loops = len(d.loops.functions) if d.loops is not None else 0
     if debug_level():
         print(
-            f"[graphc] compiled {len(d.kernels)} kernels, {len(d.vm_programs)} tape-machine "
-            f"runs in {exe.compile_seconds:.2f} s -> {path or 'memory'}",
+            f"[graphc] compiled {len(d.kernels)} kernels, "
+            + (f"{n_loops} loop functions, " if n_loops else "")
+            + f"{len(d.vm_programs)} tape-machine runs in {exe.compile_seconds:.2f} s -> "
+            f"{path or 'memory'}",
             file=sys.stderr,
         )
         for fb in d.fallbacks:

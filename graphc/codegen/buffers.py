@@ -69,10 +69,11 @@ class StoragePlan:
         # storage owners whose result is returned to the caller
         self.fresh = {base[id(o)] for o in outputs}
         self.n_out = 0
-        # a kernel's results are all written when the kernel runs: they are born together
+        # a kernel's (or a loop's) results are all written when it runs: they are born
+        # together, with the node that computes them
         births: dict[int, list[Node]] = {}
         for n in nodes:
-            if n.op == "proj" and n.inputs[0].op == "fused":
+            if n.op == "proj":
                 births.setdefault(id(n.inputs[0]), []).append(n)
             elif _owns_storage(n, allocates):
                 births.setdefault(id(n), []).append(n)

@@ -203,6 +203,12 @@ def njit_options(k: Kernel) -> str:
     return "cache=True, nogil=True, error_model='numpy', fastmath=False"
 
 
+def loop_options() -> str:
+    """The njit options of loop functions (`loops`): those of kernels, whose floating-point
+    rules they share. They live in the graph's module, so Numba's cache keeps them beside it."""
+    return "cache=True, nogil=True, error_model='numpy', fastmath=False"
+
+
 def _code(k: Kernel) -> str:
     """The kernel's body without its name and IR comments: what its machine code depends on."""
     lines = k.source.split("\n")[1:]

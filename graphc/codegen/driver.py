@@ -5,8 +5,9 @@ machine (`vm`) when they are large. Every other node is lowered to driver code b
 the lowering table (`LOWERINGS`, filled by `@lowering(op)`): matrix products go to BLAS
 through `np.matmul(..., out=)`, movement ops become NumPy views. An op without an entry calls
 the dedicated kernel its op entry names (`lowering=Dedicated(NAME)`, `special`), else its NumPy
-reference (a fallback, listed in `Driver.fallbacks`). Storage comes from `buffers`; the module
-imports what it calls at run time from `runtime`.
+reference (a fallback, listed in `Driver.fallbacks`). A loop or branch calls its own compiled
+function (`loops`), written after the kernels. Storage comes from `buffers`; the module imports
+what it calls at run time from `runtime`.
 
 Example:
     >>> source, driver = generate(optimized_graph)
@@ -16,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -135,15 +137,25 @@ def _fused(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
     return lines if lines is not None else _by_op_entry(d, n, v, a)
 
 
-def _by_op_entry(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
+@lowering("scan", "while_loop", "cond")
+def _region(d: Driver, n: Node, v: str, a: list[str]) -> list[str]:
+    # one compiled function per loop or branch (`loops`); a body it cannot compile keeps the
+    # loop in Python, through the op's reference implementation
+    from graphc.codegen.loops import lower_region
+
+    lines, why = lower_region(d, n, v, a)
+    return lines if lines is not None else _by_op_entry(d, n, v, a, why)
+
+
+def _by_op_entry(d: Driver, n: Node, v: str, a: list[str], why: str | None = None) -> list[str]:
     """Ops without a lowering of their own: the dedicated compiled kernel their op entry names
-    (conv, pooling, gather, ...), else their NumPy reference."""
+    (conv, pooling, gather, ...), else their NumPy reference (`why` says why, when known)."""
     key = f"A{len(d.consts)}"
     d.consts[key] = dict(n.attrs)  # type: ignore[assignment]
     kernel = special_kernel(n.op)
     if kernel is not None:
         return [f"{v} = _call({kernel!r}, _K['{key}'], {', '.join(a)})"]
-    d.fallbacks.append(f"{n.op} (runs its NumPy implementation)")
+    d.fallbacks.append(f"{n.op} ({why or 'runs its NumPy implementation'})")
     return [f"{v} = _impl({n.op!r}, _K['{key}'], {', '.join(a)})"]
 
 
@@ -188,7 +200,11 @@ class Driver:
         self.shared: dict[str, int] = {}  # kernel name -> call sites, when more than one
         self.flat_parts: dict[int, list[str | None]] = {}  # per result of a multi-output kernel
         self.line_nodes: list[tuple[int, Node | None]] = []  # (index in self.lines, node)
+        self.loops: Any = None  # the loop functions' generator (`loops`), made on first use
         self._projs: dict[int, list[Node]] | None = None
+        # id(fused node) -> its tape-machine profile (`_vm_profile`); the graph keeps the nodes
+        # alive while the driver is built, so their ids stay theirs
+        self._profiles: dict[int, tuple[tuple[int, ...], np.dtype] | None] = {}
         self._readers: dict[int, list[Node]] | None = None
 
     def projections(self, f: Node) -> list[Node]:
@@ -237,7 +253,7 @@ class Driver:
             k += 1
             if n.op == "input":
                 continue
-            if n.op == "fused" and use_vm() and vm.eligible(n):
+            if n.op == "fused" and use_vm() and self._vm_profile(n) is not None:
                 batch, rest = self._vm_batch(nodes, k - 1)
                 if sum(len(f.attrs["body"].equations) for f in batch) >= VM_MIN_OPS:
                     for c in rest:  # constants met inside the batch: no inputs, emit first
@@ -274,8 +290,7 @@ class Driver:
         """The longest run of machine-eligible kernels from nodes[start] over one space and
         dtype, none reading a reduction computed inside the run; and constants met on the way."""
         first = nodes[start]
-        space = vm.space_of(first)
-        dt = _float_dtype(first)
+        profile = self._vm_profile(first)
         batch, consts = [first], []
         in_batch = {id(first)}
         reduced: set[int] = set(self._reduction_results(first))
@@ -286,12 +301,7 @@ class Driver:
             if m.op == "const":
                 consts.append(m)
                 continue
-            if not (
-                m.op == "fused"
-                and vm.eligible(m)
-                and vm.space_of(m) == space
-                and _float_dtype(m) == dt
-            ):
+            if not (m.op == "fused" and self._vm_profile(m) == profile):
                 break
             if any(id(i) in reduced for i in m.inputs):
                 break
@@ -299,6 +309,14 @@ class Driver:
             in_batch.add(id(m))
             reduced |= set(self._reduction_results(m))
         return batch, consts
+
+    def _vm_profile(self, f: Node) -> tuple[tuple[int, ...], np.dtype] | None:
+        """(iteration space, float dtype) of fused node f when it can run on the tape
+        machine, else None; found once per node (batches ask about their neighbours)."""
+        key = id(f)
+        if key not in self._profiles:
+            self._profiles[key] = (vm.space_of(f), _float_dtype(f)) if vm.eligible(f) else None
+        return self._profiles[key]
 
     def _reduction_results(self, f: Node) -> list[int]:
         """Ids of the nodes through which other nodes read f's reduction results."""
@@ -397,6 +415,13 @@ class Driver:
         """Statements computing fused node n by a kernel (one per distinct code: another node
         with the same kernel code calls the one emitted first), or None when its dtypes have
         no kernel."""
+        kern = self.kernel_for(n)
+        return None if kern is None else self._call_kernel(n, v, kern)
+
+    def kernel_for(self, n: Node) -> Kernel | None:
+        """The kernel computing fused node n, emitted once per distinct code (a node with the
+        code of an earlier one gets that one under its name), or None when its dtypes have no
+        kernel. Loop functions (`loops`) call kernels they get here."""
         from graphc.codegen.kernels import SUPPORTED_DTYPES, emit_kernel
 
         if not all(
@@ -419,7 +444,7 @@ class Driver:
             self.keys[name] = key
             self.kernels.append(kern)
             self.kernel_src.append(kern.source)
-        return self._call_kernel(n, v, kern)
+        return kern
 
     def _call_kernel(self, n: Node, v: str, kern: Kernel) -> list[str]:
         from graphc.codegen import runtime
@@ -528,7 +553,7 @@ def _body_ir(n: Node) -> list[str]:
 
 _HEADER = '''"""graphc generated module (do not edit; regenerated when stale).
 
-graph {hash}
+content {digest}
 """
 import math
 
@@ -555,6 +580,15 @@ def _rw(t):
 '''
 
 
+# what a module with loop functions imports besides the header's names
+_LOOP_IMPORTS = (
+    "# loop functions: numba.njit (kept in Numba's cache beside this file), the compiled\n"
+    "# matrix products they call, and the error a while_loop past its max_trips raises\n"
+    "from graphc.codegen.runtime import njit as _njit, dot as _dot\n"
+    "from graphc.codegen.runtime import TripLimitError as _TripLimitError\n"
+)
+
+
 def generate(graph: Graph) -> tuple[str, Driver]:
     """The module source for `graph` (kernels and driver) and the driver builder.
 
@@ -568,8 +602,9 @@ def generate(graph: Graph) -> tuple[str, Driver]:
     imports = ""
     if d.e.imports:
         imports = "from graphc.codegen.mathlib import " + ", ".join(sorted(d.e.imports)) + "\n"
-    parts = [_HEADER.format(hash=graph.structural_hash(), imports=imports)]
-    parts += [f"{name} = {src}" for src, name in d.e.consts.items()]
+    if d.loops is not None:
+        imports += _LOOP_IMPORTS
+    parts = [f"{name} = {src}" for src, name in d.e.consts.items()]
     parts.append("")
     for k, kern in zip(d.kernels, d.kernel_src, strict=True):
         if k.name in d.shared:  # say so where the reader meets one body's IR for several
@@ -578,7 +613,38 @@ def generate(graph: Graph) -> tuple[str, Driver]:
             kern = f"{head}\n{note}\n{rest}"
         opts = cache.njit_options(k)
         parts.append(f'\n@_kernel("{d.keys[k.name]}", {k.signature}, {opts})\n{kern}\n')
+    if d.loops is not None:
+        parts += [""] + d.loops.globals()
+    for fn in d.loops.functions if d.loops is not None else []:  # inner loops first
+        parts.append(f"\n@_njit({fn.signature}, {cache.loop_options()})\n{fn.source}\n")
     parts.append("\ndef run(args, bufs):")
     parts.append(driver)
     parts.append("")
-    return "\n".join(parts), d
+    text = "\n".join(parts)
+    header = _HEADER.format(digest=_module_digest(text, d), imports=imports)
+    return header + "\n" + text, d
+
+
+def _module_digest(text: str, d: Driver) -> str:
+    """A digest of everything a module computes with: its text, and the values the driver
+    hands it at run time (`_K`: array constants, the attributes of dedicated kernels and
+    fallbacks, tape-machine programs), which the text names but does not hold. Modules are
+    cached and shared by the hash of their source, which this line makes a hash of both.
+
+    Digesting what was generated costs a fraction of printing the graph again (a 100,000-op
+    graph's text runs to megabytes), and tells apart exactly what behaves differently."""
+    h = hashlib.sha256(text.encode())
+    for key, value in d.consts.items():
+        h.update(f"\n{key}: {type(value).__name__} ".encode())
+        if isinstance(value, np.ndarray):
+            h.update(f"{value.dtype} {value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, vm.Program):
+            h.update(f"{value.dtype} {value.size} {value.nregs} {value.block}".encode())
+            h.update(np.ascontiguousarray(value.code).tobytes())
+            h.update(np.ascontiguousarray(value.consts).tobytes())
+        elif isinstance(value, dict):
+            h.update(", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(value.items())).encode())
+        else:
+            raise TypeError(f"internal: no digest for a run-time value of type {type(value)}")
+    return h.hexdigest()

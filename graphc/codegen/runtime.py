@@ -9,7 +9,9 @@ exports is the contract between the code generator and the code it writes:
 - `launch`, `chunks_for`: chunked kernel launches on a small thread pool;
 - `flat`: an operand as the flat contiguous array kernels take;
 - `call`, `impl`: ops run by a dedicated compiled kernel (`special`) or their NumPy reference;
-- `vm_run`: a run of kernels on the tape machine (`vm`).
+- `vm_run`: a run of kernels on the tape machine (`vm`);
+- `dot`: the compiled matrix products loop functions call (`blas`);
+- `TripLimitError`: what a compiled `while_loop` raises past its `max_trips` (`loops`).
 
 Kernels are compiled with `nogil=True` and take a chunk [lo, hi) of their outermost loop, so the
 driver can run chunks on several threads without Numba's parallel machinery (whose compile time
@@ -31,21 +33,25 @@ from typing import Any
 
 import numpy as np
 
+from graphc.codegen.blas import dot
 from graphc.codegen.buffers import buf, out
 from graphc.codegen.cache import kernel, njit
 from graphc.env import env_int
 from graphc.ops import REGISTRY
+from graphc.ops.control import TripLimitError
 
 __all__ = [
     "buf",
     "call",
     "chunks_for",
+    "dot",
     "flat",
     "impl",
     "kernel",
     "launch",
     "njit",
     "out",
+    "TripLimitError",
     "vm_run",
 ]
 

@@ -320,17 +320,35 @@ def eligible(n: Node) -> bool:
     if n.op != "fused":
         return False
     body = n.attrs["body"]
-    from graphc.codegen.kernels import needs_rows
-
-    if needs_rows(body):  # reads its own reductions: a row kernel
-        return False
-    floats = {
-        v.dtype for v in body.nodes if not isinstance(v.aval, TupleAval) and v.dtype.kind == "f"
-    }
+    # one walk over the body for its float dtypes, its space and its reductions
+    floats = set()
+    space: tuple[int, ...] = ()
+    biggest = 1
+    reds: set[int] = set()
+    red_space = None
+    for v in body.nodes:
+        if isinstance(v.aval, TupleAval):
+            continue
+        if v.dtype.kind == "f":
+            floats.add(v.dtype)
+        shape = v.shape
+        if v.op != "input" and v.op != "const" and REGISTRY[v.op].fusion is Fusion.REDUCTION:
+            shape = v.inputs[0].shape
+            reds.add(id(v))
+            if red_space is None:
+                red_space = tuple(shape)
+        size = math.prod(shape)
+        if size > biggest:
+            biggest, space = size, tuple(shape)
+    if reds:  # reading its own reductions makes a row kernel (kernels.needs_rows)
+        for v in body.equations:
+            if any(id(i) in reds for i in v.inputs) or (
+                id(v) not in reds and tuple(v.shape) != red_space
+            ):
+                return False
     if len(floats) != 1 or next(iter(floats)) not in (np.float32, np.float64):
         return False
     (dt,) = floats
-    space = _space(body)
     size = int(np.prod(space, dtype=np.int64))
     for i in body.inputs:
         if i.aval.size not in (1, size) or (i.aval.size == size and tuple(i.shape) != space):
@@ -464,6 +482,9 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
             return input_key[id(f)][id(v)]
         return result_key.get(id(v)) or ("body", id(v))
 
+    # the value key each step writes, found once
+    out_keys = [key_of(f, v) for f, v in steps]
+
     # sin and cos of one value run as one instruction at the first of the two: the second's
     # result waits in a register (partner: position of the first -> position of the second)
     first_trig: dict[tuple, int] = {}
@@ -495,10 +516,11 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
     # each distinct constant gets a register of its own, reserved before anything else and
     # filled once per block by the prologue
     const_reg: dict[object, int] = {}
+    reg_of_const: dict[int, int] = {}  # id(const node) -> its register
     prologue: list[list[int]] = []
     for _, v in steps:
         for i in v.inputs:
-            if i.op == "const":
+            if i.op == "const" and id(i) not in reg_of_const:
                 c = float(i.attrs["value"].value)
                 key = np.float64(c).tobytes()  # keeps -0.0 apart from 0.0
                 if key not in const_reg:
@@ -506,11 +528,11 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                     consts.append(c)
                     prologue.append([CONST, const_reg[key], len(consts) - 1, 0, 0])
                     listing.append(f"r{const_reg[key]} = {c!r}")
+                reg_of_const[id(i)] = const_reg[key]
 
-    def reg_for(f: Node, v: Node) -> int:
-        if v.op == "const":
-            return const_reg[np.float64(float(v.attrs["value"].value)).tobytes()]
-        k = key_of(f, v)
+    def reg_for(f: Node, v: Node, k: tuple | None) -> int:
+        if k is None:  # a constant
+            return reg_of_const[id(v)]
         if k in reg_of:
             return reg_of[k]
         # an outside operand: load it on first use
@@ -525,10 +547,9 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
         reg_of[k] = r
         return r
 
-    def release(pos: int, keys: list[tuple]) -> None:
-        for k in keys:
-            if last.get(k, -1) <= pos and k in reg_of and k[0] != "batch_keep":
-                free.append(reg_of.pop(k))
+    def release(pos: int, k: tuple) -> None:
+        if last.get(k, -1) <= pos and k in reg_of and k[0] != "batch_keep":
+            free.append(reg_of.pop(k))
 
     def store(f: Node, k: tuple, r: int) -> None:
         if k[0] == "batch" and (k[1], k[2]) in needed:
@@ -538,11 +559,16 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
 
     ops = 0
     code_of = opcodes()[1]
+    # each step's operands: (node, value key), the key None for constants
+    operand_keys: list[list[tuple[Node, tuple | None]]] = []
+    for (_, v), keys in zip(steps, read_keys, strict=True):
+        it = iter(keys)
+        operand_keys.append([(i, None if i.op == "const" else next(it)) for i in v.inputs])
     for pos, (f, v) in enumerate(steps):
         d = REGISTRY[v.op]
-        args = [] if pos in merged else [reg_for(f, i) for i in v.inputs]
+        args = [] if pos in merged else [reg_for(f, i, k) for i, k in operand_keys[pos]]
         red = d.reduction if d.fusion is Fusion.REDUCTION else None
-        k_out = key_of(f, v)
+        k_out = out_keys[pos]
         if red:
             body = f.attrs["body"]
             idx = [id(o) for o in body.outputs].index(id(v))
@@ -567,10 +593,10 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                 rs, rc = (r, r2) if v.op == "sin" else (r2, r)
                 code.append([SINCOS, rs, args[0], 0, rc])
                 listing.append(f"r{rs}, r{rc} = sincos r{args[0]}")
-                reg_of[key_of(f2, v2)] = r2
+                reg_of[out_keys[partner[pos]]] = r2
                 ops += 1  # (two ops of the graph)
                 store(f, k_out, r)
-                store(f2, key_of(f2, v2), r2)
+                store(f2, out_keys[partner[pos]], r2)
             else:
                 if d.tape is Tape.OWN:
                     code.append([code_of[v.op], r, *_OWN[v.op][1](v, args)])
@@ -582,7 +608,9 @@ def translate(batch: list[Node], needed: set[tuple[int, int]]) -> Program:
                 store(f, k_out, r)
             reg_of[k_out] = r
             ops += 1
-        release(pos, read_keys[pos] + [k_out])
+        for k in read_keys[pos]:
+            release(pos, k)
+        release(pos, k_out)
     nregs = max(nregs, 1)
     block = block_size(size, nregs, dt.itemsize)
     code = prologue + code

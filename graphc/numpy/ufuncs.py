@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import DTypeError
+from graphc.ir import DTypeError, GraphcError, make_const
 from graphc.numpy._core import (
+    _RESOLVED,
     _asarr,
     _convert,
     _dtype_token,
@@ -22,7 +23,8 @@ from graphc.numpy._core import (
     _static_int,
     astype,
 )
-from graphc.trace import Tracer, UnsupportedError, bind, user_location
+from graphc.ops import apply
+from graphc.trace import Tracer, UnsupportedError, bind, trace_meta, user_location
 
 
 def _logical(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
@@ -66,6 +68,45 @@ def _ufunc(op: str, ufunc: np.ufunc) -> Callable[..., Any]:
                 )
         return bind(op, *[_convert(a, d) for a, d in zip(args, dts, strict=False)])
 
+    outs = (None,) * ufunc.nout
+
+    def fast(args: tuple) -> Tracer | None:
+        # what `handler` does when no operand needs a cast and no check can fail: tracers of
+        # the dtypes NumPy's promotion keeps, Python numbers for a float result (the common
+        # case of tracing and of every gradient rule), without the general path's layers.
+        # None: the general path decides (and reports whatever is wrong)
+        tokens = []
+        for a in args:
+            t = type(a)
+            if t is Tracer:
+                tokens.append(float if a.weak else a.node.aval.dtype)
+            elif t is float or t is int:
+                tokens.append(t)
+            else:
+                return None
+        dts = _RESOLVED.get((ufunc, tuple(tokens) + outs))
+        if dts is None:
+            return None
+        meta = None
+        nodes = []
+        for a, d in zip(args, dts, strict=False):
+            if type(a) is Tracer:
+                if a.node.aval.dtype != d:
+                    return None
+                nodes.append(a.node)
+            elif d.kind == "f":
+                if meta is None:
+                    meta = trace_meta()
+                nodes.append(make_const(np.asarray(a).astype(d), meta=meta))
+            else:
+                return None
+        try:
+            node = apply(op, nodes, None, trace_meta() if meta is None else meta)
+        except GraphcError:
+            return None
+        return Tracer(node)
+
+    handler.fast = fast  # type: ignore[attr-defined]
     handler.__name__ = ufunc.__name__
     return handler
 

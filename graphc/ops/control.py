@@ -177,6 +177,7 @@ defop(
     vjp=lambda *a, **k: _scan_vjp(*a, **k),
     jvp=lambda *a, **k: _scan_jvp(*a, **k),
     prune=_scan_prune,
+    regions=True,
     doc="a loop over the leading axis of its sequences: the body maps (consts, carry, x[t]) to "
     "(carry, y[t]); results: the final carry, then the ys stacked",
 )
@@ -269,6 +270,7 @@ defop(
     vjp=lambda *a, **k: _while_vjp(*a, **k),
     jvp=lambda *a, **k: _while_jvp(*a, **k),
     prune=_while_prune,
+    regions=True,
     doc="a loop that runs its body over the carry while its condition holds",
 )
 
@@ -330,6 +332,7 @@ defop(
     vjp=lambda *a, **k: _cond_vjp(*a, **k),
     jvp=lambda *a, **k: _cond_jvp(*a, **k),
     prune=_cond_prune,
+    regions=True,
     doc="runs the branch its index picks (bool: branches[1] when true; int: clamped)",
 )
 

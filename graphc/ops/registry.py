@@ -152,6 +152,11 @@ class OpDef:
                                          compute fewer results (at least `used`) or read fewer
                                          operands, with the new index of each kept result;
                                          None when nothing can go (dead-code elimination)
+    regions                              the graphs the op holds in its attributes are programs
+                                         of their own (a loop's body, a branch): the pass
+                                         pipeline optimizes them like the top graph. False for
+                                         a fused kernel, whose body is already-optimized code
+                                         that must not be fused again
     inline(node) -> [result nodes]       for ops that call a region once (a checkpoint, a
                                          function with custom derivatives): the region's
                                          computation spliced into the enclosing graph, which
@@ -173,6 +178,7 @@ class OpDef:
     tape: Tape = Tape.NONE
     lowering: Lowering | None = None
     prune: Callable[[Node, set[int]], tuple[Node, dict[int, int]] | None] | None = None
+    regions: bool = False
     inline: Callable[[Node], list[Node]] | None = None
 
     def __post_init__(self) -> None:
@@ -312,6 +318,10 @@ def broadcast_shapes(op: str, *avals: Aval) -> tuple[int, ...]:
     first = avals[0].shape
     if all(a.shape == first for a in avals):  # the common case, without NumPy's machinery
         return first
+    # scalars broadcast to anything: an array and scalars (x * 2.0) is the next common case
+    shaped = [a.shape for a in avals if a.shape]
+    if shaped and all(s == shaped[0] for s in shaped):
+        return shaped[0]
     try:
         return tuple(np.broadcast_shapes(*[a.shape for a in avals]))
     except ValueError:
@@ -319,10 +329,11 @@ def broadcast_shapes(op: str, *avals: Aval) -> tuple[int, ...]:
 
 
 def same_dtype(op: str, *avals: Aval) -> np.dtype:
-    dts = {a.dtype for a in avals}
-    if len(dts) != 1:
-        raise DTypeError(f"{op}: operand dtypes differ ({fmt(*avals)})")
-    return avals[0].dtype
+    dt = avals[0].dtype
+    for a in avals:
+        if a.dtype != dt:
+            raise DTypeError(f"{op}: operand dtypes differ ({fmt(*avals)})")
+    return dt
 
 
 def require_float(op: str, a: Aval) -> None:

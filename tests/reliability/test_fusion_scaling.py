@@ -294,3 +294,46 @@ def test_garbage_collector_state_is_restored_after_compiles_and_errors():
         assert not gc.isenabled()  # a caller's choice is left alone
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("name, fn, specs", list(_programs()), ids=lambda v: str(v)[:20])
+def test_chain_fast_path_decides_what_the_searched_path_decides(monkeypatch, name, fn, specs):
+    """A node whose operands all lie in one group joins it without a legality search (and
+    without entering the contracted graph): the kernels and the reasons recorded are the
+    ones every merge being searched gives."""
+    for g in (
+        optimized(fn, *specs),
+        optimized(graphc.value_and_grad(fn, argnums=tuple(range(len(specs)))), *specs),
+    ):
+        fast = _fused_text(g)
+        kernels = [[id(n) for n in k] for k in fuse(g).info["kernels"]]
+        with monkeypatch.context() as m:
+            m.setattr(fuse_mod, "CHAIN_FAST_PATH", False)
+            searched = _fused_text(g)
+            searched_kernels = [[id(n) for n in k] for k in fuse(g).info["kernels"]]
+        assert fast == searched, name
+        assert kernels == searched_kernels, name
+
+
+def test_chain_fast_path_takes_chains_without_searches():
+    """A long chain with its gradient: the chain's own merges cost no legality search."""
+    fn, specs = deep_chain(200)
+    g = optimized(graphc.value_and_grad(fn), *specs)
+    calls = []
+    original = fuse_mod._Groups.would_cycle
+
+    def counted(self, a, b, frontier=None):
+        calls.append((a, b))
+        return original(self, a, b, frontier)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(fuse_mod._Groups, "would_cycle", counted)
+        fast = _fused_text(g)
+        n_fast = len(calls)
+        m.setattr(fuse_mod, "CHAIN_FAST_PATH", False)
+        calls.clear()
+        searched = _fused_text(g)
+    assert fast == searched
+    # the forward chain and each step's own derivative ops are chains; only the merges that
+    # join the gradient to the forward values need a search
+    assert n_fast < len(calls) * 0.75, (n_fast, len(calls))

@@ -740,4 +740,3 @@ def test_dump_reports_residual_bytes_and_checkpointed_regions(capsys, tmp_path):
         saved[name] = int(note.split(" values, ")[1].split(" bytes")[0])
         assert ("3 checkpointed region(s) recomputed" in note) == (name == "ck")
     assert saved["ck"] < saved["plain"]
-

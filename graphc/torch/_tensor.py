@@ -178,6 +178,17 @@ def _unary(name: str, fn: Callable, floating: bool = False) -> Callable:
     return method
 
 
+def _converter(name: str, dt: Any) -> Callable:
+    """`t.float()`, `t.long()`, ...: `t.type(dt)`."""
+
+    def method(self: Tensor) -> Tensor:
+        return self.type(dt)
+
+    method.__name__ = name
+    method.__doc__ = f"This tensor as {np.dtype(dt).name}."
+    return method
+
+
 def _floor_divide(a: Any, b: Any) -> Any:
     return _int_via_float(np.floor_divide, a, b)
 
@@ -624,23 +635,12 @@ class Tensor:
             return self
         return record(_t_cast, [self], (dt,), name=".to()")[0]
 
-    def float(self) -> Tensor:
-        return self.type(np.float32)
-
-    def double(self) -> Tensor:
-        return self.type(np.float64)
-
-    def half(self) -> Tensor:
-        return self.type(np.float16)
-
-    def long(self) -> Tensor:
-        return self.type(np.int64)
-
-    def int(self) -> Tensor:
-        return self.type(np.int32)
-
-    def bool(self) -> Tensor:
-        return self.type(np.bool_)
+    float = _converter("float", np.float32)
+    double = _converter("double", np.float64)
+    half = _converter("half", np.float16)
+    long = _converter("long", np.int64)
+    int = _converter("int", np.int32)
+    bool = _converter("bool", np.bool_)
 
     def contiguous(self) -> Tensor:
         return self

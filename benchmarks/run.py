@@ -28,7 +28,22 @@ Workloads (exactly as defined below):
    process, cold cache) and step time of graphc's step at sequence lengths 64 and 1024, scan
    and unrolled, with JAX's first call beside them.
 
-Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile scan lstm]
+10. vmap: per-example gradients of the loss of workload 2's MLP (one example's softmax
+   cross-entropy) for a batch of 256, `vmap(grad(loss), in_axes=(None, 0, 0))`, against JAX
+   `jit(vmap(grad))`, `torch.func.vmap(torch.func.grad)` and a Python loop over the examples
+   calling graphc's compiled grad; and the Jacobian (reverse mode, under jit) of a 256 -> 256
+   two-layer tanh MLP against JAX `jit(jacrev)`, first call and steady state.
+
+11. torchstyle: the training steps of workloads 2 and 3 (SGD, lr 0.01) written in PyTorch style
+   (`nn.Linear`/`nn.Conv2d` modules, `nn.CrossEntropyLoss`, `optim.SGD`, zero_grad, backward,
+   step): one function, run with `graphc.torch` as a plain loop (lazy recording, the compiled
+   executable found by the recorded structure) and through `graphc.torch.compile` (replayed),
+   and with PyTorch itself (eager and torch.compile); graphc's functional `nn.train_step` of
+   the same model is the baseline the ratios are taken to.
+
+
+Usage: python benchmarks/run.py [gelu mlp convnet chain startup large compile scan lstm vmap
+       torchstyle]
        [--repeat N]
 """
 
@@ -1039,6 +1054,247 @@ def bench_scan(repeat: int) -> None:
     print(f"    first call, 1024 vs 64 steps: x{ratio:.2f} (target: within 20%)", flush=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# 8. vmap
+
+
+def example_loss(p, x, y):
+    """Workload 2's loss for one example: x (784,), y an integer label."""
+    h = gnp.relu(x @ p["W1"] + p["b1"])
+    h = gnp.relu(h @ p["W2"] + p["b2"])
+    return -gnp.log_softmax(h @ p["W3"] + p["b3"])[y]
+
+
+JAC_N = 256
+
+
+def jac_mlp(p, x):
+    return np.tanh(p["W2"] @ np.tanh(p["W1"] @ x + p["b1"]) + p["b2"])
+
+
+def jac_data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    s = np.float32(1 / np.sqrt(JAC_N))
+    p = {
+        "W1": (rng.standard_normal((JAC_N, JAC_N)) * s).astype(np.float32),
+        "b1": np.zeros(JAC_N, np.float32),
+        "W2": (rng.standard_normal((JAC_N, JAC_N)) * s).astype(np.float32),
+        "b2": np.zeros(JAC_N, np.float32),
+    }
+    return p, rng.standard_normal(JAC_N).astype(np.float32)
+
+
+def bench_vmap(repeat: int) -> None:
+    print("\n[8] vmap: per-example gradients (MLP, batch 256) and a 256x256 Jacobian", flush=True)
+    p, x, y = mlp_data()
+    pe = graphc.vmap(graphc.grad(example_loss), in_axes=(None, 0, 0))
+    t = time.perf_counter()
+    pe(p, x, y)
+    first = time.perf_counter() - t
+    t_g = median_ms(lambda: pe(p, x, y), repeat)
+    peers: dict[str, float] = {}
+    g1 = graphc.jit(graphc.grad(example_loss))
+    g1(p, x[0], y[0])
+
+    def loop():
+        return [g1(p, x[i], y[i]) for i in range(x.shape[0])]
+
+    peers["Python loop over graphc's compiled grad"] = median_ms(loop, max(3, repeat // 4), 1)
+    if jax is not None:
+
+        def jloss(p, x, y):
+            h = jax.nn.relu(x @ p["W1"] + p["b1"])
+            h = jax.nn.relu(h @ p["W2"] + p["b2"])
+            return -jax.nn.log_softmax(h @ p["W3"] + p["b3"])[y]
+
+        jf = jax.jit(jax.vmap(jax.grad(jloss), in_axes=(None, 0, 0)))
+        jp = {k: jnp.asarray(v) for k, v in p.items()}
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+        peers["JAX jit(vmap(grad))"] = median_ms(
+            lambda: jax.block_until_ready(jf(jp, jx, jy)), repeat
+        )
+    if torch is not None:
+        torch.set_num_threads(os.cpu_count() or 1)
+        from torch.func import grad as tgrad
+        from torch.func import vmap as tvmap
+
+        def tloss(p, x, y):
+            h = torch.relu(x @ p["W1"] + p["b1"])
+            h = torch.relu(h @ p["W2"] + p["b2"])
+            logits = h @ p["W3"] + p["b3"]
+            return torch.nn.functional.cross_entropy(logits[None], y[None])
+
+        tf = tvmap(tgrad(tloss), in_dims=(None, 0, 0))
+        tp = {k: torch.from_numpy(v) for k, v in p.items()}
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        peers["torch.func.vmap(grad)"] = median_ms(lambda: tf(tp, tx, ty), repeat)
+    best = min(peers.values()) if peers else None
+    note = f"first call {first:.2f} s"
+    if best is not None:
+        note += f"; {t_g / best:.2f}x the fastest peer"
+    record("vmap", "graphc vmap(grad), per-example", t_g, note)
+    for name, ms in peers.items():
+        record("vmap", name, ms, f"graphc / this = {t_g / ms:.2f}")
+
+    pj, xj = jac_data()
+    jac = graphc.jit(graphc.jacobian(jac_mlp, argnums=1, mode="reverse"))
+    t = time.perf_counter()
+    jac(pj, xj)
+    first = time.perf_counter() - t
+    t_j = median_ms(lambda: jac(pj, xj), repeat)
+    note = f"first call {first:.2f} s"
+    if jax is not None:
+
+        def jmlp(p, x):
+            return jnp.tanh(p["W2"] @ jnp.tanh(p["W1"] @ x + p["b1"]) + p["b2"])
+
+        jj = jax.jit(jax.jacrev(jmlp, argnums=1))
+        jpj, jxj = {k: jnp.asarray(v) for k, v in pj.items()}, jnp.asarray(xj)
+        t_jax = median_ms(lambda: jax.block_until_ready(jj(jpj, jxj)), repeat)
+        note += f"; {t_j / t_jax:.2f}x JAX"
+    record("vmap", "graphc jit(jacobian), 256x256", t_j, note)
+    if jax is not None:
+        record("vmap", "JAX jit(jacrev), 256x256", t_jax)
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. PyTorch-style training steps
+
+
+def torchstyle_model(torch_mod, which: str):
+    """The MLP or ConvNet of workloads 2 and 3 as a PyTorch module, built with `torch_mod`
+    (real PyTorch or graphc.torch: the code is the same)."""
+    nn = torch_mod.nn
+    if which == "mlp":
+        return nn.Sequential(
+            nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+        )
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 10),
+    )
+
+
+def torchstyle_step(torch_mod, model):
+    """A PyTorch training step (SGD, lr 0.01), written once for both libraries."""
+    loss_fn = torch_mod.nn.CrossEntropyLoss()
+    opt = torch_mod.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median milliseconds per call of each function, timed in turn (one call of each per
+    round, after two warm-up rounds): on a shared machine whose load changes, every variant
+    sees the same conditions, so the ratios between them mean something."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(repeat + 2):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if r >= 2:
+                times[k].append(time.perf_counter() - t)
+    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+
+
+def bench_torchstyle(repeat: int) -> None:
+    print("\n[9] PyTorch-style training steps: graphc.torch, PyTorch, graphc.nn", flush=True)
+    import graphc.torch as gtorch
+    from graphc import nn as gnn
+
+    if torch is not None:  # as the other workloads, unless OMP_NUM_THREADS says otherwise
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
+    rng = np.random.default_rng(0)
+    shapes = {"mlp": ((256, 784), 256), "convnet": ((64, 1, 28, 28), 64)}
+    for which, (xshape, n) in shapes.items():
+        x = rng.random(xshape, dtype=np.float32)
+        y = rng.integers(0, 10, n)
+        w = f"{which} (torch style)"
+        if which == "mlp":
+            base_model = gnn.Chain(
+                gnn.Dense(784, 512, act=gnn.relu),
+                gnn.Dense(512, 256, act=gnn.relu),
+                gnn.Dense(256, 10),
+            )
+        else:
+            base_model = gnn.Chain(
+                gnn.Conv2d(1, 8, 3, act=gnn.relu),
+                gnn.MaxPool2d(2),
+                gnn.Conv2d(8, 16, 3, act=gnn.relu),
+                gnn.MaxPool2d(2),
+                gnn.Flatten(),
+                gnn.Dense(400, 10),
+            )
+        ts = gnn.train_step(base_model, gnn.cross_entropy, gnn.SGD(lr=0.01))
+        st = ts.init(base_model)
+        fns: dict[str, Callable[[], object]] = {"base": lambda: ts(base_model, st, x, y)}
+
+        gtorch.manual_seed(0)
+        gx, gy = gtorch.from_numpy(x), gtorch.from_numpy(y)
+        step = torchstyle_step(gtorch, torchstyle_model(gtorch, which))
+        before = gtorch.cache_info()
+        t = time.perf_counter()
+        step(gx, gy)
+        first = time.perf_counter() - t
+        fns["plain"] = lambda: step(gx, gy)
+        cstep = gtorch.compile(torchstyle_step(gtorch, torchstyle_model(gtorch, which)))
+        fns["compiled"] = lambda: cstep(gx, gy)
+        # graphc's three in turn; PyTorch's after them, on their own: its worker threads spin
+        # on after a call and would slow down whichever call came next
+        ms = interleaved_ms(fns, repeat)
+        after = gtorch.cache_info()
+        base = ms["base"]
+        record(w, "graphc.nn train_step (baseline)", base, "timed in turn with the next two")
+        record(
+            w,
+            "graphc.torch plain loop",
+            ms["plain"],
+            f"{ms['plain'] / base:.2f}x baseline; first call {first:.2f} s; "
+            f"{after.compiles - before.compiles} compile(s) in "
+            f"{after.realizations - before.realizations} realizations",
+        )
+        record(w, "graphc.torch.compile", ms["compiled"], f"{ms['compiled'] / base:.2f}x baseline")
+        if torch is None:
+            record(w, "torch eager", None, "torch not installed")
+            continue
+        torch.manual_seed(0)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        eager = torchstyle_step(torch, torchstyle_model(torch, which))
+        te = median_ms(lambda: eager(tx, ty), repeat)
+        record(
+            w,
+            "torch eager",
+            te,
+            f"graphc.torch plain {ms['plain'] / te:.2f}x, compiled {ms['compiled'] / te:.2f}x",
+        )
+        try:
+            tc = torch.compile(torchstyle_step(torch, torchstyle_model(torch, which)))
+            t = time.perf_counter()
+            tc(tx, ty)
+            first = time.perf_counter() - t
+            record(
+                w,
+                "torch.compile",
+                median_ms(lambda: tc(tx, ty), repeat),
+                f"first call {first:.1f} s",
+            )
+        except Exception as e:  # torch.compile needs a working C++ toolchain
+            record(w, "torch.compile", None, f"failed: {type(e).__name__}")
+
+
 BENCHES = {
     "gelu": bench_gelu,
     "mlp": bench_mlp,
@@ -1049,6 +1305,8 @@ BENCHES = {
     "compile": bench_compile,
     "scan": bench_scan,
     "lstm": bench_lstm,
+    "vmap": bench_vmap,
+    "torchstyle": bench_torchstyle,
 }
 
 

@@ -517,6 +517,8 @@ def render_ops() -> str:
         "derivative zero: no gradient flows through them.",
         "- **VJP** / **JVP**: the op has a reverse-mode / forward-mode rule. Rules are NumPy code "
         "run on traced values, so derivatives are ordinary IR that can be differentiated again.",
+        "- **vmap**: the op has a batching rule (how `graphc.vmap` computes it for a batch of "
+        "examples at once); an op without one runs as a loop over the batch.",
         "- **compiled form**: what the Numba backend generates. For elementwise ops, the scalar "
         "expression its emitter writes into a fused kernel (for `f32` operands `x`, `y`; "
         "names such as `tanh_f32` are graphc's vectorizable math functions in "
@@ -532,15 +534,16 @@ def render_ops() -> str:
         out += [
             f"## {KIND_TITLES.get(kind.value, kind.value)}",
             "",
-            "| op | arity | diff. | VJP | JVP | compiled form | doc |",
-            "|---|---|---|---|---|---|---|",
+            "| op | arity | diff. | VJP | JVP | vmap | compiled form | doc |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name in names:
             d = REGISTRY[name]
             arity = "*n*" if d.arity is None else str(d.arity)
             out.append(
                 f"| `{name}` | {arity} | {_yes(d.differentiable)} | {_yes(d.vjp is not None)} | "
-                f"{_yes(d.jvp is not None)} | {_cell(compiled_form(name))} | {_doc(name) or '—'} |"
+                f"{_yes(d.jvp is not None)} | {_yes(d.batch is not None)} | "
+                f"{_cell(compiled_form(name))} | {_doc(name) or '—'} |"
             )
         out.append("")
     return "\n".join(out)

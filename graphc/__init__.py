@@ -24,6 +24,7 @@ from graphc.api import (
     lower,
     value_and_grad,
     vjp,
+    vmap,
     withgradient,
 )
 from graphc.control import ControlFlowError, cond, fori_loop, scan, switch, while_loop
@@ -37,6 +38,7 @@ from graphc.custom import (
     stop_gradient,
 )
 from graphc.ir import Aval, AxisError, DTypeError, Graph, GraphcError, Node, ShapeError
+from graphc.ops.batching import BatchingError
 from graphc.ops.interp import evaluate
 from graphc.signature import SignatureError
 from graphc.text import load, parse
@@ -82,11 +84,13 @@ __all__ = [
     "lower",
     "value_and_grad",
     "vjp",
+    "vmap",
     "withgradient",
     "ArgumentError",
     "ArgumentValueError",
     "Aval",
     "AxisError",
+    "BatchingError",
     "DTypeError",
     "Graph",
     "GraphcError",

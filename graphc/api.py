@@ -30,12 +30,15 @@ import numpy as np
 
 from graphc import numpy as gnp
 from graphc import tree_util as pytree
-from graphc.ir import Graph, GraphcError, is_float, substitute
+from graphc.ir import Aval, Graph, GraphcError, is_float, nested_graphs, substitute
+from graphc.ops.batching import BatchingError
 from graphc.ops.interp import evaluate
 from graphc.signature import InputCheck, SignatureError, coerce, describe
 from graphc.trace import (
+    Spec,
     StaticLeaf,
     Tracer,
+    _leaf_names,
     fn_name,
     is_weak,
     leaf_aval,
@@ -284,6 +287,8 @@ class Lowered:
     optimized: after the optimization pipeline and fusion (what is compiled)
     source:    the generated Python/Numba module (kernels and driver)
     fallbacks: ops that run their NumPy implementation instead of compiled code
+    notes:     what else is worth knowing about the code, e.g. ops that vmap runs as a
+               loop over the batch because their entry has no batching rule
     """
 
     def __init__(
@@ -299,6 +304,7 @@ class Lowered:
         self.source = source
         self.fallbacks = fallbacks
         self.path = path
+        self.notes = batch_loop_notes(traced)
 
     def __repr__(self) -> str:
         k = sum(1 for n in self.optimized.equations if n.op == "fused")
@@ -306,6 +312,31 @@ class Lowered:
             f"<Lowered: {len(self.traced.equations)} traced equations -> {k} kernels, "
             f"{len(self.fallbacks)} NumPy fallbacks>"
         )
+
+
+def batch_loop_notes(graph: Graph) -> list[str]:
+    """The loops over a batch that vmap put in `graph` (also inside its regions) for ops
+    without a batching rule, one line each. They are found by their metadata, so they are
+    reported also when the vmap was spliced into an enclosing trace.
+
+    Example:
+        >>> batch_loop_notes(graphc.jit(graphc.vmap(f)).trace(xs))
+        ['vmap: my_op: no batching rule (model.py:3): runs as a loop over the batch of 8']
+    """
+    from passes.batching import LOOP_ROLE, loop_note
+
+    notes: list[str] = []
+    stack, seen = [graph], {id(graph)}
+    while stack:
+        g = stack.pop()
+        for n in g.nodes:
+            if n.op == "scan" and n.meta.role == LOOP_ROLE:
+                notes.append(loop_note(n))
+            for b in nested_graphs(n):
+                if id(b) not in seen:
+                    seen.add(id(b))
+                    stack.append(b)
+    return notes
 
 
 def lower(graph: Graph) -> Lowered:
@@ -735,13 +766,345 @@ def _pyfloat(x: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# vmap
+
+
+def _is_axis(a: Any) -> bool:
+    return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+
+
+def _describe_tree(t: pytree.TreeDef) -> str:
+    if t.kind is None:
+        return "a single value"
+    if t.kind is dict:
+        return f"a dict with keys {list(t.aux)}"
+    if t.kind in (tuple, list):
+        return f"a {t.kind.__name__} of {len(t.children)}"
+    return f"a {getattr(t.kind, '__name__', t.kind)}"
+
+
+def _prefix_axes(spec: Any, tree: pytree.TreeDef, path: str, what: str, noun: str) -> list:
+    """One axis (an int or None) per leaf of `tree`: `spec` is a prefix of the tree whose
+    leaves (ints, None) apply to every leaf below them, as in JAX."""
+    out: list = []
+    stack = [(spec, tree, path)]
+    while stack:
+        sp, t, p = stack.pop()
+        if sp is None or _is_axis(sp):
+            out.extend([None if sp is None else int(sp)] * t.num_leaves)
+            continue
+        node = pytree.node_children(sp)
+        if node is None:
+            raise BatchingError(
+                f"vmap: {what} holds {sp!r} at {p}; its entries are ints (an axis) or None",
+                user_location(),
+            )
+        kind, kids, aux = node
+        seqs = (tuple, list)
+        fits = t.kind is not None and (
+            (kind in seqs and t.kind in seqs and len(kids) == len(t.children))
+            or (kind is dict and t.kind is dict and set(aux) == set(t.aux))
+            or (kind is t.kind and aux == t.aux and len(kids) == len(t.children))
+        )
+        if not fits:
+            raise BatchingError(
+                f"vmap: {what} does not fit the {noun}s: {p} is "
+                f"{_describe_tree(pytree.flatten(sp)[1])}, but the {noun} there is "
+                f"{_describe_tree(t)}",
+                user_location(),
+            )
+        if kind is dict:
+            by_key = dict(zip(aux, kids, strict=True))
+            kids = [by_key[k] for k in t.aux]
+            names = [f"[{k!r}]" for k in t.aux]
+        else:
+            names = [f"[{i}]" for i in range(len(kids))]
+        for sub, c, nm in reversed(list(zip(kids, t.children, names, strict=True))):
+            stack.append((sub, c, p + nm))
+    return out
+
+
+def _in_axes_per_leaf(in_axes: Any, args: tuple, kwargs: dict) -> list:
+    """The axis of every leaf of (args, kwargs), in flatten order; keyword arguments are
+    mapped along their first axis (as JAX maps them)."""
+    if in_axes is None or _is_axis(in_axes):
+        per_arg = [in_axes] * len(args)
+    else:
+        if len(in_axes) != len(args):
+            raise BatchingError(
+                f"vmap: in_axes has {len(in_axes)} entries for {len(args)} positional "
+                f"argument{'' if len(args) == 1 else 's'}; give one per argument (or one int "
+                "or None for all)",
+                user_location(),
+            )
+        per_arg = list(in_axes)
+    out: list = []
+    for i, (sp, a) in enumerate(zip(per_arg, args, strict=True)):
+        out += _prefix_axes(sp, pytree.flatten(a)[1], f"in_axes[{i}]", "in_axes", "argument")
+    out += [0] * pytree.flatten(kwargs)[1].num_leaves
+    return out
+
+
+def _batch_size(
+    leaves: list, axes: list, names: list[str], axis_size: int | None
+) -> tuple[int, list]:
+    """The batch size and each traced leaf's batch axis (non-negative, or None)."""
+    dims: list = []
+    sizes: list[tuple[str, int, int]] = []
+    for x, a, name in zip(leaves, axes, names, strict=True):
+        if a is None:
+            dims.append(None)
+            continue
+        aval = leaf_aval(x)
+        if not -aval.ndim <= a < aval.ndim:
+            why = "a scalar" if aval.ndim == 0 else f"an array of {aval.ndim} axes ({aval})"
+            raise BatchingError(
+                f"vmap: in_axes asks to map {name} along axis {a}, but it is {why}; "
+                "use None for arguments that are the same for every example",
+                user_location(),
+            )
+        d = a % aval.ndim
+        dims.append(d)
+        sizes.append((name, d, aval.shape[d]))
+    found = sorted({s for _, _, s in sizes})
+    if axis_size is not None:
+        if found and found != [axis_size]:
+            raise BatchingError(
+                f"vmap: axis_size={axis_size}, but the mapped axes have sizes "
+                + ", ".join(f"{n}: {s} (axis {d})" for n, d, s in sizes),
+                user_location(),
+            )
+        return axis_size, dims
+    if not sizes:
+        raise BatchingError(
+            "vmap: no argument is mapped (in_axes are all None), so the batch size is "
+            "unknown: pass axis_size",
+            user_location(),
+        )
+    if len(found) > 1:
+        raise BatchingError(
+            "vmap: the mapped axes have different sizes: "
+            + ", ".join(f"{n} has {s} along axis {d}" for n, d, s in sizes),
+            user_location(),
+        )
+    return found[0], dims
+
+
+def _without_axis(aval: Aval, d: int) -> Aval:
+    return Aval(aval.shape[:d] + aval.shape[d + 1 :], aval.dtype)
+
+
+class Vmapped:
+    """A function mapped over a batch axis of its arguments (see `vmap`). Called with arrays
+    it compiles once per input signature; called with traced values (inside jit, grad or
+    another vmap) it splices its batched graph into the enclosing trace.
+    """
+
+    def __init__(
+        self,
+        fn: Callable,
+        in_axes: Any,
+        out_axes: Any,
+        axis_size: int | None,
+        backend: str | None,
+    ):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.in_axes = tuple(in_axes) if isinstance(in_axes, list) else in_axes
+        self.out_axes = out_axes
+        self.axis_size = axis_size
+        self.__name__ = f"vmap({fn_name(fn)})"
+        self._staged = _Staged(self._build, backend, name=self.__name__)
+
+    def _build(self, args: tuple, kwargs: dict) -> Graph:
+        from passes.batching import batch
+
+        leaves, in_tree = split_args((args, kwargs))
+        every = _in_axes_per_leaf(self.in_axes, args, kwargs)
+        axes = [a for a, t in zip(every, in_tree.traced, strict=True) if t]
+        all_names = _leaf_names((args, kwargs), self.fn)
+        names = [n for n, t in zip(all_names, in_tree.traced, strict=True) if t]
+        size, dims = _batch_size(leaves, axes, names, self.axis_size)
+        # one example: the batched leaves without their batch axis
+        example = [
+            x if d is None else Spec(_without_axis(leaf_aval(x), d))
+            for x, d in zip(leaves, dims, strict=True)
+        ]
+        ex_args, ex_kwargs = in_tree.rebuild(example)
+        g = trace_flat(self.fn, ex_args, ex_kwargs, name=fn_name(self.fn))
+        tree, mask = g.out_tree
+        out_every = _prefix_axes(self.out_axes, tree, "out_axes", "out_axes", "result")
+        out_dims = []
+        for a, m, label in zip(out_every, mask, _leaf_labels(tree, "the result"), strict=True):
+            if m is not True:
+                continue
+            o = g.outputs[len(out_dims)]
+            rank = o.aval.ndim + 1  # type: ignore[union-attr]
+            if a is not None and not -rank <= a < rank:
+                raise BatchingError(
+                    f"vmap: out_axes {a} is out of range for {label}, which has {rank} axes "
+                    f"with the batch axis ({o.aval} per example)",
+                    user_location(),
+                )
+            out_dims.append(None if a is None else a % rank)
+        try:
+            bg = batch(g, dims, size, out_dims)
+        except BatchingError as e:
+            k = getattr(e, "output", None)
+            if k is None:
+                raise type(e)(e.message, e.location or user_location()) from None
+            labels = [
+                lb
+                for lb, m in zip(_leaf_labels(tree, "the result"), mask, strict=True)
+                if m is True
+            ]
+            raise BatchingError(
+                f"vmap: {labels[k]} differs between examples, but out_axes is None for it; "
+                "give it an axis",
+                user_location(),
+            ) from None
+        bg.in_tree = g.in_tree
+        bg.name = self.__name__
+        return bg
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        graph, outs = self._staged.run(args, kwargs)
+        return unflatten_outputs(graph, outs)
+
+    def trace(self, *args: Any, **kwargs: Any) -> Graph:
+        """The batched graph for these arguments (traced once, not compiled)."""
+        return self._staged.graph(args, kwargs)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        """Every stage of the batched function for these arguments (see `Jitted.lower`); its
+        `notes` list the ops that run as a loop over the batch."""
+        return self._staged.lower(args, kwargs)
+
+
+def _check_axes_spec(spec: Any, what: str) -> None:
+    """in_axes and out_axes hold ints and None in containers: anything else is refused when
+    vmap is called, not when the mapped function is."""
+    stack = [spec]
+    while stack:
+        sp = stack.pop()
+        if sp is None or _is_axis(sp):
+            continue
+        node = pytree.node_children(sp)
+        if node is None:
+            raise BatchingError(
+                f"vmap: {what} must be an int, None or a container of them, got {sp!r}",
+                user_location(),
+            )
+        stack.extend(node[1])
+
+
+def vmap(
+    fn: Callable,
+    in_axes: Any = 0,
+    out_axes: Any = 0,
+    axis_size: int | None = None,
+    *,
+    backend: str | None = None,
+) -> Vmapped:
+    """Map `fn` over an axis of its arguments: `vmap(f)(xs)` computes `stack([f(x) for x in
+    xs])` as one batched computation (JAX's `vmap`). The transformation is a graph pass: each
+    op's batching rule says how it computes many examples at once (a matrix product of the
+    stacked rows, one convolution over the joined image batches, a loop whose carries hold
+    the batch), so nothing loops over the examples in Python.
+
+    `in_axes`: per positional argument (a tuple, or one entry for all), the axis to map over,
+    None for arguments shared by all examples, or a container mirroring the argument's
+    structure (a prefix of it); negative axes count from the end. Keyword arguments are mapped
+    along axis 0. Python ints and other static arguments are never mapped. `out_axes`: where
+    the batch axis goes in each result, likewise (None: the result must be the same for every
+    example). `axis_size`: the batch size, needed when no argument is mapped.
+
+    Composes with jit, grad, jvp, jacobian, hessian, the loops and branches, and itself.
+
+    Example:
+        >>> per_example = graphc.vmap(graphc.grad(loss), in_axes=(None, 0, 0))
+        >>> grads = per_example(params, xs, ys)      # one gradient per example
+        >>> graphc.vmap(np.dot, in_axes=(0, None))(np.eye(3), np.arange(3.0))
+        array([0., 1., 2.])
+    """
+    _check_axes_spec(in_axes, "in_axes")
+    _check_axes_spec(out_axes, "out_axes")
+    if not (in_axes is None or _is_axis(in_axes) or isinstance(in_axes, (tuple, list))):
+        raise BatchingError(
+            "vmap: in_axes must be an int, None, or a tuple with one entry per positional "
+            f"argument, got {type(in_axes).__name__}",
+            user_location(),
+        )
+    if axis_size is not None and (not _is_axis(axis_size) or axis_size < 0):
+        raise BatchingError(
+            f"vmap: axis_size must be a non-negative int, got {axis_size!r}", user_location()
+        )
+    return Vmapped(fn, in_axes, out_axes, None if axis_size is None else int(axis_size), backend)
+
+
+# ---------------------------------------------------------------------------------------------
 # jacobian / hessian
 
 
-def _one_hot(k: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype)
-    e[k] = 1
-    return e.reshape(shape)
+def _basis(n: int, offset: int, aval: Any) -> Any:
+    """Rows offset..offset+size of the n x n identity, each shaped like `aval`: the one-hot
+    seeds of one input (or output) among all of them, built in the graph (an iota compared
+    with an iota, not an n x n constant)."""
+    rows = Tracer(to_node(np.arange(n, dtype=np.int64).reshape(n, 1)))
+    cols = Tracer(to_node(np.arange(offset, offset + aval.size, dtype=np.int64)))
+    return np.reshape((rows == cols).astype(aval.dtype), (n, *aval.shape))
+
+
+def _jacobian_graph(g: Graph, wrt: list[int], forward: bool) -> Graph:
+    """A graph from g's inputs to the Jacobian blocks of its outputs in its inputs `wrt`
+    (`info["blocks"]` lists the (output, input) pair of each result): forward mode batches
+    g's JVP over one-hot tangents, reverse mode its VJP over one-hot cotangents (the forward
+    pass, the same for every seed, is computed once). Each block is out.shape + in.shape."""
+    from passes.autodiff import jvp as jvp_pass
+    from passes.autodiff import vjp as vjp_pass
+    from passes.batching import batch
+
+    outs = [o.aval for o in g.outputs]
+    ins = [g.inputs[k].aval for k in wrt]
+    seeds, reads = (ins, outs) if forward else (outs, ins)
+    n = sum(a.size for a in seeds)
+    offsets = np.cumsum([0] + [a.size for a in seeds]).tolist()
+    pairs = [(i, j) for i in range(len(outs)) for j in range(len(ins))]
+    if forward:
+        t = jvp_pass(g, wrt)
+        d = Graph(t.inputs, t.outputs[len(outs) :])
+        # the batch last: tangent i is out_i.shape + (n,), a column per input element
+        out_dims = [o.ndim for o in outs]
+    else:
+        joint = vjp_pass(g, wrt, seed="inputs")
+        d = Graph(joint.inputs, joint.outputs[len(outs) :])
+        out_dims = [0] * len(ins)  # gradient j is (n,) + in_j.shape, a row per output element
+
+    def blocks(*xs: Any) -> list:
+        if n == 0:
+            return [
+                np.zeros(outs[i].shape + ins[j].shape, np.result_type(outs[i].dtype, ins[j].dtype))
+                for i, j in pairs
+            ]
+        b = batch(d, [None] * len(g.inputs) + [0] * len(seeds), n, out_dims)
+        basis = [_basis(n, offsets[k], a) for k, a in enumerate(seeds)]
+        res = inline(b, list(xs) + basis)
+        out = []
+        for i, j in pairs:
+            o, a = outs[i], ins[j]
+            if forward:
+                v = res[i][..., offsets[j] : offsets[j] + a.size]
+            else:
+                v = res[j][offsets[i] : offsets[i] + o.size]
+            v = np.reshape(v, o.shape + a.shape)
+            dt = np.result_type(o.dtype, a.dtype)
+            out.append(v if v.dtype == dt else v.astype(dt))
+        return out
+
+    avals = [Spec(x.aval) for x in g.inputs]  # type: ignore[arg-type]
+    jg = trace_flat(blocks, tuple(avals), {}, name=f"jacobian({g.name})")
+    jg.info["blocks"] = pairs
+    return jg
 
 
 def jacobian(
@@ -751,9 +1114,11 @@ def jacobian(
     the output's structure, holding at each output leaf the structure of the differentiated
     argument (a tuple of them for several argnums), whose leaves are blocks shaped
     `out_leaf.shape + in_leaf.shape`; None for leaves without a derivative (integers,
-    functions). mode="reverse" builds it a row at a time (one forward pass, one backward pass
-    per output element), "forward" a column at a time (one JVP per input element); "auto"
-    picks whichever needs fewer passes. Python ints at `argnums` are differentiated as floats.
+    functions). mode="reverse" computes all rows at once: the forward pass once, then the
+    backward pass batched over one-hot cotangents, one per output element (vmap);
+    "forward" all columns at once, the JVP batched over one-hot tangents, one per input
+    element; "auto" picks the smaller batch. Python ints at `argnums` are differentiated as
+    floats.
 
     Example:
         >>> graphc.jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
@@ -763,10 +1128,6 @@ def jacobian(
         >>> J["y"]["a"], J["y"]["b"]
         (array(3.), array(2.))
     """
-    from passes.autodiff import jvp as jvp_pass
-    from passes.autodiff import vjp as vjp_pass
-    from passes.partition import partition
-
     if mode not in ("auto", "forward", "reverse"):
         raise GraphcError(f"jacobian mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
 
@@ -808,29 +1169,8 @@ def jacobian(
         ins = [g.inputs[k].aval for k in wrt]
         n_out, n_in = sum(o.size for o in outs), sum(a.size for a in ins)
         use_fwd = mode == "forward" or (mode == "auto" and n_in < n_out)
-        blocks: dict[tuple[int, int], Any] = {}
-        if use_fwd:
-            run_t = _runner(jvp_pass(g, wrt), leaves, backend)
-            for j, a in enumerate(ins):
-                zeros = [np.zeros(b.shape, b.dtype) for b in ins]
-                cols = []
-                for e in range(a.size):
-                    zeros[j] = _one_hot(e, a.shape, a.dtype)
-                    cols.append(run_t(list(leaves) + zeros)[len(outs) :])
-                for i, o in enumerate(outs):
-                    blocks[i, j] = _block([c[i] for c in cols], o, a, axis=1)
-        else:
-            part = partition(vjp_pass(g, wrt, seed="inputs"))
-            res = list(_run(part.forward, leaves, backend)[len(outs) :])
-            run_b = _runner(part.backward, res, backend)
-            for i, o in enumerate(outs):
-                zeros = [np.zeros(b.shape, b.dtype) for b in outs]
-                rows = []
-                for e in range(o.size):
-                    zeros[i] = _one_hot(e, o.shape, o.dtype)
-                    rows.append(run_b(res + zeros))
-                for j, a in enumerate(ins):
-                    blocks[i, j] = _block([r[j] for r in rows], o, a, axis=0)
+        jg = _jacobian_graph(g, wrt, use_fwd)
+        blocks = dict(zip(jg.info["blocks"], _run(jg, leaves, backend), strict=True))
         col_of = {k: j for j, k in enumerate(wrt)}
         per_out = []
         for i in range(len(outs)):
@@ -843,17 +1183,6 @@ def jacobian(
 
     jac.__name__ = f"jacobian({fn_name(fn)})"
     return jac
-
-
-def _block(parts: list, out: Any, arg: Any, axis: int) -> Any:
-    """One Jacobian block, out.shape + arg.shape, from its rows (axis 0: one per output
-    element) or columns (axis 1: one per input element)."""
-    dt = np.result_type(out.dtype, arg.dtype)
-    if not parts:
-        return np.zeros(out.shape + arg.shape, dt)
-    m = gnp.stack([gnp.reshape(p, (-1,)) for p in parts], axis=axis)
-    m = gnp.reshape(m, out.shape + arg.shape)
-    return m if m.dtype == dt else gnp.astype(m, dt)
 
 
 def hessian(

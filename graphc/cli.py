@@ -99,6 +99,7 @@ import numpy as np
 from graphc import stages
 from graphc.env import env_int
 from graphc.ir import Const, Graph, GraphcError, TupleAval, dtype_name, print_graph
+from graphc.ops import REGISTRY
 from graphc.text import node_names
 from graphc.trace import Spec, spec
 from graphc.viz import DEFAULT_BUDGET, render, to_dot
@@ -451,12 +452,32 @@ def _render_stage(t: Target, stage: str, fmt: str, args: argparse.Namespace) -> 
             raise CLIError("the kernels stage is source code: use --format text")
         return obj
     if fmt == "text":
-        return obj.pretty(locations=not args.no_locations)
+        text = obj.pretty(locations=not args.no_locations)
+        if stage in ("forward", "backward"):
+            text += "\n" + _residual_note(t.stages.partition())
+        return text
     if fmt == "json":
         return json.dumps(graph_to_json(obj), indent=1)
     if fmt == "dot":
         return to_dot(obj, input_names=t.input_names, budget=args.budget or None)
     return graph_to_graphml(obj)
+
+
+def _residual_note(part: Any) -> str:
+    """What crosses from the forward to the backward pass, and what the backward recomputes
+    instead (the bodies of checkpointed regions)."""
+    recomputed = sum(
+        1
+        for n in part.backward.nodes
+        if n.op != "proj" and isinstance(n.aval, TupleAval) and REGISTRY[n.op].inline is not None
+    )
+    note = (
+        f"# residuals: {len(part.residuals)} values, {part.residual_bytes} bytes saved for "
+        "the backward pass"
+    )
+    if recomputed:
+        note += f"; {recomputed} checkpointed region(s) recomputed there instead of saved"
+    return note
 
 
 def cmd_dump(args: argparse.Namespace) -> int:

@@ -553,6 +553,14 @@ def _branches(
                 loc,
             )
     # every branch takes the operands, then every outer value any branch reads
+    free = free_union(regions)
+    attrs = {"branches": tuple(with_free(r, free) for r in regions)}
+    res = _results("cond", [index, *nodes, *free], attrs, len(first.graph.outputs), loc)
+    return unflatten(first.out_tree, res)
+
+
+def free_union(regions: list[_Traced]) -> list[Node]:
+    """The outer values any of `regions` reads, each once, in order of first use."""
     free: list[Node] = []
     seen: set[int] = set()
     for r in regions:
@@ -560,15 +568,16 @@ def _branches(
             if id(v) not in seen:
                 seen.add(id(v))
                 free.append(v)
-    graphs = []
-    for r in regions:
-        g = r.graph
-        own = {id(v): g.inputs[k] for k, v in enumerate(r.free)}
-        extra = [own.get(id(v)) or make_input(v.aval) for v in free]  # type: ignore[arg-type]
-        graphs.append(Graph(list(g.inputs[len(r.free) :]) + extra, g.outputs))
-    attrs = {"branches": tuple(graphs)}
-    res = _results("cond", [index, *nodes, *free], attrs, len(first.graph.outputs), loc)
-    return unflatten(first.out_tree, res)
+    return free
+
+
+def with_free(region: _Traced, free: list[Node]) -> Graph:
+    """The region's graph taking its declared inputs first, then every value of `free`
+    (unused ones too), so that regions of one node share one signature."""
+    g = region.graph
+    own = {id(v): g.inputs[k] for k, v in enumerate(region.free)}
+    extra = [own.get(id(v)) or make_input(v.aval) for v in free]  # type: ignore[arg-type]
+    return Graph(list(g.inputs[len(region.free) :]) + extra, g.outputs)
 
 
 def _index_node(x: Any, what: str, loc: str | None) -> Node:

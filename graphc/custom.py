@@ -23,8 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from graphc.control import _flatten_operands, _results, _trace_region, _where
-from graphc.ir import Graph, Node, make_input
+from graphc.control import (
+    _flatten_operands,
+    _results,
+    _trace_region,
+    _where,
+    free_union,
+    with_free,
+)
+from graphc.ir import Graph, Node
 from graphc.ops.custom import CustomDerivativeError
 from graphc.trace import Tracer, bind, user_location
 from graphc.tree_util import TreeDef, flatten, leaf_paths, unflatten
@@ -63,27 +70,6 @@ def _args(
 ) -> tuple[list[Node], list[bool], TreeDef, list[str]]:
     nodes, weak, tree = _flatten_operands(args, what, loc)
     return nodes, weak, tree, leaf_paths(tree, what)
-
-
-def _free_union(regions: list) -> list[Node]:
-    free: list[Node] = []
-    seen: set[int] = set()
-    for r in regions:
-        for v in r.free:
-            if id(v) not in seen:
-                seen.add(id(v))
-                free.append(v)
-    return free
-
-
-def _with_free(graph: Graph, n_free: int, free: list[Node], own: list[Node]) -> Graph:
-    """`graph` (inputs: its own free values, then its declared inputs) taking its declared
-    inputs first, then every value in `free` (unused ones too), so regions share one
-    signature."""
-    ins = list(graph.inputs)
-    mine = {id(v): ins[k] for k, v in enumerate(own)}
-    extra = [mine.get(id(v)) or make_input(v.aval) for v in free]  # type: ignore[arg-type]
-    return Graph(ins[n_free:] + extra, graph.outputs)
 
 
 def _types(nodes: Any) -> str:
@@ -181,9 +167,9 @@ class custom_jvp:  # noqa: N801 (JAX's name)
                     f"{_types(got)}, the function's outputs are {_types(outs)}",
                     loc,
                 )
-        free = _free_union([fun_r, rule_r])
-        g_fun = _with_free(fun_r.graph, len(fun_r.free), free, fun_r.free)
-        g_rule = _with_free(rule_r.graph, len(rule_r.free), free, rule_r.free)
+        free = free_union([fun_r, rule_r])
+        g_fun = with_free(fun_r, free)
+        g_rule = with_free(rule_r, free)
         attrs = {"fun": g_fun, "jvp": g_rule, "n_args": n}
         res = _results("custom_jvp_call", nodes + free, attrs, m, loc)
         return unflatten(fun_r.out_tree, res)
@@ -314,10 +300,10 @@ class custom_vjp:  # noqa: N801 (JAX's name)
             "custom_vjp: the backward rule",
             loc,
         )
-        free = _free_union([fun_r, fwd_r, bwd_r])
-        g_fun = _with_free(fun_r.graph, len(fun_r.free), free, fun_r.free)
-        g_fwd = _with_free(fwd_r.graph, len(fwd_r.free), free, fwd_r.free)
-        g_bwd = _with_free(bwd_r.graph, len(bwd_r.free), free, bwd_r.free)
+        free = free_union([fun_r, fwd_r, bwd_r])
+        g_fun = with_free(fun_r, free)
+        g_fwd = with_free(fwd_r, free)
+        g_bwd = with_free(bwd_r, free)
         attrs = {
             "fun": g_fun,
             "fwd": g_fwd,

@@ -206,3 +206,14 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
 
 def tree_leaves(tree: Any) -> list:
     return flatten(tree)[0]
+
+
+def node_children(x: Any) -> tuple[Any, list, Any] | None:
+    """(container type, children, aux) of a container, None for a leaf: how `flatten` sees
+    one level of `x` (aux holds a dict's keys, a dataclass's field names).
+
+    Example:
+        >>> node_children({"a": 1, "b": 2})
+        (<class 'dict'>, [1, 2], ('a', 'b'))
+    """
+    return _node_of(x)

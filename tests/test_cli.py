@@ -540,6 +540,12 @@ def test_dump_prints_the_regions_at_every_stage(capsys, loops):
                 assert "def run(args, bufs):" in text
                 continue
             g = t.stage(stage)
+            if stage in ("forward", "backward"):  # the IR, then what crosses between them
+                text, note = text.rstrip("\n").rsplit("\n", 1)
+                part = t.stages.partition()
+                assert note.startswith(
+                    f"# residuals: {len(part.residuals)} values, {part.residual_bytes} bytes"
+                )
             assert text.rstrip("\n") == g.pretty(locations=False)
             # every node holding graphs prints them nested: its text starts as in the traced
             # graph (the gradient may turn a bounded while loop into a scan of max_trips steps)
@@ -711,3 +717,26 @@ def test_json_and_graphml_hold_the_regions(capsys, loops):
     # IR text of its own: it parses back
     true = graphc.parse(g.nodes["d"]["region:branches[1]"])
     assert [n.op for n in true.equations] == ["sin", "mul"]
+
+
+def test_dump_reports_residual_bytes_and_checkpointed_regions(capsys, tmp_path):
+    script = tmp_path / "ck.py"
+    script.write_text(
+        "import numpy as np\nimport graphc\n\n"
+        "def block(W1, W2, x):\n    return x + np.tanh(x @ W1) @ W2\n\n"
+        "layer = graphc.checkpoint(block)\n\n"
+        "def plain(W1, W2, x):\n    for _ in range(3):\n        x = block(W1, W2, x)\n"
+        "    return np.sum(x)\n\n"
+        "def ck(W1, W2, x):\n    for _ in range(3):\n        x = layer(W1, W2, x)\n"
+        "    return np.sum(x)\n\n"
+        "ARGS = (np.ones((4, 16)), np.ones((16, 4)), np.ones((8, 4)))\n"
+        "EXAMPLE_ARGS = {'plain': ARGS, 'ck': ARGS}\n"
+    )
+    saved = {}
+    for name in ("plain", "ck"):
+        code, out, _ = run(capsys, "dump", f"{script}:{name}", "--stage", "forward")
+        assert code == 0
+        note = out.rstrip().splitlines()[-1]
+        saved[name] = int(note.split(" values, ")[1].split(" bytes")[0])
+        assert ("3 checkpointed region(s) recomputed" in note) == (name == "ck")
+    assert saved["ck"] < saved["plain"]

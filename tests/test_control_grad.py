@@ -411,3 +411,14 @@ def test_checkpoint_shrinks_the_recorded_residuals():
 def test_checkpoint_must_be_a_positive_int():
     with pytest.raises(graphc.ControlFlowError, match="checkpoint must be a positive int"):
         graphc.scan(lambda c, x: (c, x), 0.0, np.ones(3), checkpoint=0)
+
+
+def test_results_of_successive_calls_never_share_storage():
+    """A result computed by an op's NumPy reference that returns its operand (the run-time
+    check of a bounded while_loop's gradient) is a new array on every call."""
+    g = graphc.jit(graphc.grad(grow))
+    xs = [np.array([0.3, 0.5]), np.array([1.2, 0.1]), np.array([0.9, 0.9])]
+    outs = [g(x) for x in xs]  # kept, then compared: a reused buffer would make them equal
+    for x, o in zip(xs, outs, strict=True):
+        np.testing.assert_allclose(o, graphc.grad(grow)(x), rtol=1e-12)
+    assert not np.shares_memory(outs[0], outs[1])

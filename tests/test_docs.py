@@ -74,6 +74,7 @@ def test_tutorial_follows_the_seed_path():
         ".lower(",
         "graphc.viz.render(",
         "graphc dump",
+        "graphc.vmap(graphc.grad(",  # per-example gradients
     ]
     positions = [code.find(s) for s in steps]
     missing = [s for s, p in zip(steps, positions, strict=True) if p < 0]

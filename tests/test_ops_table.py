@@ -1,8 +1,10 @@
 """The op table: every registered op, traced from NumPy (or `graphc.numpy`) code, verified,
 run by the reference interpreter and compared with an independent NumPy reference.
 
-The table (`CASES`) is data only; the checks are functions of a row. Columns planned for later
-reuse the same rows:
+The table (`CASES`) is data only; the checks are functions of a row. The batching column
+(`test_batched`) runs every row under `graphc.vmap` over a stack of three random argument sets
+(batched in several ways) and compares with the stack of the three per-example results. Columns
+planned for later reuse the same rows:
   * gradients: rows whose op is `REGISTRY[op].differentiable` and whose `smooth` flag is set
     (inputs away from kinks and ties) can be checked against finite differences;
   * a compiled backend: run `case.fn` compiled on `case.make_args()` and compare with `case.tol`.
@@ -1863,6 +1865,65 @@ def check_forward(case: OpCase) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_op(case: OpCase) -> None:
     check_forward(case)
+
+
+# -- the batching column: vmap over three argument sets equals the stack of the three results --
+
+BATCHINGS = {
+    "all": "every array argument batched on axis 0",
+    "first": "the first array argument batched, the others shared",
+    "rest": "the others batched, the first shared",
+    "last": "every array argument batched on its last axis (in_axes=-1)",
+}
+
+
+def argument_sets(case: OpCase, n: int = 3) -> list[list]:
+    """`n` argument sets of the row, each drawn with its own seed."""
+    out = []
+    for k in range(n):
+        rng = np.random.default_rng(zlib.crc32(case.id.encode()) + 7919 * k)
+        out.append([a(rng) if callable(a) else a for a in case.args])
+    return out
+
+
+def check_batched(case: OpCase, how: str) -> bool:
+    """vmap(case.fn) over stacked arguments against the per-example results (both by the
+    interpreter); False when the row has no arguments to batch that way."""
+    sets = argument_sets(case)
+    arrays = [k for k, a in enumerate(sets[0]) if isinstance(a, (np.ndarray, np.generic))]
+    batched = {"all": arrays, "last": arrays, "first": arrays[:1], "rest": arrays[1:]}[how]
+    if not batched:
+        return False
+    axis = -1 if how == "last" else 0
+    args, in_axes = [], []
+    for k, a in enumerate(sets[0]):
+        if k in batched:
+            args.append(np.stack([s[k] for s in sets], axis=axis))
+            in_axes.append(axis)
+        else:
+            args.append(a)
+            in_axes.append(None)
+    per_example = []
+    for s in sets:
+        ex = [s[k] if k in batched else sets[0][k] for k in range(len(s))]
+        with np.errstate(all="ignore"):
+            per_example.append(graphc.evaluate(graphc.trace(case.fn, *ex), *ex)[0])
+    want = np.stack(per_example)
+    g = graphc.trace(graphc.vmap(case.fn, in_axes=tuple(in_axes)), *args)
+    verify(g)
+    with np.errstate(all="ignore"):
+        (got,) = graphc.evaluate(g, *args)
+    # batched products and reductions may add in another order than one example's
+    scaled = OpCase(case.op, case.fn, case.args, id=case.id, tol=10 * case.tolerance(want.dtype))
+    assert_matches(got, want, scaled, f"vmap ({BATCHINGS[how]})")
+    return True
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_batched(case: OpCase) -> None:
+    done = [how for how in BATCHINGS if check_batched(case, how)]
+    # rows of Python scalars only have nothing to batch
+    assert done or not any(isinstance(a, (np.ndarray, np.generic)) for a in case.make_args())
 
 
 def test_every_op_has_a_row() -> None:

@@ -93,6 +93,11 @@ def test_the_command_prints_the_stages_graph(stage, capsys):
     assert main(["dump", str(ROOT / "examples" / "seeds.py:mlp"), "--stage", stage]) == 0
     printed = capsys.readouterr().out
     want = stages.build(seeds.mlp, stage).pretty(locations=True)
+    if stage in ("forward", "backward"):  # then a line on what crosses between the two
+        g = graphc.trace(seeds.mlp, *seeds.EXAMPLE_ARGS["mlp"])
+        part = stages.partitioned(stages.joint(g))
+        want += f"\n# residuals: {len(part.residuals)} values, {part.residual_bytes} bytes"
+        want += " saved for the backward pass"
     # the command imports the file under its own module name; the locations are the same file
     assert printed == want + "\n"
 

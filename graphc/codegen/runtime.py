@@ -104,8 +104,20 @@ def flat(x: Any) -> np.ndarray:
 
 
 def impl(op: str, attrs: dict, *args: Any) -> Any:
-    """Op `op` with attributes `attrs` by its NumPy reference (a fallback)."""
-    return REGISTRY[op].impl(*args, **attrs)
+    """Op `op` with attributes `attrs` by its NumPy reference (a fallback). The driver owns
+    each result's storage as a new array: a reference returning an operand or a view of one
+    (`check` returns its value) gets a copy, so no result aliases a buffer reused later."""
+    out = REGISTRY[op].impl(*args, **attrs)
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    if not arrays:
+        return out
+
+    def fresh(r: Any) -> Any:
+        if isinstance(r, np.ndarray) and any(np.may_share_memory(r, a) for a in arrays):
+            return r.copy()
+        return r
+
+    return tuple(fresh(r) for r in out) if isinstance(out, tuple) else fresh(out)
 
 
 def call(name: str, attrs: dict, *args: Any) -> Any:

@@ -17,6 +17,7 @@ from graphc.ops import (  # noqa: F401  (registers ops)
     shape,
     sorting,
 )
+from graphc.ops.batching import front
 from graphc.ops.elementwise import Masked
 from graphc.ops.interp import evaluate
 from graphc.ops.registry import (
@@ -117,6 +118,14 @@ def _fused_prune(n, used):
     return apply("fused", list(n.inputs), {"body": b2}, n.meta), {k: j for j, k in enumerate(keep)}
 
 
+def _fused_batch(bt, dims, *xs, body):
+    # the body batched and spliced in: fusion runs again on the batched graph
+    g, outs = bt.batch(body, [d is not None for d in dims])
+    res = bt.inline(g, [front(x, d) for x, d in zip(xs, dims, strict=True)])
+    out_dims = [0 if o else None for o in outs]
+    return (res[0], out_dims[0]) if len(res) == 1 else (res, out_dims)
+
+
 defop(
     "fused",
     Kind.OTHER,
@@ -124,6 +133,7 @@ defop(
     _fused_impl,
     differentiable=False,
     prune=_fused_prune,
+    batch=_fused_batch,
     doc="a fused kernel: its body graph computed in one pass over its iteration space",
 )
 

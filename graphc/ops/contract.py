@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from graphc.ir import Aval, DTypeError, ShapeError
+from graphc.ops.batching import batch_folded, batch_leading, fold, front, lift, moveaxis, unfold
 from graphc.ops.registry import (
     Dedicated,
     Kind,
@@ -55,6 +56,34 @@ def _matmul_jvp(ts, out, a, b):
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
+def _matmul_batch(bt, dims, a, b):
+    da, db = dims
+    rank = len(bt.node.shape)  # per-example: stack axes, then the matrix
+    if db is None:
+        a = front(a, da)
+        if b.ndim == 2:
+            # one product for the whole batch: the examples' rows stacked
+            m, k = a.shape[-2:]
+            rows = bind("reshape", a, shape=(int(np.prod(a.shape[:-1], dtype=np.int64)), k))
+            return bind("reshape", bind("matmul", rows, b), shape=(*a.shape[:-1], b.shape[1])), 0
+        return bind("matmul", lift(a, rank), b), 0
+    if da is None:
+        if a.ndim == 2 and b.ndim == 3:
+            # one product: the examples' columns side by side, a @ [b_1 ... b_B]; the batch
+            # axis of the result sits between its rows and columns
+            b = moveaxis(b, db, 1)
+            k, size, n = b.shape
+            cols = bind("reshape", b, shape=(k, size * n))
+            return bind("reshape", bind("matmul", a, cols), shape=(a.shape[0], size, n)), 1
+        return bind("matmul", a, lift(front(b, db), rank)), 0
+    a, b = lift(front(a, da), rank), lift(front(b, db), rank)
+    if a.shape[-1] == 1:
+        # a contraction over one element is a product: an outer product per example, which
+        # fuses with what reads it (per-example gradients of dense layers)
+        return bind("mul", a, b), 0
+    return bind("matmul", a, b), 0
+
+
 defop(
     "matmul",
     Kind.CONTRACTION,
@@ -63,6 +92,7 @@ defop(
     arity=2,
     vjp=_matmul_vjp,
     jvp=_matmul_jvp,
+    batch=_matmul_batch,
     doc="a @ b on the last two axes, batch axes broadcast (1-d operands are "
     "reshaped by the tracer)",
 )
@@ -153,6 +183,115 @@ def _bilinear_jvp(op):
     return jvp
 
 
+def _channels(w, d, axis: int, size: int):
+    """Batched weights with the batch joined into channel axis `axis` (0: out, 1: in):
+    (B, O, C, kh, kw) -> (B*O, C, kh, kw) or (O, B*C, kh, kw)."""
+    w = moveaxis(w, d, axis)
+    shape = tuple(w.shape)
+    return bind("reshape", w, shape=shape[:axis] + (size * shape[axis + 1],) + shape[axis + 2 :])
+
+
+def _patches(x, kernel_hw, stride, padding):
+    """Image batches of every example, (B, N, C, H, W), as their windows: (B, N, C*kh*kw,
+    oh*ow), a window's values in the order of a filter's (c, i, j). What a convolution whose
+    images and filters both differ per example contracts with its filters, as one batched
+    matrix product."""
+    (ph, pw), (sh, sw), (kh, kw) = padding, stride, kernel_hw
+    if ph or pw:
+        x = bind("pad", x, pads=((0, 0, 0),) * 3 + ((ph, ph, 0), (pw, pw, 0)), value=0.0)
+    b, n, c, hp, wp = x.shape
+    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            t = bind(
+                "slice",
+                x,
+                start=(0, 0, 0, i, j),
+                stop=(b, n, c, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1),
+                step=(1, 1, 1, sh, sw),
+            )
+            taps.append(bind("reshape", t, shape=(b, n, c, 1, oh, ow)))
+    p = taps[0] if len(taps) == 1 else bind("concatenate", *taps, axis=3)
+    return bind("reshape", p, shape=(b, n, c * kh * kw, oh * ow)), oh, ow
+
+
+def _filters(w):
+    """Filters of every example, (B, O, C, kh, kw), as (B, 1, O, C*kh*kw) matrices."""
+    b, o = w.shape[:2]
+    return bind("reshape", w, shape=(b, 1, o, int(np.prod(w.shape[2:]))))
+
+
+def _conv_per_example(x, w, stride, padding):
+    """conv2d with images and filters both per example: each example's windows times its
+    filters, one batched matrix product."""
+    p, oh, ow = _patches(x, w.shape[3:], stride, padding)
+    y = bind("matmul", _filters(w), p)  # (B, N, O, oh*ow)
+    return bind("reshape", y, shape=(*y.shape[:3], oh, ow))
+
+
+def _conv_w_per_example(x, g, stride, padding, kernel_hw):
+    """The filter gradient of each example from its own images and cotangents: its windows
+    against its cotangents, summed over its images."""
+    p, oh, ow = _patches(x, kernel_hw, stride, padding)
+    b, n, o = g.shape[:3]
+    g = bind("reshape", g, shape=(b, n, o, oh * ow))
+    dw = bind("reduce_sum", bind("matmul", g, _mT(p)), axes=(1,), keepdims=False)
+    return bind("reshape", dw, shape=(b, o, x.shape[2], *kernel_hw))
+
+
+def _conv_in_per_example(g, w, stride, padding, in_hw):
+    """The image gradient of each example from its own cotangents and filters: the windows'
+    cotangents (filters times cotangents, one batched product), each tap added back where
+    its window read (an interior-padded copy per tap)."""
+    (ph, pw), (sh, sw) = padding, stride
+    b, n, o, oh, ow = g.shape
+    c, kh, kw = w.shape[2:]
+    g = bind("reshape", g, shape=(b, n, o, oh * ow))
+    cols = bind("matmul", _mT(_filters(w)), g)  # (B, N, C*kh*kw, oh*ow)
+    cols = bind("reshape", cols, shape=(b, n, c, kh * kw, oh, ow))
+    hp, wp = in_hw[0] + 2 * ph, in_hw[1] + 2 * pw
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            t = i * kw + j
+            tap = bind(
+                "slice",
+                cols,
+                start=(0, 0, 0, t, 0, 0),
+                stop=(b, n, c, t + 1, oh, ow),
+                step=(1,) * 6,
+            )
+            tap = bind("reshape", tap, shape=(b, n, c, oh, ow))
+            rows = (i, hp - i - (oh - 1) * sh - 1, sh - 1)
+            cols_ = (j, wp - j - (ow - 1) * sw - 1, sw - 1)
+            placed = bind("pad", tap, pads=((0, 0, 0),) * 3 + (rows, cols_), value=0.0)
+            total = placed if total is None else bind("add", total, placed)
+    if ph or pw:
+        total = bind(
+            "slice",
+            total,
+            start=(0, 0, 0, ph, pw),
+            stop=(b, n, c, ph + in_hw[0], pw + in_hw[1]),
+            step=(1,) * 5,
+        )
+    return total
+
+
+def _conv_batch(bt, dims, x, w, *, stride, padding):
+    dx, dw = dims
+    if dw is None:
+        # the examples' images are one larger image batch
+        y = bind("conv2d", fold(x, dx, bt.size), w, stride=stride, padding=padding)
+        return unfold(y, bt.size, bt.node.shape[0]), 0
+    if dx is None:
+        # the examples' filters are one larger filter bank: their outputs side by side
+        y = bind("conv2d", x, _channels(w, dw, 0, bt.size), stride=stride, padding=padding)
+        return unfold(y, bt.size, bt.node.shape[1], axis=1), 1
+    x, w = moveaxis(x, dx, 0), moveaxis(w, dw, 0)
+    return _conv_per_example(x, w, stride, padding), 0
+
+
 defop(
     "conv2d",
     Kind.CONTRACTION,
@@ -162,6 +301,7 @@ defop(
     arity=2,
     vjp=_conv_vjp,
     jvp=_bilinear_jvp("conv2d"),
+    batch=_conv_batch,
     doc="cross-correlation of NCHW x with OIHW w, zero padding, stride",
 )
 
@@ -192,6 +332,19 @@ def _conv_in_vjp(h, out, g, w, *, stride, padding, in_hw):
     )
 
 
+def _conv_in_batch(bt, dims, g, w, *, stride, padding, in_hw):
+    dg, dw = dims
+    attrs = {"stride": stride, "padding": padding, "in_hw": in_hw}
+    if dw is None:
+        y = bind("conv2d_input_grad", fold(g, dg, bt.size), w, **attrs)
+        return unfold(y, bt.size, bt.node.shape[0]), 0
+    if dg is None:
+        # the filters' input channels of all examples side by side
+        y = bind("conv2d_input_grad", g, _channels(w, dw, 1, bt.size), **attrs)
+        return unfold(y, bt.size, bt.node.shape[1], axis=1), 1
+    return _conv_in_per_example(moveaxis(g, dg, 0), moveaxis(w, dw, 0), stride, padding, in_hw), 0
+
+
 defop(
     "conv2d_input_grad",
     Kind.CONTRACTION,
@@ -201,6 +354,7 @@ defop(
     arity=2,
     vjp=_conv_in_vjp,
     jvp=_bilinear_jvp("conv2d_input_grad"),
+    batch=_conv_in_batch,
     doc="transpose of conv2d in its input: the gradient of conv2d with respect to x",
 )
 
@@ -229,6 +383,30 @@ def _conv_w_vjp(h, out, x, g, *, stride, padding, kernel_hw):
     )
 
 
+def _image_channels(x, d, size: int):
+    """Batched images (B, N, C, H, W) as N images of B*C channels."""
+    x = moveaxis(x, d, 1)
+    shape = tuple(x.shape)
+    return bind("reshape", x, shape=(shape[0], size * shape[2]) + shape[3:])
+
+
+def _conv_w_batch(bt, dims, x, g, *, stride, padding, kernel_hw):
+    dx, dg = dims
+    attrs = {"stride": stride, "padding": padding, "kernel_hw": kernel_hw}
+    o, c = bt.node.shape[:2]
+    if dg is None:
+        # the examples' images as more input channels: one filter gradient per channel
+        y = bind("conv2d_weight_grad", _image_channels(x, dx, bt.size), g, **attrs)
+        return unfold(y, bt.size, c, axis=1), 1
+    if dx is None:
+        y = bind("conv2d_weight_grad", x, _image_channels(g, dg, bt.size), **attrs)
+        return unfold(y, bt.size, o), 0
+    # summed over each example's own images only: a filter gradient per example (what
+    # per-example gradients of a convolution need)
+    x, g = moveaxis(x, dx, 0), moveaxis(g, dg, 0)
+    return _conv_w_per_example(x, g, stride, padding, kernel_hw), 0
+
+
 defop(
     "conv2d_weight_grad",
     Kind.CONTRACTION,
@@ -238,6 +416,7 @@ defop(
     arity=2,
     vjp=_conv_w_vjp,
     jvp=_bilinear_jvp("conv2d_weight_grad"),
+    batch=_conv_w_batch,
     doc="transpose of conv2d in its weights: the gradient of conv2d with respect to w",
 )
 
@@ -315,6 +494,7 @@ defop(
     _pool_rule("max_pool2d"),
     _maxpool_impl,
     lowering=Dedicated("max_pool2d"),
+    batch=batch_folded,
     arity=1,
     vjp=lambda g, out, x, **a: (bind("max_pool2d_grad", x, g, **a),),
     jvp=lambda ts, out, x, **a: bind("max_pool2d_select", x, ts[0], **a),
@@ -326,6 +506,7 @@ defop(
     _maxpool_grad_rule,
     _maxpool_grad_impl,
     lowering=Dedicated("max_pool2d_grad"),
+    batch=batch_folded,
     arity=2,
     vjp=lambda h, out, x, g, **a: (None, bind("max_pool2d_select", x, h, **a)),
     jvp=lambda ts, out, x, g, **a: (
@@ -339,6 +520,7 @@ defop(
     _maxpool_select_rule,
     _maxpool_select_impl,
     lowering=Dedicated("max_pool2d_select"),
+    batch=batch_folded,
     arity=2,
     vjp=lambda g, out, x, h, **a: (None, bind("max_pool2d_grad", x, g, **a)),
     jvp=lambda ts, out, x, h, **a: (
@@ -369,6 +551,7 @@ defop(
     _pool_rule("avg_pool2d"),
     _avgpool_impl,
     lowering=Dedicated("avg_pool2d"),
+    batch=batch_folded,
     arity=1,
     vjp=lambda g, out, x, **a: (bind("avg_pool2d_grad", g, in_hw=tuple(x.shape[2:]), **a),),
     jvp=lambda ts, out, x, **a: bind("avg_pool2d", ts[0], **a),
@@ -380,6 +563,7 @@ defop(
     _avgpool_grad_rule,
     _avgpool_grad_impl,
     lowering=Dedicated("avg_pool2d_grad"),
+    batch=batch_folded,
     arity=1,
     vjp=lambda h, out, g, *, kernel, stride, in_hw: (
         bind("avg_pool2d", h, kernel=kernel, stride=stride),
@@ -423,6 +607,7 @@ defop(
     lambda x: np.linalg.inv(x),
     arity=1,
     vjp=lambda g, out, x: (-(_mT(out) @ g @ _mT(out)),),
+    batch=batch_leading,
     jvp=lambda ts, out, x: -(out @ ts[0] @ out),
     doc="matrix inverse of each (..., n, n) matrix; gradient -inv(x)^T g inv(x)^T",
 )
@@ -449,6 +634,7 @@ defop(
     _solve_rule,
     lambda a, b: np.linalg.solve(a, b),
     arity=2,
+    batch=batch_leading,
     # x = a^-1 b: gb = a^-T g, ga = -gb x^T
     vjp=lambda g, out, a, b: (-(_solve(_mT(a), g) @ _mT(out)), _solve(_mT(a), g)),
     jvp=lambda ts, out, a, b: _solve(
@@ -465,6 +651,7 @@ defop(
     lambda x: np.asarray(np.linalg.det(x)),
     arity=1,
     vjp=lambda g, out, x: (_mat(g * out) * _mT(_inv(x)),),
+    batch=batch_leading,
     jvp=lambda ts, out, x: out * np.sum(_mT(_inv(x)) * ts[0], axis=(-2, -1)),
     doc="determinant of each (..., n, n) matrix; gradient det(x) inv(x)^T",
 )
@@ -475,6 +662,7 @@ defop(
     lambda x: np.asarray(np.linalg.slogdet(x)[1]),
     arity=1,
     vjp=lambda g, out, x: (_mat(g) * _mT(_inv(x)),),
+    batch=batch_leading,
     jvp=lambda ts, out, x: np.sum(_mT(_inv(x)) * ts[0], axis=(-2, -1)),
     doc="log |det| of each (..., n, n) matrix (np.linalg.slogdet's second result)",
 )
@@ -485,5 +673,6 @@ defop(
     lambda x: np.asarray(np.linalg.slogdet(x)[0]),
     arity=1,
     differentiable=False,
+    batch=batch_leading,
     doc="sign of det of each (..., n, n) matrix, -1, 0 or 1 (np.linalg.slogdet's first result)",
 )

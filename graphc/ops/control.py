@@ -40,8 +40,9 @@ from graphc.ir import (
     map_nodes,
     toposort,
 )
+from graphc.ops.batching import at, front, moveaxis, node_of
 from graphc.ops.interp import evaluate
-from graphc.ops.registry import Kind, apply, defop
+from graphc.ops.registry import Kind, apply, bind, defop
 
 
 def _types(avals: Any) -> str:
@@ -178,6 +179,7 @@ defop(
     jvp=lambda *a, **k: _scan_jvp(*a, **k),
     prune=_scan_prune,
     regions=True,
+    batch=lambda *a, **k: _scan_batch(*a, **k),
     doc="a loop over the leading axis of its sequences: the body maps (consts, carry, x[t]) to "
     "(carry, y[t]); results: the final carry, then the ys stacked",
 )
@@ -271,6 +273,7 @@ defop(
     jvp=lambda *a, **k: _while_jvp(*a, **k),
     prune=_while_prune,
     regions=True,
+    batch=lambda *a, **k: _while_batch(*a, **k),
     doc="a loop that runs its body over the carry while its condition holds",
 )
 
@@ -333,6 +336,7 @@ defop(
     jvp=lambda *a, **k: _cond_jvp(*a, **k),
     prune=_cond_prune,
     regions=True,
+    batch=lambda *a, **k: _cond_batch(*a, **k),
     doc="runs the branch its index picks (bool: branches[1] when true; int: clamped)",
 )
 
@@ -767,6 +771,173 @@ def _cond_vjp(cts, out, index, *xs, ad, branches):
     return tuple(none)
 
 
+# ---------------------------------------------------------------------------------------------
+# batching (vmap)
+#
+# The rules get `bt`, the batching pass's context: `bt.batch(graph, in_batched, out_batched)`
+# batches a region whose batched inputs and outputs carry the batch axis first. Which carries
+# are batched is a fixed point, as for derivatives: a carry the body computes from a batched
+# value is batched from the start.
+
+
+def _marks(dims: Any) -> list[bool]:
+    return [d is not None for d in dims]
+
+
+def _carry_fixed_point(bt: Any, body: Graph, first: int, n_carry: int, ins: list[bool]) -> list:
+    """The body's inputs marked batched, grown by every carry the body's batched values reach,
+    to a fixed point."""
+    ins = list(ins)
+    while True:
+        _, outs = bt.batch(body, ins)
+        grown = list(ins)
+        for k in range(n_carry):
+            grown[first + k] = grown[first + k] or outs[k]
+        if grown == ins:
+            return ins
+        ins = grown
+
+
+def _scan_batch(bt, dims, *ops, body, n_consts, n_carry, length, reverse, remat=False):
+    """A batched scan is one scan over batched steps: batched consts and carries carry the
+    batch axis first, batched sequences second (so that each step's slice has it first), and
+    the stacked ys have it second."""
+    ins = _carry_fixed_point(bt, body, n_consts, n_carry, _marks(dims))
+    _, natural = bt.batch(body, ins)
+    new_body, outs = bt.batch(body, ins, ins[n_consts : n_consts + n_carry] + natural[n_carry:])
+    operands = []
+    for k, (x, d) in enumerate(zip(ops, dims, strict=True)):
+        if k >= n_consts + n_carry:
+            operands.append(x if d is None else moveaxis(x, d, 1))
+        elif ins[k]:
+            operands.append(at(x, d, 0, bt.size))
+        else:
+            operands.append(x)
+    attrs = {
+        "body": new_body,
+        "n_consts": n_consts,
+        "n_carry": n_carry,
+        "length": length,
+        "reverse": reverse,
+        **({"remat": True} if remat else {}),
+    }
+    res = _projs(apply("scan", [node_of(x) for x in operands], attrs, bt.node.meta))
+    out_dims = [0 if b else None for b in outs[:n_carry]]
+    out_dims += [1 if b else None for b in outs[n_carry:]]
+    return res, out_dims
+
+
+def _rank_mask(p: Any, rank: int) -> Any:
+    """A per-example boolean (B,) shaped (B, 1, ..., 1) to select among values of `rank`
+    per-example axes."""
+    return p if rank == 0 else bind("reshape", p, shape=(p.shape[0],) + (1,) * rank)
+
+
+def _while_batch(bt, dims, *ops, cond, body, n_cond_consts, n_body_consts, max_trips):
+    """With a condition the same for all examples, one loop over batched carries. With a
+    condition per example, the loop runs while any example's holds, and a trip changes only
+    the carries of the examples whose condition still holds (the others keep their values)."""
+    nc, nb = n_cond_consts, n_body_consts
+    ncar = len(body.outputs)
+    marks = _marks(dims)
+    c_marks, b_marks, carry = marks[:nc], marks[nc : nc + nb], marks[nc + nb :]
+    carry = _carry_fixed_point(bt, body, nb, ncar, b_marks + carry)[nb:]
+    _, (per_example,) = bt.batch(cond, c_marks + carry)
+    if per_example:
+        carry = [True] * ncar  # every carry may stop changing at its own trip
+    cconsts = [front(x, d) for x, d in zip(ops[:nc], dims[:nc], strict=True)]
+    bconsts = [front(x, d) for x, d in zip(ops[nc : nc + nb], dims[nc : nc + nb], strict=True)]
+    init = [
+        at(x, d, 0, bt.size) if c else x
+        for x, d, c in zip(ops[nc + nb :], dims[nc + nb :], carry, strict=True)
+    ]
+    meta = bt.node.meta
+    if not per_example:
+        new_cond, _ = bt.batch(cond, c_marks + carry, [False])
+        new_body, _ = bt.batch(body, b_marks + carry, carry)
+        attrs = {
+            "cond": new_cond,
+            "body": new_body,
+            "n_cond_consts": nc,
+            "n_body_consts": nb,
+            "max_trips": max_trips,
+        }
+        operands = [node_of(x) for x in cconsts + bconsts + init]
+        res = _projs(apply("while_loop", operands, attrs, meta))
+        return res, [0 if c else None for c in carry]
+    b_cond, _ = bt.batch(cond, c_marks + carry, [True])
+    b_body, _ = bt.batch(body, b_marks + carry, carry)
+    # the condition: does any example still run
+    c_in = [make_input(i.aval) for i in b_cond.inputs]  # type: ignore[arg-type]
+    (p,) = inline(b_cond, c_in)
+    any_cond = Graph(c_in, [apply("reduce_max", [p], {"axes": (0,), "keepdims": False}, meta)])
+    # the step: the body's new carry where an example still runs, its old one elsewhere
+    cc_in = [make_input(i.aval) for i in b_cond.inputs[:nc]]  # type: ignore[arg-type]
+    bc_in = [make_input(i.aval) for i in b_body.inputs[:nb]]  # type: ignore[arg-type]
+    car_in = [make_input(i.aval) for i in b_body.inputs[nb:]]  # type: ignore[arg-type]
+    (p,) = inline(b_cond, cc_in + car_in)
+    new = inline(b_body, bc_in + car_in)
+    step = []
+    for old, upd in zip(car_in, new, strict=True):
+        rank = len(old.aval.shape) - 1  # type: ignore[union-attr]
+        mask = p if rank == 0 else apply("reshape", [p], {"shape": (bt.size,) + (1,) * rank}, meta)
+        step.append(apply("where", [mask, upd, old], None, meta))
+    attrs = {
+        "cond": any_cond,
+        "body": Graph(cc_in + bc_in + car_in, step),
+        "n_cond_consts": nc,
+        "n_body_consts": nc + nb,
+        "max_trips": max_trips,
+    }
+    operands = [node_of(x) for x in cconsts + cconsts + bconsts + init]
+    res = _projs(apply("while_loop", operands, attrs, meta))
+    return res, [0] * ncar
+
+
+def _cond_batch(bt, dims, index, *ops, branches):
+    """With one index for all examples, one `cond` of batched branches. With an index per
+    example, every branch runs on the whole batch and each example takes its branch's results
+    (a select, as JAX does): both sides are computed."""
+    di, marks = dims[0], _marks(dims[1:])
+    args = [front(x, d) for x, d in zip(ops, dims[1:], strict=True)]
+    nout = len(branches[0].outputs)
+    meta = bt.node.meta
+    if di is None:
+        outs = [False] * nout
+        for b in branches:
+            outs = [o or n for o, n in zip(outs, bt.batch(b, marks)[1], strict=True)]
+        new = tuple(bt.batch(b, marks, outs)[0] for b in branches)
+        operands = [node_of(index)] + [node_of(x) for x in args]
+        res = _projs(apply("cond", operands, {"branches": new}, meta))
+        return res, [0 if o else None for o in outs]
+    results = [bt.inline(bt.batch(b, marks, [True] * nout)[0], args) for b in branches]
+    idx = front(index, di)
+    n = len(branches)
+    if idx.dtype != np.bool_:
+        # clamped into range, as an unbatched index is
+        lo, hi = np.zeros((), idx.dtype), np.asarray(n - 1, idx.dtype)
+        idx = bind("maximum", bind("minimum", idx, hi), lo)
+    out = []
+    for m in range(nout):
+        rank = len(branches[0].outputs[m].aval.shape)  # type: ignore[union-attr]
+        if idx.dtype == np.bool_:
+            v = bind("where", _rank_mask(idx, rank), results[1][m], results[0][m])
+        else:
+            v = results[0][m]
+            for k in range(1, n):
+                pick = _rank_mask(bind("eq", idx, np.asarray(k, idx.dtype)), rank)
+                v = bind("where", pick, results[k][m], v)
+        out.append(v)
+    return out, [0] * nout
+
+
+def _check_batch(bt, dims, pred, x, *, message):
+    # the check fails when it fails for any example
+    if dims[0] is not None:
+        pred = bind("reduce_max", pred, axes=(dims[0],), keepdims=False)
+    return bind("check", pred, x, message=message), dims[1]
+
+
 # -- check -------------------------------------------------------------------------------------
 
 
@@ -790,5 +961,6 @@ defop(
     arity=2,
     vjp=lambda g, out, pred, x, *, message: (None, g),
     jvp=lambda ts, out, pred, x, *, message: ts[1],
+    batch=_check_batch,
     doc="x, after checking at run time that `pred` is false (else an error with `message`)",
 )

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import Aval, Graph, GraphcError, Node, ShapeError, TupleAval
+from graphc.ir import Aval, Graph, GraphcError, Node, ShapeError, TupleAval, make_input
+from graphc.ops.batching import batch_elementwise, front, node_of
 from graphc.ops.control import _projs, _zeros, inline
 from graphc.ops.interp import evaluate
 from graphc.ops.registry import Kind, Tape, Template, apply, defop
@@ -117,6 +118,25 @@ def _jvp_call_vjp(cts, out, *xs, ad, fun, jvp, n_args):
     return tuple(grads)
 
 
+def _jvp_call_batch(bt, dims, *xs, fun, jvp, n_args):
+    """Both the function and its rule batched alike: a tangent carries the batch where its
+    value does, so the rule's tangents in and out are batched as the values are."""
+    marks = [d is not None for d in dims]
+    args, closed = marks[:n_args], marks[n_args:]
+    nout = len(fun.outputs)
+    outs = bt.batch(fun, marks)[1]
+    natural = bt.batch(jvp, args + args + closed)[1]
+    outs = [a or b or c for a, b, c in zip(outs, natural[:nout], natural[nout:], strict=True)]
+    attrs = {
+        "fun": bt.batch(fun, marks, outs)[0],
+        "jvp": bt.batch(jvp, args + args + closed, outs + outs)[0],
+        "n_args": n_args,
+    }
+    operands = [node_of(front(x, d)) for x, d in zip(xs, dims, strict=True)]
+    res = _projs(apply("custom_jvp_call", operands, attrs, bt.node.meta))
+    return res, [0 if o else None for o in outs]
+
+
 defop(
     "custom_jvp_call",
     Kind.OTHER,
@@ -125,6 +145,7 @@ defop(
     vjp=lambda *a, **k: _jvp_call_vjp(*a, **k),
     jvp=lambda *a, **k: _jvp_call_jvp(*a, **k),
     inline=lambda n: inline(n.attrs["fun"], list(n.inputs)),
+    batch=_jvp_call_batch,
     doc="a function with a user JVP rule (graphc.custom_jvp): fun computes, jvp differentiates",
 )
 
@@ -178,6 +199,44 @@ def _vjp_call_vjp(cts, out, *xs, ad, fun, fwd, bwd, n_args, n_res):
     return tuple(grads)
 
 
+def _vjp_call_batch(bt, dims, *xs, fun, fwd, bwd, n_args, n_res):
+    """The function and both rules batched alike. The backward rule gives each argument's
+    cotangent batched as the argument is: an argument shared by all examples gets the sum of
+    the examples' cotangents (it feeds all of them)."""
+    marks = [d is not None for d in dims]
+    nout = len(fun.outputs)
+    f_out = bt.batch(fun, marks)[1]
+    fw_out = bt.batch(fwd, marks)[1]
+    outs = [a or b for a, b in zip(f_out, fw_out[:nout], strict=True)]
+    res = fw_out[nout:]
+    closed = marks[n_args:]
+    floats = [k for k in range(n_args) if fun.inputs[k].aval.dtype.kind == "f"]  # type: ignore[union-attr]
+    b_marks = res + outs + closed
+    natural = bt.batch(bwd, b_marks)[1]
+    want = [natural[j] or marks[k] for j, k in enumerate(floats)]
+    b_graph = bt.batch(bwd, b_marks, want)[0]
+    # the cotangents of shared arguments: summed over the examples
+    ins = [make_input(i.aval) for i in b_graph.inputs]  # type: ignore[arg-type]
+    cts = inline(b_graph, ins)
+    meta = bt.node.meta
+    cts = [
+        apply("reduce_sum", [c], {"axes": (0,), "keepdims": False}, meta)
+        if w and not marks[k]
+        else c
+        for c, w, k in zip(cts, want, floats, strict=True)
+    ]
+    attrs = {
+        "fun": bt.batch(fun, marks, outs)[0],
+        "fwd": bt.batch(fwd, marks, outs + res)[0],
+        "bwd": Graph(ins, cts),
+        "n_args": n_args,
+        "n_res": n_res,
+    }
+    operands = [node_of(front(x, d)) for x, d in zip(xs, dims, strict=True)]
+    out = _projs(apply("custom_vjp_call", operands, attrs, meta))
+    return out, [0 if o else None for o in outs]
+
+
 defop(
     "custom_vjp_call",
     Kind.OTHER,
@@ -186,6 +245,7 @@ defop(
     vjp=lambda *a, **k: _vjp_call_vjp(*a, **k),
     jvp=lambda *a, **k: _vjp_call_jvp(*a, **k),
     inline=lambda n: inline(n.attrs["fun"], list(n.inputs)),
+    batch=_vjp_call_batch,
     doc="a function with user forward and backward rules (graphc.custom_vjp)",
 )
 
@@ -209,6 +269,7 @@ defop(
     jvp=_refuse_again,
     lowering=Template("{0}"),
     tape=Tape.COPY,
+    batch=batch_elementwise,
     doc="x, whose derivative is an error: what a custom_vjp rule's backward returns",
 )
 
@@ -272,6 +333,15 @@ def _checkpoint_prune(n: Node, used: set[int]) -> tuple[Node, dict[int, int]] | 
     }
 
 
+def _checkpoint_batch(bt, dims, *xs, body):
+    # a checkpoint of the batched body: recomputed in the backward pass all the same
+    marks = [d is not None for d in dims]
+    g, outs = bt.batch(body, marks)
+    operands = [node_of(front(x, d)) for x, d in zip(xs, dims, strict=True)]
+    res = _projs(apply("checkpoint", operands, {"body": g}, bt.node.meta))
+    return res, [0 if o else None for o in outs]
+
+
 defop(
     "checkpoint",
     Kind.OTHER,
@@ -281,5 +351,6 @@ defop(
     jvp=lambda *a, **k: _checkpoint_jvp(*a, **k),
     prune=_checkpoint_prune,
     inline=lambda n: inline(n.attrs["body"], list(n.inputs)),
+    batch=_checkpoint_batch,
     doc="its body's values, recomputed in the backward pass rather than kept (remat)",
 )

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from graphc.ir import Aval, DTypeError, GraphcError, ShapeError
+from graphc.ops.batching import batch_leading
 from graphc.ops.registry import Kind, bind, defop
 
 
@@ -154,6 +155,7 @@ defop(
     arity=1,
     vjp=_svd_vjp,
     jvp=_svd_jvp,
+    batch=batch_leading,
     doc="singular value decomposition of each (..., m, n) matrix as in np.linalg.svd: U, s and "
     "Vh flattened and joined on a last axis; gradients need distinct singular values",
 )
@@ -245,6 +247,7 @@ defop(
     arity=1,
     vjp=_eigh_vjp,
     jvp=_eigh_jvp,
+    batch=batch_leading,
     doc="eigenvalues (ascending) and eigenvectors of each symmetric (..., n, n) matrix, read "
     "from one triangle as np.linalg.eigh, joined on a last axis; eigenvector gradients need "
     "distinct eigenvalues",
@@ -292,6 +295,7 @@ defop(
     arity=1,
     vjp=_cholesky_vjp,
     jvp=_cholesky_jvp,
+    batch=batch_leading,
     doc="lower Cholesky factor of each symmetric positive definite (..., n, n) matrix, read "
     "from its lower triangle as np.linalg.cholesky",
 )
@@ -381,6 +385,7 @@ defop(
     arity=1,
     vjp=_qr_vjp,
     jvp=_qr_jvp,
+    batch=batch_leading,
     doc="QR factorisation of each (..., m, n) matrix as np.linalg.qr: Q and R joined on a last "
     "axis; gradients for mode='reduced' with m >= n",
 )

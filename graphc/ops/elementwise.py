@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from graphc.ir import Aval, DTypeError, as_dtype
+from graphc.ops.batching import batch_elementwise
 from graphc.ops.registry import (
     Emitter,
     Facts,
@@ -67,7 +68,8 @@ def unary(
     doc: str = "",
     **kw: Any,
 ) -> None:
-    """Register a unary elementwise op; `deriv(x, out)` gives both gradient rules at once."""
+    """Register a unary elementwise op; `deriv(x, out)` gives both gradient rules at once.
+    Its batching rule is the elementwise one."""
     if deriv is not None:
         vjp = vjp or (lambda g, out, x: (g * deriv(x, out),))
         jvp = jvp or (lambda ts, out, x: ts[0] * deriv(x, out))
@@ -81,6 +83,7 @@ def unary(
         jvp=jvp,
         differentiable=differentiable,
         doc=doc,
+        batch=batch_elementwise,
         **kw,
     )
 
@@ -444,6 +447,7 @@ defop(
         lambda e, n, x: f"np.isfinite({x})" if n.inputs[0].dtype.kind == "f" else "True"
     ),
     tape=Tape.MATH,
+    batch=batch_elementwise,
 )
 defop(
     "logical_not",
@@ -455,6 +459,7 @@ defop(
     differentiable=False,
     lowering=Template("(not {0})"),
     tape=Tape.LOGIC,
+    batch=batch_elementwise,
 )
 
 
@@ -486,6 +491,7 @@ defop(
     facts=Facts(linear=True),
     lowering=Emitter(lambda e, n, x: e.cast(x, n.inputs[0].dtype, n.dtype)),
     tape=Tape.COPY,
+    batch=batch_elementwise,
 )
 
 
@@ -526,6 +532,7 @@ defop(
     lowering=Emitter(lambda e, node, x: e.integer_pow(x, node.attrs["n"], node.dtype)),
     doc="x ** n for a fixed integer n (what `x ** 2` traces to)",
     tape=Tape.OWN,
+    batch=batch_elementwise,
 )
 
 
@@ -561,6 +568,8 @@ def binary(
     doc: str = "",
     **kw: Any,
 ) -> None:
+    """Register a binary elementwise op (NumPy broadcasting, equal dtypes); its batching rule
+    is the elementwise one."""
     defop(
         name,
         Kind.ELEMENTWISE,
@@ -571,6 +580,7 @@ def binary(
         jvp=jvp,
         differentiable=differentiable,
         doc=doc,
+        batch=batch_elementwise,
         **kw,
     )
 
@@ -937,4 +947,5 @@ defop(
     jvp=_where_jvp,
     doc="c ? x : y; the untaken branch gets an exactly zero gradient, even where it is not finite",
     tape=Tape.OWN,
+    batch=batch_elementwise,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.ir import Aval, DTypeError, ShapeError
+from graphc.ops.batching import batch_axis_attr, batched_axis, front
 from graphc.ops.registry import Dedicated, Facts, Kind, bind, defop, norm_axes, reduced_shape
 
 
@@ -77,6 +78,15 @@ def _prod_jvp(ts, out, x, *, axes, keepdims=False):
     )
 
 
+def _reduce_batch(bt, dims, x, *, axes, keepdims=False):
+    # the same axes, numbered around the batch axis, which stays (moved left past the
+    # reduced axes before it that are dropped)
+    d = dims[0]
+    new_axes = tuple(batched_axis(a, d) for a in axes)
+    out_d = d if keepdims else d - sum(1 for a in axes if a < d)
+    return bind(bt.node.op, x, axes=new_axes, keepdims=keepdims), out_d
+
+
 def _np_reduce(fn):
     return lambda x, *, axes, keepdims=False: np.asarray(fn(x, axis=axes, keepdims=keepdims))
 
@@ -87,6 +97,7 @@ defop(
     _reduce_rule("reduce_sum"),
     _np_reduce(np.sum),
     arity=1,
+    batch=_reduce_batch,
     vjp=_sum_vjp,
     jvp=_sum_jvp,
     doc="sum over axes",
@@ -99,6 +110,7 @@ defop(
     _reduce_rule("reduce_max"),
     _np_reduce(np.max),
     arity=1,
+    batch=_reduce_batch,
     vjp=_extremum_vjp,
     jvp=_extremum_jvp,
     doc="max over axes; ties share the gradient",
@@ -111,6 +123,7 @@ defop(
     _reduce_rule("reduce_min"),
     _np_reduce(np.min),
     arity=1,
+    batch=_reduce_batch,
     vjp=_extremum_vjp,
     jvp=_extremum_jvp,
     doc="min over axes; ties share the gradient",
@@ -123,6 +136,7 @@ defop(
     _reduce_rule("reduce_prod"),
     _np_reduce(np.prod),
     arity=1,
+    batch=_reduce_batch,
     vjp=_prod_vjp,
     jvp=_prod_jvp,
     doc="product over axes; exact gradient with zeros",
@@ -154,6 +168,20 @@ def _np_arg(fn):
     return impl
 
 
+def _arg_batch(bt, dims, x, *, axis, keepdims=False):
+    d = dims[0]
+    if axis is None:
+        # the index into each example's flattened array
+        x = front(x, d)
+        flat = bind("reshape", x, shape=(bt.size, int(np.prod(x.shape[1:], dtype=np.int64))))
+        out = bind(bt.node.op, flat, axis=1, keepdims=False)
+        if keepdims:
+            out = bind("reshape", out, shape=(bt.size,) + (1,) * (x.ndim - 1))
+        return out, 0
+    out_d = d - 1 if not keepdims and axis < d else d
+    return bind(bt.node.op, x, axis=batched_axis(axis, d), keepdims=keepdims), out_d
+
+
 defop(
     "argmax",
     Kind.REDUCTION,
@@ -162,6 +190,7 @@ defop(
     arity=1,
     differentiable=False,
     doc="index of the first maximum (flattened when axis is None)",
+    batch=_arg_batch,
 )
 defop(
     "argmin",
@@ -171,6 +200,7 @@ defop(
     arity=1,
     differentiable=False,
     doc="index of the first minimum (flattened when axis is None)",
+    batch=_arg_batch,
 )
 
 
@@ -202,6 +232,7 @@ defop(
     vjp=lambda g, out, x, *, axis: (_rev_cumsum(g, axis),),
     jvp=lambda ts, out, x, *, axis: bind("cumsum", ts[0], axis=axis),
     lowering=Dedicated("cumsum"),
+    batch=batch_axis_attr("axis"),
     facts=Facts(linear=True),
     doc="running sums along axis; its gradient is the reversed running sum of the cotangent",
 )
@@ -259,6 +290,7 @@ defop(
     vjp=_cumprod_vjp,
     jvp=_cumprod_jvp,
     lowering=Dedicated("cumprod"),
+    batch=batch_axis_attr("axis"),
     doc="running products along axis; gradients by recurrences of products (exact at zeros, "
     "no division)",
 )
@@ -278,6 +310,7 @@ defop(
     arity=1,
     differentiable=False,
     lowering=Dedicated("argsort"),
+    batch=batch_axis_attr("axis"),
     doc="indices that sort x along axis (stable: ties keep their order; NaNs last); "
     "np.sort gathers with them, so its gradient follows the permutation",
 )

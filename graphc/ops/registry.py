@@ -161,6 +161,13 @@ class OpDef:
                                          function with custom derivatives): the region's
                                          computation spliced into the enclosing graph, which
                                          the `inline` pass does before fusion
+    batch(bt, dims, *xs, **attrs) -> (value, dim) | (values, dims)
+                                         the batching rule (vmap): the op applied to operands
+                                         that carry a batch axis at dims[k] (None: unbatched),
+                                         built from graph ops, and where the result's batch
+                                         axis is (lists for several results); `bt` is the
+                                         batching pass's context (graphc/ops/batching.py).
+                                         None: vmap runs the op in a loop over the batch
     """
 
     name: str
@@ -180,6 +187,7 @@ class OpDef:
     prune: Callable[[Node, set[int]], tuple[Node, dict[int, int]] | None] | None = None
     regions: bool = False
     inline: Callable[[Node], list[Node]] | None = None
+    batch: Callable[..., tuple] | None = None
 
     def __post_init__(self) -> None:
         if self.fusion is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.ir import Aval, ShapeError
+from graphc.ops.batching import at, batched_axis, front, iota, lift, moveaxis
 from graphc.ops.registry import (
     Dedicated,
     Facts,
@@ -46,6 +47,15 @@ def sum_to_shape(g, shape: tuple[int, ...]):
 # -- reshape ---------------------------------------------------------------------------------
 
 
+def _reshape_batch(bt, dims, x, *, shape):
+    d, old = dims[0], bt.node.inputs[0].aval.shape
+    if tuple(old[:d]) == tuple(shape[:d]):
+        # the axes before the batch axis are kept: each example's trailing block is reshaped
+        # in place (a view; what the tracer's 1-d matmul operands and results do)
+        return bind("reshape", x, shape=(*shape[:d], bt.size, *shape[d:])), d
+    return bind("reshape", front(x, d), shape=(bt.size, *shape)), 0
+
+
 def _reshape_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:
     shape = tuple(shape)
     if any(s < 0 for s in shape) or int(np.prod(shape, dtype=np.int64)) != x.size:
@@ -62,6 +72,7 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, shape: (np.reshape(g, x.shape),),
     jvp=lambda ts, out, x, *, shape: np.reshape(ts[0], shape),
+    batch=_reshape_batch,
     facts=Facts(
         linear=True, value_preserving=True, non_negative_if_operands=True, finite_if_operands=True
     ),
@@ -77,6 +88,12 @@ def _transpose_rule(x: Aval, *, perm: tuple[int, ...]) -> Aval:
     return Aval(tuple(x.shape[p] for p in perm), x.dtype)
 
 
+def _transpose_batch(bt, dims, x, *, perm):
+    # the batch axis goes first, the others follow the permutation: one transpose
+    d = dims[0]
+    return bind("transpose", x, perm=(d, *(batched_axis(p, d) for p in perm))), 0
+
+
 defop(
     "transpose",
     Kind.SHAPE,
@@ -86,6 +103,7 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, perm: (np.transpose(g, tuple(np.argsort(perm))),),
     jvp=lambda ts, out, x, *, perm: np.transpose(ts[0], perm),
+    batch=_transpose_batch,
     facts=Facts(
         linear=True, value_preserving=True, non_negative_if_operands=True, finite_if_operands=True
     ),
@@ -102,6 +120,11 @@ def _broadcast_rule(x: Aval, *, shape: tuple[int, ...]) -> Aval:
     return Aval(shape, x.dtype)
 
 
+def _broadcast_batch(bt, dims, x, *, shape):
+    x = lift(front(x, dims[0]), len(shape))
+    return bind("broadcast_to", x, shape=(bt.size, *shape)), 0
+
+
 defop(
     "broadcast_to",
     Kind.SHAPE,
@@ -111,6 +134,7 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, shape: (sum_to_shape(g, x.shape),),
     jvp=lambda ts, out, x, *, shape: np.broadcast_to(ts[0], shape),
+    batch=_broadcast_batch,
     facts=Facts(
         linear=True,
         value_preserving=True,
@@ -151,6 +175,15 @@ def _slice_vjp(g, out, x, *, start, stop, step):
     return (bind("pad", g, pads=tuple(pads), value=0.0),)
 
 
+def _slice_batch(bt, dims, x, *, start, stop, step):
+    d = dims[0]
+
+    def put(t: tuple, v: int) -> tuple:
+        return (*t[:d], v, *t[d:])
+
+    return bind("slice", x, start=put(start, 0), stop=put(stop, bt.size), step=put(step, 1)), d
+
+
 defop(
     "slice",
     Kind.SHAPE,
@@ -159,6 +192,7 @@ defop(
     arity=1,
     vjp=_slice_vjp,
     jvp=lambda ts, out, x, **a: bind("slice", ts[0], **a),
+    batch=_slice_batch,
     facts=Facts(linear=True, non_negative_if_operands=True, finite_if_operands=True),
     doc="x[start:stop:step] on every axis (positive steps; negative ones trace as flip)",
 )
@@ -202,6 +236,11 @@ def _pad_vjp(g, out, x, *, pads, value=0.0):
     )
 
 
+def _pad_batch(bt, dims, x, *, pads, value=0.0):
+    d = dims[0]
+    return bind("pad", x, pads=(*pads[:d], (0, 0, 0), *pads[d:]), value=value), d
+
+
 defop(
     "pad",
     Kind.SHAPE,
@@ -210,6 +249,7 @@ defop(
     arity=1,
     vjp=_pad_vjp,
     jvp=lambda ts, out, x, *, pads, value=0.0: bind("pad", ts[0], pads=pads, value=0.0),
+    batch=_pad_batch,
     doc="pad each axis with (low, high, interior) copies of value",
 )
 
@@ -251,6 +291,12 @@ def _concat_jvp(ts, out, *xs, axis):
     return bind("concatenate", *parts, axis=axis)
 
 
+def _concat_batch(bt, dims, *xs, axis):
+    # every operand needs the batch: unbatched ones are repeated along it
+    moved = [at(x, d, 0, bt.size) for x, d in zip(xs, dims, strict=True)]
+    return bind("concatenate", *moved, axis=axis + 1), 0
+
+
 defop(
     "concatenate",
     Kind.SHAPE,
@@ -259,6 +305,7 @@ defop(
     doc="operands joined along axis",
     vjp=_concat_vjp,
     jvp=_concat_jvp,
+    batch=_concat_batch,
     facts=Facts(linear=True, non_negative_if_operands=True, finite_if_operands=True),
 )
 
@@ -267,6 +314,11 @@ def _flip_rule(x: Aval, *, axes: tuple[int, ...]) -> Aval:
     if any(not 0 <= a < x.ndim for a in axes):
         raise ShapeError(f"flip: axes {axes} out of range for {x}")
     return x
+
+
+def _flip_batch(bt, dims, x, *, axes):
+    d = dims[0]
+    return bind("flip", x, axes=tuple(batched_axis(a, d) for a in axes)), d
 
 
 defop(
@@ -278,6 +330,7 @@ defop(
     arity=1,
     vjp=lambda g, out, x, *, axes: (np.flip(g, axes),),
     jvp=lambda ts, out, x, *, axes: np.flip(ts[0], axes),
+    batch=_flip_batch,
     facts=Facts(linear=True, non_negative_if_operands=True, finite_if_operands=True),
 )
 
@@ -322,6 +375,38 @@ def _scatter_impl(u, *idx, axis, shape):
     return out
 
 
+def _batched_indices(idx, dims, rank: int) -> list:
+    """Index arrays with their batch axis first, lined up with a broadcast of `rank` axes."""
+    return [i if d is None else lift(front(i, d), rank) for i, d in zip(idx, dims, strict=True)]
+
+
+def _gather_batch(bt, dims, x, *idx, axis):
+    dx, di = dims[0], dims[1:]
+    if all(d is None for d in di):
+        # the same positions in every example: the batch axis is one more leading axis
+        return bind("gather", front(x, dx), *idx, axis=axis + 1), 0
+    rank = len(bt.node.shape) - (bt.node.inputs[0].aval.ndim - len(idx))  # indices' broadcast
+    idx = _batched_indices(idx, di, rank)
+    if dx is None:
+        return bind("gather", x, *idx, axis=axis), axis
+    # each example reads its own x: its batch axis is indexed too, by the example's number
+    x = moveaxis(x, dx, axis)
+    return bind("gather", x, iota(bt.size, rank), *idx, axis=axis), axis
+
+
+def _scatter_batch(bt, dims, u, *idx, axis, shape):
+    du, di = dims[0], dims[1:]
+    if all(d is None for d in di):
+        return bind("scatter_add", front(u, du), *idx, axis=axis + 1, shape=(bt.size, *shape)), 0
+    # the transpose of the gather above: the batch axis of the result is indexed by the
+    # example's number, so examples never add into each other's rows
+    rank = bt.node.inputs[0].aval.ndim - (len(shape) - len(idx))
+    idx = _batched_indices(idx, di, rank)
+    u = at(u, du, axis, bt.size)
+    out_shape = (*shape[:axis], bt.size, *shape[axis:])
+    return bind("scatter_add", u, iota(bt.size, rank), *idx, axis=axis, shape=out_shape), axis
+
+
 defop(
     "gather",
     Kind.OTHER,
@@ -330,6 +415,7 @@ defop(
     lowering=Dedicated("gather"),
     vjp=_gather_vjp,
     jvp=lambda ts, out, x, *idx, axis: bind("gather", ts[0], *idx, axis=axis),
+    batch=_gather_batch,
     doc="x[:, ..., i1, i2, ...] with k integer arrays (broadcast together) at axes "
     "axis..axis+k-1; covers np.take and x[np.arange(n), labels]",
 )
@@ -345,5 +431,6 @@ defop(
     jvp=lambda ts, out, u, *idx, axis, shape: bind(
         "scatter_add", ts[0], *idx, axis=axis, shape=shape
     ),
+    batch=_scatter_batch,
     doc="zeros(shape) with u added at the gathered positions (repeated indices accumulate)",
 )

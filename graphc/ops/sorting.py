@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.ir import Aval, DTypeError, ShapeError
-from graphc.ops.registry import Kind, defop
+from graphc.ops.registry import Kind, bind, defop
 
 
 def _searchsorted_rule(a: Aval, v: Aval, *, side: str) -> Aval:
@@ -25,6 +25,13 @@ def _searchsorted_rule(a: Aval, v: Aval, *, side: str) -> Aval:
     return Aval(v.shape, np.dtype(np.int64))
 
 
+def _searchsorted_batch(bt, dims, a, v, *, side):
+    if dims[0] is not None:
+        # one sorted array per example: no single binary search serves them all
+        return bt.loop("a sorted array per example")
+    return bind("searchsorted", a, v, side=side), dims[1]
+
+
 defop(
     "searchsorted",
     Kind.OTHER,
@@ -32,5 +39,6 @@ defop(
     lambda a, v, *, side: np.asarray(np.searchsorted(a, v, side=side), dtype=np.int64),
     arity=2,
     differentiable=False,
+    batch=_searchsorted_batch,
     doc="indices where v's elements would be inserted to keep the 1-d array a sorted",
 )

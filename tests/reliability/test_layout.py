@@ -382,7 +382,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("graphc.api",),
     ("graphc",),  # the package's namespace: the public API
     ("graphc.stages",),
-    ("graphc.viz", "graphc.cli", "graphc.nn", "graphc.__main__"),
+    ("graphc.viz", "graphc.cli", "graphc.nn", "graphc.torch", "graphc.__main__"),
 ]
 # upward imports inside functions that load an optional heavy dependency on first use
 LAZY_UPWARD = {

@@ -188,6 +188,8 @@ class Program:
             while n % p == 0:
                 factors.append(p)
                 n //= p
+        if n > 1:  # a prime factor above the list's (17 = 8 + 8 + 1 concatenated)
+            factors.append(n)
         ndim = self.draw(st.integers(0 if x.size == 1 else 1, 3), label="new ndim")
         shape = [1] * ndim
         for f in factors:
